@@ -1,0 +1,391 @@
+//! switchboard-bench: throughput and end-to-end latency of a message broker.
+//!
+//! Protocol-independent parts: scenario names and topology (`scenario`), body
+//! timestamps and the latency histogram (`clock`), results and the comparison
+//! table (`report`), broker process watch (`procstat`). One module per
+//! protocol drives the broker: `amqp` (lapin) today; an `mqtt`, `stomp` or
+//! `sqs` module would take the same `RunSpec` and return a `ScenarioResult`,
+//! selected by the URL's scheme in `run_one`.
+
+mod amqp;
+mod clock;
+mod procstat;
+mod report;
+mod scenario;
+
+use anyhow::{Result, bail};
+use clap::Parser;
+use report::ScenarioResult;
+use scenario::{RunSpec, StopRule, Topology};
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+/// True once Ctrl-C was pressed: publishers stop, the run cleans up and exits.
+pub fn interrupted() -> bool {
+    INTERRUPTED.load(Ordering::Relaxed)
+}
+
+const SCENARIOS: &str = "\
+Scenarios:
+  q1-1        1 publisher -> 1 queue -> 1 consumer
+  qN-N        N publishers -> N queues -> N consumers, lane i = publisher i -> queue i -> consumer i (N = --n)
+  q<n>-<n>    the same with N given in the name, e.g. q8-8
+  fanout-K    1 publisher -> fanout exchange -> K queues, one consumer each (K = --k)
+  fanout-<k>  the same with K given in the name, e.g. fanout-16
+
+Each message body starts with an 8-byte send timestamp; the consumer measures
+end-to-end latency from it. Publish rate = messages written (or, with --confirm,
+confirmed) / time to the last one; consume rate = deliveries (all consumers, so
+fanout-K counts every copy) / time to the last delivery. Without --rate the
+publishers go as fast as the broker lets them, so latency includes queueing:
+use --rate for latency at a fixed load.
+
+The tool declares its queues (durable with --persistent) and, for fanout, one
+exchange, named sb-bench-<pid>-<time>-<scenario>-*, and deletes them at the end.
+
+Examples:
+  switchboard-bench q1-1 qN-N fanout-4 -d 10
+  switchboard-bench q1-1 --confirm --persistent --url amqp://guest:guest@127.0.0.1:5672/%2f
+  switchboard-bench q1-1 --rate 1000 -d 5 --json
+  switchboard-bench --report results.jsonl --baseline rabbitmq --subject switchboard";
+
+#[derive(Parser, Debug)]
+#[command(name = "switchboard-bench", version, about = "Message broker load and latency benchmark", after_help = SCENARIOS)]
+struct Cli {
+    /// Scenarios to run, in order (see below).
+    #[arg(default_value = "q1-1")]
+    scenarios: Vec<String>,
+
+    /// Broker URL; the scheme picks the protocol (amqp:// only, for now).
+    #[arg(
+        long,
+        env = "SB_BENCH_URL",
+        default_value = "amqp://guest:guest@127.0.0.1:5672/%2f"
+    )]
+    url: String,
+
+    /// Seconds each publisher publishes [default: 10, unless --count is given].
+    #[arg(short = 'd', long, value_name = "SECS")]
+    duration: Option<f64>,
+
+    /// Messages each publisher publishes (with --duration too: whichever comes first).
+    #[arg(short = 'c', long, value_name = "N")]
+    count: Option<u64>,
+
+    /// Body size in bytes (at least 8: the timestamp).
+    #[arg(short = 's', long, default_value_t = 128, value_name = "BYTES")]
+    size: usize,
+
+    /// Publisher confirms, with at most --confirm-window unconfirmed messages per publisher.
+    #[arg(long)]
+    confirm: bool,
+
+    #[arg(long, default_value_t = 256, value_name = "N")]
+    confirm_window: usize,
+
+    /// delivery_mode 2 and durable queues (and exchange).
+    #[arg(long)]
+    persistent: bool,
+
+    /// Consumer prefetch (basic.qos); 0 = unlimited.
+    #[arg(long, default_value_t = 1000)]
+    prefetch: u16,
+
+    /// Acknowledge with multiple=true every N deliveries [default: min(100, prefetch/2)].
+    #[arg(long, value_name = "N")]
+    ack_every: Option<u64>,
+
+    /// Consume with no_ack (no acknowledgements; prefetch does not apply).
+    #[arg(long)]
+    auto_ack: bool,
+
+    /// N for qN-N.
+    #[arg(short = 'n', long = "n", default_value_t = 4)]
+    n: usize,
+
+    /// K for fanout-K.
+    #[arg(short = 'k', long = "k", default_value_t = 4)]
+    k: usize,
+
+    /// Limit each publisher to this many msgs/s (default: as fast as possible).
+    #[arg(long, value_name = "MSGS_PER_SEC")]
+    rate: Option<f64>,
+
+    /// Publishes handed to the client library before waiting for the oldest to be written.
+    #[arg(long, default_value_t = 64, value_name = "N")]
+    pipeline: usize,
+
+    /// Seconds consumers get, after the publishers stop, to receive the rest.
+    #[arg(long, default_value_t = 10.0, value_name = "SECS")]
+    drain_timeout: f64,
+
+    /// Print one JSON object per scenario (JSON Lines) instead of a text line.
+    #[arg(long)]
+    json: bool,
+
+    /// Tag results with the system under test (e.g. rabbitmq, switchboard).
+    #[arg(long)]
+    label: Option<String>,
+
+    /// Tag results with a case name for --report [default: the scenario name].
+    #[arg(long)]
+    case: Option<String>,
+
+    /// Sample this broker process's peak RSS and CPU time during each scenario (Linux).
+    #[arg(long, value_name = "PID")]
+    watch_pid: Option<u32>,
+
+    /// Seconds to pause between scenarios.
+    #[arg(long, default_value_t = 1.0, value_name = "SECS")]
+    pause: f64,
+
+    /// Do not run anything: read JSON lines from FILE and print a comparison table.
+    #[arg(long, value_name = "FILE")]
+    report: Option<String>,
+
+    /// With --report: the label the ratios divide by.
+    #[arg(long, default_value = "rabbitmq")]
+    baseline: String,
+
+    /// With --report: the label whose figures are divided.
+    #[arg(long, default_value = "switchboard")]
+    subject: String,
+}
+
+fn spec_for(cli: &Cli, topology: Topology, prefix: String) -> Result<RunSpec> {
+    if cli.size < clock::STAMP_LEN {
+        bail!(
+            "--size must be at least {} (the timestamp)",
+            clock::STAMP_LEN
+        );
+    }
+    let secs = |name: &str, v: f64| -> Result<Duration> {
+        if !v.is_finite() || v < 0.0 {
+            bail!("--{name} must be a non-negative number of seconds");
+        }
+        Ok(Duration::from_secs_f64(v))
+    };
+    let duration = match (cli.duration, cli.count) {
+        (None, None) => Some(Duration::from_secs(10)),
+        (d, _) => d.map(|d| secs("duration", d)).transpose()?,
+    };
+    if let Some(r) = cli.rate
+        && !(r.is_finite() && r > 0.0)
+    {
+        bail!("--rate must be positive");
+    }
+    let default_ack = if cli.prefetch > 0 {
+        (cli.prefetch as u64 / 2).clamp(1, 100)
+    } else {
+        100
+    };
+    let mut ack_every = cli.ack_every.unwrap_or(default_ack).max(1);
+    if cli.prefetch > 0 && ack_every > cli.prefetch as u64 {
+        eprintln!(
+            "note: --ack-every {ack_every} > --prefetch {}: using {}",
+            cli.prefetch, cli.prefetch
+        );
+        ack_every = cli.prefetch as u64;
+    }
+    Ok(RunSpec {
+        topology,
+        stop: StopRule {
+            duration,
+            count: cli.count,
+        },
+        size: cli.size,
+        confirm: cli.confirm,
+        confirm_window: cli.confirm_window.max(1),
+        persistent: cli.persistent,
+        prefetch: cli.prefetch,
+        ack_every,
+        auto_ack: cli.auto_ack,
+        rate: cli.rate,
+        pipeline: cli.pipeline.max(1),
+        drain_timeout: secs("drain-timeout", cli.drain_timeout)?,
+        prefix,
+    })
+}
+
+async fn run_one(url: &str, spec: &RunSpec) -> Result<ScenarioResult> {
+    let scheme = url
+        .split_once("://")
+        .map(|(s, _)| s.to_ascii_lowercase())
+        .unwrap_or_default();
+    match scheme.as_str() {
+        "amqp" | "amqps" => amqp::run(url, spec).await,
+        "mqtt" | "mqtts" | "stomp" | "stomp+ssl" | "http" | "https" => {
+            bail!("{scheme}:// scenarios are not implemented yet (add a module beside amqp.rs)")
+        }
+        _ => bail!("unsupported URL {url:?}: expected amqp://"),
+    }
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if let Some(path) = &cli.report {
+        return match report::compare_table(path, &cli.baseline, &cli.subject) {
+            Ok(t) => {
+                print!("{t}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    clock::origin();
+    tokio::spawn(async {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            eprintln!(
+                "interrupted: stopping and deleting this run's queues (Ctrl-C again to quit now)"
+            );
+            INTERRUPTED.store(true, Ordering::Relaxed);
+            if tokio::signal::ctrl_c().await.is_ok() {
+                std::process::exit(130);
+            }
+        }
+    });
+
+    let run_id = format!(
+        "sb-bench-{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis())
+            .unwrap_or(0)
+    );
+    let mut failed = false;
+    for (i, name) in cli.scenarios.iter().enumerate() {
+        if interrupted() {
+            break;
+        }
+        if i > 0 && cli.pause > 0.0 {
+            tokio::time::sleep(Duration::from_secs_f64(cli.pause)).await;
+        }
+        let topology = match Topology::parse(name, cli.n, cli.k) {
+            Ok(t) => t,
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                failed = true;
+                continue;
+            }
+        };
+        let spec = match spec_for(
+            &cli,
+            topology.clone(),
+            format!("{run_id}-{}", topology.name),
+        ) {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                return ExitCode::from(2);
+            }
+        };
+        let what = match (spec.stop.duration, spec.stop.count) {
+            (Some(d), None) => format!("{:.1} s", d.as_secs_f64()),
+            (None, Some(c)) => format!("{c} msgs/publisher"),
+            (Some(d), Some(c)) => format!("{c} msgs/publisher or {:.1} s", d.as_secs_f64()),
+            (None, None) => unreachable!(),
+        };
+        eprintln!(
+            "running {} against {} ({what})",
+            topology.name,
+            amqp::redact(&cli.url)
+        );
+        let watch = cli.watch_pid.map(procstat::Watch::start);
+        let self_before = procstat::sample(std::process::id());
+        let outcome = run_one(&cli.url, &spec).await;
+        let self_after = procstat::sample(std::process::id());
+        let watched = match (watch, cli.watch_pid) {
+            (Some(w), Some(pid)) => w.finish(pid).await,
+            _ => None,
+        };
+        let mut r = match outcome {
+            Ok(r) => r,
+            Err(e) => {
+                failed = true;
+                ScenarioResult {
+                    scenario: topology.name.clone(),
+                    size: spec.size,
+                    confirm: spec.confirm,
+                    persistent: spec.persistent,
+                    prefetch: spec.prefetch,
+                    auto_ack: spec.auto_ack,
+                    rate_limit: spec.rate,
+                    publishers: topology.publishers,
+                    queues: topology.queues,
+                    consumers: topology.consumers(),
+                    error: Some(format!("{e:#}")),
+                    ..Default::default()
+                }
+            }
+        };
+        if r.missing > 0 {
+            failed = true;
+        }
+        r.label = cli.label.clone();
+        r.case = cli.case.clone();
+        r.url = amqp::redact(&cli.url);
+        if r.protocol.is_empty() {
+            r.protocol = cli
+                .url
+                .split_once("://")
+                .map(|(s, _)| s.to_string())
+                .unwrap_or_default();
+        }
+        if let Some(w) = watched {
+            r.broker_rss_max_kb = Some(w.rss_max_kb);
+            r.broker_cpu_secs = Some((w.cpu_secs * 100.0).round() / 100.0);
+        }
+        if let (Some(a), Some(b)) = (self_before, self_after) {
+            r.client_cpu_secs =
+                Some(b.cpu_ticks.saturating_sub(a.cpu_ticks) as f64 / procstat::TICKS_PER_SEC);
+        }
+        if cli.json {
+            println!("{}", serde_json::to_string(&r).expect("results serialize"));
+        } else {
+            println!("{}", r.human_line());
+        }
+    }
+    if failed || interrupted() {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cli_parses() {
+        let cli = Cli::try_parse_from([
+            "x",
+            "q1-1",
+            "fanout-K",
+            "--confirm",
+            "-s",
+            "1024",
+            "-c",
+            "5",
+        ])
+        .unwrap();
+        let spec = spec_for(&cli, Topology::parse("q1-1", 4, 4).unwrap(), "p".into()).unwrap();
+        assert_eq!(spec.stop.count, Some(5));
+        assert!(spec.stop.duration.is_none());
+        assert_eq!(spec.ack_every, 100);
+        let cli = Cli::try_parse_from(["x", "--prefetch", "10"]).unwrap();
+        let spec = spec_for(&cli, Topology::parse("q1-1", 4, 4).unwrap(), "p".into()).unwrap();
+        assert_eq!(spec.stop.duration, Some(Duration::from_secs(10)));
+        assert_eq!(spec.ack_every, 5);
+        let cli = Cli::try_parse_from(["x", "-s", "4"]).unwrap();
+        assert!(spec_for(&cli, Topology::parse("q1-1", 4, 4).unwrap(), "p".into()).is_err());
+    }
+}

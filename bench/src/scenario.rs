@@ -1,0 +1,138 @@
+//! Scenario names and the topology they stand for. Protocol-independent: each
+//! protocol module maps a [`Topology`] onto its own objects (AMQP queues and a
+//! fanout exchange; later MQTT topics, STOMP destinations, SQS queues/SNS topics).
+
+use anyhow::{Result, bail};
+use std::time::Duration;
+
+/// How messages flow from publishers to consumers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Routing {
+    /// Publisher `i` sends straight to queue `i % queues`; one consumer per queue.
+    Direct,
+    /// Every publisher sends to one fanout point bound to all queues; one
+    /// consumer per queue, so each message is delivered `queues` times.
+    Fanout,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Topology {
+    /// The name as given on the command line, with N/K resolved (e.g. `q4-4`).
+    pub name: String,
+    pub publishers: usize,
+    pub queues: usize,
+    pub routing: Routing,
+}
+
+impl Topology {
+    /// Consumers: always one per queue.
+    pub fn consumers(&self) -> usize {
+        self.queues
+    }
+
+    /// Queue indices that receive what publisher `p` sends.
+    pub fn targets_of(&self, p: usize) -> Vec<usize> {
+        match self.routing {
+            Routing::Direct => vec![p % self.queues],
+            Routing::Fanout => (0..self.queues).collect(),
+        }
+    }
+
+    /// Parse `q1-1`, `qN-N` (N = `n`), `q<n>-<n>`, `fanout-K` (K = `k`), `fanout-<k>`.
+    pub fn parse(name: &str, n: usize, k: usize) -> Result<Self> {
+        let num = |s: &str, default: usize| -> Result<usize> {
+            let v = match s {
+                "N" | "K" => default,
+                _ => s
+                    .parse::<usize>()
+                    .map_err(|_| anyhow::anyhow!("scenario {name:?}: {s:?} is not a number"))?,
+            };
+            if v == 0 || v > 1024 {
+                bail!("scenario {name:?}: count must be 1..=1024, got {v}");
+            }
+            Ok(v)
+        };
+        if let Some(rest) = name.strip_prefix("fanout-") {
+            let k = num(rest, k)?;
+            return Ok(Self {
+                name: format!("fanout-{k}"),
+                publishers: 1,
+                queues: k,
+                routing: Routing::Fanout,
+            });
+        }
+        if let Some(rest) = name.strip_prefix('q')
+            && let Some((a, b)) = rest.split_once('-')
+        {
+            let p = num(a, n)?;
+            let c = num(b, n)?;
+            if p != c {
+                bail!(
+                    "scenario {name:?}: qP-C needs P == C (one publisher, queue and consumer per lane)"
+                );
+            }
+            return Ok(Self {
+                name: format!("q{p}-{p}"),
+                publishers: p,
+                queues: p,
+                routing: Routing::Direct,
+            });
+        }
+        bail!("unknown scenario {name:?}: expected q1-1, qN-N, q<n>-<n>, fanout-K or fanout-<k>")
+    }
+}
+
+/// When publishers stop.
+#[derive(Debug, Clone, Copy)]
+pub struct StopRule {
+    /// Stop each publisher after this long (if set).
+    pub duration: Option<Duration>,
+    /// Stop each publisher after this many messages (if set).
+    pub count: Option<u64>,
+}
+
+/// Everything a protocol driver needs to run one scenario.
+#[derive(Debug, Clone)]
+pub struct RunSpec {
+    pub topology: Topology,
+    pub stop: StopRule,
+    pub size: usize,
+    pub confirm: bool,
+    pub confirm_window: usize,
+    pub persistent: bool,
+    pub prefetch: u16,
+    pub ack_every: u64,
+    pub auto_ack: bool,
+    /// Per-publisher rate limit in msgs/s (None = as fast as possible).
+    pub rate: Option<f64>,
+    /// Publishes handed to the client library before waiting for the oldest.
+    pub pipeline: usize,
+    /// How long consumers may take, after publishers finish, to receive the rest.
+    pub drain_timeout: Duration,
+    /// Prefix of every object the run declares (unique per run and scenario).
+    pub prefix: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names() {
+        let t = Topology::parse("q1-1", 4, 4).unwrap();
+        assert_eq!((t.publishers, t.queues, t.routing), (1, 1, Routing::Direct));
+        let t = Topology::parse("qN-N", 3, 4).unwrap();
+        assert_eq!((t.name.as_str(), t.publishers, t.queues), ("q3-3", 3, 3));
+        let t = Topology::parse("q8-8", 3, 4).unwrap();
+        assert_eq!(t.queues, 8);
+        let t = Topology::parse("fanout-K", 3, 5).unwrap();
+        assert_eq!(
+            (t.name.as_str(), t.publishers, t.queues, t.routing),
+            ("fanout-5", 1, 5, Routing::Fanout)
+        );
+        assert_eq!(t.targets_of(0), vec![0, 1, 2, 3, 4]);
+        assert!(Topology::parse("q2-3", 4, 4).is_err());
+        assert!(Topology::parse("topic-1", 4, 4).is_err());
+        assert!(Topology::parse("fanout-0", 4, 4).is_err());
+    }
+}

@@ -1,0 +1,232 @@
+//! AMQP 0-9-1 frames ⇄ bytes. Pure functions, no I/O.
+//!
+//! Decoding checks the 7-byte frame header (type, size against the negotiated
+//! `frame_max`) before anything is parsed: `amq-protocol` trusts the size field, so a
+//! hostile length must be refused here, before we wait for or parse that many bytes.
+//! Method and content-header payloads are then parsed by `amq-protocol`; body
+//! payloads are sliced out of the read buffer without copying.
+
+use amq_protocol::frame::{WriteContext, gen_frame};
+use amq_protocol::protocol::{AMQPClass, BasicProperties, basic::parse_properties, parse_class};
+use amq_protocol::frame::AMQPFrame;
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+
+pub const FRAME_METHOD: u8 = 1;
+pub const FRAME_HEADER: u8 = 2;
+pub const FRAME_BODY: u8 = 3;
+pub const FRAME_HEARTBEAT: u8 = 8;
+pub const FRAME_END: u8 = 0xCE;
+/// Bytes of framing around a payload: type, channel, size, end octet.
+pub const FRAME_OVERHEAD: usize = 8;
+pub const PROTOCOL_HEADER: &[u8; 8] = b"AMQP\x00\x00\x09\x01";
+/// The smallest frame_max a peer may negotiate (spec: frame-min-size).
+pub const FRAME_MIN_SIZE: u32 = 4096;
+
+#[derive(Debug)]
+pub enum Frame {
+    Method(u16, Box<AMQPClass>),
+    Header {
+        channel: u16,
+        class_id: u16,
+        body_size: u64,
+        properties: Box<BasicProperties>,
+    },
+    Body(u16, Bytes),
+    Heartbeat(u16),
+}
+
+impl Frame {
+    pub fn channel(&self) -> u16 {
+        match self {
+            Frame::Method(c, _) | Frame::Body(c, _) | Frame::Heartbeat(c) => *c,
+            Frame::Header { channel, .. } => *channel,
+        }
+    }
+}
+
+/// Why a byte stream is not valid AMQP. Each maps to a connection-level reply code.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum FrameError {
+    #[error("FRAME_ERROR - type {0} is not a valid frame type")]
+    UnknownType(u8),
+    #[error("FRAME_ERROR - frame size {size} exceeds frame_max {max}")]
+    TooLarge { size: u32, max: u32 },
+    #[error("FRAME_ERROR - frame end octet was {0:#04x}, expected 0xce")]
+    BadEnd(u8),
+    #[error("SYNTAX_ERROR - malformed method frame on channel {0}")]
+    BadMethod(u16),
+    #[error("FRAME_ERROR - malformed content header frame on channel {0}")]
+    BadHeader(u16),
+}
+
+impl FrameError {
+    /// AMQP reply code for this error.
+    pub fn reply_code(&self) -> u16 {
+        match self {
+            FrameError::BadMethod(_) => 502,
+            _ => 501,
+        }
+    }
+}
+
+/// Decodes one frame from the front of `buf`, consuming it. `Ok(None)` means more
+/// bytes are needed. `frame_max` bounds the whole frame (header, payload and end).
+pub fn decode(buf: &mut BytesMut, frame_max: u32) -> Result<Option<Frame>, FrameError> {
+    if buf.len() < 7 {
+        return Ok(None);
+    }
+    let kind = buf[0];
+    let channel = u16::from_be_bytes([buf[1], buf[2]]);
+    let size = u32::from_be_bytes([buf[3], buf[4], buf[5], buf[6]]);
+    if !matches!(kind, FRAME_METHOD | FRAME_HEADER | FRAME_BODY | FRAME_HEARTBEAT) {
+        return Err(FrameError::UnknownType(kind));
+    }
+    if size as u64 + FRAME_OVERHEAD as u64 > frame_max as u64 {
+        return Err(FrameError::TooLarge {
+            size,
+            max: frame_max,
+        });
+    }
+    let total = size as usize + FRAME_OVERHEAD;
+    if buf.len() < total {
+        buf.reserve(total - buf.len());
+        return Ok(None);
+    }
+    let end = buf[total - 1];
+    if end != FRAME_END {
+        return Err(FrameError::BadEnd(end));
+    }
+    buf.advance(7);
+    let payload = buf.split_to(size as usize).freeze();
+    buf.advance(1);
+    Ok(Some(match kind {
+        FRAME_METHOD => match parse_class(&payload[..]) {
+            Ok((rest, class)) if rest.is_empty() => Frame::Method(channel, Box::new(class)),
+            _ => return Err(FrameError::BadMethod(channel)),
+        },
+        FRAME_HEADER => decode_header(channel, &payload)?,
+        FRAME_BODY => Frame::Body(channel, payload),
+        _ => Frame::Heartbeat(channel),
+    }))
+}
+
+fn decode_header(channel: u16, p: &[u8]) -> Result<Frame, FrameError> {
+    if p.len() < 14 {
+        return Err(FrameError::BadHeader(channel));
+    }
+    let class_id = u16::from_be_bytes([p[0], p[1]]);
+    let body_size = u64::from_be_bytes([p[4], p[5], p[6], p[7], p[8], p[9], p[10], p[11]]);
+    match parse_properties(&p[12..]) {
+        Ok((rest, properties)) if rest.is_empty() => Ok(Frame::Header {
+            channel,
+            class_id,
+            body_size,
+            properties: Box::new(properties),
+        }),
+        _ => Err(FrameError::BadHeader(channel)),
+    }
+}
+
+/// Appends a method frame.
+pub fn encode_method(out: &mut Vec<u8>, channel: u16, method: AMQPClass) {
+    encode_frame(out, &AMQPFrame::Method(channel, method));
+}
+
+fn encode_frame(out: &mut Vec<u8>, frame: &AMQPFrame) {
+    let buf = std::mem::take(out);
+    let ctx = WriteContext::from(buf);
+    match gen_frame(frame)(ctx) {
+        Ok(ctx) => *out = ctx.into_inner().0,
+        // Generation into a Vec only fails on values we built ourselves out of range
+        // (a short string over 255 bytes); such a frame is dropped, not half-written.
+        Err(_) => {}
+    }
+}
+
+/// Appends a content header and the body frames, split to fit `frame_max`.
+pub fn encode_content(out: &mut Vec<u8>, channel: u16, properties: &BasicProperties, body: &[u8], frame_max: u32) {
+    encode_frame(
+        out,
+        &AMQPFrame::Header(
+            channel,
+            amq_protocol::frame::AMQPContentHeader {
+                class_id: 60,
+                body_size: body.len() as u64,
+                properties: properties.clone(),
+            },
+        ),
+    );
+    let chunk = (frame_max as usize).saturating_sub(FRAME_OVERHEAD).max(1);
+    for part in body.chunks(chunk) {
+        out.reserve(part.len() + FRAME_OVERHEAD);
+        out.put_u8(FRAME_BODY);
+        out.put_u16(channel);
+        out.put_u32(part.len() as u32);
+        out.put_slice(part);
+        out.put_u8(FRAME_END);
+    }
+}
+
+pub fn encode_heartbeat(out: &mut Vec<u8>) {
+    out.extend_from_slice(&[FRAME_HEARTBEAT, 0, 0, 0, 0, 0, 0, FRAME_END]);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use amq_protocol::protocol::queue;
+
+    #[test]
+    fn method_round_trip_and_partial_input() {
+        let mut out = Vec::new();
+        let m = AMQPClass::Queue(queue::AMQPMethod::Declare(queue::Declare {
+            queue: "q".into(),
+            passive: false,
+            durable: true,
+            exclusive: false,
+            auto_delete: false,
+            nowait: false,
+            arguments: Default::default(),
+        }));
+        encode_method(&mut out, 3, m.clone());
+        for cut in 0..out.len() {
+            let mut b = BytesMut::from(&out[..cut]);
+            assert!(decode(&mut b, 131072).unwrap().is_none(), "cut at {cut}");
+        }
+        let mut b = BytesMut::from(&out[..]);
+        match decode(&mut b, 131072).unwrap() {
+            Some(Frame::Method(3, got)) => assert_eq!(*got, m),
+            other => panic!("{other:?}"),
+        }
+        assert!(b.is_empty());
+    }
+
+    #[test]
+    fn size_checked_before_waiting_for_payload() {
+        let mut b = BytesMut::from(&[1u8, 0, 1, 0xFF, 0xFF, 0xFF, 0xFF][..]);
+        assert!(matches!(decode(&mut b, 131072), Err(FrameError::TooLarge { .. })));
+    }
+
+    #[test]
+    fn bad_type_and_end() {
+        let mut b = BytesMut::from(&[9u8, 0, 0, 0, 0, 0, 0, 0xCE][..]);
+        assert_eq!(decode(&mut b, 4096).unwrap_err(), FrameError::UnknownType(9));
+        let mut b = BytesMut::from(&[8u8, 0, 0, 0, 0, 0, 0, 0x00][..]);
+        assert_eq!(decode(&mut b, 4096).unwrap_err(), FrameError::BadEnd(0));
+    }
+
+    #[test]
+    fn content_splits_to_frame_max() {
+        let mut out = Vec::new();
+        let body = vec![7u8; 10_000];
+        encode_content(&mut out, 1, &BasicProperties::default(), &body, 4096);
+        let mut b = BytesMut::from(&out[..]);
+        let mut got = Vec::new();
+        while let Some(f) = decode(&mut b, 4096).unwrap() {
+            if let Frame::Body(_, p) = f {
+                got.extend_from_slice(&p);
+            }
+        }
+        assert_eq!(got, body);
+    }
+}

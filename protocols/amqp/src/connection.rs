@@ -1,0 +1,171 @@
+//! The tokio side of one AMQP connection: read frames, feed the session, write what
+//! it produces, interleave deliveries from queues, enforce timeouts.
+
+use crate::Config;
+use crate::codec::{self, PROTOCOL_HEADER};
+use crate::session::{Phase, Session};
+use bytes::{Buf, BytesMut};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use switchboard_api::Broker;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+use tokio::time::{Instant, sleep_until, timeout};
+use tokio_util::sync::CancellationToken;
+
+/// Stop reading from the client and taking deliveries while this much output waits
+/// for the socket: a client that does not read cannot make us buffer without bound.
+const OUT_HIGH_WATER: usize = 1 << 20;
+/// Deliveries taken from the event channel per turn before writing.
+const EVENTS_PER_TURN: usize = 256;
+
+/// Serves one client connection until it closes, fails, or `shutdown` fires.
+pub async fn serve(stream: TcpStream, peer: SocketAddr, broker: Arc<dyn Broker>, cfg: Arc<Config>, shutdown: CancellationToken) {
+    let _ = stream.set_nodelay(true);
+    let (mut rd, mut wr) = stream.into_split();
+    let mut inbuf = BytesMut::with_capacity(64 * 1024);
+
+    // Protocol header, within the handshake timeout.
+    let header = timeout(cfg.handshake_timeout, async {
+        while inbuf.len() < 8 {
+            if rd.read_buf(&mut inbuf).await.ok()? == 0 {
+                return None;
+            }
+        }
+        Some(())
+    })
+    .await;
+    if !matches!(header, Ok(Some(()))) {
+        return;
+    }
+    if &inbuf[..8] != PROTOCOL_HEADER {
+        // The spec: answer with the version we speak, then close.
+        let _ = wr.write_all(PROTOCOL_HEADER).await;
+        let _ = wr.shutdown().await;
+        return;
+    }
+    inbuf.advance(8);
+
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let mut s = Session::new(broker, cfg.clone(), peer, tx);
+    s.start();
+    let handshake_deadline = Instant::now() + cfg.handshake_timeout;
+    let mut last_read = Instant::now();
+    let mut last_write = Instant::now();
+    let mut closing_deadline: Option<Instant> = None;
+    let mut pending: BytesMut = BytesMut::new();
+
+    loop {
+        // Decode and handle every complete frame already buffered.
+        while s.phase != Phase::Closed {
+            match codec::decode(&mut inbuf, s.frame_max().max(codec::FRAME_MIN_SIZE)) {
+                Ok(Some(f)) => s.handle(f),
+                Ok(None) => break,
+                Err(e) => {
+                    s.frame_error(&e);
+                    inbuf.clear();
+                    break;
+                }
+            }
+        }
+        s.before_flush();
+        if !s.out.is_empty() {
+            pending.extend_from_slice(&s.out);
+            s.out.clear();
+        }
+        if s.phase == Phase::Closed {
+            break;
+        }
+        if s.phase == Phase::Closing && closing_deadline.is_none() {
+            closing_deadline = Some(Instant::now() + Duration::from_secs(3));
+        }
+
+        let hb = s.heartbeat_secs();
+        let now = Instant::now();
+        let deadline = if s.phase != Phase::Open && s.phase != Phase::Closing {
+            handshake_deadline
+        } else if let Some(d) = closing_deadline {
+            d
+        } else if hb > 0 {
+            // Send a heartbeat when idle for hb/2; give up after 2 missed ones.
+            let send_at = last_write + Duration::from_secs(hb as u64) / 2;
+            let dead_at = last_read + Duration::from_secs(hb as u64 * 2);
+            send_at.min(dead_at)
+        } else {
+            now + Duration::from_secs(3600)
+        };
+        let can_take = pending.len() < OUT_HIGH_WATER;
+
+        tokio::select! {
+            biased;
+            _ = shutdown.cancelled(), if closing_deadline.is_none() => {
+                s.close_connection(crate::Reply {
+                    code: crate::error::CONNECTION_FORCED,
+                    text: "CONNECTION_FORCED - broker forced connection closure with reason 'shutdown'".into(),
+                    class_id: 0,
+                    method_id: 0,
+                });
+            }
+            r = wr.write(&pending), if !pending.is_empty() => {
+                match r {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => {
+                        pending.advance(n);
+                        last_write = Instant::now();
+                    }
+                }
+            }
+            r = rd.read_buf(&mut inbuf), if can_take => {
+                match r {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) => last_read = Instant::now(),
+                }
+            }
+            ev = rx.recv(), if can_take && s.phase == Phase::Open => {
+                if let Some(ev) = ev {
+                    s.on_event(ev);
+                    for _ in 1..EVENTS_PER_TURN {
+                        match rx.try_recv() {
+                            Ok(ev) => s.on_event(ev),
+                            Err(_) => break,
+                        }
+                    }
+                }
+            }
+            _ = sleep_until(deadline) => {
+                let now = Instant::now();
+                if s.phase != Phase::Open && s.phase != Phase::Closing {
+                    tracing::debug!(%peer, "handshake timed out");
+                    break;
+                }
+                if closing_deadline.is_some_and(|d| d <= now) {
+                    break;
+                }
+                if hb > 0 {
+                    if last_read + Duration::from_secs(hb as u64 * 2) <= now {
+                        tracing::info!(%peer, "missed heartbeats from client, closing");
+                        break;
+                    }
+                    if pending.is_empty() && last_write + Duration::from_secs(hb as u64) / 2 <= now {
+                        codec::encode_heartbeat(&mut s.out);
+                    }
+                }
+            }
+        }
+    }
+    // Best effort: whatever close/close-ok we queued.
+    if !pending.is_empty() {
+        let _ = timeout(Duration::from_secs(1), wr.write_all(&pending)).await;
+    }
+    let _ = wr.shutdown().await;
+    s.cleanup();
+    // Deliveries that raced with the close go back to their queues.
+    rx.close();
+    while let Ok(ev) = rx.try_recv() {
+        if let switchboard_api::SinkEvent::Deliver { delivery, .. } = ev {
+            delivery.queue.settle(&[delivery.seq], switchboard_api::Settle::Requeue);
+        }
+    }
+}

@@ -1,0 +1,43 @@
+//! AMQP 0-9-1 frontend: RabbitMQ's clients talk to the Switchboard core.
+//!
+//! `codec` turns bytes into frames (with `amq-protocol` for method payloads),
+//! `session` is one connection's state machine, `methods` holds the per-class
+//! handlers, `connection` is the tokio loop around a socket.
+
+pub mod codec;
+mod connection;
+mod convert;
+mod error;
+mod methods;
+mod session;
+
+pub use connection::serve;
+pub use error::{AmqpError, Reply};
+
+use std::time::Duration;
+
+/// Limits and timeouts for AMQP connections.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Largest frame we accept and offer in connection.tune.
+    pub frame_max: u32,
+    pub channel_max: u16,
+    /// Heartbeat we propose, in seconds; the client's choice wins.
+    pub heartbeat: u16,
+    /// Largest message body accepted.
+    pub max_message_size: u64,
+    /// Time a client has to complete the handshake (RabbitMQ: 10 s).
+    pub handshake_timeout: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            frame_max: 131_072,
+            channel_max: 2047,
+            heartbeat: 60,
+            max_message_size: 16 * 1024 * 1024,
+            handshake_timeout: Duration::from_secs(10),
+        }
+    }
+}

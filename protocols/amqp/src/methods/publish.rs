@@ -1,0 +1,157 @@
+//! basic.publish: method, content header and body frames assembled into a message.
+
+use crate::codec;
+use crate::convert::{properties_from_amqp, short};
+use crate::error::*;
+use crate::session::{Pending, Session};
+use amq_protocol::protocol::{AMQPClass, BasicProperties, basic};
+use bytes::{Bytes, BytesMut};
+use switchboard_api::{Message, PublishOptions};
+
+const PUBLISH_IDS: (u16, u16) = (60, 40);
+
+impl Session {
+    pub(crate) fn publish_method(&mut self, ch: u16, p: basic::Publish, id: (u16, u16)) -> Result<()> {
+        if p.immediate {
+            return Err(AmqpError::connection(NOT_IMPLEMENTED, "NOT_IMPLEMENTED - immediate=true", id));
+        }
+        let c = self.chan(ch)?;
+        c.publish = Some(Pending {
+            exchange: p.exchange.as_str().to_string(),
+            routing_key: p.routing_key.as_str().to_string(),
+            mandatory: p.mandatory,
+            properties: None,
+            body_size: 0,
+            body: BytesMut::new(),
+            single: None,
+        });
+        Ok(())
+    }
+
+    pub(crate) fn content_header(&mut self, ch: u16, class_id: u16, body_size: u64, props: Box<BasicProperties>) -> Result<()> {
+        let max = self.cfg.max_message_size;
+        let c = self.chan(ch)?;
+        let Some(p) = c.publish.as_mut().filter(|p| p.properties.is_none()) else {
+            return Err(AmqpError::connection(UNEXPECTED_FRAME, "UNEXPECTED_FRAME - content header without basic.publish", (0, 0)));
+        };
+        if class_id != 60 {
+            return Err(AmqpError::connection(
+                UNEXPECTED_FRAME,
+                format!("UNEXPECTED_FRAME - content header for class {class_id}, expected 60"),
+                PUBLISH_IDS,
+            ));
+        }
+        if body_size > max {
+            c.publish = None;
+            return Err(AmqpError::channel(
+                PRECONDITION_FAILED,
+                format!("PRECONDITION_FAILED - message size {body_size} is larger than configured max size {max}"),
+                PUBLISH_IDS,
+            ));
+        }
+        p.properties = Some(props);
+        p.body_size = body_size;
+        if body_size == 0 {
+            return self.complete_publish(ch);
+        }
+        Ok(())
+    }
+
+    pub(crate) fn content_body(&mut self, ch: u16, data: Bytes) -> Result<()> {
+        let c = self.chan(ch)?;
+        let Some(p) = c.publish.as_mut().filter(|p| p.properties.is_some()) else {
+            return Err(AmqpError::connection(UNEXPECTED_FRAME, "UNEXPECTED_FRAME - content body without content header", (0, 0)));
+        };
+        let have = p.single.as_ref().map_or(0, Bytes::len) + p.body.len();
+        if have as u64 + data.len() as u64 > p.body_size {
+            return Err(AmqpError::connection(
+                FRAME_ERROR,
+                format!("FRAME_ERROR - content body exceeds the declared size {}", p.body_size),
+                PUBLISH_IDS,
+            ));
+        }
+        // The common case is a body in one frame: keep that slice of the read buffer.
+        if have == 0 && data.len() as u64 == p.body_size {
+            p.single = Some(data);
+        } else {
+            if let Some(first) = p.single.take() {
+                p.body.extend_from_slice(&first);
+            }
+            p.body.extend_from_slice(&data);
+        }
+        let done = p.single.as_ref().map_or(0, Bytes::len) + p.body.len();
+        if done as u64 == p.body_size {
+            return self.complete_publish(ch);
+        }
+        Ok(())
+    }
+
+    fn complete_publish(&mut self, ch: u16) -> Result<()> {
+        let c = self.chan(ch)?;
+        let Some(p) = c.publish.take() else { return Ok(()) };
+        let props = p.properties.unwrap_or_default();
+        let body = p.single.unwrap_or_else(|| p.body.freeze());
+        let msg = Message {
+            exchange: p.exchange,
+            routing_key: p.routing_key,
+            properties: properties_from_amqp(&props),
+            body,
+            ..Default::default()
+        };
+        if let Some(tx) = &mut c.tx {
+            tx.publishes.push((msg, p.mandatory, props));
+            return Ok(());
+        }
+        self.route_publish(ch, msg, p.mandatory, props, PUBLISH_IDS)
+    }
+
+    /// Routes a complete message and tells the publisher: basic.return when mandatory
+    /// and unroutable, then basic.ack / basic.nack in confirm mode.
+    pub(crate) fn route_publish(&mut self, ch: u16, msg: Message, mandatory: bool, props: Box<BasicProperties>, id: (u16, u16)) -> Result<()> {
+        let vhost = self.vhost.clone();
+        let returned = mandatory.then(|| (msg.exchange.clone(), msg.routing_key.clone(), msg.body.clone()));
+        let outcome = self
+            .broker
+            .publish(&vhost, msg, PublishOptions { mandatory })
+            .map_err(|e| AmqpError::from_broker(e, id))?;
+        let was_returned = returned.is_some() && !outcome.routed();
+        if let Some((exchange, key, body)) = returned.filter(|_| !outcome.routed()) {
+            self.send(
+                ch,
+                AMQPClass::Basic(basic::AMQPMethod::Return(basic::Return {
+                    reply_code: NO_ROUTE,
+                    reply_text: "NO_ROUTE".into(),
+                    exchange: short(&exchange),
+                    routing_key: short(&key),
+                })),
+            );
+            let fm = self.frame_max;
+            codec::encode_content(&mut self.out, ch, &props, &body, fm);
+        }
+        let c = self.chan(ch)?;
+        if c.confirm {
+            c.publish_seq += 1;
+            let seq = c.publish_seq;
+            if outcome.rejected || was_returned {
+                // Earlier acks go out first so that this confirm stands alone: clients
+                // (lapin) attach a basic.return to the very next confirm they read.
+                if let Some(upto) = c.ack_upto.take() {
+                    self.send(ch, AMQPClass::Basic(basic::AMQPMethod::Ack(basic::Ack { delivery_tag: upto, multiple: true })));
+                }
+                let m = if outcome.rejected {
+                    basic::AMQPMethod::Nack(basic::Nack {
+                        delivery_tag: seq,
+                        multiple: false,
+                        requeue: false,
+                    })
+                } else {
+                    basic::AMQPMethod::Ack(basic::Ack { delivery_tag: seq, multiple: false })
+                };
+                self.send(ch, AMQPClass::Basic(m));
+            } else {
+                c.ack_upto = Some(seq);
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,332 @@
+use crate::{BrokerError, Message, Table};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+
+/// Identifies one client connection, for exclusive queues and consumer ownership.
+pub type ConnectionId = u64;
+
+/// An authenticated user.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct User {
+    pub name: String,
+    pub tags: Vec<String>,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct ExchangeDecl {
+    pub name: String,
+    /// `direct`, `fanout`, `topic`, `headers` (also `x-` types the core knows).
+    pub kind: String,
+    pub durable: bool,
+    pub auto_delete: bool,
+    pub internal: bool,
+    /// Only check that it exists (AMQP passive declare).
+    pub passive: bool,
+    pub arguments: Table,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct QueueDecl {
+    /// Empty: the broker picks a name (`amq.gen-…`).
+    pub name: String,
+    pub durable: bool,
+    pub exclusive: bool,
+    pub auto_delete: bool,
+    pub passive: bool,
+    /// `x-` arguments (`x-message-ttl`, `x-max-length`, …), RabbitMQ names.
+    pub arguments: Table,
+}
+
+/// What `declare_queue` and friends report back.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct QueueInfo {
+    pub name: String,
+    /// Ready messages (not counting unacknowledged ones), as AMQP reports them.
+    pub messages: u32,
+    pub consumers: u32,
+}
+
+#[derive(Clone, Copy, Debug, Default)]
+pub struct PublishOptions {
+    /// Report an unroutable message instead of silently dropping it (AMQP mandatory).
+    pub mandatory: bool,
+}
+
+/// What became of a publish.
+#[derive(Debug, Default)]
+pub struct PublishOutcome {
+    /// Number of queues that accepted the message.
+    pub queues: usize,
+    /// Some queue refused it (overflow `reject-publish`): the publisher should be told
+    /// "not accepted" (AMQP basic.nack).
+    pub rejected: bool,
+}
+
+impl PublishOutcome {
+    pub fn routed(&self) -> bool {
+        self.queues > 0 || self.rejected
+    }
+}
+
+/// How a delivery ends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Settle {
+    /// Done with it: remove from the queue.
+    Ack,
+    /// Put it back in its original position, marked redelivered.
+    Requeue,
+    /// Refused: dead-letter it if the queue has a dead-letter target, else drop it.
+    Reject,
+}
+
+/// A queue as seen by whoever holds one of its deliveries: enough to settle it.
+pub trait QueueHandle: Send + Sync {
+    fn name(&self) -> &str;
+    /// Settle deliveries by their sequence numbers. Unknown numbers are ignored (a
+    /// frontend validates its own tags before calling).
+    fn settle(&self, seqs: &[u64], how: Settle);
+    /// Change a leased delivery's visibility timeout, counted from now. Zero makes it
+    /// available again at once. Fails with `NotFound` when the delivery is no longer
+    /// in flight.
+    fn set_visibility(&self, seq: u64, timeout: Duration) -> Result<(), BrokerError>;
+}
+
+/// A message handed out by a queue. Dropping it does not settle it: the holder must
+/// call [`QueueHandle::settle`] (or the lease must expire).
+#[derive(Clone)]
+pub struct Delivery {
+    pub message: Arc<Message>,
+    pub queue: Arc<dyn QueueHandle>,
+    /// Position in its queue; unique within the queue for its lifetime.
+    pub seq: u64,
+    pub redelivered: bool,
+    /// How many times it has been handed out, this time included.
+    pub delivery_count: u32,
+}
+
+impl std::fmt::Debug for Delivery {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Delivery")
+            .field("queue", &self.queue.name())
+            .field("seq", &self.seq)
+            .field("redelivered", &self.redelivered)
+            .finish()
+    }
+}
+
+/// What a queue tells a push consumer's owner.
+pub enum SinkEvent {
+    Deliver { consumer: u64, delivery: Delivery },
+    /// The broker ended the consumer (its queue was deleted).
+    Cancelled { consumer: u64 },
+}
+
+/// Where a queue pushes deliveries for a consumer. Implementations must not block:
+/// the queue calls this while dispatching. Flow control comes from credit, so an
+/// unbounded channel is fine.
+pub trait DeliverySink: Send + Sync {
+    fn push(&self, event: SinkEvent);
+}
+
+/// Something that wants to hear when credit frees up (a queue waiting to dispatch).
+pub trait Wake: Send + Sync {
+    fn wake(&self);
+}
+
+/// Credit shared by several consumers: AMQP's per-channel prefetch (`basic.qos` with
+/// `global`), MQTT's receive maximum. A limit of 0 means unlimited.
+#[derive(Default)]
+pub struct Credit {
+    limit: AtomicU32,
+    in_flight: AtomicU32,
+    waiters: Mutex<Vec<Weak<dyn Wake>>>,
+}
+
+impl Credit {
+    pub fn new(limit: u32) -> Self {
+        Credit {
+            limit: AtomicU32::new(limit),
+            ..Default::default()
+        }
+    }
+
+    pub fn set_limit(&self, limit: u32) {
+        self.limit.store(limit, Ordering::Release);
+        self.wake_all();
+    }
+
+    pub fn has_credit(&self) -> bool {
+        let limit = self.limit.load(Ordering::Acquire);
+        limit == 0 || self.in_flight.load(Ordering::Acquire) < limit
+    }
+
+    pub fn take(&self) {
+        self.in_flight.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// Return credit; wakes waiting queues if it went from none to some.
+    pub fn release(&self, n: u32) {
+        let before = self
+            .in_flight
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |v| {
+                Some(v.saturating_sub(n))
+            })
+            .unwrap_or(0);
+        let limit = self.limit.load(Ordering::Acquire);
+        if limit != 0 && before >= limit && before.saturating_sub(n) < limit {
+            self.wake_all();
+        }
+    }
+
+    /// Ask to be woken when credit frees up. Called by a queue that stopped
+    /// dispatching for lack of this credit.
+    pub fn wait(&self, w: Weak<dyn Wake>) {
+        if let Ok(mut ws) = self.waiters.lock() {
+            if !ws.iter().any(|x| Weak::ptr_eq(x, &w)) {
+                ws.push(w);
+            }
+        }
+    }
+
+    fn wake_all(&self) {
+        let ws = match self.waiters.lock() {
+            Ok(mut ws) => std::mem::take(&mut *ws),
+            Err(_) => return,
+        };
+        for w in ws {
+            if let Some(w) = w.upgrade() {
+                w.wake();
+            }
+        }
+    }
+}
+
+/// A push consumer's settings.
+pub struct ConsumerSpec {
+    /// The frontend's id for this consumer, echoed in [`SinkEvent`]s.
+    pub tag: u64,
+    pub owner: ConnectionId,
+    /// Unsettled deliveries allowed for this consumer; 0 = unlimited.
+    pub prefetch: u32,
+    /// Extra credit shared with other consumers (per-channel prefetch).
+    pub shared_credit: Option<Arc<Credit>>,
+    /// No other consumer may consume from the queue at the same time.
+    pub exclusive: bool,
+    /// Higher priority consumers are served first while they have credit.
+    pub priority: i32,
+    pub sink: Arc<dyn DeliverySink>,
+}
+
+/// A registered consumer; dropping it does not cancel it.
+pub trait ConsumerHandle: Send + Sync {
+    /// Stop dispatching to this consumer. Its unsettled deliveries stay unsettled.
+    fn cancel(&self);
+}
+
+/// The core, as every frontend sees it. All methods are synchronous and never block
+/// on I/O: they take short internal locks only.
+pub trait Broker: Send + Sync + 'static {
+    /// Check a user's password. `peer` matters for the loopback-only `guest` rule.
+    fn authenticate(&self, user: &str, password: &str, peer: SocketAddr)
+    -> Result<User, BrokerError>;
+    /// May this user use this vhost?
+    fn open_vhost(&self, user: &User, vhost: &str) -> Result<(), BrokerError>;
+
+    fn connection_opened(&self) -> ConnectionId;
+    /// Deletes the connection's exclusive queues.
+    fn connection_closed(&self, conn: ConnectionId);
+
+    fn declare_exchange(&self, vhost: &str, decl: &ExchangeDecl) -> Result<(), BrokerError>;
+    fn delete_exchange(&self, vhost: &str, name: &str, if_unused: bool)
+    -> Result<(), BrokerError>;
+    fn bind_exchange(
+        &self,
+        vhost: &str,
+        destination: &str,
+        source: &str,
+        key: &str,
+        args: &Table,
+    ) -> Result<(), BrokerError>;
+    fn unbind_exchange(
+        &self,
+        vhost: &str,
+        destination: &str,
+        source: &str,
+        key: &str,
+        args: &Table,
+    ) -> Result<(), BrokerError>;
+
+    fn declare_queue(
+        &self,
+        vhost: &str,
+        decl: &QueueDecl,
+        owner: ConnectionId,
+    ) -> Result<QueueInfo, BrokerError>;
+    fn bind_queue(
+        &self,
+        vhost: &str,
+        queue: &str,
+        exchange: &str,
+        key: &str,
+        args: &Table,
+        owner: ConnectionId,
+    ) -> Result<(), BrokerError>;
+    fn unbind_queue(
+        &self,
+        vhost: &str,
+        queue: &str,
+        exchange: &str,
+        key: &str,
+        args: &Table,
+        owner: ConnectionId,
+    ) -> Result<(), BrokerError>;
+    /// Removes ready messages; returns how many.
+    fn purge_queue(&self, vhost: &str, queue: &str, owner: ConnectionId)
+    -> Result<u32, BrokerError>;
+    /// Returns the number of ready messages it held.
+    fn delete_queue(
+        &self,
+        vhost: &str,
+        queue: &str,
+        if_unused: bool,
+        if_empty: bool,
+        owner: ConnectionId,
+    ) -> Result<u32, BrokerError>;
+
+    /// Route a message. Unroutable messages go to the alternate exchange if any.
+    fn publish(
+        &self,
+        vhost: &str,
+        message: Message,
+        opts: PublishOptions,
+    ) -> Result<PublishOutcome, BrokerError>;
+
+    fn consume(
+        &self,
+        vhost: &str,
+        queue: &str,
+        spec: ConsumerSpec,
+    ) -> Result<Box<dyn ConsumerHandle>, BrokerError>;
+
+    /// Pull one message (AMQP basic.get). Returns it with the number of ready messages
+    /// left behind it. With `auto_ack` it is settled on the way out.
+    fn get(
+        &self,
+        vhost: &str,
+        queue: &str,
+        owner: ConnectionId,
+        auto_ack: bool,
+    ) -> Result<Option<(Delivery, u32)>, BrokerError>;
+
+    /// Pull up to `max` messages under a lease (SQS ReceiveMessage): they become
+    /// available again after `visibility` unless settled or extended first.
+    fn receive(
+        &self,
+        vhost: &str,
+        queue: &str,
+        max: usize,
+        visibility: Duration,
+    ) -> Result<Vec<Delivery>, BrokerError>;
+}

@@ -1,0 +1,828 @@
+//! A queue: ready messages, in-flight deliveries and consumers, behind one mutex.
+//!
+//! Every operation takes the lock, changes state, dispatches what it can, and releases
+//! the lock before doing anything that touches another queue (dead-lettering, auto-
+//! delete): so no two queue locks are ever held at once and the lock is never held
+//! across an `.await`.
+//!
+//! Invariants:
+//! - A message is in exactly one of: `ready`, `delayed`, `in_flight`.
+//! - `in_flight` entries keep their original `seq`; requeue puts them back in order.
+//! - A push consumer never holds more in-flight deliveries than its prefetch, nor
+//!   more than its shared credit allows.
+
+mod args;
+mod deadletter;
+mod ready;
+
+pub use args::{QueueArgs, check_equivalent};
+pub use deadletter::is_cycle;
+use deadletter::dead_letter_message;
+use ready::Ready;
+
+use super::timer::{TimerTarget, Timers};
+use super::vhost::Vhost;
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::time::Duration;
+use switchboard_api::{
+    BrokerError, ConnectionId, ConsumerHandle, ConsumerSpec, Credit, Delivery, DeliverySink,
+    Message, QueueHandle, Settle, SinkEvent, Table, Wake,
+};
+use tokio::time::Instant;
+
+/// A message sitting in a queue.
+pub struct Entry {
+    pub seq: u64,
+    pub msg: Arc<Message>,
+    pub priority: u8,
+    pub expires_at: Option<Instant>,
+    pub delivery_count: u32,
+    pub redelivered: bool,
+    pub size: usize,
+}
+
+struct InFlight {
+    entry: Entry,
+    /// Push consumer it went to (for its credit), if any.
+    consumer: Option<u64>,
+    shared: Option<Arc<Credit>>,
+    lease: Option<Instant>,
+}
+
+struct Consumer {
+    id: u64,
+    tag: u64,
+    owner: ConnectionId,
+    prefetch: u32,
+    in_flight: u32,
+    shared: Option<Arc<Credit>>,
+    sink: Arc<dyn DeliverySink>,
+    priority: i32,
+    exclusive: bool,
+}
+
+/// Dead-letter reasons, as they appear in `x-death`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DeathReason {
+    Rejected,
+    Expired,
+    MaxLen,
+    DeliveryLimit,
+}
+
+impl DeathReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeathReason::Rejected => "rejected",
+            DeathReason::Expired => "expired",
+            DeathReason::MaxLen => "maxlen",
+            DeathReason::DeliveryLimit => "delivery_limit",
+        }
+    }
+}
+
+#[derive(Default)]
+struct State {
+    ready: Option<Ready>,
+    ready_bytes: usize,
+    delayed: BTreeMap<(Instant, u64), Entry>,
+    in_flight: HashMap<u64, InFlight>,
+    leases: BTreeSet<(Instant, u64)>,
+    consumers: Vec<Consumer>,
+    rr: usize,
+    next_seq: u64,
+    had_consumer: bool,
+    last_used: Option<Instant>,
+    deleted: bool,
+    dedup: HashMap<String, Instant>,
+    dedup_order: VecDeque<(Instant, String)>,
+    timer_at: Option<Instant>,
+}
+
+impl State {
+    fn ready(&mut self) -> &mut Ready {
+        self.ready.get_or_insert_with(|| Ready::plain(0))
+    }
+    fn ready_len(&self) -> usize {
+        self.ready.as_ref().map_or(0, Ready::len)
+    }
+}
+
+/// Work to do after the lock is released.
+#[derive(Default)]
+struct Effects {
+    dead: Vec<(Entry, DeathReason)>,
+    delete_self: bool,
+}
+
+/// What happened to a message offered to a queue.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Enqueued {
+    Accepted,
+    /// Refused by `x-overflow: reject-publish`.
+    Rejected,
+    /// Queue was deleted meanwhile.
+    Gone,
+}
+
+pub struct Queue {
+    pub name: String,
+    pub durable: bool,
+    pub auto_delete: bool,
+    pub exclusive_owner: Option<ConnectionId>,
+    pub args: QueueArgs,
+    pub raw_args: Table,
+    state: Mutex<State>,
+    me: Weak<Queue>,
+    vhost: Weak<Vhost>,
+    timers: Timers,
+    next_consumer: AtomicU64,
+}
+
+pub struct QueueConfig {
+    pub name: String,
+    pub durable: bool,
+    pub auto_delete: bool,
+    pub exclusive_owner: Option<ConnectionId>,
+    pub args: QueueArgs,
+    pub raw_args: Table,
+}
+
+impl Queue {
+    pub fn new(cfg: QueueConfig, vhost: Weak<Vhost>, timers: Timers) -> Arc<Queue> {
+        let ready = if cfg.args.grouped {
+            Ready::grouped()
+        } else {
+            Ready::plain(cfg.args.max_priority.unwrap_or(0))
+        };
+        let q = Arc::new_cyclic(|me| Queue {
+            name: cfg.name,
+            durable: cfg.durable,
+            auto_delete: cfg.auto_delete,
+            exclusive_owner: cfg.exclusive_owner,
+            args: cfg.args,
+            raw_args: cfg.raw_args,
+            state: Mutex::new(State {
+                ready: Some(ready),
+                last_used: Some(Instant::now()),
+                ..Default::default()
+            }),
+            me: me.clone(),
+            vhost,
+            timers,
+            next_consumer: AtomicU64::new(1),
+        });
+        {
+            let mut st = q.lock();
+            q.arm_timer(&mut st);
+        }
+        q
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic while holding the lock is a bug; keep serving rather than poison
+        // every later operation on this queue.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn handle(&self) -> Arc<dyn QueueHandle> {
+        match self.me.upgrade() {
+            Some(q) => q,
+            None => Arc::new(Orphan(self.name.clone())),
+        }
+    }
+
+    pub fn message_count(&self) -> u32 {
+        self.lock().ready_len() as u32
+    }
+
+    pub fn consumer_count(&self) -> u32 {
+        self.lock().consumers.len() as u32
+    }
+
+    /// Ready, in flight and delayed, for `if-empty` checks and statistics.
+    pub fn total_count(&self) -> usize {
+        let st = self.lock();
+        st.ready_len() + st.in_flight.len() + st.delayed.len()
+    }
+
+    pub fn is_exclusive_to(&self, conn: ConnectionId) -> bool {
+        self.exclusive_owner == Some(conn)
+    }
+
+    /// A declare or `basic.get` counts as use for `x-expires`.
+    pub fn touch(&self) {
+        let mut st = self.lock();
+        st.last_used = Some(Instant::now());
+        self.arm_timer(&mut st);
+    }
+
+    pub fn enqueue(&self, msg: Arc<Message>) -> Enqueued {
+        let mut fx = Effects::default();
+        let r = {
+            let mut st = self.lock();
+            self.enqueue_locked(&mut st, msg, &mut fx)
+        };
+        self.finish(fx);
+        r
+    }
+
+    fn enqueue_locked(&self, st: &mut State, msg: Arc<Message>, fx: &mut Effects) -> Enqueued {
+        if st.deleted {
+            return Enqueued::Gone;
+        }
+        let now = Instant::now();
+        if let (Some(window), Some(id)) = (self.args.dedup_window, msg.dedup_id.as_deref()) {
+            let window = Duration::from_millis(window);
+            while st.dedup_order.front().is_some_and(|(t, _)| *t + window <= now) {
+                if let Some((t, id)) = st.dedup_order.pop_front() {
+                    if st.dedup.get(&id) == Some(&t) {
+                        st.dedup.remove(&id);
+                    }
+                }
+            }
+            if st.dedup.contains_key(id) {
+                // Accepted as far as the publisher can tell, but not enqueued twice.
+                return Enqueued::Accepted;
+            }
+            st.dedup.insert(id.to_string(), now);
+            st.dedup_order.push_back((now, id.to_string()));
+        }
+        let size = msg.size();
+        let seq = st.next_seq;
+        st.next_seq += 1;
+        let ttl = match (self.args.message_ttl, msg.properties.ttl_ms()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        let priority = match self.args.max_priority {
+            Some(max) => msg.properties.priority.unwrap_or(0).min(max),
+            None => 0,
+        };
+        let entry = Entry {
+            seq,
+            priority,
+            expires_at: ttl.map(|t| now + Duration::from_millis(t)),
+            delivery_count: 0,
+            redelivered: false,
+            size,
+            msg,
+        };
+        if !self.make_room(st, size, fx) {
+            if self.args.overflow == args::Overflow::RejectPublishDlx {
+                fx.dead.push((entry, DeathReason::MaxLen));
+            }
+            return Enqueued::Rejected;
+        }
+        let delay = entry.msg.delay_ms.or(self.args.delivery_delay).unwrap_or(0);
+        if delay > 0 {
+            let at = now + Duration::from_millis(delay);
+            st.delayed.insert((at, seq), entry);
+        } else {
+            st.ready_bytes += size;
+            st.ready().push(entry);
+        }
+        self.pump(st, fx);
+        self.arm_timer(st);
+        Enqueued::Accepted
+    }
+
+    /// Applies max-length limits before a message of `size` bytes is added. Returns
+    /// false if the message must be refused.
+    fn make_room(&self, st: &mut State, size: usize, fx: &mut Effects) -> bool {
+        let max_len = self.args.max_length;
+        let max_bytes = self.args.max_length_bytes;
+        if max_len.is_none() && max_bytes.is_none() {
+            return true;
+        }
+        let full = |st: &State, size: usize| {
+            max_len.is_some_and(|m| st.ready_len() as u64 >= m)
+                || max_bytes.is_some_and(|m| (st.ready_bytes + size) as u64 > m)
+        };
+        if !full(st, size) {
+            return true;
+        }
+        if self.args.overflow != args::Overflow::DropHead {
+            return false;
+        }
+        while full(st, size) {
+            match st.ready().discard_front() {
+                Some(e) => {
+                    st.ready_bytes -= e.size;
+                    fx.dead.push((e, DeathReason::MaxLen));
+                }
+                // Nothing left to drop: the message itself does not fit.
+                None => return max_len != Some(0) && max_bytes.is_none_or(|m| size as u64 <= m),
+            }
+        }
+        true
+    }
+
+    /// Expires what is due at the head, then hands out what consumers can take.
+    fn pump(&self, st: &mut State, fx: &mut Effects) {
+        let now = Instant::now();
+        self.expire_head(st, now, fx);
+        if st.consumers.is_empty() {
+            return;
+        }
+        while st.ready_len() > 0 {
+            let Some(ci) = self.pick_consumer(st) else { break };
+            let Some(mut e) = st.ready().pop() else { break };
+            st.ready_bytes -= e.size;
+            if e.expires_at.is_some_and(|t| t <= now) {
+                st.ready().group_settled(e.msg.group_id.as_deref());
+                fx.dead.push((e, DeathReason::Expired));
+                continue;
+            }
+            e.delivery_count += 1;
+            let c = &mut st.consumers[ci];
+            c.in_flight += 1;
+            if let Some(s) = &c.shared {
+                s.take();
+            }
+            let delivery = Delivery {
+                message: e.msg.clone(),
+                queue: self.handle(),
+                seq: e.seq,
+                redelivered: e.redelivered,
+                delivery_count: e.delivery_count,
+            };
+            c.sink.push(SinkEvent::Deliver {
+                consumer: c.tag,
+                delivery,
+            });
+            let (id, shared) = (c.id, c.shared.clone());
+            st.in_flight.insert(
+                e.seq,
+                InFlight {
+                    entry: e,
+                    consumer: Some(id),
+                    shared,
+                    lease: None,
+                },
+            );
+        }
+    }
+
+    fn expire_head(&self, st: &mut State, now: Instant, fx: &mut Effects) {
+        while st
+            .ready
+            .as_ref()
+            .and_then(Ready::front)
+            .is_some_and(|e| e.expires_at.is_some_and(|t| t <= now))
+        {
+            if let Some(e) = st.ready().discard_front() {
+                st.ready_bytes -= e.size;
+                fx.dead.push((e, DeathReason::Expired));
+            }
+        }
+    }
+
+    /// The consumer to serve next: with single-active-consumer only the first one;
+    /// otherwise round-robin among the highest-priority consumers with credit.
+    fn pick_consumer(&self, st: &mut State) -> Option<usize> {
+        let n = st.consumers.len();
+        let can = |c: &Consumer| {
+            let own = c.prefetch == 0 || c.in_flight < c.prefetch;
+            own && c.shared.as_ref().is_none_or(|s| s.has_credit())
+        };
+        if self.args.single_active_consumer {
+            let c = st.consumers.first()?;
+            if can(c) {
+                return Some(0);
+            }
+            self.wait_shared(c);
+            return None;
+        }
+        let mut best: Option<(usize, i32)> = None;
+        for k in 0..n {
+            let i = (st.rr + k) % n;
+            let c = &st.consumers[i];
+            if best.is_some_and(|(_, p)| c.priority <= p) {
+                continue;
+            }
+            if can(c) {
+                best = Some((i, c.priority));
+            } else {
+                self.wait_shared(c);
+            }
+        }
+        let (i, _) = best?;
+        st.rr = (i + 1) % n;
+        Some(i)
+    }
+
+    fn wait_shared(&self, c: &Consumer) {
+        if let Some(s) = &c.shared {
+            if !s.has_credit() {
+                let me: Weak<dyn Wake> = self.me.clone();
+                s.wait(me);
+            }
+        }
+    }
+
+    /// Puts a delivery back (original position, redelivered) unless it has used up
+    /// its delivery limit.
+    fn requeue_locked(&self, st: &mut State, mut e: Entry, fx: &mut Effects) {
+        e.redelivered = true;
+        if self.args.delivery_limit.is_some_and(|l| e.delivery_count > l) {
+            fx.dead.push((e, DeathReason::DeliveryLimit));
+            return;
+        }
+        st.ready_bytes += e.size;
+        st.ready().requeue(e);
+    }
+
+    fn take_in_flight(&self, st: &mut State, seq: u64) -> Option<Entry> {
+        let f = st.in_flight.remove(&seq)?;
+        if let Some(id) = f.consumer {
+            if let Some(c) = st.consumers.iter_mut().find(|c| c.id == id) {
+                c.in_flight = c.in_flight.saturating_sub(1);
+            }
+        }
+        if let Some(s) = &f.shared {
+            s.release(1);
+        }
+        if let Some(at) = f.lease {
+            st.leases.remove(&(at, seq));
+        }
+        st.ready().group_settled(f.entry.msg.group_id.as_deref());
+        Some(f.entry)
+    }
+
+    pub fn settle_many(&self, seqs: &[u64], how: Settle) {
+        let mut fx = Effects::default();
+        {
+            let mut st = self.lock();
+            for &seq in seqs {
+                let Some(e) = self.take_in_flight(&mut st, seq) else {
+                    continue;
+                };
+                match how {
+                    Settle::Ack => {}
+                    Settle::Requeue => self.requeue_locked(&mut st, e, &mut fx),
+                    Settle::Reject => fx.dead.push((e, DeathReason::Rejected)),
+                }
+            }
+            self.pump(&mut st, &mut fx);
+            self.arm_timer(&mut st);
+        }
+        self.finish(fx);
+    }
+
+    pub fn add_consumer(&self, spec: ConsumerSpec) -> Result<Box<dyn ConsumerHandle>, BrokerError> {
+        let mut fx = Effects::default();
+        let id = self.next_consumer.fetch_add(1, Ordering::Relaxed);
+        {
+            let mut st = self.lock();
+            if st.deleted {
+                return Err(self.not_found());
+            }
+            if st.consumers.iter().any(|c| c.exclusive) || (spec.exclusive && !st.consumers.is_empty()) {
+                return Err(BrokerError::access_refused(format!(
+                    "ACCESS_REFUSED - queue '{}' in vhost '{}' in exclusive use",
+                    self.name,
+                    self.vhost_name()
+                )));
+            }
+            let c = Consumer {
+                id,
+                tag: spec.tag,
+                owner: spec.owner,
+                prefetch: spec.prefetch,
+                in_flight: 0,
+                shared: spec.shared_credit,
+                sink: spec.sink,
+                priority: spec.priority,
+                exclusive: spec.exclusive,
+            };
+            st.consumers.push(c);
+            st.had_consumer = true;
+            self.pump(&mut st, &mut fx);
+            self.arm_timer(&mut st);
+        }
+        self.finish(fx);
+        Ok(Box::new(ConsumerRef {
+            queue: self.me.clone(),
+            id,
+        }))
+    }
+
+    fn remove_consumer(&self, id: u64) {
+        let mut fx = Effects::default();
+        {
+            let mut st = self.lock();
+            let before = st.consumers.len();
+            st.consumers.retain(|c| c.id != id);
+            if st.consumers.len() == before {
+                return;
+            }
+            if st.rr >= st.consumers.len() {
+                st.rr = 0;
+            }
+            st.last_used = Some(Instant::now());
+            if self.auto_delete && st.consumers.is_empty() && st.had_consumer {
+                fx.delete_self = true;
+            }
+            self.pump(&mut st, &mut fx);
+            self.arm_timer(&mut st);
+        }
+        self.finish(fx);
+    }
+
+    /// Consumers owned by a closing connection; used when exclusive queues go away.
+    pub fn has_consumers_of(&self, conn: ConnectionId) -> bool {
+        self.lock().consumers.iter().any(|c| c.owner == conn)
+    }
+
+    /// basic.get: the next ready message and how many remain.
+    pub fn get(&self, auto_ack: bool) -> Option<(Delivery, u32)> {
+        let mut fx = Effects::default();
+        let r = {
+            let mut st = self.lock();
+            st.last_used = Some(Instant::now());
+            let mut out = self.take_ready(&mut st, 1, None, &mut fx);
+            let remaining = st.ready_len() as u32;
+            if auto_ack {
+                for d in &out {
+                    self.take_in_flight(&mut st, d.seq);
+                }
+            }
+            self.arm_timer(&mut st);
+            out.pop().map(|d| (d, remaining))
+        };
+        self.finish(fx);
+        r
+    }
+
+    /// Leases up to `max` messages for `visibility`. Grouped queues return messages
+    /// of one group, in order.
+    pub fn receive(&self, max: usize, visibility: Duration) -> Vec<Delivery> {
+        let mut fx = Effects::default();
+        let out = {
+            let mut st = self.lock();
+            st.last_used = Some(Instant::now());
+            let until = Instant::now() + visibility;
+            let out = self.take_ready(&mut st, max, Some(until), &mut fx);
+            self.arm_timer(&mut st);
+            out
+        };
+        self.finish(fx);
+        out
+    }
+
+    fn take_ready(
+        &self,
+        st: &mut State,
+        max: usize,
+        lease: Option<Instant>,
+        fx: &mut Effects,
+    ) -> Vec<Delivery> {
+        let now = Instant::now();
+        self.expire_head(st, now, fx);
+        let mut out = Vec::new();
+        let mut group: Option<Option<String>> = None;
+        while out.len() < max {
+            let next = match &group {
+                Some(g) if self.args.grouped => st.ready().pop_same_group(g.as_deref().unwrap_or("")),
+                _ => st.ready().pop(),
+            };
+            let Some(mut e) = next else { break };
+            st.ready_bytes -= e.size;
+            if e.expires_at.is_some_and(|t| t <= now) {
+                st.ready().group_settled(e.msg.group_id.as_deref());
+                fx.dead.push((e, DeathReason::Expired));
+                continue;
+            }
+            if self.args.grouped && group.is_none() {
+                group = Some(e.msg.group_id.clone());
+            }
+            e.delivery_count += 1;
+            out.push(Delivery {
+                message: e.msg.clone(),
+                queue: self.handle(),
+                seq: e.seq,
+                redelivered: e.redelivered,
+                delivery_count: e.delivery_count,
+            });
+            if let Some(at) = lease {
+                st.leases.insert((at, e.seq));
+            }
+            st.in_flight.insert(
+                e.seq,
+                InFlight {
+                    entry: e,
+                    consumer: None,
+                    shared: None,
+                    lease,
+                },
+            );
+        }
+        out
+    }
+
+    pub fn purge(&self) -> u32 {
+        let mut st = self.lock();
+        let n = st.ready().drain_all().len() + st.delayed.len();
+        st.delayed.clear();
+        st.ready_bytes = 0;
+        n as u32
+    }
+
+    /// Marks the queue deleted, tells its consumers, and drops its messages.
+    /// Returns the number of ready messages it held.
+    pub fn delete(&self) -> u32 {
+        let consumers = {
+            let mut st = self.lock();
+            if st.deleted {
+                return 0;
+            }
+            st.deleted = true;
+            let n = st.ready_len() as u32;
+            st.ready().drain_all();
+            st.delayed.clear();
+            st.in_flight.clear();
+            st.leases.clear();
+            st.ready_bytes = 0;
+            (std::mem::take(&mut st.consumers), n)
+        };
+        let (consumers, n) = consumers;
+        for c in consumers {
+            c.sink.push(SinkEvent::Cancelled { consumer: c.tag });
+        }
+        n
+    }
+
+    fn not_found(&self) -> BrokerError {
+        BrokerError::not_found(format!(
+            "NOT_FOUND - no queue '{}' in vhost '{}'",
+            self.name,
+            self.vhost_name()
+        ))
+    }
+
+    fn vhost_name(&self) -> String {
+        self.vhost.upgrade().map(|v| v.name.clone()).unwrap_or_default()
+    }
+
+    /// Schedules the next deadline: head expiry, delayed message, lease, `x-expires`.
+    fn arm_timer(&self, st: &mut State) {
+        let mut next: Option<Instant> = None;
+        let mut consider = |t: Option<Instant>| {
+            if let Some(t) = t {
+                next = Some(next.map_or(t, |n| n.min(t)));
+            }
+        };
+        consider(st.ready.as_ref().and_then(Ready::front).and_then(|e| e.expires_at));
+        consider(st.delayed.keys().next().map(|(t, _)| *t));
+        consider(st.leases.iter().next().map(|(t, _)| *t));
+        if let (Some(ms), true) = (self.args.expires, st.consumers.is_empty()) {
+            consider(st.last_used.map(|t| t + Duration::from_millis(ms)));
+        }
+        let Some(at) = next else { return };
+        if st.timer_at.is_some_and(|t| t <= at && t > Instant::now()) {
+            return;
+        }
+        st.timer_at = Some(at);
+        let me: Weak<dyn TimerTarget> = self.me.clone();
+        self.timers.schedule(at, me);
+    }
+
+    fn finish(&self, fx: Effects) {
+        if fx.dead.is_empty() && !fx.delete_self {
+            return;
+        }
+        let Some(vhost) = self.vhost.upgrade() else { return };
+        if let Some(dlx) = &self.args.dead_letter_exchange {
+            for (e, reason) in fx.dead {
+                let msg = dead_letter_message(&e.msg, &self.name, reason, self.args.dead_letter_routing_key.as_deref());
+                vhost.publish_dead_letter(dlx, msg, &self.name);
+            }
+        }
+        if fx.delete_self {
+            vhost.remove_queue(&self.name);
+        }
+    }
+}
+
+impl TimerTarget for Queue {
+    fn on_timer(&self, now: Instant) {
+        let mut fx = Effects::default();
+        {
+            let mut st = self.lock();
+            if st.deleted {
+                return;
+            }
+            st.timer_at = None;
+            while let Some(entry) = st.delayed.first_entry() {
+                if entry.key().0 > now {
+                    break;
+                }
+                let e = entry.remove();
+                st.ready_bytes += e.size;
+                st.ready().push(e);
+            }
+            while let Some(&(at, seq)) = st.leases.iter().next() {
+                if at > now {
+                    break;
+                }
+                st.leases.remove(&(at, seq));
+                if let Some(f) = st.in_flight.get_mut(&seq) {
+                    f.lease = None;
+                }
+                if let Some(e) = self.take_in_flight(&mut st, seq) {
+                    self.requeue_locked(&mut st, e, &mut fx);
+                }
+            }
+            if let Some(ms) = self.args.expires {
+                let idle = st.last_used.is_some_and(|t| t + Duration::from_millis(ms) <= now);
+                if idle && st.consumers.is_empty() {
+                    fx.delete_self = true;
+                }
+            }
+            self.pump(&mut st, &mut fx);
+            self.arm_timer(&mut st);
+        }
+        self.finish(fx);
+    }
+}
+
+impl Wake for Queue {
+    fn wake(&self) {
+        let mut fx = Effects::default();
+        {
+            let mut st = self.lock();
+            self.pump(&mut st, &mut fx);
+            self.arm_timer(&mut st);
+        }
+        self.finish(fx);
+    }
+}
+
+impl QueueHandle for Queue {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn settle(&self, seqs: &[u64], how: Settle) {
+        self.settle_many(seqs, how)
+    }
+
+    fn set_visibility(&self, seq: u64, timeout: Duration) -> Result<(), BrokerError> {
+        let mut fx = Effects::default();
+        {
+            let mut st = self.lock();
+            let Some(f) = st.in_flight.get_mut(&seq) else {
+                return Err(BrokerError::not_found("message is not in flight"));
+            };
+            let Some(old) = f.lease else {
+                return Err(BrokerError::not_allowed("delivery is not leased"));
+            };
+            if timeout.is_zero() {
+                if let Some(e) = self.take_in_flight(&mut st, seq) {
+                    self.requeue_locked(&mut st, e, &mut fx);
+                }
+            } else {
+                let at = Instant::now() + timeout;
+                f.lease = Some(at);
+                st.leases.remove(&(old, seq));
+                st.leases.insert((at, seq));
+            }
+            self.pump(&mut st, &mut fx);
+            self.arm_timer(&mut st);
+        }
+        self.finish(fx);
+        Ok(())
+    }
+}
+
+struct ConsumerRef {
+    queue: Weak<Queue>,
+    id: u64,
+}
+
+impl ConsumerHandle for ConsumerRef {
+    fn cancel(&self) {
+        if let Some(q) = self.queue.upgrade() {
+            q.remove_consumer(self.id);
+        }
+    }
+}
+
+/// Stands in for a queue that is gone: settling its deliveries does nothing.
+struct Orphan(String);
+
+impl QueueHandle for Orphan {
+    fn name(&self) -> &str {
+        &self.0
+    }
+    fn settle(&self, _: &[u64], _: Settle) {}
+    fn set_visibility(&self, _: u64, _: Duration) -> Result<(), BrokerError> {
+        Err(BrokerError::not_found("queue deleted"))
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,276 @@
+//! Ready messages of one queue, in delivery order.
+//!
+//! Invariants:
+//! - Within a lane, messages come out in sequence order; a requeued message goes back
+//!   to its original position (RabbitMQ's behaviour), not to the tail.
+//! - Priority queues keep one lane per priority and serve the highest first.
+//! - Grouped queues keep one lane per group; a group with a message in flight is not
+//!   offered to anyone until that message is settled (SQS FIFO, JMSXGroupID).
+
+use super::Entry;
+use std::collections::{BTreeMap, HashMap, VecDeque};
+
+/// FIFO by sequence number with cheap appends and ordered re-insertion.
+#[derive(Default)]
+pub struct Lane {
+    fifo: VecDeque<Entry>,
+    requeued: BTreeMap<u64, Entry>,
+}
+
+impl Lane {
+    pub fn push(&mut self, e: Entry) {
+        // Appends arrive in increasing seq order; anything older is a requeue.
+        match self.fifo.back() {
+            Some(last) if last.seq > e.seq => {
+                self.requeued.insert(e.seq, e);
+            }
+            _ => self.fifo.push_back(e),
+        }
+    }
+
+    pub fn requeue(&mut self, e: Entry) {
+        match self.fifo.front() {
+            Some(first) if first.seq < e.seq => {
+                self.requeued.insert(e.seq, e);
+            }
+            _ if self.requeued.is_empty() => self.fifo.push_front(e),
+            _ => {
+                self.requeued.insert(e.seq, e);
+            }
+        }
+    }
+
+    pub fn front(&self) -> Option<&Entry> {
+        match (self.fifo.front(), self.requeued.first_key_value()) {
+            (Some(a), Some((_, b))) => Some(if b.seq < a.seq { b } else { a }),
+            (a, b) => a.or(b.map(|(_, e)| e)),
+        }
+    }
+
+    pub fn pop(&mut self) -> Option<Entry> {
+        let from_requeued = match (self.fifo.front(), self.requeued.first_key_value()) {
+            (Some(a), Some((k, _))) => *k < a.seq,
+            (None, Some(_)) => true,
+            _ => false,
+        };
+        if from_requeued {
+            self.requeued.pop_first().map(|(_, e)| e)
+        } else {
+            self.fifo.pop_front()
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.fifo.len() + self.requeued.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn drain(&mut self) -> impl Iterator<Item = Entry> + '_ {
+        let mut all: Vec<Entry> = std::mem::take(&mut self.requeued).into_values().collect();
+        all.extend(self.fifo.drain(..));
+        all.sort_by_key(|e| e.seq);
+        all.into_iter()
+    }
+}
+
+struct Group {
+    lane: Lane,
+    in_flight: u32,
+}
+
+/// All ready messages of a queue.
+pub enum Ready {
+    /// Lanes indexed by priority (one lane when the queue has no `x-max-priority`).
+    Plain(Vec<Lane>),
+    Grouped {
+        groups: HashMap<String, Group>,
+        /// Groups with ready messages and nothing in flight, oldest first.
+        available: VecDeque<String>,
+        len: usize,
+    },
+}
+
+impl Ready {
+    pub fn plain(max_priority: u8) -> Self {
+        Ready::Plain((0..=max_priority).map(|_| Lane::default()).collect())
+    }
+
+    pub fn grouped() -> Self {
+        Ready::Grouped {
+            groups: HashMap::new(),
+            available: VecDeque::new(),
+            len: 0,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        match self {
+            Ready::Plain(lanes) => lanes.iter().map(Lane::len).sum(),
+            Ready::Grouped { len, .. } => *len,
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn lane_for(lanes: &mut [Lane], priority: u8) -> &mut Lane {
+        let i = (priority as usize).min(lanes.len() - 1);
+        &mut lanes[i]
+    }
+
+    pub fn push(&mut self, e: Entry) {
+        self.insert(e, false)
+    }
+
+    pub fn requeue(&mut self, e: Entry) {
+        self.insert(e, true)
+    }
+
+    fn insert(&mut self, e: Entry, requeue: bool) {
+        match self {
+            Ready::Plain(lanes) => {
+                let lane = Self::lane_for(lanes, e.priority);
+                if requeue { lane.requeue(e) } else { lane.push(e) }
+            }
+            Ready::Grouped {
+                groups,
+                available,
+                len,
+            } => {
+                *len += 1;
+                let key = e.msg.group_id.clone().unwrap_or_default();
+                let g = groups.entry(key.clone()).or_insert_with(|| Group {
+                    lane: Lane::default(),
+                    in_flight: 0,
+                });
+                let was_empty = g.lane.is_empty();
+                if requeue { g.lane.requeue(e) } else { g.lane.push(e) }
+                if was_empty && g.in_flight == 0 && !available.contains(&key) {
+                    available.push_back(key);
+                }
+            }
+        }
+    }
+
+    /// The message that `pop` would return, if any.
+    pub fn front(&self) -> Option<&Entry> {
+        match self {
+            Ready::Plain(lanes) => lanes.iter().rev().find_map(Lane::front),
+            Ready::Grouped {
+                groups, available, ..
+            } => available
+                .front()
+                .and_then(|k| groups.get(k))
+                .and_then(|g| g.lane.front()),
+        }
+    }
+
+    /// Takes the next deliverable message. For grouped queues the message's group is
+    /// marked in flight and stays blocked until [`Ready::group_settled`].
+    pub fn pop(&mut self) -> Option<Entry> {
+        match self {
+            Ready::Plain(lanes) => lanes.iter_mut().rev().find_map(Lane::pop),
+            Ready::Grouped {
+                groups,
+                available,
+                len,
+            } => {
+                let key = available.pop_front()?;
+                let g = groups.get_mut(&key)?;
+                let e = g.lane.pop()?;
+                g.in_flight += 1;
+                *len -= 1;
+                Some(e)
+            }
+        }
+    }
+
+    /// Takes the next message of the group that `pop` just served, if it has more and
+    /// the caller wants a batch from one group (an SQS FIFO receive returns several
+    /// messages of one group in order).
+    pub fn pop_same_group(&mut self, group: &str) -> Option<Entry> {
+        let Ready::Grouped { groups, len, .. } = self else {
+            return None;
+        };
+        let g = groups.get_mut(group)?;
+        let e = g.lane.pop()?;
+        g.in_flight += 1;
+        *len -= 1;
+        Some(e)
+    }
+
+    /// Removes the head without marking anything in flight (expiry, drop-head).
+    pub fn discard_front(&mut self) -> Option<Entry> {
+        match self {
+            Ready::Plain(_) => self.pop(),
+            Ready::Grouped {
+                groups,
+                available,
+                len,
+            } => {
+                let key = available.front()?.clone();
+                let g = groups.get_mut(&key)?;
+                let e = g.lane.pop()?;
+                *len -= 1;
+                if g.lane.is_empty() {
+                    available.pop_front();
+                    if g.in_flight == 0 {
+                        groups.remove(&key);
+                    }
+                }
+                Some(e)
+            }
+        }
+    }
+
+    /// A message of `group` left flight (acked, requeued or dead-lettered).
+    pub fn group_settled(&mut self, group: Option<&str>) {
+        let Ready::Grouped {
+            groups, available, ..
+        } = self
+        else {
+            return;
+        };
+        let key = group.unwrap_or_default();
+        let Some(g) = groups.get_mut(key) else {
+            return;
+        };
+        g.in_flight = g.in_flight.saturating_sub(1);
+        if g.in_flight == 0 {
+            if g.lane.is_empty() {
+                groups.remove(key);
+            } else if !available.iter().any(|k| k == key) {
+                available.push_back(key.to_string());
+            }
+        }
+    }
+
+    /// Removes every ready message, in order.
+    pub fn drain_all(&mut self) -> Vec<Entry> {
+        let mut out = Vec::new();
+        match self {
+            Ready::Plain(lanes) => {
+                for lane in lanes.iter_mut().rev() {
+                    out.extend(lane.drain());
+                }
+            }
+            Ready::Grouped {
+                groups,
+                available,
+                len,
+            } => {
+                for g in groups.values_mut() {
+                    out.extend(g.lane.drain());
+                }
+                groups.retain(|_, g| g.in_flight > 0);
+                available.clear();
+                *len = 0;
+            }
+        }
+        out
+    }
+}

@@ -1,0 +1,65 @@
+//! The user table shared by every protocol.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use switchboard_api::{BrokerError, User};
+
+#[derive(Clone, Debug, serde::Deserialize, serde::Serialize)]
+pub struct UserConfig {
+    pub name: String,
+    pub password: String,
+    #[serde(default)]
+    pub tags: Vec<String>,
+    /// Only accepted from loopback addresses (RabbitMQ's rule for `guest`).
+    #[serde(default)]
+    pub loopback_only: bool,
+}
+
+pub struct Users {
+    users: HashMap<String, UserConfig>,
+}
+
+impl Default for Users {
+    /// `guest`/`guest`, loopback only, as RabbitMQ ships.
+    fn default() -> Self {
+        Users::new(vec![UserConfig {
+            name: "guest".into(),
+            password: "guest".into(),
+            tags: vec!["administrator".into()],
+            loopback_only: true,
+        }])
+    }
+}
+
+impl Users {
+    pub fn new(list: Vec<UserConfig>) -> Users {
+        Users {
+            users: list.into_iter().map(|u| (u.name.clone(), u)).collect(),
+        }
+    }
+
+    pub fn authenticate(&self, name: &str, password: &str, peer: SocketAddr) -> Result<User, BrokerError> {
+        let refused = || {
+            BrokerError::access_refused(
+                "ACCESS_REFUSED - Login was refused using authentication mechanism PLAIN. For details see the broker logfile.",
+            )
+        };
+        let u = self.users.get(name).ok_or_else(refused)?;
+        // Constant-time enough for passwords of equal length; the compare must not
+        // stop at the first differing byte.
+        let same = u.password.len() == password.len()
+            && u.password.bytes().zip(password.bytes()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0;
+        if !same {
+            return Err(refused());
+        }
+        if u.loopback_only && !peer.ip().is_loopback() {
+            return Err(BrokerError::access_refused(format!(
+                "ACCESS_REFUSED - user '{name}' can only connect via localhost"
+            )));
+        }
+        Ok(User {
+            name: u.name.clone(),
+            tags: u.tags.clone(),
+        })
+    }
+}

@@ -1,0 +1,380 @@
+//! A virtual host: its exchanges, queues and the routing between them.
+
+use super::exchange::{Dest, Exchange, Kind};
+use super::queue::{Enqueued, Queue, QueueArgs, QueueConfig, check_equivalent};
+use super::timer::Timers;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock, Weak};
+use switchboard_api::{
+    BrokerError, ConnectionId, ExchangeDecl, Message, PublishOutcome, QueueDecl, QueueInfo,
+    Table,
+};
+
+pub struct Vhost {
+    pub name: String,
+    exchanges: RwLock<HashMap<String, Arc<Exchange>>>,
+    queues: RwLock<HashMap<String, Arc<Queue>>>,
+    me: Weak<Vhost>,
+    timers: Timers,
+    names: AtomicU64,
+}
+
+const BUILTIN: &[(&str, Kind)] = &[
+    ("", Kind::Direct),
+    ("amq.direct", Kind::Direct),
+    ("amq.fanout", Kind::Fanout),
+    ("amq.topic", Kind::Topic),
+    ("amq.headers", Kind::Headers),
+    ("amq.match", Kind::Headers),
+];
+
+impl Vhost {
+    pub fn new(name: &str, timers: Timers) -> Arc<Vhost> {
+        let exchanges = BUILTIN
+            .iter()
+            .map(|(n, k)| (n.to_string(), Arc::new(Exchange::new(n, *k, true, false, false, Table::new()))))
+            .collect();
+        Arc::new_cyclic(|me| Vhost {
+            name: name.to_string(),
+            exchanges: RwLock::new(exchanges),
+            queues: RwLock::default(),
+            me: me.clone(),
+            timers,
+            names: AtomicU64::new(0),
+        })
+    }
+
+    fn exchanges(&self) -> std::sync::RwLockReadGuard<'_, HashMap<String, Arc<Exchange>>> {
+        self.exchanges.read().unwrap_or_else(|e| e.into_inner())
+    }
+    fn exchanges_mut(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<String, Arc<Exchange>>> {
+        self.exchanges.write().unwrap_or_else(|e| e.into_inner())
+    }
+    fn queues(&self) -> std::sync::RwLockReadGuard<'_, HashMap<String, Arc<Queue>>> {
+        self.queues.read().unwrap_or_else(|e| e.into_inner())
+    }
+    fn queues_mut(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<String, Arc<Queue>>> {
+        self.queues.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn exchange(&self, name: &str) -> Result<Arc<Exchange>, BrokerError> {
+        self.exchanges().get(name).cloned().ok_or_else(|| {
+            BrokerError::not_found(format!("NOT_FOUND - no exchange '{name}' in vhost '{}'", self.name))
+        })
+    }
+
+    pub fn queue(&self, name: &str) -> Result<Arc<Queue>, BrokerError> {
+        self.queues().get(name).cloned().ok_or_else(|| {
+            BrokerError::not_found(format!("NOT_FOUND - no queue '{name}' in vhost '{}'", self.name))
+        })
+    }
+
+    /// The queue, if this connection may use it (exclusive queues belong to one).
+    pub fn queue_for(&self, name: &str, conn: ConnectionId) -> Result<Arc<Queue>, BrokerError> {
+        let q = self.queue(name)?;
+        self.check_owner(&q, conn)?;
+        Ok(q)
+    }
+
+    fn check_owner(&self, q: &Queue, conn: ConnectionId) -> Result<(), BrokerError> {
+        match q.exclusive_owner {
+            Some(owner) if owner != conn => Err(BrokerError::locked(format!(
+                "RESOURCE_LOCKED - cannot obtain exclusive access to locked queue '{}' in vhost '{}'. \
+                 It could be originally declared on another connection or the exclusive property \
+                 value does not match that of the original declaration.",
+                q.name, self.name
+            ))),
+            _ => Ok(()),
+        }
+    }
+
+    pub fn all_queues(&self) -> Vec<Arc<Queue>> {
+        self.queues().values().cloned().collect()
+    }
+
+    pub fn declare_exchange(&self, d: &ExchangeDecl) -> Result<(), BrokerError> {
+        if let Some(x) = self.exchanges().get(&d.name) {
+            if d.passive {
+                return Ok(());
+            }
+            let inequivalent = |what: &str, got: &str, cur: &str| {
+                BrokerError::precondition(format!(
+                    "PRECONDITION_FAILED - inequivalent arg '{what}' for exchange '{}' in vhost '{}': received '{got}' but current is '{cur}'",
+                    d.name, self.name
+                ))
+            };
+            if x.kind.as_str() != d.kind {
+                return Err(inequivalent("type", &d.kind, x.kind.as_str()));
+            }
+            if x.durable != d.durable {
+                return Err(inequivalent("durable", &d.durable.to_string(), &x.durable.to_string()));
+            }
+            if x.auto_delete != d.auto_delete {
+                return Err(inequivalent("auto_delete", &d.auto_delete.to_string(), &x.auto_delete.to_string()));
+            }
+            if x.internal != d.internal {
+                return Err(inequivalent("internal", &d.internal.to_string(), &x.internal.to_string()));
+            }
+            return Ok(());
+        }
+        if d.passive {
+            return Err(BrokerError::not_found(format!(
+                "NOT_FOUND - no exchange '{}' in vhost '{}'",
+                d.name, self.name
+            )));
+        }
+        if d.name.starts_with("amq.") {
+            return Err(BrokerError::access_refused(format!(
+                "ACCESS_REFUSED - exchange name '{}' contains reserved prefix 'amq.*'",
+                d.name
+            )));
+        }
+        let kind = Kind::parse(&d.kind).ok_or_else(|| {
+            BrokerError::invalid(format!("COMMAND_INVALID - unknown exchange type '{}'", d.kind))
+        })?;
+        let x = Exchange::new(&d.name, kind, d.durable, d.auto_delete, d.internal, d.arguments.clone());
+        self.exchanges_mut().entry(d.name.clone()).or_insert_with(|| Arc::new(x));
+        Ok(())
+    }
+
+    pub fn delete_exchange(&self, name: &str, if_unused: bool) -> Result<(), BrokerError> {
+        if name.is_empty() || name.starts_with("amq.") {
+            return Err(BrokerError::access_refused(format!(
+                "ACCESS_REFUSED - operation not permitted on the default exchange or built-in exchange '{name}'"
+            )));
+        }
+        let x = self.exchange(name)?;
+        if if_unused && x.has_bindings() {
+            return Err(BrokerError::precondition(format!(
+                "PRECONDITION_FAILED - exchange '{name}' in vhost '{}' in use",
+                self.name
+            )));
+        }
+        self.exchanges_mut().remove(name);
+        let dest = Dest::Exchange(x);
+        for other in self.exchanges().values() {
+            other.unbind_all_to(&dest);
+        }
+        Ok(())
+    }
+
+    fn check_bindable_source(&self, source: &str) -> Result<Arc<Exchange>, BrokerError> {
+        if source.is_empty() {
+            return Err(BrokerError::access_refused(format!(
+                "ACCESS_REFUSED - operation not permitted on the default exchange"
+            )));
+        }
+        self.exchange(source)
+    }
+
+    pub fn bind(&self, source: &str, dest: Dest, key: &str, args: &Table) -> Result<(), BrokerError> {
+        let x = self.check_bindable_source(source)?;
+        x.bind(dest, key, args);
+        Ok(())
+    }
+
+    pub fn unbind(&self, source: &str, dest: Dest, key: &str, args: &Table) -> Result<(), BrokerError> {
+        let x = self.check_bindable_source(source)?;
+        // Unbinding something that is not bound succeeds, as in RabbitMQ.
+        x.unbind(&dest, key, args);
+        self.maybe_auto_delete_exchange(&x);
+        Ok(())
+    }
+
+    fn maybe_auto_delete_exchange(&self, x: &Arc<Exchange>) {
+        if x.auto_delete && !x.has_bindings() {
+            let _ = self.delete_exchange(&x.name, true);
+        }
+    }
+
+    pub fn declare_queue(&self, d: &QueueDecl, conn: ConnectionId) -> Result<QueueInfo, BrokerError> {
+        if d.passive {
+            let q = self.queue_for(&d.name, conn)?;
+            q.touch();
+            return Ok(info(&q));
+        }
+        if d.name.starts_with("amq.") {
+            return Err(BrokerError::access_refused(format!(
+                "ACCESS_REFUSED - queue name '{}' contains reserved prefix 'amq.*'",
+                d.name
+            )));
+        }
+        let name = if d.name.is_empty() { self.server_name() } else { d.name.clone() };
+        if let Some(q) = self.queues().get(&name).cloned() {
+            self.check_owner(&q, conn)?;
+            let ineq = |what: &str| {
+                BrokerError::precondition(format!(
+                    "PRECONDITION_FAILED - inequivalent arg '{what}' for queue '{name}' in vhost '{}'",
+                    self.name
+                ))
+            };
+            if q.durable != d.durable {
+                return Err(ineq("durable"));
+            }
+            if q.auto_delete != d.auto_delete {
+                return Err(ineq("auto_delete"));
+            }
+            if q.exclusive_owner.is_some() != d.exclusive {
+                return Err(ineq("exclusive"));
+            }
+            check_equivalent(&q.raw_args, &d.arguments, &name, &self.name)?;
+            q.touch();
+            return Ok(info(&q));
+        }
+        let args = QueueArgs::parse(&d.arguments, &name, &self.name)?;
+        let q = Queue::new(
+            QueueConfig {
+                name: name.clone(),
+                durable: d.durable,
+                auto_delete: d.auto_delete,
+                exclusive_owner: d.exclusive.then_some(conn),
+                args,
+                raw_args: d.arguments.clone(),
+            },
+            self.me.clone(),
+            self.timers.clone(),
+        );
+        let q = self.queues_mut().entry(name).or_insert(q).clone();
+        Ok(info(&q))
+    }
+
+    fn server_name(&self) -> String {
+        let n = self.names.fetch_add(1, Ordering::Relaxed);
+        let t = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        format!("amq.gen-{:x}{:06x}", t as u64 ^ std::process::id() as u64, n)
+    }
+
+    /// Deletes a queue after the protocol-level checks passed. Bindings to it vanish.
+    pub fn delete_queue(&self, name: &str, if_unused: bool, if_empty: bool, conn: ConnectionId) -> Result<u32, BrokerError> {
+        let q = self.queue_for(name, conn)?;
+        if if_unused && q.consumer_count() > 0 {
+            return Err(BrokerError::precondition(format!(
+                "PRECONDITION_FAILED - queue '{name}' in vhost '{}' in use",
+                self.name
+            )));
+        }
+        if if_empty && q.total_count() > 0 {
+            return Err(BrokerError::precondition(format!(
+                "PRECONDITION_FAILED - queue '{name}' in vhost '{}' is not empty",
+                self.name
+            )));
+        }
+        Ok(self.remove_queue(name))
+    }
+
+    /// Removes a queue unconditionally (auto-delete, x-expires, exclusive owner gone).
+    pub fn remove_queue(&self, name: &str) -> u32 {
+        let Some(q) = self.queues_mut().remove(name) else { return 0 };
+        let dest = Dest::Queue(q.clone());
+        let exchanges: Vec<Arc<Exchange>> = self.exchanges().values().cloned().collect();
+        for x in &exchanges {
+            if x.unbind_all_to(&dest) > 0 {
+                self.maybe_auto_delete_exchange(x);
+            }
+        }
+        q.delete()
+    }
+
+    /// Routes to queues: through the exchange, exchange-to-exchange bindings and
+    /// alternate exchanges. Each queue appears once.
+    pub fn route(&self, msg: &Message) -> Result<Vec<Arc<Queue>>, BrokerError> {
+        let mut out: Vec<Arc<Queue>> = Vec::new();
+        if msg.exchange.is_empty() {
+            if let Some(q) = self.queues().get(&msg.routing_key) {
+                out.push(q.clone());
+            }
+            return Ok(out);
+        }
+        let x = self.exchange(&msg.exchange)?;
+        if x.internal {
+            return Err(BrokerError::access_refused(format!(
+                "ACCESS_REFUSED - cannot publish to internal exchange '{}' in vhost '{}'",
+                x.name, self.name
+            )));
+        }
+        let mut visited: Vec<*const Exchange> = Vec::new();
+        self.route_from(&x, msg, &mut out, &mut visited);
+        Ok(out)
+    }
+
+    fn route_from(&self, x: &Arc<Exchange>, msg: &Message, out: &mut Vec<Arc<Queue>>, visited: &mut Vec<*const Exchange>) {
+        if visited.contains(&Arc::as_ptr(x)) {
+            return;
+        }
+        visited.push(Arc::as_ptr(x));
+        let before = out.len();
+        let mut next: Vec<Arc<Exchange>> = Vec::new();
+        x.route(msg, &mut |d| match d {
+            Dest::Queue(q) => {
+                if !out.iter().any(|o| Arc::ptr_eq(o, q)) {
+                    out.push(q.clone());
+                }
+            }
+            Dest::Exchange(e) => next.push(e.clone()),
+        });
+        for e in next {
+            self.route_from(&e, msg, out, visited);
+        }
+        if out.len() == before {
+            if let Some(ae) = x.alternate.as_deref().and_then(|n| self.exchanges().get(n).cloned()) {
+                self.route_from(&ae, msg, out, visited);
+            }
+        }
+    }
+
+    pub fn publish(&self, msg: Message) -> Result<PublishOutcome, BrokerError> {
+        let queues = self.route(&msg)?;
+        Ok(self.deliver(queues, msg))
+    }
+
+    fn deliver(&self, queues: Vec<Arc<Queue>>, msg: Message) -> PublishOutcome {
+        let mut outcome = PublishOutcome::default();
+        if queues.is_empty() {
+            return outcome;
+        }
+        let msg = Arc::new(msg);
+        for q in queues {
+            match q.enqueue(msg.clone()) {
+                Enqueued::Accepted => outcome.queues += 1,
+                Enqueued::Rejected => outcome.rejected = true,
+                Enqueued::Gone => {}
+            }
+        }
+        outcome
+    }
+
+    /// Publishes a dead-lettered message from queue `from`. A missing dead-letter
+    /// exchange drops it silently (RabbitMQ does the same); a cycle is broken.
+    pub fn publish_dead_letter(&self, dlx: &str, mut msg: Message, from: &str) {
+        let _ = from;
+        msg.exchange = dlx.to_string();
+        let Ok(mut queues) = self.route(&msg) else { return };
+        queues.retain(|q| !super::queue::is_cycle(&msg, &q.name));
+        self.deliver(queues, msg);
+    }
+
+    /// Exclusive queues of a closed connection go away.
+    pub fn connection_closed(&self, conn: ConnectionId) {
+        let mine: Vec<String> = self
+            .queues()
+            .values()
+            .filter(|q| q.is_exclusive_to(conn))
+            .map(|q| q.name.clone())
+            .collect();
+        for name in mine {
+            self.remove_queue(&name);
+        }
+    }
+}
+
+fn info(q: &Queue) -> QueueInfo {
+    QueueInfo {
+        name: q.name.clone(),
+        messages: q.message_count(),
+        consumers: q.consumer_count(),
+    }
+}

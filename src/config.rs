@@ -1,0 +1,80 @@
+//! Configuration: defaults, then a TOML file, then `SWITCHBOARD_*` environment
+//! variables, then command-line flags (later wins). Every field has a default.
+
+use crate::broker::UserConfig;
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(default)]
+pub struct Config {
+    /// Where durable state lives.
+    pub data_dir: PathBuf,
+    /// Address every listener binds to.
+    pub bind: String,
+    /// Listener ports; 0 picks a free port (printed on the `listening` line).
+    pub amqp_port: u16,
+    pub mqtt_port: u16,
+    pub stomp_port: u16,
+    pub http_port: u16,
+    pub admin_port: u16,
+    pub amqp: AmqpConfig,
+    /// Users for every protocol. Default: `guest`/`guest`, loopback only.
+    pub users: Vec<UserConfig>,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(default)]
+pub struct AmqpConfig {
+    pub frame_max: u32,
+    pub channel_max: u16,
+    pub heartbeat: u16,
+    pub max_message_size: u64,
+    pub handshake_timeout_ms: u64,
+}
+
+impl Default for AmqpConfig {
+    fn default() -> Self {
+        let d = switchboard_amqp::Config::default();
+        AmqpConfig {
+            frame_max: d.frame_max,
+            channel_max: d.channel_max,
+            heartbeat: d.heartbeat,
+            max_message_size: d.max_message_size,
+            handshake_timeout_ms: d.handshake_timeout.as_millis() as u64,
+        }
+    }
+}
+
+impl From<&AmqpConfig> for switchboard_amqp::Config {
+    fn from(c: &AmqpConfig) -> Self {
+        switchboard_amqp::Config {
+            frame_max: c.frame_max.max(switchboard_amqp::codec::FRAME_MIN_SIZE),
+            channel_max: c.channel_max.max(1),
+            heartbeat: c.heartbeat,
+            max_message_size: c.max_message_size,
+            handshake_timeout: std::time::Duration::from_millis(c.handshake_timeout_ms),
+        }
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            data_dir: PathBuf::from("./data"),
+            bind: "0.0.0.0".into(),
+            amqp_port: 5672,
+            mqtt_port: 1883,
+            stomp_port: 61613,
+            http_port: 9324,
+            admin_port: 15672,
+            amqp: AmqpConfig::default(),
+            users: vec![UserConfig {
+                name: "guest".into(),
+                password: "guest".into(),
+                tags: vec!["administrator".into()],
+                loopback_only: true,
+            }],
+        }
+    }
+}

@@ -1,0 +1,105 @@
+//! Listeners, wiring and shutdown. The only place that names the frontends.
+
+use crate::broker::{Core, Users};
+use crate::config::Config;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use switchboard_api::Broker;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// A running server: its bound addresses and the means to stop it.
+pub struct Server {
+    pub amqp_addr: SocketAddr,
+    shutdown: CancellationToken,
+    tracker: TaskTracker,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot listen for {what} on {addr}: {source}")]
+    Bind {
+        what: &'static str,
+        addr: String,
+        source: std::io::Error,
+    },
+    #[error("cannot use data directory {path}: {source}")]
+    DataDir {
+        path: String,
+        source: std::io::Error,
+    },
+}
+
+impl Server {
+    /// Binds every listener and starts serving. Must run inside a tokio runtime.
+    pub async fn start(cfg: &Config) -> Result<Server, StartError> {
+        std::fs::create_dir_all(&cfg.data_dir).map_err(|source| StartError::DataDir {
+            path: cfg.data_dir.display().to_string(),
+            source,
+        })?;
+        let core = Core::new(Users::new(cfg.users.clone()));
+        let broker: Arc<dyn Broker> = Arc::new(core);
+        let shutdown = CancellationToken::new();
+        let tracker = TaskTracker::new();
+
+        let addr = format!("{}:{}", cfg.bind, cfg.amqp_port);
+        let amqp = TcpListener::bind(&addr).await.map_err(|source| StartError::Bind {
+            what: "AMQP",
+            addr: addr.clone(),
+            source,
+        })?;
+        let amqp_addr = amqp.local_addr().map_err(|source| StartError::Bind {
+            what: "AMQP",
+            addr,
+            source,
+        })?;
+        let amqp_cfg = Arc::new(switchboard_amqp::Config::from(&cfg.amqp));
+        tracker.spawn(accept_loop(amqp, broker.clone(), amqp_cfg, shutdown.clone(), tracker.clone()));
+
+        Ok(Server {
+            amqp_addr,
+            shutdown,
+            tracker,
+        })
+    }
+
+    /// The line scripts read to find the ports: `listening amqp=127.0.0.1:5672 ...`.
+    pub fn listening_line(&self) -> String {
+        format!("listening amqp={}", self.amqp_addr)
+    }
+
+    /// Stops accepting, closes connections politely and waits for them (bounded).
+    pub async fn shutdown(self, grace: Duration) {
+        self.shutdown.cancel();
+        self.tracker.close();
+        if tokio::time::timeout(grace, self.tracker.wait()).await.is_err() {
+            tracing::warn!("some connections did not close within {grace:?}");
+        }
+    }
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    broker: Arc<dyn Broker>,
+    cfg: Arc<switchboard_amqp::Config>,
+    shutdown: CancellationToken,
+    tracker: TaskTracker,
+) {
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            r = listener.accept() => match r {
+                Ok((stream, peer)) => {
+                    tracker.spawn(switchboard_amqp::serve(stream, peer, broker.clone(), cfg.clone(), shutdown.clone()));
+                }
+                Err(e) => {
+                    // Out of file descriptors and the like: back off instead of spinning.
+                    tracing::warn!("accept failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+        }
+    }
+}
