@@ -52,11 +52,19 @@ struct Cli {
 fn load(cli: &Cli) -> anyhow::Result<Config> {
     let mut fig = Figment::from(Serialized::defaults(Config::default()));
     if let Some(path) = &cli.config {
-        anyhow::ensure!(path.exists(), "config file {} does not exist", path.display());
+        anyhow::ensure!(
+            path.exists(),
+            "config file {} does not exist",
+            path.display()
+        );
         fig = fig.merge(Toml::file(path));
     }
     fig = fig
-        .merge(Env::prefixed("SWITCHBOARD_").ignore(&["config"]).split("__"))
+        .merge(
+            Env::prefixed("SWITCHBOARD_")
+                .ignore(&["config"])
+                .split("__"),
+        )
         .merge(Serialized::defaults(cli));
     fig.extract().context("invalid configuration")
 }
@@ -71,7 +79,9 @@ fn main() -> anyhow::Result<()> {
         .init();
     let cli = Cli::parse();
     let cfg = load(&cli)?;
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     rt.block_on(async move {
         let server = Server::start(&cfg).await?;
         let line = server.listening_line();

@@ -45,18 +45,26 @@ impl Server {
         let tracker = TaskTracker::new();
 
         let addr = format!("{}:{}", cfg.bind, cfg.amqp_port);
-        let amqp = TcpListener::bind(&addr).await.map_err(|source| StartError::Bind {
-            what: "AMQP",
-            addr: addr.clone(),
-            source,
-        })?;
+        let amqp = TcpListener::bind(&addr)
+            .await
+            .map_err(|source| StartError::Bind {
+                what: "AMQP",
+                addr: addr.clone(),
+                source,
+            })?;
         let amqp_addr = amqp.local_addr().map_err(|source| StartError::Bind {
             what: "AMQP",
             addr,
             source,
         })?;
         let amqp_cfg = Arc::new(switchboard_amqp::Config::from(&cfg.amqp));
-        tracker.spawn(accept_loop(amqp, broker.clone(), amqp_cfg, shutdown.clone(), tracker.clone()));
+        tracker.spawn(accept_loop(
+            amqp,
+            broker.clone(),
+            amqp_cfg,
+            shutdown.clone(),
+            tracker.clone(),
+        ));
 
         Ok(Server {
             amqp_addr,
@@ -74,7 +82,10 @@ impl Server {
     pub async fn shutdown(self, grace: Duration) {
         self.shutdown.cancel();
         self.tracker.close();
-        if tokio::time::timeout(grace, self.tracker.wait()).await.is_err() {
+        if tokio::time::timeout(grace, self.tracker.wait())
+            .await
+            .is_err()
+        {
             tracing::warn!("some connections did not close within {grace:?}");
         }
     }

@@ -60,7 +60,11 @@ async fn publisher_confirm_is_an_ack() {
     assert!(ch.status().confirm());
 
     let c = publish_confirmed(&ch, "", &q, false, b"confirmed").await;
-    assert_eq!(c, Confirmation::Ack(None), "routable publish is acked, nothing returned");
+    assert_eq!(
+        c,
+        Confirmation::Ack(None),
+        "routable publish is acked, nothing returned"
+    );
 
     // Several in flight, then wait for all of them.
     for i in 0..20 {
@@ -106,12 +110,17 @@ async fn reject_publish_overflow_nacks_the_confirm() {
         ]),
     )
     .await;
-    ch.confirm_select(ConfirmSelectOptions::default()).await.unwrap();
+    ch.confirm_select(ConfirmSelectOptions::default())
+        .await
+        .unwrap();
 
     let first = publish_confirmed(&ch, "", &q, false, b"fits").await;
     assert!(first.is_ack(), "first publish fits: {first:?}");
     let second = publish_confirmed(&ch, "", &q, false, b"overflows").await;
-    assert!(second.is_nack(), "second publish must be nacked: {second:?}");
+    assert!(
+        second.is_nack(),
+        "second publish must be nacked: {second:?}"
+    );
     assert_eq!(second, Confirmation::Nack(None));
 
     // The channel is still usable and the queue holds only the first message.
@@ -141,7 +150,9 @@ async fn mandatory_unroutable_message_is_returned() {
     )
     .await
     .unwrap();
-    ch.confirm_select(ConfirmSelectOptions::default()).await.unwrap();
+    ch.confirm_select(ConfirmSelectOptions::default())
+        .await
+        .unwrap();
 
     let payload = b"nobody wants me";
     let confirm = ch

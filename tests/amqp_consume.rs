@@ -88,7 +88,10 @@ async fn consume_and_ack() {
         .expect("basic.cancel");
     // Our own cancel ends the stream too.
     assert!(
-        tokio::time::timeout(WAIT, consumer.next()).await.expect("stream end").is_none(),
+        tokio::time::timeout(WAIT, consumer.next())
+            .await
+            .expect("stream end")
+            .is_none(),
         "consumer stream should end after basic.cancel"
     );
 
@@ -212,7 +215,11 @@ async fn reject_without_requeue_dead_letters_with_x_death() {
 
     let dead = get_eventually(&ch, &dlq, true).await;
     assert_eq!(body(&dead.delivery), "poison");
-    assert_eq!(dead.delivery.exchange.as_str(), dlx, "delivered via the DLX");
+    assert_eq!(
+        dead.delivery.exchange.as_str(),
+        dlx,
+        "delivered via the DLX"
+    );
     assert_eq!(
         dead.delivery.routing_key.as_str(),
         work,
@@ -256,7 +263,7 @@ async fn reject_without_requeue_dead_letters_with_x_death() {
         .iter()
         .filter_map(as_string)
         .collect();
-    assert_eq!(keys, [work.clone()]);
+    assert_eq!(keys, std::slice::from_ref(&work));
 
     // The work queue is empty: the message was not requeued.
     assert!(get(&ch, &work).await.is_none());
@@ -280,7 +287,9 @@ async fn prefetch_limits_unacked_deliveries() {
         publish(&ch, "", &q, &format!("m{i}")).await;
     }
 
-    ch.basic_qos(3, BasicQosOptions::default()).await.expect("basic.qos");
+    ch.basic_qos(3, BasicQosOptions::default())
+        .await
+        .expect("basic.qos");
     let mut consumer = consume(&ch, &q, &unique("ctag")).await;
 
     let mut held = Vec::new();
@@ -293,7 +302,10 @@ async fn prefetch_limits_unacked_deliveries() {
     assert_no_delivery(&mut consumer, Duration::from_millis(300)).await;
 
     // Acking one frees exactly one slot.
-    held.remove(0).ack(BasicAckOptions::default()).await.unwrap();
+    held.remove(0)
+        .ack(BasicAckOptions::default())
+        .await
+        .unwrap();
     let d = next_delivery(&mut consumer).await;
     assert_eq!(body(&d), "m3");
     held.push(d);
@@ -310,7 +322,10 @@ async fn prefetch_limits_unacked_deliveries() {
     for _ in 0..3 {
         seen.push(next_delivery(&mut consumer).await);
     }
-    assert_eq!(seen.iter().map(body).collect::<Vec<_>>(), ["m4", "m5", "m6"]);
+    assert_eq!(
+        seen.iter().map(body).collect::<Vec<_>>(),
+        ["m4", "m5", "m6"]
+    );
     assert_no_delivery(&mut consumer, Duration::from_millis(300)).await;
 
     // Drain the rest, acking as we go.
@@ -378,7 +393,10 @@ async fn passive_declare_of_missing_queue_closes_channel_only() {
     let q = unique("after-404");
     declare_queue(&ch2, &q, FieldTable::default()).await;
     publish(&ch2, "", &q, "still works").await;
-    assert_eq!(body(&get(&ch2, &q).await.expect("message").delivery), "still works");
+    assert_eq!(
+        body(&get(&ch2, &q).await.expect("message").delivery),
+        "still works"
+    );
 
     delete_queue(&ch2, &q).await;
     conn.close(200, "OK".into()).await.unwrap();
@@ -438,7 +456,11 @@ async fn tx_commit_and_rollback() {
     publish(&tx, "", &q, "t2").await;
     // tx.select-ok round trip above + a synchronous method on the tx channel
     // makes sure the broker has seen the publishes.
-    assert_eq!(message_count(&tx, &q).await, 0, "uncommitted publishes are invisible");
+    assert_eq!(
+        message_count(&tx, &q).await,
+        0,
+        "uncommitted publishes are invisible"
+    );
     assert!(get(&observer, &q).await.is_none());
     tx.tx_commit().await.expect("tx.commit");
     assert_eq!(message_count(&observer, &q).await, 2);

@@ -91,13 +91,23 @@ async fn default_exchange_publish_and_basic_get() {
     assert_eq!(msg.delivery.routing_key.as_str(), q);
     assert!(!msg.delivery.redelivered);
     let p = &msg.delivery.properties;
-    assert_eq!(p.content_type().as_ref().map(|s| s.as_str()), Some("text/plain"));
-    assert_eq!(p.correlation_id().as_ref().map(|s| s.as_str()), Some("corr-1"));
+    assert_eq!(
+        p.content_type().as_ref().map(|s| s.as_str()),
+        Some("text/plain")
+    );
+    assert_eq!(
+        p.correlation_id().as_ref().map(|s| s.as_str()),
+        Some("corr-1")
+    );
     assert_eq!(p.message_id().as_ref().map(|s| s.as_str()), Some("msg-1"));
     assert_eq!(*p.delivery_mode(), Some(2));
     let headers = p.headers().as_ref().expect("headers");
     assert_eq!(
-        headers.inner().get("x-origin").and_then(as_string).as_deref(),
+        headers
+            .inner()
+            .get("x-origin")
+            .and_then(as_string)
+            .as_deref(),
         Some("e2e")
     );
     assert_eq!(headers.inner().get("attempt").and_then(as_i64), Some(7));
@@ -222,7 +232,12 @@ async fn topic_exchange_matches_star_and_hash() {
         ("stock.*.nyse", &["stock.ibm.nyse"]),
         (
             "stock.#",
-            &["stock.ibm.nyse", "stock.ibm", "stock", "stock.ibm.nasdaq.extra"],
+            &[
+                "stock.ibm.nyse",
+                "stock.ibm",
+                "stock",
+                "stock.ibm.nasdaq.extra",
+            ],
         ),
         ("stock.*", &["stock.ibm"]),
         ("#", &keys),
@@ -279,7 +294,14 @@ async fn headers_exchange_matches_all_and_any() {
     )
     .await;
     // No x-match: defaults to "all".
-    bind(&ch, &q_default, &ex, "", table(&[("format", long_str("zip"))])).await;
+    bind(
+        &ch,
+        &q_default,
+        &ex,
+        "",
+        table(&[("format", long_str("zip"))]),
+    )
+    .await;
 
     let send = |name: &'static str, headers: FieldTable| {
         let ch = ch.clone();

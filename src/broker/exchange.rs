@@ -72,14 +72,26 @@ pub struct Exchange {
     pub durable: bool,
     pub auto_delete: bool,
     pub internal: bool,
+    /// Declared arguments, kept for listing and definitions export.
+    #[allow(dead_code)]
     pub args: Table,
     pub alternate: Option<String>,
     bindings: RwLock<Bindings>,
 }
 
 impl Exchange {
-    pub fn new(name: &str, kind: Kind, durable: bool, auto_delete: bool, internal: bool, args: Table) -> Exchange {
-        let alternate = args.get("alternate-exchange").and_then(Value::as_str).map(str::to_string);
+    pub fn new(
+        name: &str,
+        kind: Kind,
+        durable: bool,
+        auto_delete: bool,
+        internal: bool,
+        args: Table,
+    ) -> Exchange {
+        let alternate = args
+            .get("alternate-exchange")
+            .and_then(Value::as_str)
+            .map(str::to_string);
         Exchange {
             name: name.to_string(),
             kind,
@@ -103,11 +115,18 @@ impl Exchange {
     /// Adds a binding; binding the same (destination, key, arguments) twice is a no-op.
     pub fn bind(&self, dest: Dest, key: &str, args: &Table) {
         let mut b = self.write();
-        if b.all.iter().any(|x| x.dest == dest && x.key == key && &x.args == args) {
+        if b.all
+            .iter()
+            .any(|x| x.dest == dest && x.key == key && &x.args == args)
+        {
             return;
         }
         match self.kind {
-            Kind::Direct => b.direct.entry(key.to_string()).or_default().push(dest.clone()),
+            Kind::Direct => b
+                .direct
+                .entry(key.to_string())
+                .or_default()
+                .push(dest.clone()),
             Kind::Topic => {
                 b.topic.insert(key, dest.clone());
             }
@@ -123,7 +142,11 @@ impl Exchange {
     /// Removes a binding; returns whether it existed.
     pub fn unbind(&self, dest: &Dest, key: &str, args: &Table) -> bool {
         let mut b = self.write();
-        let Some(i) = b.all.iter().position(|x| &x.dest == dest && x.key == key && &x.args == args) else {
+        let Some(i) = b
+            .all
+            .iter()
+            .position(|x| &x.dest == dest && x.key == key && &x.args == args)
+        else {
             return false;
         };
         b.all.remove(i);
@@ -156,7 +179,12 @@ impl Exchange {
     /// Removes every binding to `dest`; returns how many there were.
     pub fn unbind_all_to(&self, dest: &Dest) -> usize {
         let mut b = self.write();
-        let keys: Vec<String> = b.all.iter().filter(|x| &x.dest == dest).map(|x| x.key.clone()).collect();
+        let keys: Vec<String> = b
+            .all
+            .iter()
+            .filter(|x| &x.dest == dest)
+            .map(|x| x.key.clone())
+            .collect();
         b.all.retain(|x| &x.dest != dest);
         for k in &keys {
             Self::unindex(&mut b, self.kind, dest, k);
@@ -166,10 +194,6 @@ impl Exchange {
 
     pub fn has_bindings(&self) -> bool {
         !self.read().all.is_empty()
-    }
-
-    pub fn has_binding(&self, dest: &Dest, key: &str, args: &Table) -> bool {
-        self.read().all.iter().any(|x| &x.dest == dest && x.key == key && &x.args == args)
     }
 
     /// Calls `f` for each destination the message routes to (possibly with repeats).
@@ -200,7 +224,10 @@ impl Exchange {
 /// variants also compare `x-` keys, which are otherwise ignored. A binding argument
 /// of type void matches on presence alone.
 pub fn headers_match(binding: &Table, headers: &Table) -> bool {
-    let mode = binding.get("x-match").and_then(Value::as_str).unwrap_or("all");
+    let mode = binding
+        .get("x-match")
+        .and_then(Value::as_str)
+        .unwrap_or("all");
     let (any, with_x) = match mode {
         "any" => (true, false),
         "any-with-x" => (true, true),
@@ -230,13 +257,24 @@ mod tests {
     use super::*;
 
     fn t(pairs: &[(&str, Value)]) -> Table {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.clone())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.clone()))
+            .collect()
     }
 
     #[test]
     fn headers_all_and_any() {
-        let b_all = t(&[("x-match", Value::string("all")), ("a", Value::I32(1)), ("b", Value::string("x"))]);
-        let b_any = t(&[("x-match", Value::string("any")), ("a", Value::I32(1)), ("b", Value::string("x"))]);
+        let b_all = t(&[
+            ("x-match", Value::string("all")),
+            ("a", Value::I32(1)),
+            ("b", Value::string("x")),
+        ]);
+        let b_any = t(&[
+            ("x-match", Value::string("any")),
+            ("a", Value::I32(1)),
+            ("b", Value::string("x")),
+        ]);
         let both = t(&[("a", Value::I64(1)), ("b", Value::ShortStr("x".into()))]);
         let one = t(&[("a", Value::I8(1))]);
         assert!(headers_match(&b_all, &both));

@@ -67,12 +67,19 @@ impl Core {
             .unwrap_or_else(|e| e.into_inner())
             .get(name)
             .cloned()
-            .ok_or_else(|| BrokerError::not_allowed(format!("NOT_ALLOWED - vhost {name} not found")))
+            .ok_or_else(|| {
+                BrokerError::not_allowed(format!("NOT_ALLOWED - vhost {name} not found"))
+            })
     }
 }
 
 impl Broker for Core {
-    fn authenticate(&self, user: &str, password: &str, peer: SocketAddr) -> Result<User, BrokerError> {
+    fn authenticate(
+        &self,
+        user: &str,
+        password: &str,
+        peer: SocketAddr,
+    ) -> Result<User, BrokerError> {
         self.inner.users.authenticate(user, password, peer)
     }
 
@@ -106,56 +113,126 @@ impl Broker for Core {
         self.vhost(vhost)?.delete_exchange(name, if_unused)
     }
 
-    fn bind_exchange(&self, vhost: &str, destination: &str, source: &str, key: &str, args: &Table) -> Result<(), BrokerError> {
+    fn bind_exchange(
+        &self,
+        vhost: &str,
+        destination: &str,
+        source: &str,
+        key: &str,
+        args: &Table,
+    ) -> Result<(), BrokerError> {
         let v = self.vhost(vhost)?;
         let dest = Dest::Exchange(v.exchange(destination)?);
         v.bind(source, dest, key, args)
     }
 
-    fn unbind_exchange(&self, vhost: &str, destination: &str, source: &str, key: &str, args: &Table) -> Result<(), BrokerError> {
+    fn unbind_exchange(
+        &self,
+        vhost: &str,
+        destination: &str,
+        source: &str,
+        key: &str,
+        args: &Table,
+    ) -> Result<(), BrokerError> {
         let v = self.vhost(vhost)?;
         let dest = Dest::Exchange(v.exchange(destination)?);
         v.unbind(source, dest, key, args)
     }
 
-    fn declare_queue(&self, vhost: &str, decl: &QueueDecl, owner: ConnectionId) -> Result<QueueInfo, BrokerError> {
+    fn declare_queue(
+        &self,
+        vhost: &str,
+        decl: &QueueDecl,
+        owner: ConnectionId,
+    ) -> Result<QueueInfo, BrokerError> {
         self.vhost(vhost)?.declare_queue(decl, owner)
     }
 
-    fn bind_queue(&self, vhost: &str, queue: &str, exchange: &str, key: &str, args: &Table, owner: ConnectionId) -> Result<(), BrokerError> {
+    fn bind_queue(
+        &self,
+        vhost: &str,
+        queue: &str,
+        exchange: &str,
+        key: &str,
+        args: &Table,
+        owner: ConnectionId,
+    ) -> Result<(), BrokerError> {
         let v = self.vhost(vhost)?;
         let q = v.queue_for(queue, owner)?;
         v.bind(exchange, Dest::Queue(q), key, args)
     }
 
-    fn unbind_queue(&self, vhost: &str, queue: &str, exchange: &str, key: &str, args: &Table, owner: ConnectionId) -> Result<(), BrokerError> {
+    fn unbind_queue(
+        &self,
+        vhost: &str,
+        queue: &str,
+        exchange: &str,
+        key: &str,
+        args: &Table,
+        owner: ConnectionId,
+    ) -> Result<(), BrokerError> {
         let v = self.vhost(vhost)?;
         let q = v.queue_for(queue, owner)?;
         v.unbind(exchange, Dest::Queue(q), key, args)
     }
 
-    fn purge_queue(&self, vhost: &str, queue: &str, owner: ConnectionId) -> Result<u32, BrokerError> {
+    fn purge_queue(
+        &self,
+        vhost: &str,
+        queue: &str,
+        owner: ConnectionId,
+    ) -> Result<u32, BrokerError> {
         Ok(self.vhost(vhost)?.queue_for(queue, owner)?.purge())
     }
 
-    fn delete_queue(&self, vhost: &str, queue: &str, if_unused: bool, if_empty: bool, owner: ConnectionId) -> Result<u32, BrokerError> {
-        self.vhost(vhost)?.delete_queue(queue, if_unused, if_empty, owner)
+    fn delete_queue(
+        &self,
+        vhost: &str,
+        queue: &str,
+        if_unused: bool,
+        if_empty: bool,
+        owner: ConnectionId,
+    ) -> Result<u32, BrokerError> {
+        self.vhost(vhost)?
+            .delete_queue(queue, if_unused, if_empty, owner)
     }
 
-    fn publish(&self, vhost: &str, message: Message, _opts: PublishOptions) -> Result<PublishOutcome, BrokerError> {
+    fn publish(
+        &self,
+        vhost: &str,
+        message: Message,
+        _opts: PublishOptions,
+    ) -> Result<PublishOutcome, BrokerError> {
         self.vhost(vhost)?.publish(message)
     }
 
-    fn consume(&self, vhost: &str, queue: &str, spec: ConsumerSpec) -> Result<Box<dyn ConsumerHandle>, BrokerError> {
+    fn consume(
+        &self,
+        vhost: &str,
+        queue: &str,
+        spec: ConsumerSpec,
+    ) -> Result<Box<dyn ConsumerHandle>, BrokerError> {
         let q = self.vhost(vhost)?.queue_for(queue, spec.owner)?;
         q.add_consumer(spec)
     }
 
-    fn get(&self, vhost: &str, queue: &str, owner: ConnectionId, auto_ack: bool) -> Result<Option<(Delivery, u32)>, BrokerError> {
+    fn get(
+        &self,
+        vhost: &str,
+        queue: &str,
+        owner: ConnectionId,
+        auto_ack: bool,
+    ) -> Result<Option<(Delivery, u32)>, BrokerError> {
         Ok(self.vhost(vhost)?.queue_for(queue, owner)?.get(auto_ack))
     }
 
-    fn receive(&self, vhost: &str, queue: &str, max: usize, visibility: Duration) -> Result<Vec<Delivery>, BrokerError> {
+    fn receive(
+        &self,
+        vhost: &str,
+        queue: &str,
+        max: usize,
+        visibility: Duration,
+    ) -> Result<Vec<Delivery>, BrokerError> {
         Ok(self.vhost(vhost)?.queue(queue)?.receive(max, visibility))
     }
 }

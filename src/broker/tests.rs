@@ -1,0 +1,321 @@
+//! Core behaviour through the `Broker` trait, without any protocol.
+
+use super::*;
+use std::sync::Mutex;
+use switchboard_api::{DeliverySink, Properties, Settle, SinkEvent, Value};
+
+struct Collect(Mutex<Vec<Delivery>>, Mutex<Vec<u64>>);
+
+impl DeliverySink for Collect {
+    fn push(&self, ev: SinkEvent) {
+        match ev {
+            SinkEvent::Deliver { delivery, .. } => self.0.lock().unwrap().push(delivery),
+            SinkEvent::Cancelled { consumer } => self.1.lock().unwrap().push(consumer),
+        }
+    }
+}
+
+impl Collect {
+    fn new() -> Arc<Collect> {
+        Arc::new(Collect(Mutex::default(), Mutex::default()))
+    }
+    fn take(&self) -> Vec<Delivery> {
+        std::mem::take(&mut *self.0.lock().unwrap())
+    }
+}
+
+fn core() -> Core {
+    Core::new(Users::default())
+}
+
+fn declare(c: &Core, name: &str, args: &[(&str, Value)]) {
+    let decl = QueueDecl {
+        name: name.into(),
+        arguments: args
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.clone()))
+            .collect(),
+        ..Default::default()
+    };
+    c.declare_queue("/", &decl, 1).unwrap();
+}
+
+fn msg(key: &str, body: &str) -> Message {
+    Message::new("", key, bytes::Bytes::from(body.to_string()))
+}
+
+fn publish(c: &Core, key: &str, body: &str) -> PublishOutcome {
+    c.publish("/", msg(key, body), PublishOptions::default())
+        .unwrap()
+}
+
+fn body(d: &Delivery) -> String {
+    String::from_utf8(d.message.body.to_vec()).unwrap()
+}
+
+fn consume(c: &Core, q: &str, prefetch: u32) -> (Arc<Collect>, Box<dyn ConsumerHandle>) {
+    let sink = Collect::new();
+    let h = c
+        .consume(
+            "/",
+            q,
+            ConsumerSpec {
+                tag: 7,
+                owner: 1,
+                prefetch,
+                shared_credit: None,
+                exclusive: false,
+                priority: 0,
+                sink: sink.clone(),
+            },
+        )
+        .unwrap();
+    (sink, h)
+}
+
+#[tokio::test]
+async fn push_respects_prefetch_and_ack_frees_credit() {
+    let c = core();
+    declare(&c, "q", &[]);
+    for i in 0..5 {
+        publish(&c, "q", &i.to_string());
+    }
+    let (sink, _h) = consume(&c, "q", 2);
+    let first = sink.take();
+    assert_eq!(first.iter().map(body).collect::<Vec<_>>(), ["0", "1"]);
+    first[0].queue.settle(&[first[0].seq], Settle::Ack);
+    let next = sink.take();
+    assert_eq!(next.iter().map(body).collect::<Vec<_>>(), ["2"]);
+}
+
+#[tokio::test]
+async fn requeue_returns_to_original_position_redelivered() {
+    let c = core();
+    declare(&c, "q", &[]);
+    for b in ["a", "b", "c"] {
+        publish(&c, "q", b);
+    }
+    let (d1, _) = c.get("/", "q", 1, false).unwrap().unwrap();
+    let (d2, _) = c.get("/", "q", 1, false).unwrap().unwrap();
+    d2.queue.settle(&[d2.seq], Settle::Requeue);
+    d1.queue.settle(&[d1.seq], Settle::Requeue);
+    let got: Vec<(String, bool)> = (0..3)
+        .map(|_| {
+            let (d, _) = c.get("/", "q", 1, true).unwrap().unwrap();
+            (body(&d), d.redelivered)
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [("a".into(), true), ("b".into(), true), ("c".into(), false)]
+    );
+}
+
+#[tokio::test]
+async fn lease_expires_and_message_reappears_with_count() {
+    let c = core();
+    declare(&c, "q", &[]);
+    publish(&c, "q", "x");
+    let got = c.receive("/", "q", 10, Duration::from_millis(50)).unwrap();
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].delivery_count, 1);
+    assert!(
+        c.receive("/", "q", 10, Duration::from_secs(1))
+            .unwrap()
+            .is_empty()
+    );
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    let again = c.receive("/", "q", 10, Duration::from_secs(30)).unwrap();
+    assert_eq!(again.len(), 1);
+    assert_eq!(again[0].delivery_count, 2);
+    assert!(again[0].redelivered);
+    // Extending keeps it hidden; zero makes it visible at once.
+    again[0]
+        .queue
+        .set_visibility(again[0].seq, Duration::ZERO)
+        .unwrap();
+    let third = c.receive("/", "q", 10, Duration::from_secs(30)).unwrap();
+    assert_eq!(third.len(), 1);
+    third[0].queue.settle(&[third[0].seq], Settle::Ack);
+    assert!(
+        third[0]
+            .queue
+            .set_visibility(third[0].seq, Duration::from_secs(1))
+            .is_err()
+    );
+}
+
+#[tokio::test]
+async fn grouped_queue_keeps_one_group_in_flight() {
+    let c = core();
+    declare(&c, "g", &[("x-ordering", Value::string("grouped"))]);
+    for (g, b) in [("A", "a1"), ("B", "b1"), ("A", "a2"), ("B", "b2")] {
+        let mut m = msg("g", b);
+        m.group_id = Some(g.into());
+        c.publish("/", m, PublishOptions::default()).unwrap();
+    }
+    // Two receivers: each gets one group; nobody gets a2 while a1 is in flight.
+    let r1 = c.receive("/", "g", 1, Duration::from_secs(30)).unwrap();
+    let r2 = c.receive("/", "g", 1, Duration::from_secs(30)).unwrap();
+    assert_eq!(body(&r1[0]), "a1");
+    assert_eq!(body(&r2[0]), "b1");
+    assert!(
+        c.receive("/", "g", 10, Duration::from_secs(30))
+            .unwrap()
+            .is_empty()
+    );
+    r1[0].queue.settle(&[r1[0].seq], Settle::Ack);
+    let r3 = c.receive("/", "g", 10, Duration::from_secs(30)).unwrap();
+    assert_eq!(r3.iter().map(body).collect::<Vec<_>>(), ["a2"]);
+    // A requeued message goes back to the front of its group.
+    r2[0].queue.settle(&[r2[0].seq], Settle::Requeue);
+    let r4 = c.receive("/", "g", 10, Duration::from_secs(30)).unwrap();
+    assert_eq!(r4.iter().map(body).collect::<Vec<_>>(), ["b1", "b2"]);
+}
+
+#[tokio::test]
+async fn delayed_message_becomes_ready_later() {
+    let c = core();
+    declare(&c, "d", &[]);
+    let mut m = msg("d", "later");
+    m.delay_ms = Some(100);
+    c.publish("/", m, PublishOptions::default()).unwrap();
+    assert!(c.get("/", "d", 1, true).unwrap().is_none());
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    assert_eq!(body(&c.get("/", "d", 1, true).unwrap().unwrap().0), "later");
+}
+
+#[tokio::test]
+async fn ttl_expiry_dead_letters_with_x_death() {
+    let c = core();
+    declare(&c, "dlq", &[]);
+    declare(
+        &c,
+        "ttl",
+        &[
+            ("x-message-ttl", Value::I32(50)),
+            ("x-dead-letter-exchange", Value::string("")),
+            ("x-dead-letter-routing-key", Value::string("dlq")),
+        ],
+    );
+    publish(&c, "ttl", "m");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let (d, _) = c.get("/", "dlq", 1, true).unwrap().expect("dead-lettered");
+    let h = d.message.properties.headers.as_ref().unwrap();
+    let Some(Value::Array(deaths)) = h.get("x-death") else {
+        panic!("no x-death")
+    };
+    let Value::Table(t) = &deaths[0] else {
+        panic!()
+    };
+    assert_eq!(t.get("reason").and_then(Value::as_str), Some("expired"));
+    assert_eq!(t.get("queue").and_then(Value::as_str), Some("ttl"));
+    assert_eq!(t.get("count").and_then(Value::as_i64), Some(1));
+}
+
+#[tokio::test]
+async fn delivery_limit_dead_letters() {
+    let c = core();
+    declare(&c, "dlq", &[]);
+    declare(
+        &c,
+        "lim",
+        &[
+            ("x-delivery-limit", Value::I32(1)),
+            ("x-dead-letter-exchange", Value::string("")),
+            ("x-dead-letter-routing-key", Value::string("dlq")),
+        ],
+    );
+    publish(&c, "lim", "m");
+    for _ in 0..2 {
+        let (d, _) = c.get("/", "lim", 1, false).unwrap().unwrap();
+        d.queue.settle(&[d.seq], Settle::Requeue);
+    }
+    assert!(c.get("/", "lim", 1, true).unwrap().is_none());
+    let (d, _) = c.get("/", "dlq", 1, true).unwrap().unwrap();
+    let h = d.message.properties.headers.as_ref().unwrap();
+    assert_eq!(
+        h.get("x-first-death-reason").and_then(Value::as_str),
+        Some("delivery_limit")
+    );
+}
+
+#[tokio::test]
+async fn max_length_drop_head_and_reject_publish() {
+    let c = core();
+    declare(&c, "dh", &[("x-max-length", Value::I32(2))]);
+    for b in ["1", "2", "3"] {
+        publish(&c, "dh", b);
+    }
+    let (d, left) = c.get("/", "dh", 1, true).unwrap().unwrap();
+    assert_eq!((body(&d), left), ("2".to_string(), 1));
+
+    declare(
+        &c,
+        "rp",
+        &[
+            ("x-max-length", Value::I32(1)),
+            ("x-overflow", Value::string("reject-publish")),
+        ],
+    );
+    assert!(!publish(&c, "rp", "1").rejected);
+    assert!(publish(&c, "rp", "2").rejected);
+}
+
+#[tokio::test]
+async fn dedup_window_drops_repeats() {
+    let c = core();
+    declare(&c, "dd", &[("x-dedup-window", Value::I32(60_000))]);
+    for _ in 0..2 {
+        let mut m = msg("dd", "once");
+        m.dedup_id = Some("id-1".into());
+        c.publish("/", m, PublishOptions::default()).unwrap();
+    }
+    assert!(c.get("/", "dd", 1, true).unwrap().is_some());
+    assert!(c.get("/", "dd", 1, true).unwrap().is_none());
+}
+
+#[tokio::test]
+async fn priority_queue_serves_highest_first() {
+    let c = core();
+    declare(&c, "p", &[("x-max-priority", Value::U8(5))]);
+    for (p, b) in [(1u8, "low"), (5, "high"), (3, "mid")] {
+        let mut m = msg("p", b);
+        m.properties = Properties {
+            priority: Some(p),
+            ..Default::default()
+        };
+        c.publish("/", m, PublishOptions::default()).unwrap();
+    }
+    let order: Vec<String> = (0..3)
+        .map(|_| body(&c.get("/", "p", 1, true).unwrap().unwrap().0))
+        .collect();
+    assert_eq!(order, ["high", "mid", "low"]);
+}
+
+#[tokio::test]
+async fn exclusive_queue_belongs_to_its_connection() {
+    let c = core();
+    let decl = QueueDecl {
+        name: "ex".into(),
+        exclusive: true,
+        ..Default::default()
+    };
+    c.declare_queue("/", &decl, 1).unwrap();
+    let e = c.get("/", "ex", 2, true).unwrap_err();
+    assert_eq!(e.kind, switchboard_api::ErrorKind::ResourceLocked);
+    c.connection_closed(1);
+    assert_eq!(
+        c.get("/", "ex", 1, true).unwrap_err().kind,
+        switchboard_api::ErrorKind::NotFound
+    );
+}
+
+#[tokio::test]
+async fn deleting_a_queue_cancels_consumers() {
+    let c = core();
+    declare(&c, "q", &[]);
+    let (sink, _h) = consume(&c, "q", 0);
+    c.delete_queue("/", "q", false, false, 1).unwrap();
+    assert_eq!(*sink.1.lock().unwrap(), vec![7]);
+}

@@ -76,7 +76,9 @@ async fn run(inner: Weak<Inner>) {
         let now = Instant::now();
         let mut due = Vec::new();
         let next = {
-            let Ok(mut heap) = inner.heap.lock() else { return };
+            let Ok(mut heap) = inner.heap.lock() else {
+                return;
+            };
             while heap.peek().is_some_and(|d| d.at <= now) {
                 if let Some(d) = heap.pop() {
                     due.push(d.target);
@@ -89,7 +91,12 @@ async fn run(inner: Weak<Inner>) {
                 t.on_timer(now);
             }
         }
-        if !inner.heap.lock().map(|h| h.peek().is_some_and(|d| d.at <= Instant::now())).unwrap_or(false) {
+        if !inner
+            .heap
+            .lock()
+            .map(|h| h.peek().is_some_and(|d| d.at <= Instant::now()))
+            .unwrap_or(false)
+        {
             let notified = inner.notify.notified();
             match next {
                 Some(at) => {

@@ -41,7 +41,7 @@ impl<T: PartialEq> TopicTrie<T> {
     /// Adds `value` under `pattern`; returns false if it was already there.
     pub fn insert(&mut self, pattern: &str, value: T) -> bool {
         let mut node = &mut self.root;
-        for word in pattern.split('.') {
+        for word in words(pattern) {
             node = match word {
                 "*" => node.star.get_or_insert_with(Default::default),
                 "#" => node.hash.get_or_insert_with(Default::default),
@@ -57,18 +57,14 @@ impl<T: PartialEq> TopicTrie<T> {
 
     /// Removes `value` from `pattern`; returns whether it was there. Empty branches are pruned.
     pub fn remove(&mut self, pattern: &str, value: &T) -> bool {
-        let words: Vec<&str> = pattern.split('.').collect();
+        let words: Vec<&str> = words(pattern).collect();
         remove_rec(&mut self.root, &words, value)
     }
 
     /// Calls `f` for every value whose pattern matches `key`. A value bound under two
     /// matching patterns is reported twice; callers dedupe.
     pub fn matches<'a>(&'a self, key: &str, f: &mut impl FnMut(&'a T)) {
-        let words: Vec<&str> = if key.is_empty() {
-            vec![""]
-        } else {
-            key.split('.').collect()
-        };
+        let words: Vec<&str> = words(key).collect();
         match_rec(&self.root, &words, f);
     }
 
@@ -79,7 +75,10 @@ impl<T: PartialEq> TopicTrie<T> {
 
 impl<T> Node<T> {
     fn is_empty(&self) -> bool {
-        self.values.is_empty() && self.words.is_empty() && self.star.is_none() && self.hash.is_none()
+        self.values.is_empty()
+            && self.words.is_empty()
+            && self.star.is_none()
+            && self.hash.is_none()
     }
 }
 
@@ -126,7 +125,7 @@ fn match_rec<'a, T>(node: &'a Node<T>, words: &[&str], f: &mut impl FnMut(&'a T)
         }
     }
     let Some((first, rest)) = words.split_first() else {
-        node.values.iter().for_each(|v| f(v));
+        node.values.iter().for_each(&mut *f);
         return;
     };
     if let Some(child) = node.words.get(*first) {
@@ -137,10 +136,16 @@ fn match_rec<'a, T>(node: &'a Node<T>, words: &[&str], f: &mut impl FnMut(&'a T)
     }
 }
 
+/// The words of a key or pattern: the empty string has none (so `#` matches it and
+/// `*` does not, as in RabbitMQ); otherwise the dot-separated parts, empty ones included.
+fn words(s: &str) -> impl Iterator<Item = &str> {
+    s.split('.').filter(move |_| !s.is_empty())
+}
+
 /// Straightforward matcher used to check the trie (and by headers-free callers).
 pub fn topic_matches(pattern: &str, key: &str) -> bool {
-    let p: Vec<&str> = pattern.split('.').collect();
-    let k: Vec<&str> = if key.is_empty() { vec![""] } else { key.split('.').collect() };
+    let p: Vec<&str> = words(pattern).collect();
+    let k: Vec<&str> = words(key).collect();
     fn rec(p: &[&str], k: &[&str]) -> bool {
         match p.split_first() {
             None => k.is_empty(),
@@ -193,8 +198,12 @@ mod tests {
 
     #[test]
     fn trie_agrees_with_reference_matcher() {
-        let patterns = ["#", "*", "a", "a.#", "#.a", "a.*", "*.a.#", "#.#", "a.#.b", "*.*", ""];
-        let keys = ["", "a", "b", "a.b", "a.a", "b.a.c", "a.x.b", "a.b.c.d", "x.y"];
+        let patterns = [
+            "#", "*", "a", "a.#", "#.a", "a.*", "*.a.#", "#.#", "a.#.b", "*.*", "",
+        ];
+        let keys = [
+            "", "a", "b", "a.b", "a.a", "b.a.c", "a.x.b", "a.b.c.d", "x.y",
+        ];
         for p in patterns {
             let mut t = TopicTrie::default();
             t.insert(p, 0u32);

@@ -38,7 +38,12 @@ impl Users {
         }
     }
 
-    pub fn authenticate(&self, name: &str, password: &str, peer: SocketAddr) -> Result<User, BrokerError> {
+    pub fn authenticate(
+        &self,
+        name: &str,
+        password: &str,
+        peer: SocketAddr,
+    ) -> Result<User, BrokerError> {
         let refused = || {
             BrokerError::access_refused(
                 "ACCESS_REFUSED - Login was refused using authentication mechanism PLAIN. For details see the broker logfile.",
@@ -48,7 +53,11 @@ impl Users {
         // Constant-time enough for passwords of equal length; the compare must not
         // stop at the first differing byte.
         let same = u.password.len() == password.len()
-            && u.password.bytes().zip(password.bytes()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0;
+            && u.password
+                .bytes()
+                .zip(password.bytes())
+                .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+                == 0;
         if !same {
             return Err(refused());
         }

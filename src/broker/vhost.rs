@@ -7,8 +7,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock, Weak};
 use switchboard_api::{
-    BrokerError, ConnectionId, ExchangeDecl, Message, PublishOutcome, QueueDecl, QueueInfo,
-    Table,
+    BrokerError, ConnectionId, ExchangeDecl, Message, PublishOutcome, QueueDecl, QueueInfo, Table,
 };
 
 pub struct Vhost {
@@ -33,7 +32,12 @@ impl Vhost {
     pub fn new(name: &str, timers: Timers) -> Arc<Vhost> {
         let exchanges = BUILTIN
             .iter()
-            .map(|(n, k)| (n.to_string(), Arc::new(Exchange::new(n, *k, true, false, false, Table::new()))))
+            .map(|(n, k)| {
+                (
+                    n.to_string(),
+                    Arc::new(Exchange::new(n, *k, true, false, false, Table::new())),
+                )
+            })
             .collect();
         Arc::new_cyclic(|me| Vhost {
             name: name.to_string(),
@@ -60,13 +64,19 @@ impl Vhost {
 
     pub fn exchange(&self, name: &str) -> Result<Arc<Exchange>, BrokerError> {
         self.exchanges().get(name).cloned().ok_or_else(|| {
-            BrokerError::not_found(format!("NOT_FOUND - no exchange '{name}' in vhost '{}'", self.name))
+            BrokerError::not_found(format!(
+                "NOT_FOUND - no exchange '{name}' in vhost '{}'",
+                self.name
+            ))
         })
     }
 
     pub fn queue(&self, name: &str) -> Result<Arc<Queue>, BrokerError> {
         self.queues().get(name).cloned().ok_or_else(|| {
-            BrokerError::not_found(format!("NOT_FOUND - no queue '{name}' in vhost '{}'", self.name))
+            BrokerError::not_found(format!(
+                "NOT_FOUND - no queue '{name}' in vhost '{}'",
+                self.name
+            ))
         })
     }
 
@@ -89,10 +99,6 @@ impl Vhost {
         }
     }
 
-    pub fn all_queues(&self) -> Vec<Arc<Queue>> {
-        self.queues().values().cloned().collect()
-    }
-
     pub fn declare_exchange(&self, d: &ExchangeDecl) -> Result<(), BrokerError> {
         if let Some(x) = self.exchanges().get(&d.name) {
             if d.passive {
@@ -108,13 +114,25 @@ impl Vhost {
                 return Err(inequivalent("type", &d.kind, x.kind.as_str()));
             }
             if x.durable != d.durable {
-                return Err(inequivalent("durable", &d.durable.to_string(), &x.durable.to_string()));
+                return Err(inequivalent(
+                    "durable",
+                    &d.durable.to_string(),
+                    &x.durable.to_string(),
+                ));
             }
             if x.auto_delete != d.auto_delete {
-                return Err(inequivalent("auto_delete", &d.auto_delete.to_string(), &x.auto_delete.to_string()));
+                return Err(inequivalent(
+                    "auto_delete",
+                    &d.auto_delete.to_string(),
+                    &x.auto_delete.to_string(),
+                ));
             }
             if x.internal != d.internal {
-                return Err(inequivalent("internal", &d.internal.to_string(), &x.internal.to_string()));
+                return Err(inequivalent(
+                    "internal",
+                    &d.internal.to_string(),
+                    &x.internal.to_string(),
+                ));
             }
             return Ok(());
         }
@@ -131,10 +149,22 @@ impl Vhost {
             )));
         }
         let kind = Kind::parse(&d.kind).ok_or_else(|| {
-            BrokerError::invalid(format!("COMMAND_INVALID - unknown exchange type '{}'", d.kind))
+            BrokerError::invalid(format!(
+                "COMMAND_INVALID - unknown exchange type '{}'",
+                d.kind
+            ))
         })?;
-        let x = Exchange::new(&d.name, kind, d.durable, d.auto_delete, d.internal, d.arguments.clone());
-        self.exchanges_mut().entry(d.name.clone()).or_insert_with(|| Arc::new(x));
+        let x = Exchange::new(
+            &d.name,
+            kind,
+            d.durable,
+            d.auto_delete,
+            d.internal,
+            d.arguments.clone(),
+        );
+        self.exchanges_mut()
+            .entry(d.name.clone())
+            .or_insert_with(|| Arc::new(x));
         Ok(())
     }
 
@@ -144,7 +174,10 @@ impl Vhost {
                 "ACCESS_REFUSED - operation not permitted on the default exchange or built-in exchange '{name}'"
             )));
         }
-        let x = self.exchange(name)?;
+        // Deleting what does not exist succeeds, as in RabbitMQ.
+        let Ok(x) = self.exchange(name) else {
+            return Ok(());
+        };
         if if_unused && x.has_bindings() {
             return Err(BrokerError::precondition(format!(
                 "PRECONDITION_FAILED - exchange '{name}' in vhost '{}' in use",
@@ -161,20 +194,32 @@ impl Vhost {
 
     fn check_bindable_source(&self, source: &str) -> Result<Arc<Exchange>, BrokerError> {
         if source.is_empty() {
-            return Err(BrokerError::access_refused(format!(
-                "ACCESS_REFUSED - operation not permitted on the default exchange"
-            )));
+            return Err(BrokerError::access_refused(
+                "ACCESS_REFUSED - operation not permitted on the default exchange",
+            ));
         }
         self.exchange(source)
     }
 
-    pub fn bind(&self, source: &str, dest: Dest, key: &str, args: &Table) -> Result<(), BrokerError> {
+    pub fn bind(
+        &self,
+        source: &str,
+        dest: Dest,
+        key: &str,
+        args: &Table,
+    ) -> Result<(), BrokerError> {
         let x = self.check_bindable_source(source)?;
         x.bind(dest, key, args);
         Ok(())
     }
 
-    pub fn unbind(&self, source: &str, dest: Dest, key: &str, args: &Table) -> Result<(), BrokerError> {
+    pub fn unbind(
+        &self,
+        source: &str,
+        dest: Dest,
+        key: &str,
+        args: &Table,
+    ) -> Result<(), BrokerError> {
         let x = self.check_bindable_source(source)?;
         // Unbinding something that is not bound succeeds, as in RabbitMQ.
         x.unbind(&dest, key, args);
@@ -188,7 +233,11 @@ impl Vhost {
         }
     }
 
-    pub fn declare_queue(&self, d: &QueueDecl, conn: ConnectionId) -> Result<QueueInfo, BrokerError> {
+    pub fn declare_queue(
+        &self,
+        d: &QueueDecl,
+        conn: ConnectionId,
+    ) -> Result<QueueInfo, BrokerError> {
         if d.passive {
             let q = self.queue_for(&d.name, conn)?;
             q.touch();
@@ -200,7 +249,11 @@ impl Vhost {
                 d.name
             )));
         }
-        let name = if d.name.is_empty() { self.server_name() } else { d.name.clone() };
+        let name = if d.name.is_empty() {
+            self.server_name()
+        } else {
+            d.name.clone()
+        };
         if let Some(q) = self.queues().get(&name).cloned() {
             self.check_owner(&q, conn)?;
             let ineq = |what: &str| {
@@ -245,12 +298,27 @@ impl Vhost {
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_nanos())
             .unwrap_or(0);
-        format!("amq.gen-{:x}{:06x}", t as u64 ^ std::process::id() as u64, n)
+        format!(
+            "amq.gen-{:x}{:06x}",
+            t as u64 ^ std::process::id() as u64,
+            n
+        )
     }
 
     /// Deletes a queue after the protocol-level checks passed. Bindings to it vanish.
-    pub fn delete_queue(&self, name: &str, if_unused: bool, if_empty: bool, conn: ConnectionId) -> Result<u32, BrokerError> {
-        let q = self.queue_for(name, conn)?;
+    pub fn delete_queue(
+        &self,
+        name: &str,
+        if_unused: bool,
+        if_empty: bool,
+        conn: ConnectionId,
+    ) -> Result<u32, BrokerError> {
+        let q = match self.queue_for(name, conn) {
+            Ok(q) => q,
+            // Deleting what does not exist succeeds, as in RabbitMQ.
+            Err(e) if e.kind == switchboard_api::ErrorKind::NotFound => return Ok(0),
+            Err(e) => return Err(e),
+        };
         if if_unused && q.consumer_count() > 0 {
             return Err(BrokerError::precondition(format!(
                 "PRECONDITION_FAILED - queue '{name}' in vhost '{}' in use",
@@ -268,7 +336,9 @@ impl Vhost {
 
     /// Removes a queue unconditionally (auto-delete, x-expires, exclusive owner gone).
     pub fn remove_queue(&self, name: &str) -> u32 {
-        let Some(q) = self.queues_mut().remove(name) else { return 0 };
+        let Some(q) = self.queues_mut().remove(name) else {
+            return 0;
+        };
         let dest = Dest::Queue(q.clone());
         let exchanges: Vec<Arc<Exchange>> = self.exchanges().values().cloned().collect();
         for x in &exchanges {
@@ -301,7 +371,13 @@ impl Vhost {
         Ok(out)
     }
 
-    fn route_from(&self, x: &Arc<Exchange>, msg: &Message, out: &mut Vec<Arc<Queue>>, visited: &mut Vec<*const Exchange>) {
+    fn route_from(
+        &self,
+        x: &Arc<Exchange>,
+        msg: &Message,
+        out: &mut Vec<Arc<Queue>>,
+        visited: &mut Vec<*const Exchange>,
+    ) {
         if visited.contains(&Arc::as_ptr(x)) {
             return;
         }
@@ -319,10 +395,13 @@ impl Vhost {
         for e in next {
             self.route_from(&e, msg, out, visited);
         }
-        if out.len() == before {
-            if let Some(ae) = x.alternate.as_deref().and_then(|n| self.exchanges().get(n).cloned()) {
-                self.route_from(&ae, msg, out, visited);
-            }
+        if out.len() == before
+            && let Some(ae) = x
+                .alternate
+                .as_deref()
+                .and_then(|n| self.exchanges().get(n).cloned())
+        {
+            self.route_from(&ae, msg, out, visited);
         }
     }
 
@@ -352,7 +431,9 @@ impl Vhost {
     pub fn publish_dead_letter(&self, dlx: &str, mut msg: Message, from: &str) {
         let _ = from;
         msg.exchange = dlx.to_string();
-        let Ok(mut queues) = self.route(&msg) else { return };
+        let Ok(mut queues) = self.route(&msg) else {
+            return;
+        };
         queues.retain(|q| !super::queue::is_cycle(&msg, &q.name));
         self.deliver(queues, msg);
     }

@@ -44,15 +44,15 @@ pub struct Server {
 impl Server {
     /// Use `SWITCHBOARD_AMQP_URL` if set, otherwise spawn the real binary.
     pub fn start() -> Server {
-        if let Ok(url) = std::env::var("SWITCHBOARD_AMQP_URL") {
-            if !url.trim().is_empty() {
-                return Server {
-                    child: None,
-                    data_dir: None,
-                    amqp_url: url.trim().to_string(),
-                    listeners: Vec::new(),
-                };
-            }
+        if let Ok(url) = std::env::var("SWITCHBOARD_AMQP_URL")
+            && !url.trim().is_empty()
+        {
+            return Server {
+                child: None,
+                data_dir: None,
+                amqp_url: url.trim().to_string(),
+                listeners: Vec::new(),
+            };
         }
         Self::spawn(env!("CARGO_BIN_EXE_switchboard"))
     }
@@ -111,7 +111,10 @@ impl Server {
                     // stdout closed: the process is exiting; give it a moment to be reaped.
                     let mut status = None;
                     for _ in 0..50 {
-                        status = server.child.as_mut().and_then(|c| c.try_wait().ok().flatten());
+                        status = server
+                            .child
+                            .as_mut()
+                            .and_then(|c| c.try_wait().ok().flatten());
                         if status.is_some() {
                             break;
                         }
@@ -179,10 +182,10 @@ fn forward_lines(pipe: impl Read, name: &str, tx: Option<mpsc::Sender<String>>) 
     for line in BufReader::new(pipe).lines() {
         let Ok(line) = line else { break };
         eprintln!("[switchboard {name}] {line}");
-        if let Some(sender) = &tx {
-            if sender.send(line).is_err() {
-                tx = None;
-            }
+        if let Some(sender) = &tx
+            && sender.send(line).is_err()
+        {
+            tx = None;
         }
     }
 }
@@ -193,10 +196,17 @@ fn forward_lines(pipe: impl Read, name: &str, tx: Option<mpsc::Sender<String>>) 
 fn parse_listening_line(line: &str) -> Option<Vec<(String, String)>> {
     let line = strip_ansi(line);
     let mut words = line.split_whitespace();
-    words.by_ref().find(|w| *w == "listening" || w.ends_with(":listening"))?;
+    words
+        .by_ref()
+        .find(|w| *w == "listening" || w.ends_with(":listening"))?;
     let pairs: Vec<(String, String)> = words
         .filter_map(|w| w.split_once('='))
-        .map(|(k, v)| (k.to_string(), v.trim_matches(|c| c == '"' || c == ',').to_string()))
+        .map(|(k, v)| {
+            (
+                k.to_string(),
+                v.trim_matches(|c| c == '"' || c == ',').to_string(),
+            )
+        })
         .collect();
     pairs.iter().any(|(k, _)| k == "amqp").then_some(pairs)
 }

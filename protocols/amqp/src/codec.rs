@@ -6,9 +6,9 @@
 //! Method and content-header payloads are then parsed by `amq-protocol`; body
 //! payloads are sliced out of the read buffer without copying.
 
+use amq_protocol::frame::AMQPFrame;
 use amq_protocol::frame::{WriteContext, gen_frame};
 use amq_protocol::protocol::{AMQPClass, BasicProperties, basic::parse_properties, parse_class};
-use amq_protocol::frame::AMQPFrame;
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 
 pub const FRAME_METHOD: u8 = 1;
@@ -53,18 +53,33 @@ pub enum FrameError {
     TooLarge { size: u32, max: u32 },
     #[error("FRAME_ERROR - frame end octet was {0:#04x}, expected 0xce")]
     BadEnd(u8),
-    #[error("SYNTAX_ERROR - malformed method frame on channel {0}")]
+    #[error("FRAME_ERROR - cannot decode method frame on channel {0}")]
     BadMethod(u16),
     #[error("FRAME_ERROR - malformed content header frame on channel {0}")]
     BadHeader(u16),
+    #[error("FRAME_ERROR - heartbeat frame with a {0}-byte payload")]
+    HeartbeatPayload(u32),
+    #[error("NOT_IMPLEMENTED - unknown method {0}.{1}")]
+    UnknownMethod(u16, u16),
+    #[error("NOT_IMPLEMENTED - prefetch_size!=0 ({0})")]
+    PrefetchSize(u32),
 }
 
 impl FrameError {
     /// AMQP reply code for this error.
     pub fn reply_code(&self) -> u16 {
         match self {
-            FrameError::BadMethod(_) => 502,
+            FrameError::UnknownMethod(..) | FrameError::PrefetchSize(_) => 540,
             _ => 501,
+        }
+    }
+
+    /// The (class, method) the error is about, for connection.close.
+    pub fn ids(&self) -> (u16, u16) {
+        match self {
+            FrameError::UnknownMethod(c, m) => (*c, *m),
+            FrameError::PrefetchSize(_) => (60, 10),
+            _ => (0, 0),
         }
     }
 }
@@ -78,8 +93,14 @@ pub fn decode(buf: &mut BytesMut, frame_max: u32) -> Result<Option<Frame>, Frame
     let kind = buf[0];
     let channel = u16::from_be_bytes([buf[1], buf[2]]);
     let size = u32::from_be_bytes([buf[3], buf[4], buf[5], buf[6]]);
-    if !matches!(kind, FRAME_METHOD | FRAME_HEADER | FRAME_BODY | FRAME_HEARTBEAT) {
+    if !matches!(
+        kind,
+        FRAME_METHOD | FRAME_HEADER | FRAME_BODY | FRAME_HEARTBEAT
+    ) {
         return Err(FrameError::UnknownType(kind));
+    }
+    if kind == FRAME_HEARTBEAT && size != 0 {
+        return Err(FrameError::HeartbeatPayload(size));
     }
     if size as u64 + FRAME_OVERHEAD as u64 > frame_max as u64 {
         return Err(FrameError::TooLarge {
@@ -100,14 +121,62 @@ pub fn decode(buf: &mut BytesMut, frame_max: u32) -> Result<Option<Frame>, Frame
     let payload = buf.split_to(size as usize).freeze();
     buf.advance(1);
     Ok(Some(match kind {
-        FRAME_METHOD => match parse_class(&payload[..]) {
-            Ok((rest, class)) if rest.is_empty() => Frame::Method(channel, Box::new(class)),
-            _ => return Err(FrameError::BadMethod(channel)),
-        },
+        FRAME_METHOD => decode_method(channel, &payload)?,
         FRAME_HEADER => decode_header(channel, &payload)?,
         FRAME_BODY => Frame::Body(channel, payload),
         _ => Frame::Heartbeat(channel),
     }))
+}
+
+/// What a byte string holds: how many whole frames, and whether it ends in an error
+/// (`Some`) or in an incomplete frame / nothing (`None`). For fuzzing and corpus replay.
+pub fn decode_all(data: &[u8], frame_max: u32) -> (usize, Option<FrameError>) {
+    let mut buf = BytesMut::from(data);
+    let mut n = 0;
+    loop {
+        match decode(&mut buf, frame_max) {
+            Ok(Some(_)) => n += 1,
+            Ok(None) => return (n, None),
+            Err(e) => return (n, Some(e)),
+        }
+    }
+}
+
+fn decode_method(channel: u16, p: &[u8]) -> Result<Frame, FrameError> {
+    if p.len() < 4 {
+        return Err(FrameError::BadMethod(channel));
+    }
+    let (class, method) = (u16::from_be_bytes([p[0], p[1]]), u16::from_be_bytes([p[2], p[3]]));
+    if !known_method(class, method) {
+        return Err(FrameError::UnknownMethod(class, method));
+    }
+    // amq-protocol drops basic.qos prefetch-size; RabbitMQ refuses a non-zero one.
+    if (class, method) == (60, 10) && p.len() >= 8 {
+        let size = u32::from_be_bytes([p[4], p[5], p[6], p[7]]);
+        if size != 0 {
+            return Err(FrameError::PrefetchSize(size));
+        }
+    }
+    match parse_class(p) {
+        Ok((&[], class)) => Ok(Frame::Method(channel, Box::new(class))),
+        _ => Err(FrameError::BadMethod(channel)),
+    }
+}
+
+/// The (class, method) pairs of AMQP 0-9-1 (with RabbitMQ's extensions).
+fn known_method(class: u16, method: u16) -> bool {
+    let methods: &[u16] = match class {
+        10 => &[10, 11, 20, 21, 30, 31, 40, 41, 50, 51, 60, 61, 70, 71],
+        20 => &[10, 11, 20, 21, 40, 41],
+        30 => &[10, 11],
+        40 => &[10, 11, 20, 21, 30, 31, 40, 51],
+        50 => &[10, 11, 20, 21, 30, 31, 40, 41, 50, 51],
+        60 => &[10, 11, 20, 21, 30, 31, 40, 50, 60, 70, 71, 72, 80, 90, 100, 110, 111, 120],
+        85 => &[10, 11],
+        90 => &[10, 11, 20, 21, 30, 31],
+        _ => &[],
+    };
+    methods.contains(&method)
 }
 
 fn decode_header(channel: u16, p: &[u8]) -> Result<Frame, FrameError> {
@@ -117,7 +186,7 @@ fn decode_header(channel: u16, p: &[u8]) -> Result<Frame, FrameError> {
     let class_id = u16::from_be_bytes([p[0], p[1]]);
     let body_size = u64::from_be_bytes([p[4], p[5], p[6], p[7], p[8], p[9], p[10], p[11]]);
     match parse_properties(&p[12..]) {
-        Ok((rest, properties)) if rest.is_empty() => Ok(Frame::Header {
+        Ok((&[], properties)) => Ok(Frame::Header {
             channel,
             class_id,
             body_size,
@@ -133,18 +202,23 @@ pub fn encode_method(out: &mut Vec<u8>, channel: u16, method: AMQPClass) {
 }
 
 fn encode_frame(out: &mut Vec<u8>, frame: &AMQPFrame) {
-    let buf = std::mem::take(out);
-    let ctx = WriteContext::from(buf);
-    match gen_frame(frame)(ctx) {
-        Ok(ctx) => *out = ctx.into_inner().0,
-        // Generation into a Vec only fails on values we built ourselves out of range
-        // (a short string over 255 bytes); such a frame is dropped, not half-written.
-        Err(_) => {}
+    // Generated into a scratch buffer: `gen_frame` consumes its writer and gives
+    // nothing back on failure, and a failure must not lose what `out` already holds.
+    // It only fails on values out of range (a short string over 255 bytes), which
+    // `convert::short` prevents; such a frame would be dropped, not half-written.
+    if let Ok(ctx) = gen_frame(frame)(WriteContext::from(Vec::with_capacity(128))) {
+        out.extend_from_slice(&ctx.into_inner().0);
     }
 }
 
 /// Appends a content header and the body frames, split to fit `frame_max`.
-pub fn encode_content(out: &mut Vec<u8>, channel: u16, properties: &BasicProperties, body: &[u8], frame_max: u32) {
+pub fn encode_content(
+    out: &mut Vec<u8>,
+    channel: u16,
+    properties: &BasicProperties,
+    body: &[u8],
+    frame_max: u32,
+) {
     encode_frame(
         out,
         &AMQPFrame::Header(
@@ -204,13 +278,19 @@ mod tests {
     #[test]
     fn size_checked_before_waiting_for_payload() {
         let mut b = BytesMut::from(&[1u8, 0, 1, 0xFF, 0xFF, 0xFF, 0xFF][..]);
-        assert!(matches!(decode(&mut b, 131072), Err(FrameError::TooLarge { .. })));
+        assert!(matches!(
+            decode(&mut b, 131072),
+            Err(FrameError::TooLarge { .. })
+        ));
     }
 
     #[test]
     fn bad_type_and_end() {
         let mut b = BytesMut::from(&[9u8, 0, 0, 0, 0, 0, 0, 0xCE][..]);
-        assert_eq!(decode(&mut b, 4096).unwrap_err(), FrameError::UnknownType(9));
+        assert_eq!(
+            decode(&mut b, 4096).unwrap_err(),
+            FrameError::UnknownType(9)
+        );
         let mut b = BytesMut::from(&[8u8, 0, 0, 0, 0, 0, 0, 0x00][..]);
         assert_eq!(decode(&mut b, 4096).unwrap_err(), FrameError::BadEnd(0));
     }

@@ -22,7 +22,13 @@ const OUT_HIGH_WATER: usize = 1 << 20;
 const EVENTS_PER_TURN: usize = 256;
 
 /// Serves one client connection until it closes, fails, or `shutdown` fires.
-pub async fn serve(stream: TcpStream, peer: SocketAddr, broker: Arc<dyn Broker>, cfg: Arc<Config>, shutdown: CancellationToken) {
+pub async fn serve(
+    stream: TcpStream,
+    peer: SocketAddr,
+    broker: Arc<dyn Broker>,
+    cfg: Arc<Config>,
+    shutdown: CancellationToken,
+) {
     let _ = stream.set_nodelay(true);
     let (mut rd, mut wr) = stream.into_split();
     let mut inbuf = BytesMut::with_capacity(64 * 1024);
@@ -165,7 +171,9 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, broker: Arc<dyn Broker>,
     rx.close();
     while let Ok(ev) = rx.try_recv() {
         if let switchboard_api::SinkEvent::Deliver { delivery, .. } = ev {
-            delivery.queue.settle(&[delivery.seq], switchboard_api::Settle::Requeue);
+            delivery
+                .queue
+                .settle(&[delivery.seq], switchboard_api::Settle::Requeue);
         }
     }
 }

@@ -1,7 +1,9 @@
 //! AMQP field tables and basic properties ⇄ the core's [`Table`] and [`Properties`].
 
 use amq_protocol::protocol::BasicProperties;
-use amq_protocol::types::{AMQPValue, ByteArray, DecimalValue, FieldArray, FieldTable, LongString, ShortString};
+use amq_protocol::types::{
+    AMQPValue, ByteArray, DecimalValue, FieldArray, FieldTable, LongString, ShortString,
+};
 use bytes::Bytes;
 use switchboard_api::{Properties, Table, Value};
 
@@ -23,7 +25,9 @@ pub fn value_from_amqp(v: &AMQPValue) -> Value {
         },
         AMQPValue::ShortString(s) => Value::ShortStr(s.as_str().to_string()),
         AMQPValue::LongString(s) => Value::Str(Bytes::copy_from_slice(s.as_bytes())),
-        AMQPValue::FieldArray(a) => Value::Array(a.as_slice().iter().map(value_from_amqp).collect()),
+        AMQPValue::FieldArray(a) => {
+            Value::Array(a.as_slice().iter().map(value_from_amqp).collect())
+        }
         AMQPValue::Timestamp(t) => Value::Timestamp(*t),
         AMQPValue::FieldTable(t) => Value::Table(table_from_amqp(t)),
         AMQPValue::ByteArray(b) => Value::Bytes(Bytes::copy_from_slice(b.as_slice())),
@@ -49,7 +53,9 @@ pub fn value_to_amqp(v: &Value) -> AMQPValue {
         }),
         Value::ShortStr(s) => AMQPValue::ShortString(short(s)),
         Value::Str(b) => AMQPValue::LongString(LongString::from(b.to_vec())),
-        Value::Array(a) => AMQPValue::FieldArray(FieldArray::from(a.iter().map(value_to_amqp).collect::<Vec<_>>())),
+        Value::Array(a) => AMQPValue::FieldArray(FieldArray::from(
+            a.iter().map(value_to_amqp).collect::<Vec<_>>(),
+        )),
         Value::Timestamp(t) => AMQPValue::Timestamp(*t),
         Value::Table(t) => AMQPValue::FieldTable(table_to_amqp(t)),
         Value::Bytes(b) => AMQPValue::ByteArray(ByteArray::from(b.to_vec())),

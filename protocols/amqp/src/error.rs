@@ -3,7 +3,6 @@
 
 use switchboard_api::{BrokerError, ErrorKind};
 
-pub const REPLY_SUCCESS: u16 = 200;
 pub const CONNECTION_FORCED: u16 = 320;
 pub const NO_ROUTE: u16 = 312;
 pub const ACCESS_REFUSED: u16 = 403;
@@ -11,7 +10,6 @@ pub const NOT_FOUND: u16 = 404;
 pub const RESOURCE_LOCKED: u16 = 405;
 pub const PRECONDITION_FAILED: u16 = 406;
 pub const FRAME_ERROR: u16 = 501;
-pub const SYNTAX_ERROR: u16 = 502;
 pub const COMMAND_INVALID: u16 = 503;
 pub const CHANNEL_ERROR: u16 = 504;
 pub const UNEXPECTED_FRAME: u16 = 505;

@@ -1,10 +1,10 @@
 //! One AMQP connection's protocol state machine, without I/O: frames in, bytes out
 //! (in `out`), broker calls in between. `connection.rs` owns the socket.
 
+use crate::Config;
 use crate::codec::{self, Frame};
 use crate::convert::short;
 use crate::error::*;
-use crate::Config;
 use amq_protocol::protocol::{AMQPClass, BasicProperties, basic, channel, connection};
 use amq_protocol::types::{AMQPValue, FieldTable};
 use bytes::{Bytes, BytesMut};
@@ -34,11 +34,10 @@ pub struct Sink(pub mpsc::UnboundedSender<SinkEvent>);
 
 impl DeliverySink for Sink {
     fn push(&self, event: SinkEvent) {
-        if let Err(mpsc::error::SendError(ev)) = self.0.send(event) {
-            // The connection is gone: hand the message straight back.
-            if let SinkEvent::Deliver { delivery, .. } = ev {
-                delivery.queue.settle(&[delivery.seq], Settle::Requeue);
-            }
+        // The connection is gone: hand the message straight back.
+        if let Err(mpsc::error::SendError(SinkEvent::Deliver { delivery, .. })) = self.0.send(event)
+        {
+            delivery.queue.settle(&[delivery.seq], Settle::Requeue);
         }
     }
 }
@@ -129,8 +128,6 @@ pub struct Session {
     pub(crate) next_consumer: u64,
     /// No-ack deliveries written to `out`, settled in one batch per queue.
     pub(crate) auto_acked: Vec<(Arc<dyn QueueHandle>, u64)>,
-    /// Connection is blocked by a resource alarm (not yet used).
-    pub blocked: bool,
 }
 
 impl Session {
@@ -159,7 +156,6 @@ impl Session {
             consumers: HashMap::new(),
             next_consumer: 1,
             auto_acked: Vec::new(),
-            blocked: false,
         }
     }
 
@@ -190,14 +186,28 @@ impl Session {
         }
         let mut props = FieldTable::default();
         props.insert("capabilities".into(), AMQPValue::FieldTable(caps));
-        props.insert("product".into(), AMQPValue::LongString("Switchboard".into()));
-        props.insert("version".into(), AMQPValue::LongString(env!("CARGO_PKG_VERSION").into()));
+        props.insert(
+            "product".into(),
+            AMQPValue::LongString("Switchboard".into()),
+        );
+        props.insert(
+            "version".into(),
+            AMQPValue::LongString(env!("CARGO_PKG_VERSION").into()),
+        );
         props.insert("platform".into(), AMQPValue::LongString("Rust".into()));
-        props.insert("copyright".into(), AMQPValue::LongString("Switchboard contributors".into()));
-        props.insert("cluster_name".into(), AMQPValue::LongString("switchboard".into()));
+        props.insert(
+            "copyright".into(),
+            AMQPValue::LongString("Switchboard contributors".into()),
+        );
+        props.insert(
+            "cluster_name".into(),
+            AMQPValue::LongString("switchboard".into()),
+        );
         props.insert(
             "information".into(),
-            AMQPValue::LongString("Switchboard message broker: AMQP 0-9-1, MQTT, STOMP, SQS/SNS".into()),
+            AMQPValue::LongString(
+                "Switchboard message broker: AMQP 0-9-1, MQTT, STOMP, SQS/SNS".into(),
+            ),
         );
         self.send(
             0,
@@ -221,11 +231,12 @@ impl Session {
 
     /// A frame-level decode error: the connection is closed with its code.
     pub fn frame_error(&mut self, e: &codec::FrameError) {
+        let (class_id, method_id) = e.ids();
         self.close_connection(Reply {
             code: e.reply_code(),
             text: e.to_string(),
-            class_id: 0,
-            method_id: 0,
+            class_id,
+            method_id,
         });
     }
 
@@ -265,9 +276,16 @@ impl Session {
             Phase::Closing => {
                 if let Frame::Method(0, m) = frame {
                     match *m {
-                        AMQPClass::Connection(connection::AMQPMethod::CloseOk(_)) => self.phase = Phase::Closed,
+                        AMQPClass::Connection(connection::AMQPMethod::CloseOk(_)) => {
+                            self.phase = Phase::Closed
+                        }
                         AMQPClass::Connection(connection::AMQPMethod::Close(_)) => {
-                            self.send(0, AMQPClass::Connection(connection::AMQPMethod::CloseOk(connection::CloseOk {})));
+                            self.send(
+                                0,
+                                AMQPClass::Connection(connection::AMQPMethod::CloseOk(
+                                    connection::CloseOk {},
+                                )),
+                            );
                             self.phase = Phase::Closed;
                         }
                         _ => {}
@@ -280,7 +298,11 @@ impl Session {
         let ch = frame.channel();
         if let Frame::Heartbeat(c) = frame {
             if c != 0 {
-                return Err(AmqpError::connection(FRAME_ERROR, "FRAME_ERROR - heartbeat frame on a non-zero channel", (0, 0)));
+                return Err(AmqpError::connection(
+                    FRAME_ERROR,
+                    "FRAME_ERROR - heartbeat frame on a non-zero channel",
+                    (0, 0),
+                ));
             }
             return Ok(());
         }
@@ -294,7 +316,11 @@ impl Session {
                         id,
                     )),
                 },
-                _ => Err(AmqpError::connection(UNEXPECTED_FRAME, "UNEXPECTED_FRAME - content frame on channel 0", (0, 0))),
+                _ => Err(AmqpError::connection(
+                    UNEXPECTED_FRAME,
+                    "UNEXPECTED_FRAME - content frame on channel 0",
+                    (0, 0),
+                )),
             };
         }
         if self.phase != Phase::Open {
@@ -307,7 +333,10 @@ impl Session {
         if ch > self.channel_max {
             return Err(AmqpError::connection(
                 NOT_ALLOWED,
-                format!("NOT_ALLOWED - channel {ch} exceeds channel_max {}", self.channel_max),
+                format!(
+                    "NOT_ALLOWED - channel {ch} exceeds channel_max {}",
+                    self.channel_max
+                ),
                 (20, 10),
             ));
         }
@@ -328,7 +357,11 @@ impl Session {
                 if t.frame_max != 0 && t.frame_max < codec::FRAME_MIN_SIZE {
                     return Err(AmqpError::connection(
                         NOT_ALLOWED,
-                        format!("NOT_ALLOWED - frame_max {} below the minimum {}", t.frame_max, codec::FRAME_MIN_SIZE),
+                        format!(
+                            "NOT_ALLOWED - frame_max {} below the minimum {}",
+                            t.frame_max,
+                            codec::FRAME_MIN_SIZE
+                        ),
                         id,
                     ));
                 }
@@ -344,7 +377,9 @@ impl Session {
             }
             (Phase::AwaitOpen, M::Open(o)) => {
                 let vhost = o.virtual_host.as_str().to_string();
-                let user = self.user.clone().ok_or_else(|| AmqpError::connection(ACCESS_REFUSED, "ACCESS_REFUSED - not authenticated", id))?;
+                let user = self.user.clone().ok_or_else(|| {
+                    AmqpError::connection(ACCESS_REFUSED, "ACCESS_REFUSED - not authenticated", id)
+                })?;
                 if let Err(e) = self.broker.open_vhost(&user, &vhost) {
                     return Err(AmqpError::connection(NOT_ALLOWED, e.message, id));
                 }
@@ -360,14 +395,20 @@ impl Session {
                 Ok(())
             }
             (Phase::Open, M::UpdateSecret(_)) => {
-                self.send(0, AMQPClass::Connection(M::UpdateSecretOk(connection::UpdateSecretOk {})));
+                self.send(
+                    0,
+                    AMQPClass::Connection(M::UpdateSecretOk(connection::UpdateSecretOk {})),
+                );
                 Ok(())
             }
             // Blocked/Unblocked from a client are informational; ignore them.
             (Phase::Open, M::Blocked(_) | M::Unblocked(_)) => Ok(()),
             (_, _) => Err(AmqpError::connection(
                 COMMAND_INVALID,
-                format!("COMMAND_INVALID - unexpected method connection.{} in this state", method_name(id.1)),
+                format!(
+                    "COMMAND_INVALID - unexpected method connection.{} in this state",
+                    method_name(id.1)
+                ),
                 id,
             )),
         }
@@ -376,7 +417,10 @@ impl Session {
     fn start_ok(&mut self, s: connection::StartOk) -> Result<()> {
         let id = (10, 11);
         if let Some(AMQPValue::FieldTable(caps)) = s.client_properties.inner().get("capabilities") {
-            self.cancel_notify = matches!(caps.inner().get("consumer_cancel_notify"), Some(AMQPValue::Boolean(true)));
+            self.cancel_notify = matches!(
+                caps.inner().get("consumer_cancel_notify"),
+                Some(AMQPValue::Boolean(true))
+            );
         }
         let (user, pass) = match s.mechanism.as_str() {
             "PLAIN" => parse_plain(s.response.as_bytes()),
@@ -389,7 +433,13 @@ impl Session {
                 ));
             }
         }
-        .ok_or_else(|| AmqpError::connection(ACCESS_REFUSED, "ACCESS_REFUSED - malformed authentication response", id))?;
+        .ok_or_else(|| {
+            AmqpError::connection(
+                ACCESS_REFUSED,
+                "ACCESS_REFUSED - malformed authentication response",
+                id,
+            )
+        })?;
         match self.broker.authenticate(&user, &pass, self.peer) {
             Ok(u) => {
                 self.user = Some(u);
@@ -409,10 +459,10 @@ impl Session {
     }
 
     fn channel_frame(&mut self, ch: u16, frame: Frame) -> Result<()> {
-        if let Frame::Method(_, m) = &frame {
-            if let AMQPClass::Channel(cm) = &**m {
-                return self.channel_method(ch, cm.clone(), ids(m));
-            }
+        if let Frame::Method(_, m) = &frame
+            && let AMQPClass::Channel(cm) = &**m
+        {
+            return self.channel_method(ch, cm.clone(), ids(m));
         }
         let Some(c) = self.channels.get_mut(&ch) else {
             return Err(AmqpError::connection(
@@ -429,13 +479,18 @@ impl Session {
                 if c.publish.is_some() {
                     return Err(AmqpError::connection(
                         UNEXPECTED_FRAME,
-                        format!("UNEXPECTED_FRAME - expected content header for class 60, got non content header frame instead"),
+                        "UNEXPECTED_FRAME - expected content header for class 60, got non content header frame instead".to_string(),
                         ids(&m),
                     ));
                 }
                 self.method(ch, *m)
             }
-            Frame::Header { class_id, body_size, properties, .. } => self.content_header(ch, class_id, body_size, properties),
+            Frame::Header {
+                class_id,
+                body_size,
+                properties,
+                ..
+            } => self.content_header(ch, class_id, body_size, properties),
             Frame::Body(_, data) => self.content_body(ch, data),
             Frame::Heartbeat(_) => Ok(()),
         }
@@ -446,7 +501,11 @@ impl Session {
         match m {
             M::Open(_) => {
                 if self.channels.contains_key(&ch) {
-                    return Err(AmqpError::connection(CHANNEL_ERROR, format!("CHANNEL_ERROR - second 'channel.open' seen on channel {ch}"), id));
+                    return Err(AmqpError::connection(
+                        CHANNEL_ERROR,
+                        format!("CHANNEL_ERROR - second 'channel.open' seen on channel {ch}"),
+                        id,
+                    ));
                 }
                 self.channels.insert(ch, Channel::new());
                 self.send(ch, AMQPClass::Channel(M::OpenOk(channel::OpenOk {})));
@@ -454,7 +513,11 @@ impl Session {
             }
             M::Close(_) => {
                 if !self.channels.contains_key(&ch) {
-                    return Err(AmqpError::connection(CHANNEL_ERROR, format!("CHANNEL_ERROR - expected 'channel.open' on channel {ch}"), id));
+                    return Err(AmqpError::connection(
+                        CHANNEL_ERROR,
+                        format!("CHANNEL_ERROR - expected 'channel.open' on channel {ch}"),
+                        id,
+                    ));
                 }
                 self.release_channel(ch);
                 self.channels.remove(&ch);
@@ -469,16 +532,31 @@ impl Session {
             }
             M::Flow(f) => {
                 if !self.channels.contains_key(&ch) {
-                    return Err(AmqpError::connection(CHANNEL_ERROR, format!("CHANNEL_ERROR - expected 'channel.open' on channel {ch}"), id));
+                    return Err(AmqpError::connection(
+                        CHANNEL_ERROR,
+                        format!("CHANNEL_ERROR - expected 'channel.open' on channel {ch}"),
+                        id,
+                    ));
                 }
                 if !f.active {
-                    return Err(AmqpError::connection(NOT_IMPLEMENTED, "NOT_IMPLEMENTED - active=false", id));
+                    return Err(AmqpError::connection(
+                        NOT_IMPLEMENTED,
+                        "NOT_IMPLEMENTED - active=false",
+                        id,
+                    ));
                 }
-                self.send(ch, AMQPClass::Channel(M::FlowOk(channel::FlowOk { active: true })));
+                self.send(
+                    ch,
+                    AMQPClass::Channel(M::FlowOk(channel::FlowOk { active: true })),
+                );
                 Ok(())
             }
             M::FlowOk(_) => Ok(()),
-            M::OpenOk(_) => Err(AmqpError::connection(COMMAND_INVALID, "COMMAND_INVALID - channel.open-ok is sent by servers", id)),
+            M::OpenOk(_) => Err(AmqpError::connection(
+                COMMAND_INVALID,
+                "COMMAND_INVALID - channel.open-ok is sent by servers",
+                id,
+            )),
         }
     }
 
@@ -502,7 +580,9 @@ impl Session {
 
     /// Cancels a channel's consumers and requeues its unacked deliveries, in order.
     fn release_channel(&mut self, ch: u16) {
-        let Some(c) = self.channels.get_mut(&ch) else { return };
+        let Some(c) = self.channels.get_mut(&ch) else {
+            return;
+        };
         for (_, cc) in c.consumers.drain() {
             cc.handle.cancel();
             self.consumers.remove(&cc.id);
@@ -554,7 +634,10 @@ impl Session {
             return;
         }
         let list = std::mem::take(&mut self.auto_acked);
-        settle_grouped(list.into_iter().map(|(queue, seq)| Unacked { queue, seq }), Settle::Ack);
+        settle_grouped(
+            list.into_iter().map(|(queue, seq)| Unacked { queue, seq }),
+            Settle::Ack,
+        );
     }
 
     /// A queue event for one of our consumers.
@@ -562,7 +645,9 @@ impl Session {
         match ev {
             SinkEvent::Deliver { consumer, delivery } => self.deliver(consumer, delivery),
             SinkEvent::Cancelled { consumer } => {
-                let Some((ch, tag)) = self.consumers.remove(&consumer) else { return };
+                let Some((ch, tag)) = self.consumers.remove(&consumer) else {
+                    return;
+                };
                 if let Some(c) = self.channels.get_mut(&ch) {
                     c.consumers.remove(&tag);
                     if self.cancel_notify && !c.closing {
@@ -581,7 +666,11 @@ impl Session {
 
     /// Whether the peer misses heartbeats: true when the limit passed.
     pub fn heartbeat_secs(&self) -> u16 {
-        if self.phase == Phase::Open { self.heartbeat } else { 0 }
+        if self.phase == Phase::Open {
+            self.heartbeat
+        } else {
+            0
+        }
     }
 }
 
@@ -654,4 +743,3 @@ fn parse_amqplain(r: &[u8]) -> Option<(String, String)> {
     };
     Some((get("LOGIN")?, get("PASSWORD")?))
 }
-

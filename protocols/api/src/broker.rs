@@ -118,9 +118,14 @@ impl std::fmt::Debug for Delivery {
 
 /// What a queue tells a push consumer's owner.
 pub enum SinkEvent {
-    Deliver { consumer: u64, delivery: Delivery },
+    Deliver {
+        consumer: u64,
+        delivery: Delivery,
+    },
     /// The broker ended the consumer (its queue was deleted).
-    Cancelled { consumer: u64 },
+    Cancelled {
+        consumer: u64,
+    },
 }
 
 /// Where a queue pushes deliveries for a consumer. Implementations must not block:
@@ -183,10 +188,10 @@ impl Credit {
     /// Ask to be woken when credit frees up. Called by a queue that stopped
     /// dispatching for lack of this credit.
     pub fn wait(&self, w: Weak<dyn Wake>) {
-        if let Ok(mut ws) = self.waiters.lock() {
-            if !ws.iter().any(|x| Weak::ptr_eq(x, &w)) {
-                ws.push(w);
-            }
+        if let Ok(mut ws) = self.waiters.lock()
+            && !ws.iter().any(|x| Weak::ptr_eq(x, &w))
+        {
+            ws.push(w);
         }
     }
 
@@ -229,8 +234,12 @@ pub trait ConsumerHandle: Send + Sync {
 /// on I/O: they take short internal locks only.
 pub trait Broker: Send + Sync + 'static {
     /// Check a user's password. `peer` matters for the loopback-only `guest` rule.
-    fn authenticate(&self, user: &str, password: &str, peer: SocketAddr)
-    -> Result<User, BrokerError>;
+    fn authenticate(
+        &self,
+        user: &str,
+        password: &str,
+        peer: SocketAddr,
+    ) -> Result<User, BrokerError>;
     /// May this user use this vhost?
     fn open_vhost(&self, user: &User, vhost: &str) -> Result<(), BrokerError>;
 
@@ -239,8 +248,7 @@ pub trait Broker: Send + Sync + 'static {
     fn connection_closed(&self, conn: ConnectionId);
 
     fn declare_exchange(&self, vhost: &str, decl: &ExchangeDecl) -> Result<(), BrokerError>;
-    fn delete_exchange(&self, vhost: &str, name: &str, if_unused: bool)
-    -> Result<(), BrokerError>;
+    fn delete_exchange(&self, vhost: &str, name: &str, if_unused: bool) -> Result<(), BrokerError>;
     fn bind_exchange(
         &self,
         vhost: &str,
@@ -283,8 +291,12 @@ pub trait Broker: Send + Sync + 'static {
         owner: ConnectionId,
     ) -> Result<(), BrokerError>;
     /// Removes ready messages; returns how many.
-    fn purge_queue(&self, vhost: &str, queue: &str, owner: ConnectionId)
-    -> Result<u32, BrokerError>;
+    fn purge_queue(
+        &self,
+        vhost: &str,
+        queue: &str,
+        owner: ConnectionId,
+    ) -> Result<u32, BrokerError>;
     /// Returns the number of ready messages it held.
     fn delete_queue(
         &self,

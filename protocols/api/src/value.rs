@@ -19,7 +19,10 @@ pub enum Value {
     I64(i64),
     F32(f32),
     F64(f64),
-    Decimal { scale: u8, value: u32 },
+    Decimal {
+        scale: u8,
+        value: u32,
+    },
     /// AMQP short string (deprecated in field tables but still sent by some clients).
     ShortStr(String),
     /// AMQP long string: bytes, usually UTF-8.

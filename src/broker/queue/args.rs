@@ -58,8 +58,18 @@ impl QueueArgs {
         let int = |name: &str, v: &Value, min: i64| -> Result<u64, BrokerError> {
             match v.as_i64() {
                 Some(n) if n >= min => Ok(n as u64),
-                Some(n) => Err(invalid(name, queue, vhost, format!("{{value_too_small,{n}}}"))),
-                None => Err(invalid(name, queue, vhost, format!("{{unacceptable_type,{v:?}}}"))),
+                Some(n) => Err(invalid(
+                    name,
+                    queue,
+                    vhost,
+                    format!("{{value_too_small,{n}}}"),
+                )),
+                None => Err(invalid(
+                    name,
+                    queue,
+                    vhost,
+                    format!("{{unacceptable_type,{v:?}}}"),
+                )),
             }
         };
         let string = |name: &str, v: &Value| -> Result<String, BrokerError> {
@@ -73,7 +83,9 @@ impl QueueArgs {
                 "x-expires" => a.expires = Some(int(k, v, 1)?),
                 "x-max-length" => a.max_length = Some(int(k, v, 0)?),
                 "x-max-length-bytes" => a.max_length_bytes = Some(int(k, v, 0)?),
-                "x-delivery-limit" => a.delivery_limit = Some(int(k, v, 0)?.min(u32::MAX as u64) as u32),
+                "x-delivery-limit" => {
+                    a.delivery_limit = Some(int(k, v, 0)?.min(u32::MAX as u64) as u32)
+                }
                 "x-max-priority" => {
                     let p = int(k, v, 0)?;
                     // RabbitMQ caps priorities at 255; 0 means "not a priority queue".
@@ -84,7 +96,14 @@ impl QueueArgs {
                         "drop-head" => Overflow::DropHead,
                         "reject-publish" => Overflow::RejectPublish,
                         "reject-publish-dlx" => Overflow::RejectPublishDlx,
-                        other => return Err(invalid(k, queue, vhost, format!("{{unknown_overflow,{other}}}"))),
+                        other => {
+                            return Err(invalid(
+                                k,
+                                queue,
+                                vhost,
+                                format!("{{unknown_overflow,{other}}}"),
+                            ));
+                        }
                     }
                 }
                 "x-dead-letter-exchange" => a.dead_letter_exchange = Some(string(k, v)?),
@@ -97,12 +116,26 @@ impl QueueArgs {
                 "x-queue-type" => match string(k, v)?.as_str() {
                     // One engine serves both: durability comes from the journal, not the type.
                     "classic" | "quorum" => {}
-                    other => return Err(invalid(k, queue, vhost, format!("unsupported queue type '{other}'"))),
+                    other => {
+                        return Err(invalid(
+                            k,
+                            queue,
+                            vhost,
+                            format!("unsupported queue type '{other}'"),
+                        ));
+                    }
                 },
                 "x-ordering" => match string(k, v)?.as_str() {
                     "grouped" => a.grouped = true,
                     "plain" => a.grouped = false,
-                    other => return Err(invalid(k, queue, vhost, format!("unknown ordering '{other}'"))),
+                    other => {
+                        return Err(invalid(
+                            k,
+                            queue,
+                            vhost,
+                            format!("unknown ordering '{other}'"),
+                        ));
+                    }
                 },
                 "x-dedup-window" => a.dedup_window = Some(int(k, v, 0)?),
                 "x-delivery-delay" => a.delivery_delay = Some(int(k, v, 0)?),

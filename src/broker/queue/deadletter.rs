@@ -61,13 +61,22 @@ pub fn dead_letter_message(
     deaths.insert(0, entry);
     headers.insert("x-death".into(), Value::Array(deaths));
     if !headers.contains_key("x-first-death-reason") {
-        headers.insert("x-first-death-reason".into(), Value::string(reason.as_str()));
+        headers.insert(
+            "x-first-death-reason".into(),
+            Value::string(reason.as_str()),
+        );
         headers.insert("x-first-death-queue".into(), Value::string(queue));
-        headers.insert("x-first-death-exchange".into(), Value::string(msg.exchange.as_str()));
+        headers.insert(
+            "x-first-death-exchange".into(),
+            Value::string(msg.exchange.as_str()),
+        );
     }
     headers.insert("x-last-death-reason".into(), Value::string(reason.as_str()));
     headers.insert("x-last-death-queue".into(), Value::string(queue));
-    headers.insert("x-last-death-exchange".into(), Value::string(msg.exchange.as_str()));
+    headers.insert(
+        "x-last-death-exchange".into(),
+        Value::string(msg.exchange.as_str()),
+    );
     if let Some(key) = dl_routing_key {
         m.routing_key = key.to_string();
     }
@@ -78,7 +87,12 @@ pub fn dead_letter_message(
 /// already died there and no death in its history was a client's rejection
 /// (RabbitMQ's cycle rule).
 pub fn is_cycle(msg: &Message, queue: &str) -> bool {
-    let Some(Value::Array(deaths)) = msg.properties.headers.as_ref().and_then(|h| h.get("x-death")) else {
+    let Some(Value::Array(deaths)) = msg
+        .properties
+        .headers
+        .as_ref()
+        .and_then(|h| h.get("x-death"))
+    else {
         return false;
     };
     let mut seen = false;

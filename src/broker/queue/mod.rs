@@ -16,8 +16,8 @@ mod deadletter;
 mod ready;
 
 pub use args::{QueueArgs, check_equivalent};
-pub use deadletter::is_cycle;
 use deadletter::dead_letter_message;
+pub use deadletter::is_cycle;
 use ready::Ready;
 
 use super::timer::{TimerTarget, Timers};
@@ -54,7 +54,6 @@ struct InFlight {
 struct Consumer {
     id: u64,
     tag: u64,
-    owner: ConnectionId,
     prefetch: u32,
     in_flight: u32,
     shared: Option<Arc<Credit>>,
@@ -236,11 +235,15 @@ impl Queue {
         let now = Instant::now();
         if let (Some(window), Some(id)) = (self.args.dedup_window, msg.dedup_id.as_deref()) {
             let window = Duration::from_millis(window);
-            while st.dedup_order.front().is_some_and(|(t, _)| *t + window <= now) {
-                if let Some((t, id)) = st.dedup_order.pop_front() {
-                    if st.dedup.get(&id) == Some(&t) {
-                        st.dedup.remove(&id);
-                    }
+            while st
+                .dedup_order
+                .front()
+                .is_some_and(|(t, _)| *t + window <= now)
+            {
+                if let Some((t, id)) = st.dedup_order.pop_front()
+                    && st.dedup.get(&id) == Some(&t)
+                {
+                    st.dedup.remove(&id);
                 }
             }
             if st.dedup.contains_key(id) {
@@ -328,7 +331,9 @@ impl Queue {
             return;
         }
         while st.ready_len() > 0 {
-            let Some(ci) = self.pick_consumer(st) else { break };
+            let Some(ci) = self.pick_consumer(st) else {
+                break;
+            };
             let Some(mut e) = st.ready().pop() else { break };
             st.ready_bytes -= e.size;
             if e.expires_at.is_some_and(|t| t <= now) {
@@ -415,11 +420,11 @@ impl Queue {
     }
 
     fn wait_shared(&self, c: &Consumer) {
-        if let Some(s) = &c.shared {
-            if !s.has_credit() {
-                let me: Weak<dyn Wake> = self.me.clone();
-                s.wait(me);
-            }
+        if let Some(s) = &c.shared
+            && !s.has_credit()
+        {
+            let me: Weak<dyn Wake> = self.me.clone();
+            s.wait(me);
         }
     }
 
@@ -427,7 +432,11 @@ impl Queue {
     /// its delivery limit.
     fn requeue_locked(&self, st: &mut State, mut e: Entry, fx: &mut Effects) {
         e.redelivered = true;
-        if self.args.delivery_limit.is_some_and(|l| e.delivery_count > l) {
+        if self
+            .args
+            .delivery_limit
+            .is_some_and(|l| e.delivery_count > l)
+        {
             fx.dead.push((e, DeathReason::DeliveryLimit));
             return;
         }
@@ -437,10 +446,10 @@ impl Queue {
 
     fn take_in_flight(&self, st: &mut State, seq: u64) -> Option<Entry> {
         let f = st.in_flight.remove(&seq)?;
-        if let Some(id) = f.consumer {
-            if let Some(c) = st.consumers.iter_mut().find(|c| c.id == id) {
-                c.in_flight = c.in_flight.saturating_sub(1);
-            }
+        if let Some(id) = f.consumer
+            && let Some(c) = st.consumers.iter_mut().find(|c| c.id == id)
+        {
+            c.in_flight = c.in_flight.saturating_sub(1);
         }
         if let Some(s) = &f.shared {
             s.release(1);
@@ -480,7 +489,9 @@ impl Queue {
             if st.deleted {
                 return Err(self.not_found());
             }
-            if st.consumers.iter().any(|c| c.exclusive) || (spec.exclusive && !st.consumers.is_empty()) {
+            if st.consumers.iter().any(|c| c.exclusive)
+                || (spec.exclusive && !st.consumers.is_empty())
+            {
                 return Err(BrokerError::access_refused(format!(
                     "ACCESS_REFUSED - queue '{}' in vhost '{}' in exclusive use",
                     self.name,
@@ -490,7 +501,6 @@ impl Queue {
             let c = Consumer {
                 id,
                 tag: spec.tag,
-                owner: spec.owner,
                 prefetch: spec.prefetch,
                 in_flight: 0,
                 shared: spec.shared_credit,
@@ -530,11 +540,6 @@ impl Queue {
             self.arm_timer(&mut st);
         }
         self.finish(fx);
-    }
-
-    /// Consumers owned by a closing connection; used when exclusive queues go away.
-    pub fn has_consumers_of(&self, conn: ConnectionId) -> bool {
-        self.lock().consumers.iter().any(|c| c.owner == conn)
     }
 
     /// basic.get: the next ready message and how many remain.
@@ -586,7 +591,9 @@ impl Queue {
         let mut group: Option<Option<String>> = None;
         while out.len() < max {
             let next = match &group {
-                Some(g) if self.args.grouped => st.ready().pop_same_group(g.as_deref().unwrap_or("")),
+                Some(g) if self.args.grouped => {
+                    st.ready().pop_same_group(g.as_deref().unwrap_or(""))
+                }
                 _ => st.ready().pop(),
             };
             let Some(mut e) = next else { break };
@@ -664,7 +671,10 @@ impl Queue {
     }
 
     fn vhost_name(&self) -> String {
-        self.vhost.upgrade().map(|v| v.name.clone()).unwrap_or_default()
+        self.vhost
+            .upgrade()
+            .map(|v| v.name.clone())
+            .unwrap_or_default()
     }
 
     /// Schedules the next deadline: head expiry, delayed message, lease, `x-expires`.
@@ -675,7 +685,12 @@ impl Queue {
                 next = Some(next.map_or(t, |n| n.min(t)));
             }
         };
-        consider(st.ready.as_ref().and_then(Ready::front).and_then(|e| e.expires_at));
+        consider(
+            st.ready
+                .as_ref()
+                .and_then(Ready::front)
+                .and_then(|e| e.expires_at),
+        );
         consider(st.delayed.keys().next().map(|(t, _)| *t));
         consider(st.leases.iter().next().map(|(t, _)| *t));
         if let (Some(ms), true) = (self.args.expires, st.consumers.is_empty()) {
@@ -694,10 +709,17 @@ impl Queue {
         if fx.dead.is_empty() && !fx.delete_self {
             return;
         }
-        let Some(vhost) = self.vhost.upgrade() else { return };
+        let Some(vhost) = self.vhost.upgrade() else {
+            return;
+        };
         if let Some(dlx) = &self.args.dead_letter_exchange {
             for (e, reason) in fx.dead {
-                let msg = dead_letter_message(&e.msg, &self.name, reason, self.args.dead_letter_routing_key.as_deref());
+                let msg = dead_letter_message(
+                    &e.msg,
+                    &self.name,
+                    reason,
+                    self.args.dead_letter_routing_key.as_deref(),
+                );
                 vhost.publish_dead_letter(dlx, msg, &self.name);
             }
         }
@@ -737,7 +759,9 @@ impl TimerTarget for Queue {
                 }
             }
             if let Some(ms) = self.args.expires {
-                let idle = st.last_used.is_some_and(|t| t + Duration::from_millis(ms) <= now);
+                let idle = st
+                    .last_used
+                    .is_some_and(|t| t + Duration::from_millis(ms) <= now);
                 if idle && st.consumers.is_empty() {
                     fx.delete_self = true;
                 }

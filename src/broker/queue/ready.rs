@@ -76,7 +76,7 @@ impl Lane {
     }
 }
 
-struct Group {
+pub struct Group {
     lane: Lane,
     in_flight: u32,
 }
@@ -113,10 +113,6 @@ impl Ready {
         }
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
     fn lane_for(lanes: &mut [Lane], priority: u8) -> &mut Lane {
         let i = (priority as usize).min(lanes.len() - 1);
         &mut lanes[i]
@@ -134,7 +130,11 @@ impl Ready {
         match self {
             Ready::Plain(lanes) => {
                 let lane = Self::lane_for(lanes, e.priority);
-                if requeue { lane.requeue(e) } else { lane.push(e) }
+                if requeue {
+                    lane.requeue(e)
+                } else {
+                    lane.push(e)
+                }
             }
             Ready::Grouped {
                 groups,
@@ -148,7 +148,11 @@ impl Ready {
                     in_flight: 0,
                 });
                 let was_empty = g.lane.is_empty();
-                if requeue { g.lane.requeue(e) } else { g.lane.push(e) }
+                if requeue {
+                    g.lane.requeue(e)
+                } else {
+                    g.lane.push(e)
+                }
                 if was_empty && g.in_flight == 0 && !available.contains(&key) {
                     available.push_back(key);
                 }

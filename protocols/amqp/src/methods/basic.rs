@@ -10,7 +10,12 @@ use switchboard_api::{ConsumerSpec, Delivery, Settle, Value};
 const NO_ACK_WINDOW: u32 = 2000;
 
 impl Session {
-    pub(crate) fn basic_method(&mut self, ch: u16, m: basic::AMQPMethod, id: (u16, u16)) -> Result<()> {
+    pub(crate) fn basic_method(
+        &mut self,
+        ch: u16,
+        m: basic::AMQPMethod,
+        id: (u16, u16),
+    ) -> Result<()> {
         use basic::AMQPMethod as M;
         match m {
             M::Publish(p) => self.publish_method(ch, p, id),
@@ -33,32 +38,50 @@ impl Session {
                     self.consumers.remove(&cc.id);
                 }
                 if !c.nowait {
-                    self.send(ch, AMQPClass::Basic(M::CancelOk(basic::CancelOk { consumer_tag: short(&tag) })));
+                    self.send(
+                        ch,
+                        AMQPClass::Basic(M::CancelOk(basic::CancelOk {
+                            consumer_tag: short(&tag),
+                        })),
+                    );
                 }
                 Ok(())
             }
             M::Get(g) => self.get(ch, g, id),
             M::Ack(a) => self.settle_method(ch, a.delivery_tag, a.multiple, Settle::Ack, id),
             M::Nack(n) => {
-                let how = if n.requeue { Settle::Requeue } else { Settle::Reject };
+                let how = if n.requeue {
+                    Settle::Requeue
+                } else {
+                    Settle::Reject
+                };
                 self.settle_method(ch, n.delivery_tag, n.multiple, how, id)
             }
             M::Reject(r) => {
-                let how = if r.requeue { Settle::Requeue } else { Settle::Reject };
+                let how = if r.requeue {
+                    Settle::Requeue
+                } else {
+                    Settle::Reject
+                };
                 self.settle_method(ch, r.delivery_tag, false, how, id)
             }
+            M::Recover(r) if !r.requeue => Err(AmqpError::connection(NOT_IMPLEMENTED, "NOT_IMPLEMENTED - requeue=false", id)),
+            M::RecoverAsync(r) if !r.requeue => Err(AmqpError::connection(NOT_IMPLEMENTED, "NOT_IMPLEMENTED - requeue=false", id)),
             M::Recover(_) => {
                 self.recover(ch)?;
                 self.send(ch, AMQPClass::Basic(M::RecoverOk(basic::RecoverOk {})));
                 Ok(())
             }
             M::RecoverAsync(_) => self.recover(ch),
-            _ => Err(AmqpError::connection(COMMAND_INVALID, "COMMAND_INVALID - server-only basic method", id)),
+            _ => Err(AmqpError::connection(
+                COMMAND_INVALID,
+                "COMMAND_INVALID - server-only basic method",
+                id,
+            )),
         }
     }
 
     /// basic.recover: every unacked delivery goes back to its queue, redelivered.
-    /// (RabbitMQ treats requeue=false the same way.)
     fn recover(&mut self, ch: u16) -> Result<()> {
         let c = self.chan(ch)?;
         let all = std::mem::take(&mut c.unacked);
@@ -90,7 +113,11 @@ impl Session {
         let spec = ConsumerSpec {
             tag: consumer_id,
             owner: conn,
-            prefetch: if c.no_ack { NO_ACK_WINDOW } else { chan.prefetch },
+            prefetch: if c.no_ack {
+                NO_ACK_WINDOW
+            } else {
+                chan.prefetch
+            },
             shared_credit: (!c.no_ack).then(|| chan.shared.clone()),
             exclusive: c.exclusive,
             priority,
@@ -98,10 +125,17 @@ impl Session {
         };
         // Deliveries pushed from inside `consume` wait in the event channel, so the
         // consume-ok written below still reaches the client first.
-        let handle = broker.consume(&vhost, c.queue.as_str(), spec).map_err(|err| AmqpError::from_broker(err, id))?;
+        let handle = broker
+            .consume(&vhost, c.queue.as_str(), spec)
+            .map_err(|err| AmqpError::from_broker(err, id))?;
         self.consumers.insert(consumer_id, (ch, tag.clone()));
         if !c.nowait {
-            self.send(ch, AMQPClass::Basic(basic::AMQPMethod::ConsumeOk(basic::ConsumeOk { consumer_tag: short(&tag) })));
+            self.send(
+                ch,
+                AMQPClass::Basic(basic::AMQPMethod::ConsumeOk(basic::ConsumeOk {
+                    consumer_tag: short(&tag),
+                })),
+            );
         }
         let chan = self.chan(ch)?;
         chan.consumers.insert(
@@ -122,7 +156,10 @@ impl Session {
             .get(&vhost, g.queue.as_str(), self.conn_id, g.no_ack)
             .map_err(|e| AmqpError::from_broker(e, id))?;
         let Some((d, remaining)) = got else {
-            self.send(ch, AMQPClass::Basic(basic::AMQPMethod::GetEmpty(basic::GetEmpty {})));
+            self.send(
+                ch,
+                AMQPClass::Basic(basic::AMQPMethod::GetEmpty(basic::GetEmpty {})),
+            );
             return Ok(());
         };
         let frame_max = self.frame_max;
@@ -130,7 +167,13 @@ impl Session {
         let tag = c.next_tag;
         c.next_tag += 1;
         if !g.no_ack {
-            c.unacked.insert(tag, Unacked { queue: d.queue.clone(), seq: d.seq });
+            c.unacked.insert(
+                tag,
+                Unacked {
+                    queue: d.queue.clone(),
+                    seq: d.seq,
+                },
+            );
         }
         self.send(
             ch,
@@ -142,14 +185,31 @@ impl Session {
                 message_count: remaining,
             })),
         );
-        codec::encode_content(&mut self.out, ch, &properties_to_amqp(&d.message.properties), &d.message.body, frame_max);
+        codec::encode_content(
+            &mut self.out,
+            ch,
+            &properties_to_amqp(&d.message.properties),
+            &d.message.body,
+            frame_max,
+        );
         Ok(())
     }
 
-    fn settle_method(&mut self, ch: u16, tag: u64, multiple: bool, how: Settle, id: (u16, u16)) -> Result<()> {
+    fn settle_method(
+        &mut self,
+        ch: u16,
+        tag: u64,
+        multiple: bool,
+        how: Settle,
+        id: (u16, u16),
+    ) -> Result<()> {
         let c = self.chan(ch)?;
         if let Some(tx) = &mut c.tx {
-            let known = if multiple { tag == 0 || c.unacked.range(..=tag).next().is_some() } else { c.unacked.contains_key(&tag) };
+            let known = if multiple {
+                tag == 0 || c.unacked.range(..=tag).next().is_some()
+            } else {
+                c.unacked.contains_key(&tag)
+            };
             if !known {
                 return Err(unknown_tag(tag, id));
             }
@@ -161,7 +221,14 @@ impl Session {
 
     /// Settles by delivery tag: one tag, all up to `tag` with `multiple`, or every
     /// outstanding one with `multiple` and tag 0.
-    pub(crate) fn settle_tags(&mut self, ch: u16, tag: u64, multiple: bool, how: Settle, id: (u16, u16)) -> Result<()> {
+    pub(crate) fn settle_tags(
+        &mut self,
+        ch: u16,
+        tag: u64,
+        multiple: bool,
+        how: Settle,
+        id: (u16, u16),
+    ) -> Result<()> {
         let c = self.chan(ch)?;
         let taken: Vec<Unacked> = if multiple {
             let upto = if tag == 0 { u64::MAX } else { tag };
@@ -202,7 +269,13 @@ impl Session {
         if cc.no_ack {
             self.auto_acked.push((d.queue.clone(), d.seq));
         } else {
-            c.unacked.insert(delivery_tag, Unacked { queue: d.queue.clone(), seq: d.seq });
+            c.unacked.insert(
+                delivery_tag,
+                Unacked {
+                    queue: d.queue.clone(),
+                    seq: d.seq,
+                },
+            );
         }
         let m = AMQPClass::Basic(basic::AMQPMethod::Deliver(basic::Deliver {
             consumer_tag: short(tag),
@@ -212,11 +285,20 @@ impl Session {
             routing_key: short(&d.message.routing_key),
         }));
         codec::encode_method(&mut self.out, ch, m);
-        codec::encode_content(&mut self.out, ch, &properties_to_amqp(&d.message.properties), &d.message.body, frame_max);
+        codec::encode_content(
+            &mut self.out,
+            ch,
+            &properties_to_amqp(&d.message.properties),
+            &d.message.body,
+            frame_max,
+        );
     }
-
 }
 
 fn unknown_tag(tag: u64, id: (u16, u16)) -> AmqpError {
-    AmqpError::channel(PRECONDITION_FAILED, format!("PRECONDITION_FAILED - unknown delivery tag {tag}"), id)
+    AmqpError::channel(
+        PRECONDITION_FAILED,
+        format!("PRECONDITION_FAILED - unknown delivery tag {tag}"),
+        id,
+    )
 }

@@ -5,7 +5,12 @@ use amq_protocol::protocol::{AMQPClass, exchange};
 use switchboard_api::ExchangeDecl;
 
 impl Session {
-    pub(crate) fn exchange_method(&mut self, ch: u16, m: exchange::AMQPMethod, id: (u16, u16)) -> Result<()> {
+    pub(crate) fn exchange_method(
+        &mut self,
+        ch: u16,
+        m: exchange::AMQPMethod,
+        id: (u16, u16),
+    ) -> Result<()> {
         use exchange::AMQPMethod as M;
         let b = self.broker.clone();
         let vhost = self.vhost.clone();
@@ -32,21 +37,38 @@ impl Session {
                 (M::DeclareOk(exchange::DeclareOk {}), d.nowait)
             }
             M::Delete(d) => {
-                b.delete_exchange(&vhost, d.exchange.as_str(), d.if_unused).map_err(e)?;
+                b.delete_exchange(&vhost, d.exchange.as_str(), d.if_unused)
+                    .map_err(e)?;
                 (M::DeleteOk(exchange::DeleteOk {}), d.nowait)
             }
             M::Bind(d) => {
-                b.bind_exchange(&vhost, d.destination.as_str(), d.source.as_str(), d.routing_key.as_str(), &table_from_amqp(&d.arguments))
-                    .map_err(e)?;
+                b.bind_exchange(
+                    &vhost,
+                    d.destination.as_str(),
+                    d.source.as_str(),
+                    d.routing_key.as_str(),
+                    &table_from_amqp(&d.arguments),
+                )
+                .map_err(e)?;
                 (M::BindOk(exchange::BindOk {}), d.nowait)
             }
             M::Unbind(d) => {
-                b.unbind_exchange(&vhost, d.destination.as_str(), d.source.as_str(), d.routing_key.as_str(), &table_from_amqp(&d.arguments))
-                    .map_err(e)?;
+                b.unbind_exchange(
+                    &vhost,
+                    d.destination.as_str(),
+                    d.source.as_str(),
+                    d.routing_key.as_str(),
+                    &table_from_amqp(&d.arguments),
+                )
+                .map_err(e)?;
                 (M::UnbindOk(exchange::UnbindOk {}), d.nowait)
             }
             _ => {
-                return Err(AmqpError::connection(COMMAND_INVALID, "COMMAND_INVALID - server-only exchange method", id));
+                return Err(AmqpError::connection(
+                    COMMAND_INVALID,
+                    "COMMAND_INVALID - server-only exchange method",
+                    id,
+                ));
             }
         };
         if !nowait {

@@ -29,7 +29,10 @@ impl Session {
                 }
                 c.confirm = true;
                 if !s.nowait {
-                    self.send(ch, AMQPClass::Confirm(confirm::AMQPMethod::SelectOk(confirm::SelectOk {})));
+                    self.send(
+                        ch,
+                        AMQPClass::Confirm(confirm::AMQPMethod::SelectOk(confirm::SelectOk {})),
+                    );
                 }
                 Ok(())
             }
@@ -54,8 +57,12 @@ impl Session {
     }
 
     pub(crate) fn chan(&mut self, ch: u16) -> Result<&mut crate::session::Channel> {
-        self.channels
-            .get_mut(&ch)
-            .ok_or_else(|| AmqpError::connection(CHANNEL_ERROR, format!("CHANNEL_ERROR - no channel {ch}"), (20, 0)))
+        self.channels.get_mut(&ch).ok_or_else(|| {
+            AmqpError::connection(
+                CHANNEL_ERROR,
+                format!("CHANNEL_ERROR - no channel {ch}"),
+                (20, 0),
+            )
+        })
     }
 }

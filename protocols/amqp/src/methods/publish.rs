@@ -11,9 +11,18 @@ use switchboard_api::{Message, PublishOptions};
 const PUBLISH_IDS: (u16, u16) = (60, 40);
 
 impl Session {
-    pub(crate) fn publish_method(&mut self, ch: u16, p: basic::Publish, id: (u16, u16)) -> Result<()> {
+    pub(crate) fn publish_method(
+        &mut self,
+        ch: u16,
+        p: basic::Publish,
+        id: (u16, u16),
+    ) -> Result<()> {
         if p.immediate {
-            return Err(AmqpError::connection(NOT_IMPLEMENTED, "NOT_IMPLEMENTED - immediate=true", id));
+            return Err(AmqpError::connection(
+                NOT_IMPLEMENTED,
+                "NOT_IMPLEMENTED - immediate=true",
+                id,
+            ));
         }
         let c = self.chan(ch)?;
         c.publish = Some(Pending {
@@ -28,11 +37,21 @@ impl Session {
         Ok(())
     }
 
-    pub(crate) fn content_header(&mut self, ch: u16, class_id: u16, body_size: u64, props: Box<BasicProperties>) -> Result<()> {
+    pub(crate) fn content_header(
+        &mut self,
+        ch: u16,
+        class_id: u16,
+        body_size: u64,
+        props: Box<BasicProperties>,
+    ) -> Result<()> {
         let max = self.cfg.max_message_size;
         let c = self.chan(ch)?;
         let Some(p) = c.publish.as_mut().filter(|p| p.properties.is_none()) else {
-            return Err(AmqpError::connection(UNEXPECTED_FRAME, "UNEXPECTED_FRAME - content header without basic.publish", (0, 0)));
+            return Err(AmqpError::connection(
+                UNEXPECTED_FRAME,
+                "UNEXPECTED_FRAME - content header without basic.publish",
+                (0, 0),
+            ));
         };
         if class_id != 60 {
             return Err(AmqpError::connection(
@@ -45,7 +64,9 @@ impl Session {
             c.publish = None;
             return Err(AmqpError::channel(
                 PRECONDITION_FAILED,
-                format!("PRECONDITION_FAILED - message size {body_size} is larger than configured max size {max}"),
+                format!(
+                    "PRECONDITION_FAILED - message size {body_size} is larger than configured max size {max}"
+                ),
                 PUBLISH_IDS,
             ));
         }
@@ -60,13 +81,20 @@ impl Session {
     pub(crate) fn content_body(&mut self, ch: u16, data: Bytes) -> Result<()> {
         let c = self.chan(ch)?;
         let Some(p) = c.publish.as_mut().filter(|p| p.properties.is_some()) else {
-            return Err(AmqpError::connection(UNEXPECTED_FRAME, "UNEXPECTED_FRAME - content body without content header", (0, 0)));
+            return Err(AmqpError::connection(
+                UNEXPECTED_FRAME,
+                "UNEXPECTED_FRAME - content body without content header",
+                (0, 0),
+            ));
         };
         let have = p.single.as_ref().map_or(0, Bytes::len) + p.body.len();
         if have as u64 + data.len() as u64 > p.body_size {
             return Err(AmqpError::connection(
                 FRAME_ERROR,
-                format!("FRAME_ERROR - content body exceeds the declared size {}", p.body_size),
+                format!(
+                    "FRAME_ERROR - content body exceeds the declared size {}",
+                    p.body_size
+                ),
                 PUBLISH_IDS,
             ));
         }
@@ -87,9 +115,21 @@ impl Session {
     }
 
     fn complete_publish(&mut self, ch: u16) -> Result<()> {
+        let user = self.user.as_ref().map(|u| u.name.clone()).unwrap_or_default();
         let c = self.chan(ch)?;
-        let Some(p) = c.publish.take() else { return Ok(()) };
+        let Some(p) = c.publish.take() else {
+            return Ok(());
+        };
         let props = p.properties.unwrap_or_default();
+        if let Some(claimed) = props.user_id()
+            && claimed.as_str() != user
+        {
+            return Err(AmqpError::channel(
+                PRECONDITION_FAILED,
+                format!("PRECONDITION_FAILED - user_id property set to '{claimed}' but authenticated user was '{user}'"),
+                PUBLISH_IDS,
+            ));
+        }
         let body = p.single.unwrap_or_else(|| p.body.freeze());
         let msg = Message {
             exchange: p.exchange,
@@ -107,9 +147,22 @@ impl Session {
 
     /// Routes a complete message and tells the publisher: basic.return when mandatory
     /// and unroutable, then basic.ack / basic.nack in confirm mode.
-    pub(crate) fn route_publish(&mut self, ch: u16, msg: Message, mandatory: bool, props: Box<BasicProperties>, id: (u16, u16)) -> Result<()> {
+    pub(crate) fn route_publish(
+        &mut self,
+        ch: u16,
+        msg: Message,
+        mandatory: bool,
+        props: Box<BasicProperties>,
+        id: (u16, u16),
+    ) -> Result<()> {
         let vhost = self.vhost.clone();
-        let returned = mandatory.then(|| (msg.exchange.clone(), msg.routing_key.clone(), msg.body.clone()));
+        let returned = mandatory.then(|| {
+            (
+                msg.exchange.clone(),
+                msg.routing_key.clone(),
+                msg.body.clone(),
+            )
+        });
         let outcome = self
             .broker
             .publish(&vhost, msg, PublishOptions { mandatory })
@@ -136,7 +189,13 @@ impl Session {
                 // Earlier acks go out first so that this confirm stands alone: clients
                 // (lapin) attach a basic.return to the very next confirm they read.
                 if let Some(upto) = c.ack_upto.take() {
-                    self.send(ch, AMQPClass::Basic(basic::AMQPMethod::Ack(basic::Ack { delivery_tag: upto, multiple: true })));
+                    self.send(
+                        ch,
+                        AMQPClass::Basic(basic::AMQPMethod::Ack(basic::Ack {
+                            delivery_tag: upto,
+                            multiple: true,
+                        })),
+                    );
                 }
                 let m = if outcome.rejected {
                     basic::AMQPMethod::Nack(basic::Nack {
@@ -145,7 +204,10 @@ impl Session {
                         requeue: false,
                     })
                 } else {
-                    basic::AMQPMethod::Ack(basic::Ack { delivery_tag: seq, multiple: false })
+                    basic::AMQPMethod::Ack(basic::Ack {
+                        delivery_tag: seq,
+                        multiple: false,
+                    })
                 };
                 self.send(ch, AMQPClass::Basic(m));
             } else {

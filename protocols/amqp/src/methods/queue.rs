@@ -5,7 +5,12 @@ use amq_protocol::protocol::{AMQPClass, queue};
 use switchboard_api::QueueDecl;
 
 impl Session {
-    pub(crate) fn queue_method(&mut self, ch: u16, m: queue::AMQPMethod, id: (u16, u16)) -> Result<()> {
+    pub(crate) fn queue_method(
+        &mut self,
+        ch: u16,
+        m: queue::AMQPMethod,
+        id: (u16, u16),
+    ) -> Result<()> {
         use queue::AMQPMethod as M;
         let b = self.broker.clone();
         let vhost = self.vhost.clone();
@@ -32,13 +37,27 @@ impl Session {
                 )
             }
             M::Bind(d) => {
-                b.bind_queue(&vhost, d.queue.as_str(), d.exchange.as_str(), d.routing_key.as_str(), &table_from_amqp(&d.arguments), conn)
-                    .map_err(e)?;
+                b.bind_queue(
+                    &vhost,
+                    d.queue.as_str(),
+                    d.exchange.as_str(),
+                    d.routing_key.as_str(),
+                    &table_from_amqp(&d.arguments),
+                    conn,
+                )
+                .map_err(e)?;
                 (M::BindOk(queue::BindOk {}), d.nowait)
             }
             M::Unbind(d) => {
-                b.unbind_queue(&vhost, d.queue.as_str(), d.exchange.as_str(), d.routing_key.as_str(), &table_from_amqp(&d.arguments), conn)
-                    .map_err(e)?;
+                b.unbind_queue(
+                    &vhost,
+                    d.queue.as_str(),
+                    d.exchange.as_str(),
+                    d.routing_key.as_str(),
+                    &table_from_amqp(&d.arguments),
+                    conn,
+                )
+                .map_err(e)?;
                 (M::UnbindOk(queue::UnbindOk {}), false)
             }
             M::Purge(d) => {
@@ -46,11 +65,17 @@ impl Session {
                 (M::PurgeOk(queue::PurgeOk { message_count: n }), d.nowait)
             }
             M::Delete(d) => {
-                let n = b.delete_queue(&vhost, d.queue.as_str(), d.if_unused, d.if_empty, conn).map_err(e)?;
+                let n = b
+                    .delete_queue(&vhost, d.queue.as_str(), d.if_unused, d.if_empty, conn)
+                    .map_err(e)?;
                 (M::DeleteOk(queue::DeleteOk { message_count: n }), d.nowait)
             }
             _ => {
-                return Err(AmqpError::connection(COMMAND_INVALID, "COMMAND_INVALID - server-only queue method", id));
+                return Err(AmqpError::connection(
+                    COMMAND_INVALID,
+                    "COMMAND_INVALID - server-only queue method",
+                    id,
+                ));
             }
         };
         if !nowait {

@@ -6,7 +6,13 @@ impl Session {
     pub(crate) fn tx_method(&mut self, ch: u16, m: tx::AMQPMethod, id: (u16, u16)) -> Result<()> {
         use tx::AMQPMethod as M;
         let c = self.chan(ch)?;
-        let not_tx = || AmqpError::channel(PRECONDITION_FAILED, "PRECONDITION_FAILED - channel is not transactional", id);
+        let not_tx = || {
+            AmqpError::channel(
+                PRECONDITION_FAILED,
+                "PRECONDITION_FAILED - channel is not transactional",
+                id,
+            )
+        };
         let reply = match m {
             M::Select(_) => {
                 if c.confirm {
@@ -29,7 +35,13 @@ impl Session {
                 *t = Tx::default();
                 M::RollbackOk(tx::RollbackOk {})
             }
-            _ => return Err(AmqpError::connection(COMMAND_INVALID, "COMMAND_INVALID - server-only tx method", id)),
+            _ => {
+                return Err(AmqpError::connection(
+                    COMMAND_INVALID,
+                    "COMMAND_INVALID - server-only tx method",
+                    id,
+                ));
+            }
         };
         self.send(ch, AMQPClass::Tx(reply));
         Ok(())

@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# The whole test suite: Rust unit and end-to-end tests (lapin against the real
+# binary), then the Python client tests (pika, kombu, amqp-tools, raw sockets).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if ! python3 -c 'import pika, kombu, pytest' 2>/dev/null; then
+    python3 -m pip install -q -r tests/python/requirements.txt
+fi
+command -v amqp-publish >/dev/null || echo "note: amqp-tools not installed (apt-get install amqp-tools); its test will be skipped" >&2
+
+cargo test --workspace
+# The Python tests start target/debug/switchboard, which `cargo test` just built.
+python3 -m pytest tests/python -q

@@ -1,0 +1,309 @@
+"""Shared fixtures for the Python end-to-end suite.
+
+The suite runs against one of two brokers:
+
+* an external broker when ``SWITCHBOARD_AMQP_URL`` is set, e.g. a local RabbitMQ
+  (``SWITCHBOARD_AMQP_URL=amqp://guest:guest@127.0.0.1:5672/%2F``) -- this is how the
+  tests themselves are validated against the reference behaviour;
+* otherwise the real Switchboard binary (``SWITCHBOARD_BIN`` or
+  ``<repo>/target/debug/switchboard``), started on ephemeral ports in a temporary
+  data directory.
+
+Every test creates its own uniquely named queues and exchanges, so all tests can
+share one broker; whatever a test declares through the ``res`` fixture is deleted
+again at teardown (nothing else is ever deleted).
+"""
+
+from __future__ import annotations
+
+import os
+import selectors
+import shutil
+import signal
+import subprocess
+import tempfile
+import threading
+import time
+import urllib.parse
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Dict, List, Optional, Tuple
+
+import pika
+import pika.exceptions
+import pytest
+
+from support import EXTERNAL_URL, is_external, uniq
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+STARTUP_TIMEOUT = 20.0
+SHUTDOWN_TIMEOUT = 10.0
+
+
+
+
+@dataclass
+class Broker:
+    host: str
+    amqp_port: int
+    amqp_url: str
+    external: bool
+    ports: Dict[str, Tuple[str, int]] = field(default_factory=dict)
+    proc: Optional[subprocess.Popen] = None
+    data_dir: Optional[str] = None
+
+    @property
+    def amqp_url_no_vhost(self) -> str:
+        """``amqp://user:pass@host:port`` (vhost left to the client's default "/")."""
+        u = urllib.parse.urlsplit(self.amqp_url)
+        return f"{u.scheme}://{u.netloc}"
+
+    def params(self, **overrides) -> pika.URLParameters:
+        p = pika.URLParameters(self.amqp_url)
+        p.connection_attempts = 1
+        p.socket_timeout = 10
+        p.blocked_connection_timeout = 30
+        for k, v in overrides.items():
+            setattr(p, k, v)
+        return p
+
+    def connect(self, **overrides) -> pika.BlockingConnection:
+        return pika.BlockingConnection(self.params(**overrides))
+
+
+def _url_to_broker(url: str) -> Broker:
+    u = urllib.parse.urlsplit(url)
+    host = u.hostname or "127.0.0.1"
+    port = u.port or 5672
+    return Broker(host=host, amqp_port=port, amqp_url=url, external=True,
+                  ports={"amqp": (host, port)})
+
+
+def _switchboard_bin() -> Path:
+    env = os.environ.get("SWITCHBOARD_BIN")
+    return Path(env) if env else REPO_ROOT / "target" / "debug" / "switchboard"
+
+
+def parse_listening_line(line: str) -> Dict[str, Tuple[str, int]]:
+    """Parse ``listening amqp=127.0.0.1:40123 mqtt=127.0.0.1:40124 ...``."""
+    words = line.split()
+    if not words or words[0] != "listening":
+        raise ValueError(f"not a 'listening' line: {line!r}")
+    out: Dict[str, Tuple[str, int]] = {}
+    for w in words[1:]:
+        key, _, addr = w.partition("=")
+        host, _, port = addr.rpartition(":")
+        out[key] = (host.strip("[]"), int(port))
+    return out
+
+
+def start_switchboard() -> Broker:
+    binary = _switchboard_bin()
+    if not binary.exists():
+        pytest.fail(
+            f"Switchboard binary not found at {binary} (build it with `cargo build`, "
+            "set SWITCHBOARD_BIN, or set SWITCHBOARD_AMQP_URL to test an external broker)",
+            pytrace=False,
+        )
+    data_dir = tempfile.mkdtemp(prefix="switchboard-pytest-")
+    stderr_file = tempfile.TemporaryFile(mode="w+b")
+    cmd = [str(binary), "--data-dir", data_dir, "--bind", "127.0.0.1",
+           "--amqp-port", "0", "--mqtt-port", "0", "--stomp-port", "0",
+           "--http-port", "0", "--admin-port", "0"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=stderr_file,
+                            stdin=subprocess.DEVNULL)
+
+    def stderr_text() -> str:
+        stderr_file.seek(0)
+        return stderr_file.read().decode("utf-8", "replace")[-8000:]
+
+    def fail(msg: str):
+        _stop_process(proc)
+        shutil.rmtree(data_dir, ignore_errors=True)
+        pytest.fail(f"{msg}\ncommand: {' '.join(cmd)}\n--- stderr ---\n{stderr_text()}",
+                    pytrace=False)
+
+    deadline = time.monotonic() + STARTUP_TIMEOUT
+    buf = b""
+    line = None
+    sel = selectors.DefaultSelector()
+    sel.register(proc.stdout, selectors.EVENT_READ)
+    try:
+        while line is None:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                fail(f"switchboard printed no 'listening' line within {STARTUP_TIMEOUT:.0f}s "
+                     f"(stdout so far: {buf!r})")
+            if not sel.select(timeout=min(remaining, 0.5)):
+                if proc.poll() is not None:
+                    fail(f"switchboard exited with code {proc.returncode} before listening "
+                         f"(stdout: {buf!r})")
+                continue
+            chunk = os.read(proc.stdout.fileno(), 4096)
+            if not chunk:
+                proc.wait(timeout=5)
+                fail(f"switchboard closed stdout (exit code {proc.returncode}) before "
+                     f"listening (stdout: {buf!r})")
+            buf += chunk
+            while b"\n" in buf:
+                raw, buf = buf.split(b"\n", 1)
+                text = raw.decode("utf-8", "replace").strip()
+                if text.startswith("listening"):
+                    line = text
+                    break
+    finally:
+        sel.close()
+    # Keep draining stdout so that a chatty server never blocks on a full pipe.
+    threading.Thread(target=_drain, args=(proc.stdout,), daemon=True).start()
+    try:
+        ports = parse_listening_line(line)
+    except ValueError as e:
+        fail(str(e))
+    if "amqp" not in ports:
+        fail(f"no amqp listener in {line!r}")
+    host, port = ports["amqp"]
+    url = f"amqp://guest:guest@{host}:{port}/%2F"
+    b = Broker(host=host, amqp_port=port, amqp_url=url, external=False, ports=ports,
+               proc=proc, data_dir=data_dir)
+    b._stderr = stderr_text  # type: ignore[attr-defined]
+    return b
+
+
+def _drain(stream) -> None:
+    try:
+        while stream.read(65536):
+            pass
+    except (OSError, ValueError):
+        pass
+
+
+def _stop_process(proc: subprocess.Popen) -> None:
+    if proc.poll() is not None:
+        return
+    try:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=SHUTDOWN_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=5)
+
+
+def stop_switchboard(b: Broker) -> None:
+    if b.proc is not None:
+        _stop_process(b.proc)
+    if b.data_dir:
+        shutil.rmtree(b.data_dir, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def external() -> bool:
+    return is_external()
+
+
+@pytest.fixture(scope="session")
+def broker():
+    if EXTERNAL_URL:
+        yield _url_to_broker(EXTERNAL_URL)
+        return
+    b = start_switchboard()
+    try:
+        yield b
+    finally:
+        stop_switchboard(b)
+
+
+@pytest.fixture
+def fresh_broker(broker):
+    """A broker of the test's own (Switchboard); the shared one when external."""
+    if broker.external:
+        yield broker
+        return
+    b = start_switchboard()
+    try:
+        yield b
+    finally:
+        stop_switchboard(b)
+
+
+@pytest.fixture
+def name() -> Callable[[str], str]:
+    """``name("q")`` -> a unique name like ``pytest.q.0123456789ab``."""
+    return uniq
+
+
+@pytest.fixture
+def conn(broker):
+    c = broker.connect()
+    yield c
+    if c.is_open:
+        try:
+            c.close()
+        except Exception:
+            pass
+
+
+@pytest.fixture
+def ch(conn):
+    return conn.channel()
+
+
+class Resources:
+    """Declares queues/exchanges and remembers them, to delete them at teardown."""
+
+    def __init__(self, broker: Broker):
+        self.broker = broker
+        self.queues: List[str] = []
+        self.exchanges: List[str] = []
+
+    def queue(self, ch, name: Optional[str] = None, **kw) -> str:
+        name = name or uniq("q")
+        ok = ch.queue_declare(name, **kw)
+        if not kw.get("exclusive"):
+            self.queues.append(ok.method.queue)
+        return ok.method.queue
+
+    def exchange(self, ch, name: Optional[str] = None, exchange_type: str = "direct",
+                 **kw) -> str:
+        name = name or uniq("x")
+        ch.exchange_declare(name, exchange_type, **kw)
+        self.exchanges.append(name)
+        return name
+
+    def track_queue(self, name: str) -> str:
+        self.queues.append(name)
+        return name
+
+    def track_exchange(self, name: str) -> str:
+        self.exchanges.append(name)
+        return name
+
+    def cleanup(self) -> None:
+        if not (self.queues or self.exchanges):
+            return
+        try:
+            c = self.broker.connect()
+        except Exception:
+            return
+        try:
+            chan = c.channel()
+            for kind, names in (("q", self.queues), ("x", self.exchanges)):
+                for n in names:
+                    try:
+                        if kind == "q":
+                            chan.queue_delete(n)
+                        else:
+                            chan.exchange_delete(n)
+                    except pika.exceptions.ChannelClosedByBroker:
+                        chan = c.channel()
+        finally:
+            try:
+                c.close()
+            except Exception:
+                pass
+
+
+@pytest.fixture
+def res(broker):
+    r = Resources(broker)
+    yield r
+    r.cleanup()
