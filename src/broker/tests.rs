@@ -319,3 +319,31 @@ async fn deleting_a_queue_cancels_consumers() {
     c.delete_queue("/", "q", false, false, 1).unwrap();
     assert_eq!(*sink.1.lock().unwrap(), vec![7]);
 }
+
+#[tokio::test]
+async fn shared_credit_spans_queues_and_wakes_the_other_queue() {
+    let c = core();
+    declare(&c, "a", &[]);
+    declare(&c, "b", &[]);
+    let shared = Arc::new(switchboard_api::Credit::new(1));
+    let sink = Collect::new();
+    let mut handles = Vec::new();
+    for q in ["a", "b"] {
+        let spec = ConsumerSpec {
+            tag: 1,
+            owner: 1,
+            prefetch: 0,
+            shared_credit: Some(shared.clone()),
+            exclusive: false,
+            priority: 0,
+            sink: sink.clone(),
+        };
+        handles.push(c.consume("/", q, spec).unwrap());
+    }
+    publish(&c, "a", "a1");
+    publish(&c, "b", "b1");
+    let first = sink.take();
+    assert_eq!(first.iter().map(body).collect::<Vec<_>>(), ["a1"]);
+    first[0].queue.settle(&[first[0].seq], Settle::Ack);
+    assert_eq!(sink.take().iter().map(body).collect::<Vec<_>>(), ["b1"]);
+}

@@ -146,7 +146,10 @@ fn decode_method(channel: u16, p: &[u8]) -> Result<Frame, FrameError> {
     if p.len() < 4 {
         return Err(FrameError::BadMethod(channel));
     }
-    let (class, method) = (u16::from_be_bytes([p[0], p[1]]), u16::from_be_bytes([p[2], p[3]]));
+    let (class, method) = (
+        u16::from_be_bytes([p[0], p[1]]),
+        u16::from_be_bytes([p[2], p[3]]),
+    );
     if !known_method(class, method) {
         return Err(FrameError::UnknownMethod(class, method));
     }
@@ -171,7 +174,9 @@ fn known_method(class: u16, method: u16) -> bool {
         30 => &[10, 11],
         40 => &[10, 11, 20, 21, 30, 31, 40, 51],
         50 => &[10, 11, 20, 21, 30, 31, 40, 41, 50, 51],
-        60 => &[10, 11, 20, 21, 30, 31, 40, 50, 60, 70, 71, 72, 80, 90, 100, 110, 111, 120],
+        60 => &[
+            10, 11, 20, 21, 30, 31, 40, 50, 60, 70, 71, 72, 80, 90, 100, 110, 111, 120,
+        ],
         85 => &[10, 11],
         90 => &[10, 11, 20, 21, 30, 31],
         _ => &[],

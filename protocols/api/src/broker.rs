@@ -159,7 +159,7 @@ impl Credit {
 
     pub fn set_limit(&self, limit: u32) {
         self.limit.store(limit, Ordering::Release);
-        self.wake_all();
+        self.wake_waiters();
     }
 
     pub fn has_credit(&self) -> bool {
@@ -171,8 +171,9 @@ impl Credit {
         self.in_flight.fetch_add(1, Ordering::AcqRel);
     }
 
-    /// Return credit; wakes waiting queues if it went from none to some.
-    pub fn release(&self, n: u32) {
+    /// Returns credit. True if it went from none to some: the caller must then call
+    /// [`Credit::wake_waiters`] once it holds no lock (waking takes the waiters' locks).
+    pub fn release(&self, n: u32) -> bool {
         let before = self
             .in_flight
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |v| {
@@ -180,9 +181,7 @@ impl Credit {
             })
             .unwrap_or(0);
         let limit = self.limit.load(Ordering::Acquire);
-        if limit != 0 && before >= limit && before.saturating_sub(n) < limit {
-            self.wake_all();
-        }
+        limit != 0 && before >= limit && before.saturating_sub(n) < limit
     }
 
     /// Ask to be woken when credit frees up. Called by a queue that stopped
@@ -195,7 +194,8 @@ impl Credit {
         }
     }
 
-    fn wake_all(&self) {
+    /// Wakes every queue waiting for this credit. Call with no lock held.
+    pub fn wake_waiters(&self) {
         let ws = match self.waiters.lock() {
             Ok(mut ws) => std::mem::take(&mut *ws),
             Err(_) => return,

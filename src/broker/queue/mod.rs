@@ -114,6 +114,8 @@ impl State {
 struct Effects {
     dead: Vec<(Entry, DeathReason)>,
     delete_self: bool,
+    /// Shared credits that went from exhausted to available.
+    wake: Vec<Arc<Credit>>,
 }
 
 /// What happened to a message offered to a queue.
@@ -444,15 +446,18 @@ impl Queue {
         st.ready().requeue(e);
     }
 
-    fn take_in_flight(&self, st: &mut State, seq: u64) -> Option<Entry> {
+    fn take_in_flight(&self, st: &mut State, seq: u64, fx: &mut Effects) -> Option<Entry> {
         let f = st.in_flight.remove(&seq)?;
         if let Some(id) = f.consumer
             && let Some(c) = st.consumers.iter_mut().find(|c| c.id == id)
         {
             c.in_flight = c.in_flight.saturating_sub(1);
         }
-        if let Some(s) = &f.shared {
-            s.release(1);
+        if let Some(s) = f.shared
+            && s.release(1)
+        {
+            // Woken after our lock is released: the waiters are other queues.
+            fx.wake.push(s);
         }
         if let Some(at) = f.lease {
             st.leases.remove(&(at, seq));
@@ -466,7 +471,7 @@ impl Queue {
         {
             let mut st = self.lock();
             for &seq in seqs {
-                let Some(e) = self.take_in_flight(&mut st, seq) else {
+                let Some(e) = self.take_in_flight(&mut st, seq, &mut fx) else {
                     continue;
                 };
                 match how {
@@ -552,7 +557,7 @@ impl Queue {
             let remaining = st.ready_len() as u32;
             if auto_ack {
                 for d in &out {
-                    self.take_in_flight(&mut st, d.seq);
+                    self.take_in_flight(&mut st, d.seq, &mut fx);
                 }
             }
             self.arm_timer(&mut st);
@@ -706,6 +711,9 @@ impl Queue {
     }
 
     fn finish(&self, fx: Effects) {
+        for c in &fx.wake {
+            c.wake_waiters();
+        }
         if fx.dead.is_empty() && !fx.delete_self {
             return;
         }
@@ -754,7 +762,7 @@ impl TimerTarget for Queue {
                 if let Some(f) = st.in_flight.get_mut(&seq) {
                     f.lease = None;
                 }
-                if let Some(e) = self.take_in_flight(&mut st, seq) {
+                if let Some(e) = self.take_in_flight(&mut st, seq, &mut fx) {
                     self.requeue_locked(&mut st, e, &mut fx);
                 }
             }
@@ -805,7 +813,7 @@ impl QueueHandle for Queue {
                 return Err(BrokerError::not_allowed("delivery is not leased"));
             };
             if timeout.is_zero() {
-                if let Some(e) = self.take_in_flight(&mut st, seq) {
+                if let Some(e) = self.take_in_flight(&mut st, seq, &mut fx) {
                     self.requeue_locked(&mut st, e, &mut fx);
                 }
             } else {

@@ -65,8 +65,16 @@ impl Session {
                 };
                 self.settle_method(ch, r.delivery_tag, false, how, id)
             }
-            M::Recover(r) if !r.requeue => Err(AmqpError::connection(NOT_IMPLEMENTED, "NOT_IMPLEMENTED - requeue=false", id)),
-            M::RecoverAsync(r) if !r.requeue => Err(AmqpError::connection(NOT_IMPLEMENTED, "NOT_IMPLEMENTED - requeue=false", id)),
+            M::Recover(r) if !r.requeue => Err(AmqpError::connection(
+                NOT_IMPLEMENTED,
+                "NOT_IMPLEMENTED - requeue=false",
+                id,
+            )),
+            M::RecoverAsync(r) if !r.requeue => Err(AmqpError::connection(
+                NOT_IMPLEMENTED,
+                "NOT_IMPLEMENTED - requeue=false",
+                id,
+            )),
             M::Recover(_) => {
                 self.recover(ch)?;
                 self.send(ch, AMQPClass::Basic(M::RecoverOk(basic::RecoverOk {})));

@@ -115,7 +115,11 @@ impl Session {
     }
 
     fn complete_publish(&mut self, ch: u16) -> Result<()> {
-        let user = self.user.as_ref().map(|u| u.name.clone()).unwrap_or_default();
+        let user = self
+            .user
+            .as_ref()
+            .map(|u| u.name.clone())
+            .unwrap_or_default();
         let c = self.chan(ch)?;
         let Some(p) = c.publish.take() else {
             return Ok(());
@@ -126,7 +130,9 @@ impl Session {
         {
             return Err(AmqpError::channel(
                 PRECONDITION_FAILED,
-                format!("PRECONDITION_FAILED - user_id property set to '{claimed}' but authenticated user was '{user}'"),
+                format!(
+                    "PRECONDITION_FAILED - user_id property set to '{claimed}' but authenticated user was '{user}'"
+                ),
                 PUBLISH_IDS,
             ));
         }
