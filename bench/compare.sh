@@ -19,7 +19,8 @@
 #  - prints a table with each system's figures and the ratio switchboard/rabbitmq.
 #
 # Environment: RABBITMQ_URL (default amqp://guest:guest@127.0.0.1:5672/%2f),
-# SB_USERINFO (credentials for Switchboard, default guest:guest), CARGO_TARGET_DIR.
+# SB_USERINFO (credentials for Switchboard, default guest:guest), CARGO_TARGET_DIR,
+# SWITCHBOARD_BIN (a switchboard binary to use instead of target/release/switchboard).
 set -euo pipefail
 
 DURATION=10
@@ -99,7 +100,8 @@ if [[ "$BUILD" == 1 ]]; then
     cargo build --release -p switchboard -p switchboard-bench >&2
 fi
 BENCH="$TARGET/switchboard-bench"
-[[ -x "$BENCH" && -x "$TARGET/switchboard" ]] || { echo "missing $TARGET/switchboard or $BENCH" >&2; exit 1; }
+SB_BIN="${SWITCHBOARD_BIN:-$TARGET/switchboard}"
+[[ -x "$BENCH" && -x "$SB_BIN" ]] || { echo "missing $SB_BIN or $BENCH" >&2; exit 1; }
 
 # --- RabbitMQ
 rabbit_up() { rabbitmqctl -q status >/dev/null 2>&1; }
@@ -127,7 +129,7 @@ RABBIT_VERSION="$(rabbitmqctl -q version 2>/dev/null || echo '?')"
 # --- Switchboard
 SB_DATA="$(mktemp -d -t sb-bench-data.XXXXXX)"
 SB_LOG="$(mktemp -t sb-bench-log.XXXXXX)"
-"$TARGET/switchboard" --data-dir "$SB_DATA" --bind 127.0.0.1 \
+"$SB_BIN" --data-dir "$SB_DATA" --bind 127.0.0.1 \
     --amqp-port 0 --mqtt-port 0 --stomp-port 0 --http-port 0 --admin-port 0 \
     >"$SB_LOG" 2>"$SB_LOG.err" &
 SB_PID=$!

@@ -32,6 +32,8 @@ use tokio::time::Instant;
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 const OP_TIMEOUT: Duration = Duration::from_secs(10);
+/// A publisher that can neither write nor get a confirm for this long fails.
+const STALL: Duration = Duration::from_secs(30);
 
 /// `amqp://user:pass@host` → `amqp://user:***@host`, for printing.
 pub fn redact(url: &str) -> String {
@@ -119,6 +121,8 @@ async fn cleanup(admin: &Connection, d: &Declared) -> Result<()> {
 
 #[derive(Default)]
 struct ConsumerCounters {
+    /// Set when the consumer fails, so that its publishers stop early.
+    failed: std::sync::atomic::AtomicBool,
     received: AtomicU64,
     /// clock::now_ns() of the latest delivery.
     last_ns: AtomicU64,
@@ -252,6 +256,39 @@ async fn run_declared(
     for c in &conns {
         close(c).await;
     }
+    let mut result = result;
+    if let Ok(r) = &mut result
+        && r.consumed < r.expected
+    {
+        // Not all delivered before the drain timeout: what is still queued
+        // (now that the consumers' unacked deliveries are requeued) is backlog;
+        // only the rest is lost.
+        let short = r.expected - r.consumed;
+        let mut queued = 0;
+        for attempt in 0..10 {
+            if attempt > 0 {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            queued = 0;
+            for q in &queues {
+                let opts = QueueDeclareOptions {
+                    passive: true,
+                    ..Default::default()
+                };
+                let decl = ach.queue_declare(q.as_str().into(), opts, FieldTable::default());
+                queued += u64::from(
+                    timed(&format!("queue.declare passive {q}"), decl)
+                        .await?
+                        .message_count(),
+                );
+            }
+            if queued >= short {
+                break;
+            }
+        }
+        r.backlog = queued.min(short);
+        r.missing = short - r.backlog;
+    }
     let _ = tokio::time::timeout(Duration::from_secs(5), ach.close(200, "OK".into())).await;
     result
 }
@@ -273,18 +310,30 @@ async fn measure(
     let t0_ns = clock::now_ns();
     let mut cons_tasks = Vec::new();
     for ((ch, consumer, tag), ctr) in consumers.into_iter().zip(&counters) {
-        cons_tasks.push(tokio::spawn(consume_loop(
-            ch,
-            consumer,
-            tag,
-            spec_arc.clone(),
-            stop_rx.clone(),
-            ctr.clone(),
-        )));
+        let (spec, stop, ctr) = (spec_arc.clone(), stop_rx.clone(), ctr.clone());
+        cons_tasks.push(tokio::spawn(async move {
+            let r = consume_loop(ch, consumer, tag, spec, stop, ctr.clone()).await;
+            if r.is_err() {
+                ctr.failed.store(true, Ordering::Relaxed);
+            }
+            r
+        }));
     }
     let mut pub_tasks = Vec::new();
-    for (ch, (x, rk)) in publishers.into_iter().zip(routes) {
-        pub_tasks.push(tokio::spawn(publish_loop(ch, x, rk, spec_arc.clone(), t0)));
+    for (p, (ch, (x, rk))) in publishers.into_iter().zip(routes).enumerate() {
+        let targets: Vec<_> = topo
+            .targets_of(p)
+            .into_iter()
+            .map(|q| counters[q].clone())
+            .collect();
+        pub_tasks.push(tokio::spawn(publish_loop(
+            ch,
+            x,
+            rk,
+            spec_arc.clone(),
+            t0,
+            targets,
+        )));
     }
 
     let mut first_err: Option<anyhow::Error> = None;
@@ -383,6 +432,7 @@ async fn measure(
         expected: expected_total,
         consumed,
         missing: expected_total.saturating_sub(consumed),
+        unexpected: consumed.saturating_sub(expected_total),
         publish_secs,
         consume_secs,
         publish_rate: rate(published, publish_secs),
@@ -401,6 +451,7 @@ async fn publish_loop(
     rk: String,
     spec: Arc<RunSpec>,
     t0: Instant,
+    targets: Vec<Arc<ConsumerCounters>>,
 ) -> Result<PubStats> {
     let props = if spec.persistent {
         BasicProperties::default().with_delivery_mode(2)
@@ -444,10 +495,30 @@ async fn publish_loop(
     };
 
     let mut issued = 0u64;
-    while issued < max && !interrupted() {
+    let failed = || targets.iter().any(|c| c.failed.load(Ordering::Relaxed));
+    while issued < max && !interrupted() && !failed() {
         let now = Instant::now();
         if deadline.is_some_and(|d| now >= d) {
             break;
+        }
+        if let Some(lag) = spec.max_lag {
+            // Wait while this publisher is more than `lag` messages ahead of the
+            // slowest consumer it feeds (only this publisher feeds those queues
+            // in every scenario: qN-N lanes are 1:1, fanout has 1 publisher).
+            loop {
+                let seen = targets
+                    .iter()
+                    .map(|c| c.received.load(Ordering::Relaxed))
+                    .min()
+                    .unwrap_or(u64::MAX);
+                if issued.saturating_sub(seen) < lag || interrupted() {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_micros(200)).await;
+            }
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                break;
+            }
         }
         if let Some(iv) = interval {
             let due = t0 + Duration::from_secs_f64(iv * issued as f64);
@@ -492,14 +563,34 @@ async fn publish_loop(
             tokio::select! {
                 Some(r) = sends.next(), if !sends.is_empty() => on_sent(r, &mut st, &mut confirms)?,
                 Some(r) = confirms.next(), if !confirms.is_empty() => on_confirm(r, &mut st)?,
+                _ = tokio::time::sleep(STALL) => bail!(
+                    "no progress for {STALL:?}: {} publishes not written, {} not confirmed \
+                     (broker blocked the connection, or lost confirms?)",
+                    sends.len(),
+                    confirms.len()
+                ),
             }
         }
     }
-    while let Some(r) = sends.next().await {
-        on_sent(r, &mut st, &mut confirms)?;
+    loop {
+        match tokio::time::timeout(STALL, sends.next()).await {
+            Ok(Some(r)) => on_sent(r, &mut st, &mut confirms)?,
+            Ok(None) => break,
+            Err(_) => bail!(
+                "no progress for {STALL:?}: {} publishes not written",
+                sends.len()
+            ),
+        }
     }
-    while let Some(r) = confirms.next().await {
-        on_confirm(r, &mut st)?;
+    loop {
+        match tokio::time::timeout(STALL, confirms.next()).await {
+            Ok(Some(r)) => on_confirm(r, &mut st)?,
+            Ok(None) => break,
+            Err(_) => bail!(
+                "no progress for {STALL:?}: {} publishes not confirmed",
+                confirms.len()
+            ),
+        }
     }
     st.end_ns = clock::now_ns();
     Ok(st)
@@ -519,9 +610,10 @@ async fn consume_loop(
     let mut last: Option<Acker> = None;
     let multiple = BasicAckOptions { multiple: true };
     loop {
+        // Deliveries first: a buffered delivery is taken without touching the
+        // stop signal's waiter list; the stop is checked by version after each.
         tokio::select! {
             biased;
-            _ = stop.changed() => break,
             d = consumer.next() => match d {
                 Some(Ok(d)) => {
                     let now = clock::now_ns();
@@ -538,10 +630,14 @@ async fn consume_loop(
                             last = Some(d.acker);
                         }
                     }
+                    if stop.has_changed().unwrap_or(true) {
+                        break;
+                    }
                 }
                 Some(Err(e)) => return Err(anyhow::Error::from(e).context("consuming")),
                 None => bail!("the broker cancelled consumer {tag}"),
             },
+            _ = stop.changed() => break,
         }
     }
     if let Some(a) = last {

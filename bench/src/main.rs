@@ -114,13 +114,19 @@ struct Cli {
     #[arg(long, value_name = "MSGS_PER_SEC")]
     rate: Option<f64>,
 
+    /// Hold each publisher while N of its messages are not yet consumed (end-to-end
+    /// back-pressure: throughput without an ever-growing queue; use N >= 1000).
+    #[arg(long, value_name = "N")]
+    max_lag: Option<u64>,
+
     /// Publishes handed to the client library before waiting for the oldest to be written.
     #[arg(long, default_value_t = 64, value_name = "N")]
     pipeline: usize,
 
-    /// Seconds consumers get, after the publishers stop, to receive the rest.
-    #[arg(long, default_value_t = 10.0, value_name = "SECS")]
-    drain_timeout: f64,
+    /// Seconds consumers get, after the publishers stop, to receive the rest
+    /// [default: the larger of 10 and --duration].
+    #[arg(long, value_name = "SECS")]
+    drain_timeout: Option<f64>,
 
     /// Print one JSON object per scenario (JSON Lines) instead of a text line.
     #[arg(long)]
@@ -204,10 +210,31 @@ fn spec_for(cli: &Cli, topology: Topology, prefix: String) -> Result<RunSpec> {
         ack_every,
         auto_ack: cli.auto_ack,
         rate: cli.rate,
+        max_lag: cli.max_lag.filter(|&n| n > 0),
         pipeline: cli.pipeline.max(1),
-        drain_timeout: secs("drain-timeout", cli.drain_timeout)?,
+        drain_timeout: match cli.drain_timeout {
+            Some(d) => secs("drain-timeout", d)?,
+            None => duration.unwrap_or_default().max(Duration::from_secs(10)),
+        },
         prefix,
     })
+}
+
+/// `a: b: c` for an error and its sources, skipping a source whose text the
+/// previous message already ends with (lapin's errors print their source).
+fn error_chain(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let msg = cause.to_string();
+        if out.ends_with(&msg) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&msg);
+    }
+    out
 }
 
 async fn run_one(url: &str, spec: &RunSpec) -> Result<ScenarioResult> {
@@ -224,7 +251,7 @@ async fn run_one(url: &str, spec: &RunSpec) -> Result<ScenarioResult> {
     }
 }
 
-#[tokio::main]
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     if let Some(path) = &cli.report {
@@ -321,12 +348,12 @@ async fn main() -> ExitCode {
                     publishers: topology.publishers,
                     queues: topology.queues,
                     consumers: topology.consumers(),
-                    error: Some(format!("{e:#}")),
+                    error: Some(error_chain(&e)),
                     ..Default::default()
                 }
             }
         };
-        if r.missing > 0 {
+        if r.missing > 0 || r.unexpected > 0 {
             failed = true;
         }
         r.label = cli.label.clone();

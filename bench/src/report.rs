@@ -65,8 +65,14 @@ pub struct ScenarioResult {
     pub expected: u64,
     /// Deliveries seen (all consumers together).
     pub consumed: u64,
-    /// expected − consumed when positive (not delivered before the drain timeout).
+    /// Not consumed before the drain timeout but still queued at the end.
+    #[serde(default)]
+    pub backlog: u64,
+    /// expected − consumed − backlog: lost.
     pub missing: u64,
+    /// consumed − expected when positive: duplicate or foreign deliveries.
+    #[serde(default)]
+    pub unexpected: u64,
     /// From start to the last publish written (or, with confirms, confirmed).
     pub publish_secs: f64,
     /// From start to the last delivery seen.
@@ -160,8 +166,14 @@ impl ScenarioResult {
         if self.nacked > 0 {
             let _ = write!(s, ", NACKED {}", self.nacked);
         }
+        if self.backlog > 0 {
+            let _ = write!(s, ", still queued {}", self.backlog);
+        }
         if self.missing > 0 {
             let _ = write!(s, ", MISSING {}", self.missing);
+        }
+        if self.unexpected > 0 {
+            let _ = write!(s, ", UNEXPECTED {}", self.unexpected);
         }
         if let Some(kb) = self.broker_rss_max_kb {
             let _ = write!(s, ", broker rss max {} MiB", kb / 1024);
@@ -175,6 +187,13 @@ impl ScenarioResult {
         s.push(')');
         s
     }
+}
+
+/// Broker CPU microseconds per delivered message.
+fn cpu_per_msg(r: &ScenarioResult) -> Option<f64> {
+    r.broker_cpu_secs
+        .filter(|_| r.consumed > 0)
+        .map(|c| c * 1e6 / r.consumed as f64)
 }
 
 /// Read JSON lines (other lines are skipped) and print, per case, one row per
@@ -207,7 +226,7 @@ pub fn compare_table(path: &str, baseline: &str, subject: &str) -> Result<String
         .unwrap();
     let _ = writeln!(
         out,
-        "{:<w$}  {:<lw$}  {:>11}  {:>11}  {:>9}  {:>9}  {:>8}  {:>7}  {:>8}",
+        "{:<w$}  {:<lw$}  {:>11}  {:>11}  {:>9}  {:>9}  {:>8}  {:>10}  {:>8}  {:>6}",
         "case",
         "system",
         "pub msg/s",
@@ -215,8 +234,9 @@ pub fn compare_table(path: &str, baseline: &str, subject: &str) -> Result<String
         "p50 ms",
         "p99 ms",
         "rss MiB",
-        "cpu s",
-        "missing"
+        "cpu us/msg",
+        "queued",
+        "lost"
     );
     let row = |out: &mut String, case: &str, label: &str, r: Option<&ScenarioResult>| match r {
         None => {
@@ -232,7 +252,7 @@ pub fn compare_table(path: &str, baseline: &str, subject: &str) -> Result<String
         Some(r) => {
             let _ = writeln!(
                 out,
-                "{case:<w$}  {label:<lw$}  {:>11}  {:>11}  {:>9}  {:>9}  {:>8}  {:>7}  {:>8}",
+                "{case:<w$}  {label:<lw$}  {:>11}  {:>11}  {:>9}  {:>9}  {:>8}  {:>10}  {:>8}  {:>6}",
                 fmt_rate(r.publish_rate),
                 fmt_rate(r.consume_rate),
                 fmt_ms(r.latency.p50_us),
@@ -240,10 +260,15 @@ pub fn compare_table(path: &str, baseline: &str, subject: &str) -> Result<String
                 r.broker_rss_max_kb
                     .map(|k| format!("{:.0}", k as f64 / 1024.0))
                     .unwrap_or("-".into()),
-                r.broker_cpu_secs
+                cpu_per_msg(r)
                     .map(|c| format!("{c:.1}"))
                     .unwrap_or("-".into()),
-                r.missing,
+                r.backlog,
+                if r.unexpected > 0 {
+                    format!("{} +{}", r.missing, r.unexpected)
+                } else {
+                    r.missing.to_string()
+                },
             );
         }
     };
@@ -269,7 +294,7 @@ pub fn compare_table(path: &str, baseline: &str, subject: &str) -> Result<String
             };
             let _ = writeln!(
                 out,
-                "{:<w$}  {ratio_label:<lw$}  {:>11}  {:>11}  {:>9}  {:>9}  {:>8}  {:>7}",
+                "{:<w$}  {ratio_label:<lw$}  {:>11}  {:>11}  {:>9}  {:>9}  {:>8}  {:>10}",
                 "",
                 ratio(a.publish_rate, b.publish_rate),
                 ratio(a.consume_rate, b.consume_rate),
@@ -279,13 +304,16 @@ pub fn compare_table(path: &str, baseline: &str, subject: &str) -> Result<String
                     a.broker_rss_max_kb.map(|k| k as f64),
                     b.broker_rss_max_kb.map(|k| k as f64)
                 ),
-                opt(a.broker_cpu_secs, b.broker_cpu_secs),
+                opt(cpu_per_msg(a), cpu_per_msg(b)),
             );
         }
     }
     let _ = writeln!(
         out,
-        "(rates: higher is better; latency, rss, cpu: lower is better. ratio = {subject} ÷ {baseline}.)"
+        "(rates: higher is better; latency, rss, cpu: lower is better. ratio = {subject} / {baseline}.\n \
+          cons msg/s counts every copy (fanout-K: K per message). cpu us/msg: broker CPU time per delivery.\n \
+          queued: not consumed within the drain timeout but still in the queue; lost: neither\n \
+          (+N: N deliveries more than published, i.e. duplicates).)"
     );
     Ok(out)
 }

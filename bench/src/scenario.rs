@@ -105,9 +105,12 @@ pub struct RunSpec {
     pub auto_ack: bool,
     /// Per-publisher rate limit in msgs/s (None = as fast as possible).
     pub rate: Option<f64>,
+    /// Publishers wait while this many of their messages are not yet consumed.
+    pub max_lag: Option<u64>,
     /// Publishes handed to the client library before waiting for the oldest.
     pub pipeline: usize,
-    /// How long consumers may take, after publishers finish, to receive the rest.
+    /// How long consumers may take, after publishers finish, to receive the rest
+    /// (what is still queued after that is reported as backlog, not as lost).
     pub drain_timeout: Duration,
     /// Prefix of every object the run declares (unique per run and scenario).
     pub prefix: String,

@@ -9,6 +9,8 @@ use bytes::{Bytes, BytesMut};
 use switchboard_api::{Message, PublishOptions};
 
 const PUBLISH_IDS: (u16, u16) = (60, 40);
+/// Bodies at least this large share the read buffer instead of being copied.
+const SHARE_BODY_FROM: usize = 16 * 1024;
 
 impl Session {
     pub(crate) fn publish_method(
@@ -98,9 +100,15 @@ impl Session {
                 PUBLISH_IDS,
             ));
         }
-        // The common case is a body in one frame: keep that slice of the read buffer.
+        // The common case is a body in one frame. A large one keeps its slice of the
+        // read buffer; a small one is copied out, because a slice pins the whole read
+        // chunk (64 KiB) for as long as the message lives in some queue.
         if have == 0 && data.len() as u64 == p.body_size {
-            p.single = Some(data);
+            p.single = Some(if data.len() >= SHARE_BODY_FROM {
+                data
+            } else {
+                Bytes::copy_from_slice(&data)
+            });
         } else {
             if let Some(first) = p.single.take() {
                 p.body.extend_from_slice(&first);
