@@ -97,7 +97,8 @@ def parse_listening_line(line: str) -> Dict[str, Tuple[str, int]]:
     return out
 
 
-def start_switchboard() -> Broker:
+def start_switchboard(env: Optional[Dict[str, str]] = None) -> Broker:
+    """Start the real binary; ``env`` adds SWITCHBOARD_* settings for this instance."""
     binary = _switchboard_bin()
     if not binary.exists():
         pytest.fail(
@@ -111,7 +112,7 @@ def start_switchboard() -> Broker:
            "--amqp-port", "0", "--mqtt-port", "0", "--stomp-port", "0",
            "--http-port", "0", "--admin-port", "0"]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=stderr_file,
-                            stdin=subprocess.DEVNULL)
+                            stdin=subprocess.DEVNULL, env={**os.environ, **(env or {})})
 
     def stderr_text() -> str:
         stderr_file.seek(0)
