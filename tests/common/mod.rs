@@ -148,6 +148,24 @@ impl Server {
             .map(|(_, v)| v.as_str())
     }
 
+    /// Sends SIGTERM and waits (up to 15 s) for the process to exit. `None` when the
+    /// broker is external or did not exit in time.
+    #[allow(dead_code)]
+    pub fn terminate(&mut self) -> Option<std::process::ExitStatus> {
+        let child = self.child.as_mut()?;
+        let _ = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+        while std::time::Instant::now() < deadline {
+            if let Ok(Some(status)) = child.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        None
+    }
+
     /// True when the tests run against an external broker (`SWITCHBOARD_AMQP_URL`).
     pub fn is_external(&self) -> bool {
         self.child.is_none()
