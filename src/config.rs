@@ -21,6 +21,8 @@ pub struct Config {
     pub amqp: AmqpConfig,
     /// Users for every protocol. Default: `guest`/`guest`, loopback only.
     pub users: Vec<UserConfig>,
+    /// Virtual hosts created at start; `/` always exists.
+    pub vhosts: Vec<String>,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -75,6 +77,7 @@ impl Default for Config {
                 tags: vec!["administrator".into()],
                 loopback_only: true,
             }],
+            vhosts: vec!["/".into()],
         }
     }
 }

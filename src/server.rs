@@ -40,6 +40,9 @@ impl Server {
             source,
         })?;
         let core = Core::new(Users::new(cfg.users.clone()));
+        for v in &cfg.vhosts {
+            core.add_vhost(v);
+        }
         let broker: Arc<dyn Broker> = Arc::new(core);
         let shutdown = CancellationToken::new();
         let tracker = TaskTracker::new();

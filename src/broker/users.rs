@@ -72,3 +72,31 @@ impl Users {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use switchboard_api::ErrorKind;
+
+    #[test]
+    fn guest_only_from_loopback() {
+        let u = Users::default();
+        let local: SocketAddr = "127.0.0.1:5000".parse().unwrap();
+        let local6: SocketAddr = "[::1]:5000".parse().unwrap();
+        let remote: SocketAddr = "192.0.2.7:5000".parse().unwrap();
+        assert!(u.authenticate("guest", "guest", local).is_ok());
+        assert!(u.authenticate("guest", "guest", local6).is_ok());
+        let e = u.authenticate("guest", "guest", remote).unwrap_err();
+        assert_eq!(e.kind, ErrorKind::AccessRefused);
+        assert!(e.message.contains("can only connect via localhost"));
+    }
+
+    #[test]
+    fn wrong_password_and_unknown_user_refused_alike() {
+        let u = Users::default();
+        let local: SocketAddr = "127.0.0.1:5000".parse().unwrap();
+        let a = u.authenticate("guest", "guesT", local).unwrap_err();
+        let b = u.authenticate("nobody", "guest", local).unwrap_err();
+        assert_eq!(a, b);
+    }
+}
