@@ -2,6 +2,7 @@
 //! variables, then command-line flags (later wins). Every field has a default.
 
 use crate::broker::UserConfig;
+use crate::store::Fsync;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
@@ -23,6 +24,9 @@ pub struct Config {
     pub users: Vec<UserConfig>,
     /// Virtual hosts created at start; `/` always exists.
     pub vhosts: Vec<String>,
+    /// When the journal is fsynced: `batch` (before confirming; loses nothing),
+    /// `interval` (every 10 ms), `never`.
+    pub fsync: Fsync,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -78,6 +82,7 @@ impl Default for Config {
                 loopback_only: true,
             }],
             vhosts: vec!["/".into()],
+            fsync: Fsync::Batch,
         }
     }
 }

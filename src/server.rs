@@ -2,6 +2,7 @@
 
 use crate::broker::{Core, Users};
 use crate::config::Config;
+use crate::store::{OpenError, Store};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,6 +16,7 @@ pub struct Server {
     pub amqp_addr: SocketAddr,
     shutdown: CancellationToken,
     tracker: TaskTracker,
+    store: Arc<Store>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -25,21 +27,19 @@ pub enum StartError {
         addr: String,
         source: std::io::Error,
     },
-    #[error("cannot use data directory {path}: {source}")]
-    DataDir {
-        path: String,
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Store(#[from] OpenError),
 }
 
 impl Server {
     /// Binds every listener and starts serving. Must run inside a tokio runtime.
     pub async fn start(cfg: &Config) -> Result<Server, StartError> {
-        std::fs::create_dir_all(&cfg.data_dir).map_err(|source| StartError::DataDir {
-            path: cfg.data_dir.display().to_string(),
-            source,
-        })?;
-        let core = Core::new(Users::new(cfg.users.clone()));
+        let (store, recovery) = Store::open(&cfg.data_dir, cfg.fsync)?;
+        let store = Arc::new(store);
+        let core = Core::with_store(
+            Users::new(cfg.users.clone()),
+            Some((store.clone(), recovery)),
+        );
         for v in &cfg.vhosts {
             core.add_vhost(v);
         }
@@ -73,6 +73,7 @@ impl Server {
             amqp_addr,
             shutdown,
             tracker,
+            store,
         })
     }
 
@@ -91,6 +92,9 @@ impl Server {
         {
             tracing::warn!("some connections did not close within {grace:?}");
         }
+        // Connections are gone and their deliveries requeued: flush and mark clean.
+        let store = self.store;
+        let _ = tokio::task::spawn_blocking(move || store.close()).await;
     }
 }
 

@@ -11,6 +11,7 @@ mod vhost;
 pub use topic::{TopicTrie, topic_matches};
 pub use users::{UserConfig, Users};
 
+use crate::store::{Recovery, Store};
 use exchange::Dest;
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -35,29 +36,106 @@ struct Inner {
     users: Users,
     next_conn: AtomicU64,
     timers: Timers,
+    store: Option<Arc<Store>>,
 }
 
 impl Core {
     /// Creates the core with the default vhost `/`. Must run inside a tokio runtime
     /// (it starts the timer task).
     pub fn new(users: Users) -> Core {
+        Core::with_store(users, None)
+    }
+
+    /// Creates the core on a store, rebuilding what it recovered: durable vhosts,
+    /// exchanges, queues with their persistent messages, and bindings.
+    pub fn with_store(users: Users, store: Option<(Arc<Store>, Recovery)>) -> Core {
         let timers = Timers::start();
-        let mut vhosts = HashMap::new();
-        vhosts.insert("/".to_string(), Vhost::new("/", timers.clone()));
-        Core {
+        let (store, recovery) = match store {
+            Some((s, r)) => (Some(s), Some(r)),
+            None => (None, None),
+        };
+        let core = Core {
             inner: Arc::new(Inner {
-                vhosts: RwLock::new(vhosts),
+                vhosts: RwLock::new(HashMap::new()),
                 users,
                 next_conn: AtomicU64::new(1),
                 timers,
+                store,
             }),
+        };
+        core.add_vhost("/");
+        if let Some(r) = recovery {
+            core.recover(r);
         }
+        if let Some(store) = &core.inner.store {
+            tokio::spawn(compact(Arc::downgrade(&core.inner), store.clone()));
+        }
+        core
+    }
+
+    fn recover(&self, mut r: Recovery) {
+        let defs = &r.definitions;
+        for v in &defs.vhosts {
+            self.add_vhost(v);
+        }
+        let mut messages = 0usize;
+        for ((vhost, name), x) in &defs.exchanges {
+            self.add_vhost(vhost);
+            let Ok(v) = self.vhost(vhost) else { continue };
+            match exchange::Kind::parse(&x.kind) {
+                Some(kind) => {
+                    v.restore_exchange(name, kind, true, x.auto_delete, x.internal, x.args.clone())
+                }
+                None => tracing::warn!("exchange '{name}' has unknown type '{}'; skipped", x.kind),
+            }
+        }
+        for ((vhost, name), q) in &defs.queues {
+            self.add_vhost(vhost);
+            let Ok(v) = self.vhost(vhost) else { continue };
+            let msgs = r.messages.remove(&q.id).unwrap_or_default();
+            messages += msgs.len();
+            v.restore_queue(name, q, msgs.into_values(), r.clean);
+        }
+        for (vhost, bindings) in &defs.bindings {
+            let Ok(v) = self.vhost(vhost) else { continue };
+            for b in bindings {
+                v.restore_binding(b);
+            }
+        }
+        tracing::info!(
+            queues = defs.queues.len(),
+            exchanges = defs.exchanges.len(),
+            messages,
+            journal_records = r.records,
+            clean = r.clean,
+            "recovered"
+        );
     }
 
     pub fn add_vhost(&self, name: &str) {
         let mut v = self.inner.vhosts.write().unwrap_or_else(|e| e.into_inner());
-        v.entry(name.to_string())
-            .or_insert_with(|| Vhost::new(name, self.inner.timers.clone()));
+        if v.contains_key(name) {
+            return;
+        }
+        if let Some(store) = &self.inner.store
+            && let Err(e) = store.put_vhost(name)
+        {
+            tracing::error!("cannot persist vhost '{name}': {e}");
+        }
+        v.insert(
+            name.to_string(),
+            Vhost::new(name, self.inner.timers.clone(), self.inner.store.clone()),
+        );
+    }
+
+    fn all_vhosts(&self) -> Vec<Arc<Vhost>> {
+        self.inner
+            .vhosts
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .cloned()
+            .collect()
     }
 
     fn vhost(&self, name: &str) -> Result<Arc<Vhost>, BrokerError> {
@@ -92,15 +170,7 @@ impl Broker for Core {
     }
 
     fn connection_closed(&self, conn: ConnectionId) {
-        let vhosts: Vec<Arc<Vhost>> = self
-            .inner
-            .vhosts
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .values()
-            .cloned()
-            .collect();
-        for v in vhosts {
+        for v in self.all_vhosts() {
             v.connection_closed(conn);
         }
     }
@@ -234,6 +304,36 @@ impl Broker for Core {
         visibility: Duration,
     ) -> Result<Vec<Delivery>, BrokerError> {
         Ok(self.vhost(vhost)?.queue(queue)?.receive(max, visibility))
+    }
+
+    fn durable_watch(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
+        self.inner.store.as_ref().map(|s| s.journal().subscribe())
+    }
+}
+
+/// How often the journal is checked for segments that hold nothing live.
+const COMPACT_EVERY: Duration = Duration::from_secs(2);
+
+/// Deletes journal segments below the oldest live message. Everything appended
+/// before the live set was read is made durable first: whatever superseded the
+/// records being deleted (a Settle, a dead-lettered copy) must be on disk.
+async fn compact(inner: std::sync::Weak<Inner>, store: Arc<Store>) {
+    loop {
+        tokio::time::sleep(COMPACT_EVERY).await;
+        let Some(inner) = inner.upgrade() else { return };
+        let journal = store.journal().clone();
+        let upto = journal.next_lsn().saturating_sub(1);
+        let vhosts: Vec<Arc<Vhost>> = inner
+            .vhosts
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .cloned()
+            .collect();
+        drop(inner);
+        let min_live = vhosts.iter().filter_map(|v| v.min_live_lsn()).min();
+        journal.wait_durable(upto).await;
+        journal.retire_before(min_live.unwrap_or(upto + 1));
     }
 }
 

@@ -3,6 +3,7 @@
 use super::exchange::{Dest, Exchange, Kind};
 use super::queue::{Enqueued, Queue, QueueArgs, QueueConfig, check_equivalent};
 use super::timer::Timers;
+use crate::store::{BindingDef, DefinitionsError, ExchangeDef, QueueDef, Recovered, Store};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock, Weak};
@@ -17,6 +18,37 @@ pub struct Vhost {
     me: Weak<Vhost>,
     timers: Timers,
     names: AtomicU64,
+    store: Option<Arc<Store>>,
+}
+
+fn store_err(e: DefinitionsError) -> BrokerError {
+    tracing::error!("cannot persist definitions: {e}");
+    BrokerError::new(
+        switchboard_api::ErrorKind::Internal,
+        format!("INTERNAL_ERROR - {e}"),
+    )
+}
+
+/// Durable end of a binding: both ends must be durable for the binding to be.
+fn dest_durable(d: &Dest) -> bool {
+    match d {
+        Dest::Queue(q) => q.id != 0,
+        Dest::Exchange(x) => x.durable,
+    }
+}
+
+fn binding_def(source: &str, dest: &Dest, key: &str, args: &Table) -> BindingDef {
+    let (dest_is_queue, dest) = match dest {
+        Dest::Queue(q) => (true, q.name.clone()),
+        Dest::Exchange(x) => (false, x.name.clone()),
+    };
+    BindingDef {
+        source: source.to_string(),
+        dest_is_queue,
+        dest,
+        key: key.to_string(),
+        args: args.clone(),
+    }
 }
 
 const BUILTIN: &[(&str, Kind)] = &[
@@ -29,7 +61,7 @@ const BUILTIN: &[(&str, Kind)] = &[
 ];
 
 impl Vhost {
-    pub fn new(name: &str, timers: Timers) -> Arc<Vhost> {
+    pub fn new(name: &str, timers: Timers, store: Option<Arc<Store>>) -> Arc<Vhost> {
         let exchanges = BUILTIN
             .iter()
             .map(|(n, k)| {
@@ -46,6 +78,7 @@ impl Vhost {
             me: me.clone(),
             timers,
             names: AtomicU64::new(0),
+            store,
         })
     }
 
@@ -154,7 +187,18 @@ impl Vhost {
                 d.kind
             ))
         })?;
-        let x = Exchange::new(
+        if let (Some(store), true) = (&self.store, d.durable) {
+            let def = ExchangeDef {
+                kind: kind.as_str().to_string(),
+                auto_delete: d.auto_delete,
+                internal: d.internal,
+                args: d.arguments.clone(),
+            };
+            store
+                .put_exchange(&self.name, &d.name, def)
+                .map_err(store_err)?;
+        }
+        self.restore_exchange(
             &d.name,
             kind,
             d.durable,
@@ -162,10 +206,23 @@ impl Vhost {
             d.internal,
             d.arguments.clone(),
         );
-        self.exchanges_mut()
-            .entry(d.name.clone())
-            .or_insert_with(|| Arc::new(x));
         Ok(())
+    }
+
+    /// Adds an exchange without persisting it (start-up, or after persisting).
+    pub fn restore_exchange(
+        &self,
+        name: &str,
+        kind: Kind,
+        durable: bool,
+        auto_delete: bool,
+        internal: bool,
+        args: Table,
+    ) {
+        let x = Exchange::new(name, kind, durable, auto_delete, internal, args);
+        self.exchanges_mut()
+            .entry(name.to_string())
+            .or_insert_with(|| Arc::new(x));
     }
 
     pub fn delete_exchange(&self, name: &str, if_unused: bool) -> Result<(), BrokerError> {
@@ -183,6 +240,9 @@ impl Vhost {
                 "PRECONDITION_FAILED - exchange '{name}' in vhost '{}' in use",
                 self.name
             )));
+        }
+        if let (Some(store), true) = (&self.store, x.durable) {
+            store.remove_exchange(&self.name, name).map_err(store_err)?;
         }
         self.exchanges_mut().remove(name);
         let dest = Dest::Exchange(x);
@@ -209,6 +269,11 @@ impl Vhost {
         args: &Table,
     ) -> Result<(), BrokerError> {
         let x = self.check_bindable_source(source)?;
+        if let (Some(store), true) = (&self.store, x.durable && dest_durable(&dest)) {
+            store
+                .put_binding(&self.name, binding_def(source, &dest, key, args))
+                .map_err(store_err)?;
+        }
         x.bind(dest, key, args);
         Ok(())
     }
@@ -221,6 +286,11 @@ impl Vhost {
         args: &Table,
     ) -> Result<(), BrokerError> {
         let x = self.check_bindable_source(source)?;
+        if let (Some(store), true) = (&self.store, x.durable && dest_durable(&dest)) {
+            store
+                .remove_binding(&self.name, &binding_def(source, &dest, key, args))
+                .map_err(store_err)?;
+        }
         // Unbinding something that is not bound succeeds, as in RabbitMQ.
         x.unbind(&dest, key, args);
         self.maybe_auto_delete_exchange(&x);
@@ -276,8 +346,21 @@ impl Vhost {
             return Ok(info(&q));
         }
         let args = QueueArgs::parse(&d.arguments, &name, &self.name)?;
+        // Exclusive queues end with their connection, so they are never persisted.
+        let durable = d.durable && !d.exclusive;
+        let (id, store) = match (&self.store, durable) {
+            (Some(store), true) => {
+                let id = store
+                    .put_queue(&self.name, &name, d.auto_delete, &d.arguments)
+                    .map_err(store_err)?;
+                (id, Some(store.clone()))
+            }
+            _ => (0, None),
+        };
         let q = Queue::new(
             QueueConfig {
+                id,
+                store,
                 name: name.clone(),
                 durable: d.durable,
                 auto_delete: d.auto_delete,
@@ -339,6 +422,11 @@ impl Vhost {
         let Some(q) = self.queues_mut().remove(name) else {
             return 0;
         };
+        if let (Some(store), true) = (&self.store, q.id != 0)
+            && let Err(e) = store.remove_queue(&self.name, name)
+        {
+            tracing::error!("cannot persist deletion of queue '{name}': {e}");
+        }
         let dest = Dest::Queue(q.clone());
         let exchanges: Vec<Arc<Exchange>> = self.exchanges().values().cloned().collect();
         for x in &exchanges {
@@ -418,7 +506,10 @@ impl Vhost {
         let msg = Arc::new(msg);
         for q in queues {
             match q.enqueue(msg.clone()) {
-                Enqueued::Accepted => outcome.queues += 1,
+                Enqueued::Accepted(lsn) => {
+                    outcome.queues += 1;
+                    outcome.lsn = outcome.lsn.max(lsn);
+                }
                 Enqueued::Rejected => outcome.rejected = true,
                 Enqueued::Gone => {}
             }
@@ -449,6 +540,67 @@ impl Vhost {
         for name in mine {
             self.remove_queue(&name);
         }
+    }
+}
+
+impl Vhost {
+    /// Recreates a durable queue and its messages at start-up.
+    pub fn restore_queue(
+        &self,
+        name: &str,
+        def: &QueueDef,
+        messages: impl IntoIterator<Item = Recovered>,
+        clean: bool,
+    ) {
+        let args = match QueueArgs::parse(&def.args, name, &self.name) {
+            Ok(a) => a,
+            Err(e) => {
+                tracing::warn!(
+                    "queue '{name}' has arguments this version refuses ({}); using defaults",
+                    e.message
+                );
+                QueueArgs::default()
+            }
+        };
+        let q = Queue::new(
+            QueueConfig {
+                id: def.id,
+                store: self.store.clone(),
+                name: name.to_string(),
+                durable: true,
+                auto_delete: def.auto_delete,
+                exclusive_owner: None,
+                args,
+                raw_args: def.args.clone(),
+            },
+            self.me.clone(),
+            self.timers.clone(),
+        );
+        q.restore(messages, clean);
+        self.queues_mut().insert(name.to_string(), q);
+    }
+
+    /// Recreates a durable binding at start-up; a missing end is skipped.
+    pub fn restore_binding(&self, b: &BindingDef) {
+        let Ok(x) = self.exchange(&b.source) else {
+            return;
+        };
+        let dest = if b.dest_is_queue {
+            self.queue(&b.dest).map(Dest::Queue)
+        } else {
+            self.exchange(&b.dest).map(Dest::Exchange)
+        };
+        if let Ok(dest) = dest {
+            x.bind(dest, &b.key, &b.args);
+        }
+    }
+
+    /// Smallest journal LSN any queue here still needs.
+    pub fn min_live_lsn(&self) -> Option<u64> {
+        self.queues()
+            .values()
+            .filter_map(|q| q.min_live_lsn())
+            .min()
     }
 }
 

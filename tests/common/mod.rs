@@ -54,11 +54,24 @@ impl Server {
                 listeners: Vec::new(),
             };
         }
-        Self::spawn(env!("CARGO_BIN_EXE_switchboard"))
+        let data_dir = std::env::temp_dir().join(unique("switchboard-test"));
+        Self::spawn(env!("CARGO_BIN_EXE_switchboard"), data_dir, true)
     }
 
-    fn spawn(bin: &str) -> Server {
-        let data_dir = std::env::temp_dir().join(unique("switchboard-test"));
+    /// Spawns the real binary on `dir`, which outlives the server (for restarts).
+    pub fn start_in(dir: &std::path::Path) -> Server {
+        Self::spawn(env!("CARGO_BIN_EXE_switchboard"), dir.to_path_buf(), false)
+    }
+
+    /// SIGKILL: the crash a durable broker must survive.
+    pub fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    fn spawn(bin: &str, data_dir: PathBuf, owned: bool) -> Server {
         std::fs::create_dir_all(&data_dir).expect("create temp data dir");
 
         let mut child = Command::new(bin)
@@ -89,7 +102,7 @@ impl Server {
 
         let mut server = Server {
             child: Some(child),
-            data_dir: Some(data_dir),
+            data_dir: owned.then_some(data_dir),
             amqp_url: String::new(),
             listeners: Vec::new(),
         };

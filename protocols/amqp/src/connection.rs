@@ -62,6 +62,8 @@ pub async fn serve(
     let mut last_write = Instant::now();
     let mut closing_deadline: Option<Instant> = None;
     let mut pending: BytesMut = BytesMut::new();
+    // Our own receiver of the journal position, to wake when publishes become durable.
+    let mut durable = s.durable.clone();
 
     loop {
         // Decode and handle every complete frame already buffered.
@@ -127,6 +129,19 @@ pub async fn serve(
                 match r {
                     Ok(0) | Err(_) => break,
                     Ok(_) => last_read = Instant::now(),
+                }
+            }
+            r = async {
+                match durable.as_mut() {
+                    Some(d) => d.changed().await,
+                    None => std::future::pending().await,
+                }
+            }, if durable.is_some() && s.awaiting_durable() => {
+                if r.is_err() {
+                    // The store is gone (shutdown): nothing more will become durable.
+                    durable = None;
+                } else {
+                    s.on_durable();
                 }
             }
             ev = rx.recv(), if can_take && s.phase == Phase::Open => {

@@ -78,6 +78,8 @@ pub(crate) struct Channel {
     pub publish_seq: u64,
     /// Highest publish seq to confirm with one `basic.ack multiple` at the next flush.
     pub ack_upto: Option<u64>,
+    /// Confirms (and returns, commit-oks) waiting for the journal, in order.
+    pub awaiting: std::collections::VecDeque<crate::methods::confirms::Awaiting>,
     pub tx: Option<Tx>,
     pub next_tag: u64,
     pub unacked: BTreeMap<u64, Unacked>,
@@ -96,6 +98,7 @@ impl Channel {
             confirm: false,
             publish_seq: 0,
             ack_upto: None,
+            awaiting: Default::default(),
             tx: None,
             next_tag: 1,
             unacked: BTreeMap::new(),
@@ -128,6 +131,8 @@ pub struct Session {
     pub(crate) next_consumer: u64,
     /// No-ack deliveries written to `out`, settled in one batch per queue.
     pub(crate) auto_acked: Vec<(Arc<dyn QueueHandle>, u64)>,
+    /// The journal's durable position (None: the broker persists nothing).
+    pub durable: Option<tokio::sync::watch::Receiver<u64>>,
 }
 
 impl Session {
@@ -138,6 +143,7 @@ impl Session {
         events: mpsc::UnboundedSender<SinkEvent>,
     ) -> Session {
         let conn_id = broker.connection_opened();
+        let durable = broker.durable_watch();
         Session {
             broker,
             frame_max: cfg.frame_max,
@@ -156,6 +162,7 @@ impl Session {
             consumers: HashMap::new(),
             next_consumer: 1,
             auto_acked: Vec::new(),
+            durable,
         }
     }
 
@@ -590,6 +597,7 @@ impl Session {
         c.publish = None;
         c.tx = None;
         c.ack_upto = None;
+        c.awaiting.clear();
         let unacked = std::mem::take(&mut c.unacked);
         settle_grouped(unacked.into_values(), Settle::Requeue);
     }

@@ -62,6 +62,9 @@ pub struct PublishOutcome {
     /// Some queue refused it (overflow `reject-publish`): the publisher should be told
     /// "not accepted" (AMQP basic.nack).
     pub rejected: bool,
+    /// Journal position that must be durable before the publisher hears "accepted";
+    /// 0 when nothing had to be written (transient message or queues).
+    pub lsn: u64,
 }
 
 impl PublishOutcome {
@@ -341,4 +344,10 @@ pub trait Broker: Send + Sync + 'static {
         max: usize,
         visibility: Duration,
     ) -> Result<Vec<Delivery>, BrokerError>;
+
+    /// The journal's durable position, for confirming publishes whose
+    /// [`PublishOutcome::lsn`] it has reached. `None` when nothing is persisted.
+    fn durable_watch(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
+        None
+    }
 }

@@ -22,6 +22,7 @@ use ready::Ready;
 
 use super::timer::{TimerTarget, Timers};
 use super::vhost::Vhost;
+use crate::store::{Placement, Recovered, Store};
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
@@ -41,6 +42,8 @@ pub struct Entry {
     pub delivery_count: u32,
     pub redelivered: bool,
     pub size: usize,
+    /// Journal position of its Enqueue record; 0 when not journaled (transient).
+    pub lsn: u64,
 }
 
 struct InFlight {
@@ -98,6 +101,9 @@ struct State {
     dedup: HashMap<String, Instant>,
     dedup_order: VecDeque<(Instant, String)>,
     timer_at: Option<Instant>,
+    /// LSNs of this queue's journaled messages still in it (ready, delayed or in
+    /// flight): the journal may drop segments below the smallest.
+    live: BTreeSet<u64>,
 }
 
 impl State {
@@ -121,7 +127,8 @@ struct Effects {
 /// What happened to a message offered to a queue.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Enqueued {
-    Accepted,
+    /// Taken; durable once the journal reaches this LSN (0: nothing to wait for).
+    Accepted(u64),
     /// Refused by `x-overflow: reject-publish`.
     Rejected,
     /// Queue was deleted meanwhile.
@@ -129,6 +136,8 @@ pub enum Enqueued {
 }
 
 pub struct Queue {
+    /// Names the queue in journal records (0 for transient queues).
+    pub id: u64,
     pub name: String,
     pub durable: bool,
     pub auto_delete: bool,
@@ -140,9 +149,13 @@ pub struct Queue {
     vhost: Weak<Vhost>,
     timers: Timers,
     next_consumer: AtomicU64,
+    /// Set for durable queues: persistent messages are journaled.
+    store: Option<Arc<Store>>,
 }
 
 pub struct QueueConfig {
+    pub id: u64,
+    pub store: Option<Arc<Store>>,
     pub name: String,
     pub durable: bool,
     pub auto_delete: bool,
@@ -159,6 +172,8 @@ impl Queue {
             Ready::plain(cfg.args.max_priority.unwrap_or(0))
         };
         let q = Arc::new_cyclic(|me| Queue {
+            id: cfg.id,
+            store: cfg.store,
             name: cfg.name,
             durable: cfg.durable,
             auto_delete: cfg.auto_delete,
@@ -250,7 +265,7 @@ impl Queue {
             }
             if st.dedup.contains_key(id) {
                 // Accepted as far as the publisher can tell, but not enqueued twice.
-                return Enqueued::Accepted;
+                return Enqueued::Accepted(0);
             }
             st.dedup.insert(id.to_string(), now);
             st.dedup_order.push_back((now, id.to_string()));
@@ -266,7 +281,7 @@ impl Queue {
             Some(max) => msg.properties.priority.unwrap_or(0).min(max),
             None => 0,
         };
-        let entry = Entry {
+        let mut entry = Entry {
             seq,
             priority,
             expires_at: ttl.map(|t| now + Duration::from_millis(t)),
@@ -274,6 +289,7 @@ impl Queue {
             redelivered: false,
             size,
             msg,
+            lsn: 0,
         };
         if !self.make_room(st, size, fx) {
             if self.args.overflow == args::Overflow::RejectPublishDlx {
@@ -282,6 +298,29 @@ impl Queue {
             return Enqueued::Rejected;
         }
         let delay = entry.msg.delay_ms.or(self.args.delivery_delay).unwrap_or(0);
+        if let Some(store) = self
+            .store
+            .as_ref()
+            .filter(|_| entry.msg.properties.persistent())
+        {
+            // Appended under the queue lock: the Enqueue record must precede any
+            // Settle of the same message, and a consumer may ack it right after
+            // dispatch below.
+            let wall = wall_ms();
+            let expires = ttl.map_or(0, |t| wall + t);
+            let ready = if delay > 0 { wall + delay } else { 0 };
+            let at = Placement {
+                queue: self.id,
+                seq,
+                priority,
+                expires_at_ms: expires,
+                ready_at_ms: ready,
+                delivery_count: 0,
+            };
+            entry.lsn = store.enqueue(&at, &entry.msg);
+            st.live.insert(entry.lsn);
+        }
+        let lsn = entry.lsn;
         if delay > 0 {
             let at = now + Duration::from_millis(delay);
             st.delayed.insert((at, seq), entry);
@@ -291,7 +330,7 @@ impl Queue {
         }
         self.pump(st, fx);
         self.arm_timer(st);
-        Enqueued::Accepted
+        Enqueued::Accepted(lsn)
     }
 
     /// Applies max-length limits before a message of `size` bytes is added. Returns
@@ -442,6 +481,9 @@ impl Queue {
             fx.dead.push((e, DeathReason::DeliveryLimit));
             return;
         }
+        if let (Some(store), true) = (&self.store, e.lsn != 0) {
+            store.returned(self.id, e.seq, e.delivery_count);
+        }
         st.ready_bytes += e.size;
         st.ready().requeue(e);
     }
@@ -475,7 +517,7 @@ impl Queue {
                     continue;
                 };
                 match how {
-                    Settle::Ack => {}
+                    Settle::Ack => self.forget(&mut st, &e),
                     Settle::Requeue => self.requeue_locked(&mut st, e, &mut fx),
                     Settle::Reject => fx.dead.push((e, DeathReason::Rejected)),
                 }
@@ -557,7 +599,9 @@ impl Queue {
             let remaining = st.ready_len() as u32;
             if auto_ack {
                 for d in &out {
-                    self.take_in_flight(&mut st, d.seq, &mut fx);
+                    if let Some(e) = self.take_in_flight(&mut st, d.seq, &mut fx) {
+                        self.forget(&mut st, &e);
+                    }
                 }
             }
             self.arm_timer(&mut st);
@@ -637,10 +681,58 @@ impl Queue {
 
     pub fn purge(&self) -> u32 {
         let mut st = self.lock();
-        let n = st.ready().drain_all().len() + st.delayed.len();
-        st.delayed.clear();
+        let mut gone = st.ready().drain_all();
+        gone.extend(std::mem::take(&mut st.delayed).into_values());
         st.ready_bytes = 0;
-        n as u32
+        for e in &gone {
+            self.forget(&mut st, e);
+        }
+        gone.len() as u32
+    }
+
+    /// A journaled message left the queue for good: record it and stop counting it
+    /// as live. Called with the lock held, so the Settle follows the Enqueue.
+    fn forget(&self, st: &mut State, e: &Entry) {
+        if let (Some(store), true) = (&self.store, e.lsn != 0) {
+            store.settle(self.id, e.seq);
+            st.live.remove(&e.lsn);
+        }
+    }
+
+    /// The smallest LSN still needed by this queue, if any.
+    pub fn min_live_lsn(&self) -> Option<u64> {
+        self.lock().live.first().copied()
+    }
+
+    /// Puts back what the journal held at start-up. `clean`: the last run shut down
+    /// cleanly, so a message with no recorded return was never delivered.
+    pub fn restore(&self, recovered: impl IntoIterator<Item = Recovered>, clean: bool) {
+        let mut st = self.lock();
+        let now = Instant::now();
+        let wall = wall_ms();
+        let at = |ms: u64| now + Duration::from_millis(ms.saturating_sub(wall));
+        for r in recovered {
+            let p = r.at;
+            let e = Entry {
+                seq: p.seq,
+                priority: p.priority,
+                expires_at: (p.expires_at_ms != 0).then(|| at(p.expires_at_ms)),
+                delivery_count: p.delivery_count,
+                redelivered: !clean || p.delivery_count > 0,
+                size: r.message.size(),
+                msg: Arc::new(r.message),
+                lsn: r.lsn,
+            };
+            st.next_seq = st.next_seq.max(e.seq + 1);
+            st.live.insert(e.lsn);
+            if p.ready_at_ms > wall {
+                st.delayed.insert((at(p.ready_at_ms), e.seq), e);
+            } else {
+                st.ready_bytes += e.size;
+                st.ready().push(e);
+            }
+        }
+        self.arm_timer(&mut st);
     }
 
     /// Marks the queue deleted, tells its consumers, and drops its messages.
@@ -720,8 +812,9 @@ impl Queue {
         let Some(vhost) = self.vhost.upgrade() else {
             return;
         };
-        if let Some(dlx) = &self.args.dead_letter_exchange {
-            for (e, reason) in fx.dead {
+        let mut settled = Vec::new();
+        for (e, reason) in fx.dead {
+            if let Some(dlx) = &self.args.dead_letter_exchange {
                 let msg = dead_letter_message(
                     &e.msg,
                     &self.name,
@@ -729,6 +822,17 @@ impl Queue {
                     self.args.dead_letter_routing_key.as_deref(),
                 );
                 vhost.publish_dead_letter(dlx, msg, &self.name);
+            }
+            if e.lsn != 0 {
+                settled.push(e);
+            }
+        }
+        // Only now, with the dead-lettered copy journaled, may the original stop
+        // being live: a crash in between finds it in one place or both, never none.
+        if !settled.is_empty() {
+            let mut st = self.lock();
+            for e in &settled {
+                self.forget(&mut st, e);
             }
         }
         if fx.delete_self {
@@ -854,6 +958,15 @@ impl QueueHandle for Orphan {
     fn set_visibility(&self, _: u64, _: Duration) -> Result<(), BrokerError> {
         Err(BrokerError::not_found("queue deleted"))
     }
+}
+
+/// Wall-clock milliseconds since the epoch: journal deadlines must survive a restart,
+/// which `Instant` does not.
+fn wall_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
 }
 
 #[cfg(test)]

@@ -16,6 +16,7 @@ fn entry(seq: u64, group: Option<&str>) -> Entry {
         delivery_count: 0,
         redelivered: false,
         size: 0,
+        lsn: 0,
     }
 }
 

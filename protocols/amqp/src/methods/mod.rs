@@ -1,6 +1,7 @@
 //! AMQP methods on an open channel, one file per class.
 
 mod basic;
+pub(crate) mod confirms;
 mod exchange;
 mod publish;
 mod queue;

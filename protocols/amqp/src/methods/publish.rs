@@ -1,10 +1,10 @@
 //! basic.publish: method, content header and body frames assembled into a message.
 
-use crate::codec;
-use crate::convert::{properties_from_amqp, short};
+use super::confirms::Confirm;
+use crate::convert::properties_from_amqp;
 use crate::error::*;
 use crate::session::{Pending, Session};
-use amq_protocol::protocol::{AMQPClass, BasicProperties, basic};
+use amq_protocol::protocol::{BasicProperties, basic};
 use bytes::{Bytes, BytesMut};
 use switchboard_api::{Message, PublishOptions};
 
@@ -157,6 +157,7 @@ impl Session {
             return Ok(());
         }
         self.route_publish(ch, msg, p.mandatory, props, PUBLISH_IDS)
+            .map(|_| ())
     }
 
     /// Routes a complete message and tells the publisher: basic.return when mandatory
@@ -168,7 +169,7 @@ impl Session {
         mandatory: bool,
         props: Box<BasicProperties>,
         id: (u16, u16),
-    ) -> Result<()> {
+    ) -> Result<u64> {
         let vhost = self.vhost.clone();
         let returned = mandatory.then(|| {
             (
@@ -181,53 +182,27 @@ impl Session {
             .broker
             .publish(&vhost, msg, PublishOptions { mandatory })
             .map_err(|e| AmqpError::from_broker(e, id))?;
-        let was_returned = returned.is_some() && !outcome.routed();
-        if let Some((exchange, key, body)) = returned.filter(|_| !outcome.routed()) {
-            self.send(
-                ch,
-                AMQPClass::Basic(basic::AMQPMethod::Return(basic::Return {
-                    reply_code: NO_ROUTE,
-                    reply_text: "NO_ROUTE".into(),
-                    exchange: short(&exchange),
-                    routing_key: short(&key),
-                })),
-            );
-            let fm = self.frame_max;
-            codec::encode_content(&mut self.out, ch, &props, &body, fm);
-        }
+        let frames = returned
+            .filter(|_| !outcome.routed())
+            .map(|(exchange, key, body)| self.return_frames(ch, &exchange, &key, &props, &body));
         let c = self.chan(ch)?;
-        if c.confirm {
+        let what = if c.confirm {
             c.publish_seq += 1;
             let seq = c.publish_seq;
-            if outcome.rejected || was_returned {
-                // Earlier acks go out first so that this confirm stands alone: clients
-                // (lapin) attach a basic.return to the very next confirm they read.
-                if let Some(upto) = c.ack_upto.take() {
-                    self.send(
-                        ch,
-                        AMQPClass::Basic(basic::AMQPMethod::Ack(basic::Ack {
-                            delivery_tag: upto,
-                            multiple: true,
-                        })),
-                    );
-                }
-                let m = if outcome.rejected {
-                    basic::AMQPMethod::Nack(basic::Nack {
-                        delivery_tag: seq,
-                        multiple: false,
-                        requeue: false,
-                    })
-                } else {
-                    basic::AMQPMethod::Ack(basic::Ack {
-                        delivery_tag: seq,
-                        multiple: false,
-                    })
-                };
-                self.send(ch, AMQPClass::Basic(m));
-            } else {
-                c.ack_upto = Some(seq);
-            }
+            Some(match frames {
+                _ if outcome.rejected => Confirm::Nack(seq),
+                Some(frames) => Confirm::Return {
+                    frames,
+                    ack: Some(seq),
+                },
+                None => Confirm::Ack(seq),
+            })
+        } else {
+            frames.map(|frames| Confirm::Return { frames, ack: None })
+        };
+        if let Some(what) = what {
+            self.confirm(ch, outcome.lsn, what);
         }
-        Ok(())
+        Ok(outcome.lsn)
     }
 }

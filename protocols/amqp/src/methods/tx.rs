@@ -1,3 +1,4 @@
+use super::confirms::Confirm;
 use crate::error::*;
 use crate::session::{Session, Tx};
 use amq_protocol::protocol::{AMQPClass, tx};
@@ -27,8 +28,10 @@ impl Session {
             }
             M::Commit(_) => {
                 let work = c.tx.as_mut().map(std::mem::take).ok_or_else(not_tx)?;
-                self.commit(ch, work, id)?;
-                M::CommitOk(tx::CommitOk {})
+                let lsn = self.commit(ch, work, id)?;
+                // commit-ok only once the transaction's messages are durable.
+                self.confirm(ch, lsn, Confirm::CommitOk);
+                return Ok(());
             }
             M::Rollback(_) => {
                 let t = c.tx.as_mut().ok_or_else(not_tx)?;
@@ -48,13 +51,14 @@ impl Session {
     }
 
     /// Applies a transaction's publishes, then its settlements, in the order sent.
-    fn commit(&mut self, ch: u16, work: Tx, id: (u16, u16)) -> Result<()> {
+    fn commit(&mut self, ch: u16, work: Tx, id: (u16, u16)) -> Result<u64> {
+        let mut lsn = 0;
         for (msg, mandatory, props) in work.publishes {
-            self.route_publish(ch, msg, mandatory, props, id)?;
+            lsn = lsn.max(self.route_publish(ch, msg, mandatory, props, id)?);
         }
         for (tag, multiple, how) in work.settles {
             self.settle_tags(ch, tag, multiple, how, id)?;
         }
-        Ok(())
+        Ok(lsn)
     }
 }

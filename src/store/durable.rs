@@ -1,0 +1,303 @@
+//! The store as the core uses it: the data-directory lock, the definitions file, the
+//! message journal, recovery at start-up and compaction.
+//!
+//! Invariants (the durability contract, DESIGN.md §3):
+//! - A persistent message in a durable queue is "accepted" once the journal's durable
+//!   LSN reaches its Enqueue record; frontends wait for that before confirming.
+//! - A durable entity (exchange, queue, binding) is on disk when the declare returns.
+//! - Whatever supersedes an Enqueue (a Settle, or a dead-lettered copy's Enqueue) is
+//!   appended before the message stops counting as live, and compaction deletes a
+//!   segment only after everything appended so far is durable and nothing live is in
+//!   it; so a crash never finds a message neither in its old place nor in its new one.
+
+use super::codec::{DecodeError, Placement, Record, encode_enqueue};
+use super::definitions::{BindingDef, Definitions, DefinitionsError, ExchangeDef, QueueDef};
+use super::journal::{FsyncMode, Journal, JournalConfig, Lsn};
+use std::collections::{BTreeMap, HashMap};
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use switchboard_api::Message;
+
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error(
+        "data directory {0} is in use by another switchboard process; stop it or use another --data-dir"
+    )]
+    Locked(PathBuf),
+    #[error("cannot use data directory {path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Definitions(#[from] DefinitionsError),
+    #[error("journal: {0}")]
+    Journal(String),
+}
+
+/// How eagerly the journal is fsynced before messages count as accepted.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Fsync {
+    /// fsync every batch before confirming (default: nothing confirmed is lost).
+    #[default]
+    Batch,
+    /// fsync at most every 10 ms; a power loss may lose the last 10 ms of confirms.
+    Interval,
+    /// Never fsync; the OS decides. A crash of the machine may lose anything recent.
+    Never,
+}
+
+/// A message found in the journal at start-up.
+pub struct Recovered {
+    pub lsn: Lsn,
+    pub at: Placement,
+    pub message: Message,
+}
+
+/// What start-up found on disk.
+pub struct Recovery {
+    pub definitions: Definitions,
+    /// Per queue id, its messages in sequence order.
+    pub messages: HashMap<u64, BTreeMap<u64, Recovered>>,
+    /// The previous run ended with a clean shutdown (so delivery counts are exact).
+    pub clean: bool,
+    pub records: u64,
+}
+
+pub struct Store {
+    dir: PathBuf,
+    journal: Journal,
+    defs: Mutex<Definitions>,
+    _lock: File,
+}
+
+const CLEAN_MARKER: &str = "clean-shutdown";
+
+impl Store {
+    /// Locks the data directory, loads definitions and replays the journal.
+    pub fn open(dir: &Path, fsync: Fsync) -> Result<(Store, Recovery), OpenError> {
+        let io = |source| OpenError::Io {
+            path: dir.to_path_buf(),
+            source,
+        };
+        std::fs::create_dir_all(dir).map_err(io)?;
+        let lock = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(dir.join("LOCK"))
+            .map_err(io)?;
+        if lock.try_lock().is_err() {
+            return Err(OpenError::Locked(dir.to_path_buf()));
+        }
+        let clean = dir.join(CLEAN_MARKER).exists();
+        if clean {
+            std::fs::remove_file(dir.join(CLEAN_MARKER)).map_err(io)?;
+        }
+        let definitions = Definitions::load(dir)?;
+        let mut messages: HashMap<u64, BTreeMap<u64, Recovered>> = HashMap::new();
+        let mut records = 0u64;
+        let mut bad: Option<DecodeError> = None;
+        let journal_dir = dir.join("journal");
+        let cfg = JournalConfig {
+            dir: journal_dir,
+            fsync: match fsync {
+                Fsync::Batch => FsyncMode::Batch,
+                Fsync::Interval => FsyncMode::Interval(std::time::Duration::from_millis(10)),
+                Fsync::Never => FsyncMode::Never,
+            },
+            ..JournalConfig::default()
+        };
+        let journal = Journal::open(cfg, |lsn, payload| {
+            records += 1;
+            match Record::decode(payload) {
+                Ok(Record::Enqueue { at, message }) => {
+                    messages.entry(at.queue).or_default().insert(
+                        at.seq,
+                        Recovered {
+                            lsn,
+                            at,
+                            message: *message,
+                        },
+                    );
+                }
+                Ok(Record::Settle { queue, seq }) => {
+                    if let Some(q) = messages.get_mut(&queue) {
+                        q.remove(&seq);
+                    }
+                }
+                Ok(Record::Return {
+                    queue,
+                    seq,
+                    delivery_count,
+                }) => {
+                    if let Some(m) = messages.get_mut(&queue).and_then(|q| q.get_mut(&seq)) {
+                        m.at.delivery_count = delivery_count;
+                    }
+                }
+                // A record that passed its CRC but does not decode was written by a
+                // newer or broken version: keep going, but say so.
+                Err(e) => bad = Some(e),
+            }
+        })
+        .map_err(|e| OpenError::Journal(e.to_string()))?;
+        if let Some(e) = bad {
+            tracing::warn!(
+                "journal holds records this version cannot read ({e}); they were skipped"
+            );
+        }
+        // Messages of queues that no longer exist are dropped (deleted queue).
+        let live_ids: std::collections::HashSet<u64> =
+            definitions.queues.values().map(|q| q.id).collect();
+        messages.retain(|id, _| live_ids.contains(id));
+        let store = Store {
+            dir: dir.to_path_buf(),
+            journal,
+            defs: Mutex::new(definitions.clone()),
+            _lock: lock,
+        };
+        Ok((
+            store,
+            Recovery {
+                definitions,
+                messages,
+                clean,
+                records,
+            },
+        ))
+    }
+
+    pub fn journal(&self) -> &Journal {
+        &self.journal
+    }
+
+    pub fn enqueue(&self, at: &Placement, msg: &Message) -> Lsn {
+        let hint = msg.body.len() + 128;
+        self.journal
+            .append_with(hint, |buf| encode_enqueue(buf, at, msg))
+    }
+
+    pub fn settle(&self, queue: u64, seq: u64) -> Lsn {
+        self.journal
+            .append_with(24, |buf| Record::Settle { queue, seq }.encode(buf))
+    }
+
+    pub fn returned(&self, queue: u64, seq: u64, delivery_count: u32) -> Lsn {
+        self.journal.append_with(24, |buf| {
+            Record::Return {
+                queue,
+                seq,
+                delivery_count,
+            }
+            .encode(buf)
+        })
+    }
+
+    fn change(&self, f: impl FnOnce(&mut Definitions)) -> Result<(), DefinitionsError> {
+        let mut d = self.defs.lock().unwrap_or_else(|e| e.into_inner());
+        let before = d.clone();
+        f(&mut d);
+        if *d == before {
+            return Ok(());
+        }
+        if let Err(e) = d.save(&self.dir) {
+            *d = before;
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    /// Allocates a queue id and records the queue.
+    pub fn put_queue(
+        &self,
+        vhost: &str,
+        name: &str,
+        auto_delete: bool,
+        args: &switchboard_api::Table,
+    ) -> Result<u64, DefinitionsError> {
+        let mut id = 0;
+        self.change(|d| {
+            if let Some(q) = d.queues.get(&(vhost.to_string(), name.to_string())) {
+                id = q.id;
+                return;
+            }
+            id = d.next_queue_id.max(1);
+            d.next_queue_id = id + 1;
+            d.queues.insert(
+                (vhost.to_string(), name.to_string()),
+                QueueDef {
+                    id,
+                    auto_delete,
+                    args: args.clone(),
+                },
+            );
+        })?;
+        Ok(id)
+    }
+
+    pub fn remove_queue(&self, vhost: &str, name: &str) -> Result<(), DefinitionsError> {
+        self.change(|d| {
+            d.queues.remove(&(vhost.to_string(), name.to_string()));
+            if let Some(bs) = d.bindings.get_mut(vhost) {
+                bs.retain(|b| !(b.dest_is_queue && b.dest == name));
+            }
+        })
+    }
+
+    pub fn put_exchange(
+        &self,
+        vhost: &str,
+        name: &str,
+        def: ExchangeDef,
+    ) -> Result<(), DefinitionsError> {
+        self.change(|d| {
+            d.exchanges
+                .insert((vhost.to_string(), name.to_string()), def);
+        })
+    }
+
+    pub fn remove_exchange(&self, vhost: &str, name: &str) -> Result<(), DefinitionsError> {
+        self.change(|d| {
+            d.exchanges.remove(&(vhost.to_string(), name.to_string()));
+            if let Some(bs) = d.bindings.get_mut(vhost) {
+                bs.retain(|b| b.source != name && (b.dest_is_queue || b.dest != name));
+            }
+        })
+    }
+
+    pub fn put_binding(&self, vhost: &str, b: BindingDef) -> Result<(), DefinitionsError> {
+        self.change(|d| {
+            let bs = d.bindings.entry(vhost.to_string()).or_default();
+            if !bs.contains(&b) {
+                bs.push(b);
+            }
+        })
+    }
+
+    pub fn remove_binding(&self, vhost: &str, b: &BindingDef) -> Result<(), DefinitionsError> {
+        self.change(|d| {
+            if let Some(bs) = d.bindings.get_mut(vhost) {
+                bs.retain(|x| x != b);
+            }
+        })
+    }
+
+    pub fn put_vhost(&self, vhost: &str) -> Result<(), DefinitionsError> {
+        self.change(|d| {
+            if !d.vhosts.iter().any(|v| v == vhost) {
+                d.vhosts.push(vhost.to_string());
+            }
+        })
+    }
+
+    /// Flushes the journal and leaves the marker that tells the next start that
+    /// delivery counts in the journal are complete.
+    pub fn close(&self) {
+        self.journal.close();
+        if !self.journal.is_failed() {
+            let _ = File::create(self.dir.join(CLEAN_MARKER)).and_then(|f| f.sync_all());
+        }
+    }
+}

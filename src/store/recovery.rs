@@ -1,0 +1,213 @@
+//! Start-up: replay the valid prefix of the journal and cut off whatever follows
+//! (see the module docs of `store` for the rules).
+
+use std::fs::{self, File, OpenOptions};
+use std::path::{Path, PathBuf};
+
+use super::StoreError;
+use super::journal::Lsn;
+use super::segment::{self, Parsed};
+
+/// What [`Journal::open`](super::Journal::open) found.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RecoveryReport {
+    /// Records replayed.
+    pub records: u64,
+    /// LSN of the first record replayed (0 if none).
+    pub first_lsn: Lsn,
+    /// LSN of the last record replayed (0 if none).
+    pub last_lsn: Lsn,
+    /// Epoch of the last record replayed (0 if none).
+    pub last_epoch: u64,
+    /// Why and where the journal was cut, if it was.
+    pub cut: Option<String>,
+    /// Segment files deleted because they followed the cut.
+    pub segments_removed: usize,
+}
+
+/// A segment file of the journal.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct SegMeta {
+    pub first_lsn: Lsn,
+    pub len: u64,
+}
+
+pub(super) struct Recovered {
+    /// Segments left, in LSN order.
+    pub segments: Vec<SegMeta>,
+    /// LSN the next append gets.
+    pub next_lsn: Lsn,
+    /// Offset in the last segment where the next record goes.
+    pub tail_pos: u64,
+    pub report: RecoveryReport,
+}
+
+pub(super) fn recover(
+    dir: &Path,
+    replay: &mut dyn FnMut(Lsn, u64, &[u8]),
+) -> Result<Recovered, StoreError> {
+    let mut found = list_segments(dir)?;
+    found.sort_unstable_by_key(|s| s.0);
+
+    let mut report = RecoveryReport::default();
+    let mut kept: Vec<SegMeta> = Vec::new();
+    // Contents of the last kept segment and where its records end.
+    let mut last: Option<(PathBuf, Vec<u8>, usize)> = None;
+    let mut expected: Option<Lsn> = None;
+    let mut remove_from = found.len();
+
+    for (i, (first_lsn, path)) in found.iter().enumerate() {
+        if let Some(e) = expected
+            && *first_lsn != e
+        {
+            // The previous segment's records end before this segment's name says
+            // they do (a write to it was lost), or a segment is missing.
+            report.cut = Some(format!(
+                "segment {} follows a segment whose records end at LSN {}",
+                segment::seg_name(*first_lsn),
+                e - 1
+            ));
+            remove_from = i;
+            break;
+        }
+        let data = fs::read(path).map_err(|e| StoreError::io("read", path, e))?;
+        let mut off = 0usize;
+        let mut next = *first_lsn;
+        let mut bad: Option<&'static str> = None;
+        loop {
+            match segment::parse_at(&data, off) {
+                Parsed::End => break,
+                Parsed::Corrupt(why) => {
+                    bad = Some(why);
+                    break;
+                }
+                Parsed::Record { lsn, .. } if lsn != next => {
+                    bad = Some("LSN out of sequence");
+                    break;
+                }
+                Parsed::Record {
+                    epoch,
+                    lsn,
+                    payload,
+                    next: after,
+                } => {
+                    replay(lsn, epoch, payload);
+                    if report.records == 0 {
+                        report.first_lsn = lsn;
+                    }
+                    report.records += 1;
+                    report.last_lsn = lsn;
+                    report.last_epoch = epoch;
+                    off = after;
+                    next += 1;
+                }
+            }
+        }
+        kept.push(SegMeta {
+            first_lsn: *first_lsn,
+            len: data.len() as u64,
+        });
+        expected = Some(next);
+        let next_name_matches = found.get(i + 1).is_some_and(|s| s.0 == next);
+        last = Some((path.clone(), data, off));
+        if let Some(why) = bad {
+            if next_name_matches {
+                // The next segment starts exactly where this one's records stop, so
+                // nothing was ever written here: damage in unused space, not data.
+                tracing::warn!(
+                    segment = %path.display(),
+                    offset = off,
+                    "journal: ignoring invalid bytes after the last record of a sealed segment ({why})"
+                );
+            } else {
+                report.cut = Some(format!(
+                    "{why} in segment {} at offset {off}",
+                    segment::seg_name(*first_lsn)
+                ));
+                remove_from = i + 1;
+                break;
+            }
+        }
+    }
+
+    // The last kept segment is where appends continue: whatever follows its records
+    // must read as zeros, or a later append ending on an old record boundary would
+    // make stale, never-confirmed records valid again. Zeroed (and synced) before
+    // later segments are deleted, so a crash in between leaves a journal that is
+    // cut at the same place by the next recovery.
+    let tail_pos = match &last {
+        Some((path, data, end)) => {
+            if data[*end..].iter().any(|&b| b != 0) {
+                tracing::info!(
+                    segment = %path.display(),
+                    offset = end,
+                    "journal: zeroing unconfirmed bytes after the last record"
+                );
+                let file = OpenOptions::new()
+                    .write(true)
+                    .open(path)
+                    .map_err(|e| StoreError::io("open", path, e))?;
+                segment::write_zeros(&file, *end as u64, data.len() as u64)
+                    .and_then(|()| file.sync_data())
+                    .map_err(|e| StoreError::io("zero tail of", path, e))?;
+            }
+            *end as u64
+        }
+        None => 0,
+    };
+    drop(last);
+
+    let doomed = &found[remove_from..];
+    for (_, path) in doomed {
+        segment::remove_if_exists(path).map_err(|e| StoreError::io("remove", path, e))?;
+    }
+    report.segments_removed = doomed.len();
+    if !doomed.is_empty() {
+        segment::sync_dir(dir).map_err(|e| StoreError::io("fsync directory", dir, e))?;
+    }
+    if let Some(cut) = &report.cut {
+        tracing::warn!(
+            dir = %dir.display(),
+            last_lsn = report.last_lsn,
+            segments_removed = report.segments_removed,
+            "journal cut at the first invalid record: {cut}"
+        );
+    }
+
+    // A previous process may have been killed after writing but before syncing (or
+    // have run without fsync): make what was just replayed durable before anything
+    // is reported durable on top of it.
+    for s in &kept {
+        let path = segment::seg_path(dir, s.first_lsn);
+        File::open(&path)
+            .and_then(|f| f.sync_data())
+            .map_err(|e| StoreError::io("fdatasync", &path, e))?;
+    }
+
+    let next_lsn = expected.unwrap_or(1);
+    Ok(Recovered {
+        segments: kept,
+        next_lsn,
+        tail_pos,
+        report,
+    })
+}
+
+/// Segment files in `dir`, unsorted. Deletes leftover `*.tmp` files: segments that
+/// were being zero-filled and never got their name, so they hold no records.
+fn list_segments(dir: &Path) -> Result<Vec<(Lsn, PathBuf)>, StoreError> {
+    let mut out = Vec::new();
+    let entries = fs::read_dir(dir).map_err(|e| StoreError::io("list", dir, e))?;
+    for entry in entries {
+        let entry = entry.map_err(|e| StoreError::io("list", dir, e))?;
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        let path = entry.path();
+        if name.ends_with(".seg.tmp") {
+            segment::remove_if_exists(&path).map_err(|e| StoreError::io("remove", &path, e))?;
+        } else if let Some(lsn) = segment::parse_seg_name(name) {
+            out.push((lsn, path));
+        }
+    }
+    Ok(out)
+}
