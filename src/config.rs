@@ -1,6 +1,7 @@
 //! Configuration: defaults, then a TOML file, then `SWITCHBOARD_*` environment
 //! variables, then command-line flags (later wins). Every field has a default.
 
+use crate::alarms::Limits;
 use crate::broker::UserConfig;
 use crate::store::Fsync;
 use serde::{Deserialize, Serialize};
@@ -27,6 +28,8 @@ pub struct Config {
     /// When the journal is fsynced: `batch` (before confirming; loses nothing),
     /// `interval` (every 10 ms), `never`.
     pub fsync: Fsync,
+    /// Resource alarms (reloaded on SIGHUP).
+    pub limits: Limits,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -83,6 +86,7 @@ impl Default for Config {
             }],
             vhosts: vec!["/".into()],
             fsync: Fsync::Batch,
+            limits: Limits::default(),
         }
     }
 }

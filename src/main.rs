@@ -91,26 +91,32 @@ fn main() -> anyhow::Result<()> {
         writeln!(out, "{line}")?;
         out.flush()?;
         drop(out);
-        wait_for_signal().await;
+        wait_for_signal(|| match load(&cli) {
+            Ok(cfg) => server.reload(&cfg),
+            Err(e) => tracing::error!("configuration not reloaded: {e:#}"),
+        })
+        .await;
         tracing::info!("shutting down");
         server.shutdown(Duration::from_secs(5)).await;
         anyhow::Ok(())
     })
 }
 
-async fn wait_for_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        let Ok(mut term) = signal(SignalKind::terminate()) else {
-            let _ = tokio::signal::ctrl_c().await;
-            return;
-        };
+/// Waits for Ctrl-C or SIGTERM; calls `reload` on every SIGHUP meanwhile.
+async fn wait_for_signal(reload: impl Fn()) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut hup)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::hangup()),
+    ) else {
+        let _ = tokio::signal::ctrl_c().await;
+        return;
+    };
+    loop {
         tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = term.recv() => {}
+            _ = tokio::signal::ctrl_c() => return,
+            _ = term.recv() => return,
+            _ = hup.recv() => reload(),
         }
     }
-    #[cfg(not(unix))]
-    let _ = tokio::signal::ctrl_c().await;
 }

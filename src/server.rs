@@ -17,6 +17,7 @@ pub struct Server {
     shutdown: CancellationToken,
     tracker: TaskTracker,
     store: Arc<Store>,
+    limits: tokio::sync::watch::Sender<crate::alarms::Limits>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -43,8 +44,15 @@ impl Server {
         for v in &cfg.vhosts {
             core.add_vhost(v);
         }
-        let broker: Arc<dyn Broker> = Arc::new(core);
         let shutdown = CancellationToken::new();
+        let limits = tokio::sync::watch::Sender::new(cfg.limits);
+        crate::alarms::spawn_monitor(
+            cfg.data_dir.clone(),
+            limits.subscribe(),
+            core.clone(),
+            shutdown.clone(),
+        );
+        let broker: Arc<dyn Broker> = Arc::new(core);
         let tracker = TaskTracker::new();
 
         let addr = format!("{}:{}", cfg.bind, cfg.amqp_port);
@@ -74,12 +82,19 @@ impl Server {
             shutdown,
             tracker,
             store,
+            limits,
         })
     }
 
     /// The line scripts read to find the ports: `listening amqp=127.0.0.1:5672 ...`.
     pub fn listening_line(&self) -> String {
         format!("listening amqp={}", self.amqp_addr)
+    }
+
+    /// Applies what can change at run time (SIGHUP): the resource-alarm limits.
+    pub fn reload(&self, cfg: &Config) {
+        self.limits.send_replace(cfg.limits);
+        tracing::info!(?cfg.limits, "configuration reloaded");
     }
 
     /// Stops accepting, closes connections politely and waits for them (bounded).

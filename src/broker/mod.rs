@@ -37,6 +37,7 @@ struct Inner {
     next_conn: AtomicU64,
     timers: Timers,
     store: Option<Arc<Store>>,
+    alarm: tokio::sync::watch::Sender<Option<String>>,
 }
 
 impl Core {
@@ -61,6 +62,7 @@ impl Core {
                 next_conn: AtomicU64::new(1),
                 timers,
                 store,
+                alarm: tokio::sync::watch::Sender::new(None),
             }),
         };
         core.add_vhost("/");
@@ -126,6 +128,22 @@ impl Core {
             name.to_string(),
             Vhost::new(name, self.inner.timers.clone(), self.inner.store.clone()),
         );
+    }
+
+    /// Raises (`Some(reason)`) or clears a resource alarm.
+    pub fn set_alarm(&self, reason: Option<String>) {
+        // Only on/off transitions count: the reason's figures change every check.
+        self.inner.alarm.send_if_modified(|cur| {
+            if cur.is_some() == reason.is_some() {
+                return false;
+            }
+            match &reason {
+                Some(r) => tracing::warn!("resource alarm: {r}; blocking publishers"),
+                None => tracing::info!("resource alarm cleared; unblocking publishers"),
+            }
+            *cur = reason;
+            true
+        });
     }
 
     fn all_vhosts(&self) -> Vec<Arc<Vhost>> {
@@ -308,6 +326,10 @@ impl Broker for Core {
 
     fn durable_watch(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
         self.inner.store.as_ref().map(|s| s.journal().subscribe())
+    }
+
+    fn alarm_watch(&self) -> Option<tokio::sync::watch::Receiver<Option<String>>> {
+        Some(self.inner.alarm.subscribe())
     }
 }
 

@@ -128,6 +128,12 @@ pub fn decode(buf: &mut BytesMut, frame_max: u32) -> Result<Option<Frame>, Frame
     }))
 }
 
+/// True if `buf` starts with a basic.publish method frame (peeked, not consumed):
+/// during a resource alarm the connection stops right before it.
+pub fn starts_with_publish(buf: &[u8]) -> bool {
+    buf.len() >= 11 && buf[0] == FRAME_METHOD && buf[7..11] == [0, 60, 0, 40]
+}
+
 /// What a byte string holds: how many whole frames, and whether it ends in an error
 /// (`Some`) or in an incomplete frame / nothing (`None`). For fuzzing and corpus replay.
 pub fn decode_all(data: &[u8], frame_max: u32) -> (usize, Option<FrameError>) {

@@ -64,10 +64,23 @@ pub async fn serve(
     let mut pending: BytesMut = BytesMut::new();
     // Our own receiver of the journal position, to wake when publishes become durable.
     let mut durable = s.durable.clone();
+    // Resource alarm: while on, a connection that publishes is not read from.
+    let mut alarm = s.broker.alarm_watch();
+    let mut alarm_reason: Option<String> =
+        alarm.as_mut().and_then(|a| a.borrow_and_update().clone());
+    // Whether this client was sent connection.blocked (it may connect mid-alarm).
+    let mut told_blocked = false;
 
     loop {
-        // Decode and handle every complete frame already buffered.
+        // Decode and handle every complete frame already buffered; during a resource
+        // alarm stop before the next publish (and stop reading: back-pressure).
         while s.phase != Phase::Closed {
+            if alarm_reason.is_some()
+                && s.phase == Phase::Open
+                && codec::starts_with_publish(&inbuf)
+            {
+                break;
+            }
             match codec::decode(&mut inbuf, s.frame_max().max(codec::FRAME_MIN_SIZE)) {
                 Ok(Some(f)) => s.handle(f),
                 Ok(None) => break,
@@ -77,6 +90,14 @@ pub async fn serve(
                     break;
                 }
             }
+        }
+        // As RabbitMQ: a connection hears connection.blocked once it publishes (or
+        // tries to) during an alarm, and connection.unblocked when the alarm clears.
+        let held = alarm_reason.is_some() && codec::starts_with_publish(&inbuf);
+        let block_now = alarm_reason.is_some() && (s.has_published || held);
+        if s.phase == Phase::Open && block_now != told_blocked {
+            s.on_alarm(alarm_reason.as_deref().filter(|_| block_now));
+            told_blocked = block_now;
         }
         s.before_flush();
         if !s.out.is_empty() {
@@ -105,6 +126,7 @@ pub async fn serve(
             now + Duration::from_secs(3600)
         };
         let can_take = pending.len() < OUT_HIGH_WATER;
+        let can_read = can_take && !held;
 
         tokio::select! {
             biased;
@@ -125,7 +147,18 @@ pub async fn serve(
                     }
                 }
             }
-            r = rd.read_buf(&mut inbuf), if can_take => {
+            r = async {
+                match alarm.as_mut() {
+                    Some(a) => a.changed().await,
+                    None => std::future::pending().await,
+                }
+            }, if alarm.is_some() => {
+                match (r, alarm.as_mut()) {
+                    (Ok(()), Some(a)) => alarm_reason = a.borrow_and_update().clone(),
+                    _ => alarm = None,
+                }
+            }
+            r = rd.read_buf(&mut inbuf), if can_read => {
                 match r {
                     Ok(0) | Err(_) => break,
                     Ok(_) => last_read = Instant::now(),

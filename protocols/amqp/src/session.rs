@@ -122,6 +122,11 @@ pub struct Session {
     /// Negotiated heartbeat in seconds; 0 = off.
     pub heartbeat: u16,
     pub(crate) cancel_notify: bool,
+    /// The client understands connection.blocked / unblocked.
+    pub(crate) blocked_notify: bool,
+    /// It has published: an alarm blocks it (and tells it so) from now on.
+    pub has_published: bool,
+
     pub(crate) channels: HashMap<u16, Channel>,
     /// Bytes to write to the socket.
     pub out: Vec<u8>,
@@ -156,6 +161,9 @@ impl Session {
             user: None,
             vhost: String::new(),
             cancel_notify: false,
+            blocked_notify: false,
+            has_published: false,
+
             channels: HashMap::new(),
             out: Vec::with_capacity(64 * 1024),
             sink: Arc::new(Sink(events)),
@@ -424,10 +432,9 @@ impl Session {
     fn start_ok(&mut self, s: connection::StartOk) -> Result<()> {
         let id = (10, 11);
         if let Some(AMQPValue::FieldTable(caps)) = s.client_properties.inner().get("capabilities") {
-            self.cancel_notify = matches!(
-                caps.inner().get("consumer_cancel_notify"),
-                Some(AMQPValue::Boolean(true))
-            );
+            let has = |c: &str| matches!(caps.inner().get(c), Some(AMQPValue::Boolean(true)));
+            self.cancel_notify = has("consumer_cancel_notify");
+            self.blocked_notify = has("connection.blocked");
         }
         let (user, pass) = match s.mechanism.as_str() {
             "PLAIN" => parse_plain(s.response.as_bytes()),
@@ -670,6 +677,18 @@ impl Session {
                 }
             }
         }
+    }
+
+    /// A resource alarm went on (`Some`) or off: tell clients that asked to know.
+    pub fn on_alarm(&mut self, reason: Option<&str>) {
+        if self.phase != Phase::Open || !self.blocked_notify {
+            return;
+        }
+        let m = match reason {
+            Some(r) => connection::AMQPMethod::Blocked(connection::Blocked { reason: short(r) }),
+            None => connection::AMQPMethod::Unblocked(connection::Unblocked {}),
+        };
+        self.send(0, AMQPClass::Connection(m));
     }
 
     /// Whether the peer misses heartbeats: true when the limit passed.

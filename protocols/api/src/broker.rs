@@ -350,4 +350,10 @@ pub trait Broker: Send + Sync + 'static {
     fn durable_watch(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
         None
     }
+
+    /// A resource alarm (memory or disk watermark): `Some(reason)` while publishers
+    /// must be held back (AMQP connection.blocked, TCP back-pressure elsewhere).
+    fn alarm_watch(&self) -> Option<tokio::sync::watch::Receiver<Option<String>>> {
+        None
+    }
 }

@@ -26,6 +26,7 @@ impl Session {
                 id,
             ));
         }
+        self.has_published = true;
         let c = self.chan(ch)?;
         c.publish = Some(Pending {
             exchange: p.exchange.as_str().to_string(),
