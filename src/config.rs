@@ -30,6 +30,9 @@ pub struct Config {
     pub fsync: Fsync,
     /// Resource alarms (reloaded on SIGHUP).
     pub limits: Limits,
+    /// Bytes of ready messages a queue keeps in memory; newer ones are paged out
+    /// to a scratch file under the data directory until they near the head.
+    pub queue_memory_bytes: u64,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -87,6 +90,7 @@ impl Default for Config {
             vhosts: vec!["/".into()],
             fsync: Fsync::Batch,
             limits: Limits::default(),
+            queue_memory_bytes: 32 * 1024 * 1024,
         }
     }
 }

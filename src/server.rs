@@ -37,9 +37,11 @@ impl Server {
     pub async fn start(cfg: &Config) -> Result<Server, StartError> {
         let (store, recovery) = Store::open(&cfg.data_dir, cfg.fsync)?;
         let store = Arc::new(store);
+        let paging = (cfg.data_dir.join("spill"), cfg.queue_memory_bytes as usize);
         let core = Core::with_store(
             Users::new(cfg.users.clone()),
             Some((store.clone(), recovery)),
+            Some(paging),
         );
         for v in &cfg.vhosts {
             core.add_vhost(v);

@@ -38,18 +38,34 @@ struct Inner {
     timers: Timers,
     store: Option<Arc<Store>>,
     alarm: tokio::sync::watch::Sender<Option<String>>,
+    paging: Option<Arc<vhost::Paging>>,
 }
 
 impl Core {
     /// Creates the core with the default vhost `/`. Must run inside a tokio runtime
     /// (it starts the timer task).
     pub fn new(users: Users) -> Core {
-        Core::with_store(users, None)
+        Core::with_store(users, None, None)
     }
 
     /// Creates the core on a store, rebuilding what it recovered: durable vhosts,
     /// exchanges, queues with their persistent messages, and bindings.
-    pub fn with_store(users: Users, store: Option<(Arc<Store>, Recovery)>) -> Core {
+    /// `paging`: a scratch directory (emptied here) and the bytes of ready messages
+    /// each queue keeps in memory before paging newer ones out.
+    pub fn with_store(
+        users: Users,
+        store: Option<(Arc<Store>, Recovery)>,
+        paging: Option<(std::path::PathBuf, usize)>,
+    ) -> Core {
+        let paging = paging.map(|(dir, budget)| {
+            // Spill files are scratch: whatever a previous run left is garbage.
+            let _ = std::fs::remove_dir_all(&dir);
+            Arc::new(vhost::Paging {
+                dir,
+                budget,
+                files: AtomicU64::new(0),
+            })
+        });
         let timers = Timers::start();
         let (store, recovery) = match store {
             Some((s, r)) => (Some(s), Some(r)),
@@ -63,6 +79,7 @@ impl Core {
                 timers,
                 store,
                 alarm: tokio::sync::watch::Sender::new(None),
+                paging,
             }),
         };
         core.add_vhost("/");
@@ -126,7 +143,12 @@ impl Core {
         }
         v.insert(
             name.to_string(),
-            Vhost::new(name, self.inner.timers.clone(), self.inner.store.clone()),
+            Vhost::new(
+                name,
+                self.inner.timers.clone(),
+                self.inner.store.clone(),
+                self.inner.paging.clone(),
+            ),
         );
     }
 

@@ -19,6 +19,21 @@ pub struct Vhost {
     timers: Timers,
     names: AtomicU64,
     store: Option<Arc<Store>>,
+    paging: Option<Arc<Paging>>,
+}
+
+/// Where queues page out, and how much each keeps in memory.
+pub struct Paging {
+    pub dir: std::path::PathBuf,
+    pub budget: usize,
+    pub files: AtomicU64,
+}
+
+impl Paging {
+    fn next(&self) -> (std::path::PathBuf, usize) {
+        let n = self.files.fetch_add(1, Ordering::Relaxed);
+        (self.dir.join(format!("{n}.spill")), self.budget)
+    }
 }
 
 fn store_err(e: DefinitionsError) -> BrokerError {
@@ -61,7 +76,12 @@ const BUILTIN: &[(&str, Kind)] = &[
 ];
 
 impl Vhost {
-    pub fn new(name: &str, timers: Timers, store: Option<Arc<Store>>) -> Arc<Vhost> {
+    pub fn new(
+        name: &str,
+        timers: Timers,
+        store: Option<Arc<Store>>,
+        paging: Option<Arc<Paging>>,
+    ) -> Arc<Vhost> {
         let exchanges = BUILTIN
             .iter()
             .map(|(n, k)| {
@@ -79,6 +99,7 @@ impl Vhost {
             timers,
             names: AtomicU64::new(0),
             store,
+            paging,
         })
     }
 
@@ -361,6 +382,7 @@ impl Vhost {
             QueueConfig {
                 id,
                 store,
+                paging: self.paging.as_ref().map(|p| p.next()),
                 name: name.clone(),
                 durable: d.durable,
                 auto_delete: d.auto_delete,
@@ -566,6 +588,7 @@ impl Vhost {
             QueueConfig {
                 id: def.id,
                 store: self.store.clone(),
+                paging: self.paging.as_ref().map(|p| p.next()),
                 name: name.to_string(),
                 durable: true,
                 auto_delete: def.auto_delete,

@@ -71,7 +71,7 @@
 //!   advances again and `is_failed()` is true. Nothing is ever reported durable
 //!   that is not; reopening (recovery) is the way back.
 
-mod codec;
+pub(crate) mod codec;
 mod definitions;
 mod durable;
 mod journal;

@@ -55,12 +55,28 @@ impl Server {
             };
         }
         let data_dir = std::env::temp_dir().join(unique("switchboard-test"));
-        Self::spawn(env!("CARGO_BIN_EXE_switchboard"), data_dir, true)
+        Self::spawn(env!("CARGO_BIN_EXE_switchboard"), data_dir, true, &[])
     }
 
     /// Spawns the real binary on `dir`, which outlives the server (for restarts).
     pub fn start_in(dir: &std::path::Path) -> Server {
-        Self::spawn(env!("CARGO_BIN_EXE_switchboard"), dir.to_path_buf(), false)
+        Self::spawn(
+            env!("CARGO_BIN_EXE_switchboard"),
+            dir.to_path_buf(),
+            false,
+            &[],
+        )
+    }
+
+    /// Spawns the real binary with extra `SWITCHBOARD_*` settings.
+    pub fn start_with_env(env: &[(&str, &str)]) -> Server {
+        let data_dir = std::env::temp_dir().join(unique("switchboard-test"));
+        Self::spawn(env!("CARGO_BIN_EXE_switchboard"), data_dir, true, env)
+    }
+
+    /// The broker's process id (None for an external broker).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(|c| c.id())
     }
 
     /// SIGKILL: the crash a durable broker must survive.
@@ -71,7 +87,7 @@ impl Server {
         }
     }
 
-    fn spawn(bin: &str, data_dir: PathBuf, owned: bool) -> Server {
+    fn spawn(bin: &str, data_dir: PathBuf, owned: bool, env: &[(&str, &str)]) -> Server {
         std::fs::create_dir_all(&data_dir).expect("create temp data dir");
 
         let mut child = Command::new(bin)
@@ -84,6 +100,7 @@ impl Server {
             .args(["--http-port", "0"])
             .args(["--admin-port", "0"])
             .env("NO_COLOR", "1")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

@@ -14,6 +14,9 @@
 mod args;
 mod deadletter;
 mod ready;
+mod spill;
+
+pub use spill::Spill;
 
 pub use args::{QueueArgs, check_equivalent};
 use deadletter::dead_letter_message;
@@ -24,6 +27,7 @@ use super::timer::{TimerTarget, Timers};
 use super::vhost::Vhost;
 use crate::store::{Placement, Recovered, Store};
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
@@ -33,10 +37,29 @@ use switchboard_api::{
 };
 use tokio::time::Instant;
 
+/// A message's bytes: in memory, or paged out to the queue's spill file.
+pub enum Payload {
+    Mem(Arc<Message>),
+    Paged { off: u64, len: u32 },
+}
+
+impl Payload {
+    /// Ordering group; paging is off for grouped queues, so a paged entry has none.
+    pub fn group(&self) -> Option<&str> {
+        match self {
+            Payload::Mem(m) => m.group_id.as_deref(),
+            Payload::Paged { .. } => None,
+        }
+    }
+    fn is_mem(&self) -> bool {
+        matches!(self, Payload::Mem(_))
+    }
+}
+
 /// A message sitting in a queue.
 pub struct Entry {
     pub seq: u64,
-    pub msg: Arc<Message>,
+    pub msg: Payload,
     pub priority: u8,
     pub expires_at: Option<Instant>,
     pub delivery_count: u32,
@@ -104,6 +127,8 @@ struct State {
     /// LSNs of this queue's journaled messages still in it (ready, delayed or in
     /// flight): the journal may drop segments below the smallest.
     live: BTreeSet<u64>,
+    /// Bytes of ready messages held in memory (not paged out).
+    mem_bytes: usize,
 }
 
 impl State {
@@ -151,11 +176,16 @@ pub struct Queue {
     next_consumer: AtomicU64,
     /// Set for durable queues: persistent messages are journaled.
     store: Option<Arc<Store>>,
+    /// Where ready messages beyond `memory_budget` go (None: never page).
+    spill: Option<Spill>,
+    memory_budget: usize,
 }
 
 pub struct QueueConfig {
     pub id: u64,
     pub store: Option<Arc<Store>>,
+    /// Paging: spill file and in-memory budget for ready message bytes.
+    pub paging: Option<(PathBuf, usize)>,
     pub name: String,
     pub durable: bool,
     pub auto_delete: bool,
@@ -171,9 +201,16 @@ impl Queue {
         } else {
             Ready::plain(cfg.args.max_priority.unwrap_or(0))
         };
+        // Grouped queues index ready messages by group, which needs them in memory.
+        let (spill, memory_budget) = match cfg.paging.filter(|_| !cfg.args.grouped) {
+            Some((path, budget)) => (Some(Spill::new(path)), budget),
+            None => (None, usize::MAX),
+        };
         let q = Arc::new_cyclic(|me| Queue {
             id: cfg.id,
             store: cfg.store,
+            spill,
+            memory_budget,
             name: cfg.name,
             durable: cfg.durable,
             auto_delete: cfg.auto_delete,
@@ -235,6 +272,62 @@ impl Queue {
         self.arm_timer(&mut st);
     }
 
+    /// Adds a ready entry, paging its message out when the queue is over budget.
+    fn push_ready(&self, st: &mut State, mut e: Entry) {
+        st.ready_bytes += e.size;
+        if let (Some(spill), Payload::Mem(m)) = (&self.spill, &e.msg)
+            && st.mem_bytes + e.size > self.memory_budget
+        {
+            match spill.write(m) {
+                Ok((off, len)) => e.msg = Payload::Paged { off, len },
+                Err(err) => {
+                    tracing::warn!(queue = %self.name, "cannot page out a message ({err}); keeping it in memory")
+                }
+            }
+        }
+        if e.msg.is_mem() {
+            st.mem_bytes += e.size;
+        }
+        st.ready().push(e);
+    }
+
+    /// Bookkeeping for an entry that just left `ready`.
+    fn popped(&self, st: &mut State, e: &Entry) {
+        st.ready_bytes -= e.size;
+        if e.msg.is_mem() {
+            st.mem_bytes -= e.size;
+        }
+    }
+
+    /// The entry's message, reading it back from the spill file if it was paged out.
+    /// `None` only if the spill file failed us (logged); the entry is then unusable.
+    fn load(&self, e: &mut Entry) -> Option<Arc<Message>> {
+        match &e.msg {
+            Payload::Mem(m) => Some(m.clone()),
+            Payload::Paged { off, len } => {
+                let spill = self.spill.as_ref()?;
+                match spill.read(*off, *len) {
+                    Ok(m) => {
+                        let m = Arc::new(m);
+                        e.msg = Payload::Mem(m.clone());
+                        Some(m)
+                    }
+                    Err(err) => {
+                        tracing::error!(queue = %self.name, seq = e.seq, "cannot read a paged-out message back: {err}");
+                        None
+                    }
+                }
+            }
+        }
+    }
+
+    /// A paged entry that is dropped without being read frees its spill slot.
+    fn drop_payload(&self, e: &Entry) {
+        if let (Payload::Paged { .. }, Some(spill)) = (&e.msg, &self.spill) {
+            spill.forget();
+        }
+    }
+
     pub fn enqueue(&self, msg: Arc<Message>) -> Enqueued {
         let mut fx = Effects::default();
         let r = {
@@ -288,21 +381,21 @@ impl Queue {
             delivery_count: 0,
             redelivered: false,
             size,
-            msg,
+            msg: Payload::Mem(msg),
             lsn: 0,
         };
+        let Payload::Mem(m) = &entry.msg else {
+            return Enqueued::Gone;
+        };
+        let m = m.clone();
         if !self.make_room(st, size, fx) {
             if self.args.overflow == args::Overflow::RejectPublishDlx {
                 fx.dead.push((entry, DeathReason::MaxLen));
             }
             return Enqueued::Rejected;
         }
-        let delay = entry.msg.delay_ms.or(self.args.delivery_delay).unwrap_or(0);
-        if let Some(store) = self
-            .store
-            .as_ref()
-            .filter(|_| entry.msg.properties.persistent())
-        {
+        let delay = m.delay_ms.or(self.args.delivery_delay).unwrap_or(0);
+        if let Some(store) = self.store.as_ref().filter(|_| m.properties.persistent()) {
             // Appended under the queue lock: the Enqueue record must precede any
             // Settle of the same message, and a consumer may ack it right after
             // dispatch below.
@@ -317,7 +410,7 @@ impl Queue {
                 ready_at_ms: ready,
                 delivery_count: 0,
             };
-            entry.lsn = store.enqueue(&at, &entry.msg);
+            entry.lsn = store.enqueue(&at, &m);
             st.live.insert(entry.lsn);
         }
         let lsn = entry.lsn;
@@ -325,8 +418,7 @@ impl Queue {
             let at = now + Duration::from_millis(delay);
             st.delayed.insert((at, seq), entry);
         } else {
-            st.ready_bytes += size;
-            st.ready().push(entry);
+            self.push_ready(st, entry);
         }
         self.pump(st, fx);
         self.arm_timer(st);
@@ -354,7 +446,7 @@ impl Queue {
         while full(st, size) {
             match st.ready().discard_front() {
                 Some(e) => {
-                    st.ready_bytes -= e.size;
+                    self.popped(st, &e);
                     fx.dead.push((e, DeathReason::MaxLen));
                 }
                 // Nothing left to drop: the message itself does not fit.
@@ -376,12 +468,17 @@ impl Queue {
                 break;
             };
             let Some(mut e) = st.ready().pop() else { break };
-            st.ready_bytes -= e.size;
+            self.popped(st, &e);
             if e.expires_at.is_some_and(|t| t <= now) {
-                st.ready().group_settled(e.msg.group_id.as_deref());
+                st.ready().group_settled(e.msg.group());
                 fx.dead.push((e, DeathReason::Expired));
                 continue;
             }
+            // A read failure is logged in `load`; the journal still has a
+            // persistent message, so it comes back after a restart.
+            let Some(message) = self.load(&mut e) else {
+                continue;
+            };
             e.delivery_count += 1;
             let c = &mut st.consumers[ci];
             c.in_flight += 1;
@@ -389,7 +486,7 @@ impl Queue {
                 s.take();
             }
             let delivery = Delivery {
-                message: e.msg.clone(),
+                message,
                 queue: self.handle(),
                 seq: e.seq,
                 redelivered: e.redelivered,
@@ -420,7 +517,7 @@ impl Queue {
             .is_some_and(|e| e.expires_at.is_some_and(|t| t <= now))
         {
             if let Some(e) = st.ready().discard_front() {
-                st.ready_bytes -= e.size;
+                self.popped(st, &e);
                 fx.dead.push((e, DeathReason::Expired));
             }
         }
@@ -484,7 +581,11 @@ impl Queue {
         if let (Some(store), true) = (&self.store, e.lsn != 0) {
             store.returned(self.id, e.seq, e.delivery_count);
         }
+        // Requeued entries were read back for delivery: they stay in memory.
         st.ready_bytes += e.size;
+        if e.msg.is_mem() {
+            st.mem_bytes += e.size;
+        }
         st.ready().requeue(e);
     }
 
@@ -504,7 +605,7 @@ impl Queue {
         if let Some(at) = f.lease {
             st.leases.remove(&(at, seq));
         }
-        st.ready().group_settled(f.entry.msg.group_id.as_deref());
+        st.ready().group_settled(f.entry.msg.group());
         Some(f.entry)
     }
 
@@ -646,18 +747,21 @@ impl Queue {
                 _ => st.ready().pop(),
             };
             let Some(mut e) = next else { break };
-            st.ready_bytes -= e.size;
+            self.popped(st, &e);
             if e.expires_at.is_some_and(|t| t <= now) {
-                st.ready().group_settled(e.msg.group_id.as_deref());
+                st.ready().group_settled(e.msg.group());
                 fx.dead.push((e, DeathReason::Expired));
                 continue;
             }
             if self.args.grouped && group.is_none() {
-                group = Some(e.msg.group_id.clone());
+                group = Some(e.msg.group().map(str::to_string));
             }
+            let Some(message) = self.load(&mut e) else {
+                continue;
+            };
             e.delivery_count += 1;
             out.push(Delivery {
-                message: e.msg.clone(),
+                message,
                 queue: self.handle(),
                 seq: e.seq,
                 redelivered: e.redelivered,
@@ -684,7 +788,9 @@ impl Queue {
         let mut gone = st.ready().drain_all();
         gone.extend(std::mem::take(&mut st.delayed).into_values());
         st.ready_bytes = 0;
+        st.mem_bytes = 0;
         for e in &gone {
+            self.drop_payload(e);
             self.forget(&mut st, e);
         }
         gone.len() as u32
@@ -720,7 +826,7 @@ impl Queue {
                 delivery_count: p.delivery_count,
                 redelivered: !clean || p.delivery_count > 0,
                 size: r.message.size(),
-                msg: Arc::new(r.message),
+                msg: Payload::Mem(Arc::new(r.message)),
                 lsn: r.lsn,
             };
             st.next_seq = st.next_seq.max(e.seq + 1);
@@ -728,8 +834,7 @@ impl Queue {
             if p.ready_at_ms > wall {
                 st.delayed.insert((at(p.ready_at_ms), e.seq), e);
             } else {
-                st.ready_bytes += e.size;
-                st.ready().push(e);
+                self.push_ready(&mut st, e);
             }
         }
         self.arm_timer(&mut st);
@@ -750,6 +855,7 @@ impl Queue {
             st.in_flight.clear();
             st.leases.clear();
             st.ready_bytes = 0;
+            st.mem_bytes = 0;
             (std::mem::take(&mut st.consumers), n)
         };
         let (consumers, n) = consumers;
@@ -813,16 +919,19 @@ impl Queue {
             return;
         };
         let mut settled = Vec::new();
-        for (e, reason) in fx.dead {
-            if let Some(dlx) = &self.args.dead_letter_exchange {
+        for (mut e, reason) in fx.dead {
+            if let Some(dlx) = &self.args.dead_letter_exchange
+                && let Some(original) = self.load(&mut e)
+            {
                 let msg = dead_letter_message(
-                    &e.msg,
+                    &original,
                     &self.name,
                     reason,
                     self.args.dead_letter_routing_key.as_deref(),
                 );
                 vhost.publish_dead_letter(dlx, msg, &self.name);
             }
+            self.drop_payload(&e);
             if e.lsn != 0 {
                 settled.push(e);
             }
@@ -855,8 +964,7 @@ impl TimerTarget for Queue {
                     break;
                 }
                 let e = entry.remove();
-                st.ready_bytes += e.size;
-                st.ready().push(e);
+                self.push_ready(&mut st, e);
             }
             while let Some(&(at, seq)) = st.leases.iter().next() {
                 if at > now {

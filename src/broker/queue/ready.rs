@@ -142,7 +142,7 @@ impl Ready {
                 len,
             } => {
                 *len += 1;
-                let key = e.msg.group_id.clone().unwrap_or_default();
+                let key = e.msg.group().unwrap_or_default().to_string();
                 let g = groups.entry(key.clone()).or_insert_with(|| Group {
                     lane: Lane::default(),
                     in_flight: 0,

@@ -10,7 +10,7 @@ fn entry(seq: u64, group: Option<&str>) -> Entry {
     };
     Entry {
         seq,
-        msg: Arc::new(m),
+        msg: super::Payload::Mem(Arc::new(m)),
         priority: 0,
         expires_at: None,
         delivery_count: 0,
