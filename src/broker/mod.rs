@@ -92,7 +92,7 @@ impl Core {
         core
     }
 
-    fn recover(&self, mut r: Recovery) {
+    fn recover(&self, r: Recovery) {
         let defs = &r.definitions;
         for v in &defs.vhosts {
             self.add_vhost(v);
@@ -108,12 +108,22 @@ impl Core {
                 None => tracing::warn!("exchange '{name}' has unknown type '{}'; skipped", x.kind),
             }
         }
+        let mut by_id = HashMap::new();
         for ((vhost, name), q) in &defs.queues {
             self.add_vhost(vhost);
             let Ok(v) = self.vhost(vhost) else { continue };
-            let msgs = r.messages.remove(&q.id).unwrap_or_default();
-            messages += msgs.len();
-            v.restore_queue(name, q, msgs.into_values(), r.clean);
+            by_id.insert(q.id, v.restore_queue(name, q));
+        }
+        if let Some(store) = &self.inner.store {
+            let r = store.replay_messages(&r.live, |id, m| {
+                if let Some(q) = by_id.get(&id) {
+                    messages += 1;
+                    q.restore(std::iter::once(m), r.clean);
+                }
+            });
+            if let Err(e) = r {
+                tracing::error!("reading messages back from the journal failed: {e}");
+            }
         }
         for (vhost, bindings) in &defs.bindings {
             let Ok(v) = self.vhost(vhost) else { continue };

@@ -3,7 +3,7 @@
 use super::exchange::{Dest, Exchange, Kind};
 use super::queue::{Enqueued, Queue, QueueArgs, QueueConfig, check_equivalent};
 use super::timer::Timers;
-use crate::store::{BindingDef, DefinitionsError, ExchangeDef, QueueDef, Recovered, Store};
+use crate::store::{BindingDef, DefinitionsError, ExchangeDef, QueueDef, Store};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock, Weak};
@@ -566,14 +566,8 @@ impl Vhost {
 }
 
 impl Vhost {
-    /// Recreates a durable queue and its messages at start-up.
-    pub fn restore_queue(
-        &self,
-        name: &str,
-        def: &QueueDef,
-        messages: impl IntoIterator<Item = Recovered>,
-        clean: bool,
-    ) {
+    /// Recreates a durable queue at start-up (its messages follow, see `Core::recover`).
+    pub fn restore_queue(&self, name: &str, def: &QueueDef) -> Arc<Queue> {
         let args = match QueueArgs::parse(&def.args, name, &self.name) {
             Ok(a) => a,
             Err(e) => {
@@ -599,8 +593,8 @@ impl Vhost {
             self.me.clone(),
             self.timers.clone(),
         );
-        q.restore(messages, clean);
-        self.queues_mut().insert(name.to_string(), q);
+        self.queues_mut().insert(name.to_string(), q.clone());
+        q
     }
 
     /// Recreates a durable binding at start-up; a missing end is skipped.

@@ -414,6 +414,48 @@ impl Record {
     }
 }
 
+/// A record without the message body: the first pass of recovery, which only
+/// learns which messages are still live, reads this much.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Head {
+    Enqueue(Placement),
+    Settle {
+        queue: u64,
+        seq: u64,
+    },
+    Return {
+        queue: u64,
+        seq: u64,
+        delivery_count: u32,
+    },
+}
+
+impl Head {
+    pub fn decode(buf: &[u8]) -> R<Head> {
+        let mut d = Dec::new(buf);
+        Ok(match d.u8()? {
+            TAG_ENQUEUE => Head::Enqueue(Placement {
+                queue: d.u64()?,
+                seq: d.u64()?,
+                priority: d.u8()?,
+                expires_at_ms: d.u64()?,
+                ready_at_ms: d.u64()?,
+                delivery_count: d.u32()?,
+            }),
+            TAG_SETTLE => Head::Settle {
+                queue: d.u64()?,
+                seq: d.u64()?,
+            },
+            TAG_RETURN => Head::Return {
+                queue: d.u64()?,
+                seq: d.u64()?,
+                delivery_count: d.u32()?,
+            },
+            t => return Err(DecodeError::UnknownTag(t)),
+        })
+    }
+}
+
 /// Encodes an Enqueue record straight from a borrowed message: the hot path of
 /// every durable publish, which must not clone the message.
 pub fn encode_enqueue(out: &mut Vec<u8>, at: &Placement, message: &Message) {

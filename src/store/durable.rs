@@ -10,7 +10,7 @@
 //!   segment only after everything appended so far is durable and nothing live is in
 //!   it; so a crash never finds a message neither in its old place nor in its new one.
 
-use super::codec::{DecodeError, Placement, Record, encode_enqueue};
+use super::codec::{DecodeError, Head, Placement, Record, encode_enqueue};
 use super::definitions::{BindingDef, Definitions, DefinitionsError, ExchangeDef, QueueDef};
 use super::journal::{FsyncMode, Journal, JournalConfig, Lsn};
 use std::collections::{BTreeMap, HashMap};
@@ -59,8 +59,10 @@ pub struct Recovered {
 /// What start-up found on disk.
 pub struct Recovery {
     pub definitions: Definitions,
-    /// Per queue id, its messages in sequence order.
-    pub messages: HashMap<u64, BTreeMap<u64, Recovered>>,
+    /// Per queue id, where its live messages are (not the messages themselves:
+    /// those are read in a second pass, [`Store::replay_messages`], straight into
+    /// their queues, so a journal larger than memory can be recovered).
+    pub live: HashMap<u64, BTreeMap<u64, (Lsn, Placement)>>,
     /// The previous run ended with a clean shutdown (so delivery counts are exact).
     pub clean: bool,
     pub records: u64,
@@ -97,7 +99,7 @@ impl Store {
             std::fs::remove_file(dir.join(CLEAN_MARKER)).map_err(io)?;
         }
         let definitions = Definitions::load(dir)?;
-        let mut messages: HashMap<u64, BTreeMap<u64, Recovered>> = HashMap::new();
+        let mut live: HashMap<u64, BTreeMap<u64, (Lsn, Placement)>> = HashMap::new();
         let mut records = 0u64;
         let mut bad: Option<DecodeError> = None;
         let journal_dir = dir.join("journal");
@@ -112,29 +114,22 @@ impl Store {
         };
         let journal = Journal::open(cfg, |lsn, payload| {
             records += 1;
-            match Record::decode(payload) {
-                Ok(Record::Enqueue { at, message }) => {
-                    messages.entry(at.queue).or_default().insert(
-                        at.seq,
-                        Recovered {
-                            lsn,
-                            at,
-                            message: *message,
-                        },
-                    );
+            match Head::decode(payload) {
+                Ok(Head::Enqueue(at)) => {
+                    live.entry(at.queue).or_default().insert(at.seq, (lsn, at));
                 }
-                Ok(Record::Settle { queue, seq }) => {
-                    if let Some(q) = messages.get_mut(&queue) {
+                Ok(Head::Settle { queue, seq }) => {
+                    if let Some(q) = live.get_mut(&queue) {
                         q.remove(&seq);
                     }
                 }
-                Ok(Record::Return {
+                Ok(Head::Return {
                     queue,
                     seq,
                     delivery_count,
                 }) => {
-                    if let Some(m) = messages.get_mut(&queue).and_then(|q| q.get_mut(&seq)) {
-                        m.at.delivery_count = delivery_count;
+                    if let Some((_, at)) = live.get_mut(&queue).and_then(|q| q.get_mut(&seq)) {
+                        at.delivery_count = delivery_count;
                     }
                 }
                 // A record that passed its CRC but does not decode was written by a
@@ -151,7 +146,7 @@ impl Store {
         // Messages of queues that no longer exist are dropped (deleted queue).
         let live_ids: std::collections::HashSet<u64> =
             definitions.queues.values().map(|q| q.id).collect();
-        messages.retain(|id, _| live_ids.contains(id));
+        live.retain(|id, _| live_ids.contains(id));
         let store = Store {
             dir: dir.to_path_buf(),
             journal,
@@ -162,7 +157,7 @@ impl Store {
             store,
             Recovery {
                 definitions,
-                messages,
+                live,
                 clean,
                 records,
             },
@@ -171,6 +166,41 @@ impl Store {
 
     pub fn journal(&self) -> &Journal {
         &self.journal
+    }
+
+    /// Second pass of recovery: reads the journal again and hands every live
+    /// message to `f(queue_id, message)`, per queue in sequence order. Must run
+    /// before anything new is appended.
+    pub fn replay_messages(
+        &self,
+        live: &HashMap<u64, BTreeMap<u64, (Lsn, Placement)>>,
+        mut f: impl FnMut(u64, Recovered),
+    ) -> Result<(), OpenError> {
+        let upto = self.journal.next_lsn().saturating_sub(1);
+        self.journal
+            .scan(upto, |lsn, payload| {
+                let Ok(Head::Enqueue(head)) = Head::decode(payload) else {
+                    return;
+                };
+                let Some(&(live_lsn, at)) = live.get(&head.queue).and_then(|q| q.get(&head.seq))
+                else {
+                    return;
+                };
+                if live_lsn != lsn {
+                    return;
+                }
+                if let Ok(Record::Enqueue { message, .. }) = Record::decode(payload) {
+                    f(
+                        at.queue,
+                        Recovered {
+                            lsn,
+                            at,
+                            message: *message,
+                        },
+                    );
+                }
+            })
+            .map_err(|e| OpenError::Journal(e.to_string()))
     }
 
     pub fn enqueue(&self, at: &Placement, msg: &Message) -> Lsn {

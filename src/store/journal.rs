@@ -345,6 +345,12 @@ impl Journal {
         self.h.shared.synced.load(Ordering::Acquire)
     }
 
+    /// Calls `f` for every record up to `upto`, in order, reading the segments
+    /// again. Only meaningful before anything new is appended (start-up).
+    pub fn scan(&self, upto: Lsn, mut f: impl FnMut(Lsn, &[u8])) -> Result<(), StoreError> {
+        super::recovery::scan(&self.h.shared.dir, upto, &mut f)
+    }
+
     /// The LSN the next append will get.
     pub fn next_lsn(&self) -> Lsn {
         lock(&self.h.shared.state).next_lsn

@@ -195,6 +195,29 @@ pub(super) fn recover(
 
 /// Segment files in `dir`, unsorted. Deletes leftover `*.tmp` files: segments that
 /// were being zero-filled and never got their name, so they hold no records.
+/// Reads every record up to `upto` in LSN order without changing anything: a second
+/// pass over a journal that `recover` has already cut (start-up reads message
+/// bodies this way, after learning which messages are still live).
+pub(super) fn scan(dir: &Path, upto: Lsn, f: &mut dyn FnMut(Lsn, &[u8])) -> Result<(), StoreError> {
+    let mut found = list_segments(dir)?;
+    found.sort_unstable_by_key(|s| s.0);
+    for (_, path) in found {
+        let data = fs::read(&path).map_err(|e| StoreError::io("read", &path, e))?;
+        let mut off = 0usize;
+        while let Parsed::Record {
+            lsn, payload, next, ..
+        } = segment::parse_at(&data, off)
+        {
+            if lsn > upto {
+                return Ok(());
+            }
+            f(lsn, payload);
+            off = next;
+        }
+    }
+    Ok(())
+}
+
 fn list_segments(dir: &Path) -> Result<Vec<(Lsn, PathBuf)>, StoreError> {
     let mut out = Vec::new();
     let entries = fs::read_dir(dir).map_err(|e| StoreError::io("list", dir, e))?;

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Start-up recovery time and memory with a large journal (issue 3's figures):
+# fill a durable queue with COUNT persistent messages of SIZE bytes, kill -9 the
+# broker, start it again on the same data directory and report how long it took to
+# print its `listening` line and how much memory it holds with that backlog.
+#
+#   bench/recovery.sh [COUNT] [SIZE]        (default 1000000 1024)
+set -euo pipefail
+COUNT="${1:-1000000}"
+SIZE="${2:-1024}"
+cd "$(dirname "$0")/.."
+cargo build --release -q -p switchboard -p switchboard-bench
+BIN=target/release/switchboard
+DATA=$(mktemp -d)
+trap 'kill -9 ${PID:-0} 2>/dev/null || true; rm -rf "$DATA"' EXIT
+
+start() {
+    local out; out=$(mktemp)
+    local t0; t0=$(date +%s.%N)
+    "$BIN" --data-dir "$DATA" --bind 127.0.0.1 --amqp-port 0 >"$out" 2>/dev/null &
+    PID=$!
+    until grep -q '^listening ' "$out"; do sleep 0.05; done
+    local t1; t1=$(date +%s.%N)
+    URL="amqp://guest:guest@$(sed -n 's/^listening amqp=\([^ ]*\).*/\1/p' "$out")/%2f"
+    STARTUP=$(awk "BEGIN {printf \"%.2f\", $t1 - $t0}")
+}
+
+rss() { awk '/^VmRSS/ {print int($2/1024)}' "/proc/$PID/status"; }
+hwm() { awk '/^VmHWM/ {print int($2/1024)}' "/proc/$PID/status"; }
+
+start
+target/release/switchboard-fill --url "$URL" --queue backlog --count "$COUNT" --size "$SIZE"
+echo "after filling: RSS $(rss) MiB (peak $(hwm) MiB), journal $(du -sm "$DATA/journal" | cut -f1) MiB"
+kill -9 "$PID"; wait "$PID" 2>/dev/null || true
+start
+echo "restart after kill -9 with $COUNT x $SIZE B: listening after ${STARTUP} s, RSS $(rss) MiB (peak $(hwm) MiB)"
