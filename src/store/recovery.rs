@@ -199,7 +199,14 @@ pub(super) fn recover(
 /// pass over a journal that `recover` has already cut (start-up reads message
 /// bodies this way, after learning which messages are still live).
 pub(super) fn scan(dir: &Path, upto: Lsn, f: &mut dyn FnMut(Lsn, &[u8])) -> Result<(), StoreError> {
-    let mut found = list_segments(dir)?;
+    // Read-only listing: the writer's preparer may already have a `.seg.tmp` here.
+    let mut found = Vec::new();
+    for entry in fs::read_dir(dir).map_err(|e| StoreError::io("list", dir, e))? {
+        let entry = entry.map_err(|e| StoreError::io("list", dir, e))?;
+        if let Some(lsn) = entry.file_name().to_str().and_then(segment::parse_seg_name) {
+            found.push((lsn, entry.path()));
+        }
+    }
     found.sort_unstable_by_key(|s| s.0);
     for (_, path) in found {
         let data = fs::read(&path).map_err(|e| StoreError::io("read", &path, e))?;
