@@ -448,3 +448,73 @@ fn second_process_on_the_same_data_dir_refuses_to_start() {
         "unclear refusal: {stderr}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delivery_count_survives_a_crash() {
+    if Server::start().is_external() {
+        return;
+    }
+    let dir = TempDir::new("sb-count");
+    let mut server = Server::start_in(&dir.0);
+    {
+        let conn = server.connect().await;
+        let ch = conn.create_channel().await.unwrap();
+        ch.confirm_select(ConfirmSelectOptions::default())
+            .await
+            .unwrap();
+        ch.queue_declare("limit.dlq".into(), durable(), FieldTable::default())
+            .await
+            .unwrap();
+        let args = table(&[
+            ("x-delivery-limit", AMQPValue::LongInt(1)),
+            ("x-dead-letter-exchange", long_str("")),
+            ("x-dead-letter-routing-key", long_str("limit.dlq")),
+        ]);
+        ch.queue_declare("limit".into(), durable(), args)
+            .await
+            .unwrap();
+        confirmed(&ch, "", "limit", "once", persistent()).await;
+        let m = ch
+            .basic_get("limit".into(), BasicGetOptions { no_ack: false })
+            .await
+            .unwrap()
+            .expect("first delivery");
+        ch.basic_nack(
+            m.delivery.delivery_tag,
+            BasicNackOptions {
+                requeue: true,
+                multiple: false,
+            },
+        )
+        .await
+        .unwrap();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    server.kill9();
+    let server = Server::start_in(&dir.0);
+    let conn = server.connect().await;
+    let ch = conn.create_channel().await.unwrap();
+    // Second delivery: allowed (limit 1 = one return). Its return would be the second.
+    let m = ch
+        .basic_get("limit".into(), BasicGetOptions { no_ack: false })
+        .await
+        .unwrap()
+        .expect("second delivery after the crash");
+    assert!(m.delivery.redelivered);
+    ch.basic_nack(
+        m.delivery.delivery_tag,
+        BasicNackOptions {
+            requeue: true,
+            multiple: false,
+        },
+    )
+    .await
+    .unwrap();
+    let dead = get_eventually(&ch, "limit.dlq", true).await;
+    assert_eq!(
+        body(&dead.delivery),
+        "once",
+        "the count from before the crash was kept"
+    );
+    assert_eq!(passive_count(&conn, "limit").await, Some(0));
+}
