@@ -71,6 +71,22 @@ async fn confirmed(
     assert_eq!(c, Confirmation::Ack(None), "publish of {body} not acked");
 }
 
+/// basic.get without auto-ack: the delivery stays unsettled until acked or nacked.
+async fn get_unsettled(ch: &lapin::Channel, q: &str) -> lapin::message::BasicGetMessage {
+    ch.basic_get(q.into(), BasicGetOptions { no_ack: false })
+        .await
+        .expect("basic.get")
+        .unwrap_or_else(|| panic!("{q} is empty"))
+}
+
+async fn nack(ch: &lapin::Channel, tag: u64, requeue: bool) {
+    let opts = BasicNackOptions {
+        requeue,
+        multiple: false,
+    };
+    ch.basic_nack(tag, opts).await.expect("basic.nack");
+}
+
 async fn passive_count(conn: &lapin::Connection, q: &str) -> Option<u32> {
     let ch = conn.create_channel().await.expect("channel");
     let opts = QueueDeclareOptions {
@@ -133,21 +149,9 @@ async fn restart_keeps_durable_topology_and_persistent_messages_only() {
         confirmed(&ch, "dx", "a.b", "p2", persistent()).await;
         confirmed(&ch, "", "tq", "p3", persistent()).await;
         // A delivery that went back to the queue keeps its redelivered flag.
-        let m = ch
-            .basic_get("dq".into(), BasicGetOptions { no_ack: false })
-            .await
-            .unwrap()
-            .expect("p1");
+        let m = get_unsettled(&ch, "dq").await;
         assert_eq!(body(&m.delivery), "p1");
-        ch.basic_nack(
-            m.delivery.delivery_tag,
-            BasicNackOptions {
-                requeue: true,
-                multiple: false,
-            },
-        )
-        .await
-        .unwrap();
+        nack(&ch, m.delivery.delivery_tag, true).await;
         let _ = conn.close(200, "bye".into()).await;
     }
     server.terminate().expect("clean exit");
@@ -219,20 +223,8 @@ async fn dead_lettered_message_and_x_death_survive_a_crash() {
             .await
             .unwrap();
         confirmed(&ch, "", "work", "job", persistent()).await;
-        let m = ch
-            .basic_get("work".into(), BasicGetOptions { no_ack: false })
-            .await
-            .unwrap()
-            .expect("job");
-        ch.basic_nack(
-            m.delivery.delivery_tag,
-            BasicNackOptions {
-                requeue: false,
-                multiple: false,
-            },
-        )
-        .await
-        .unwrap();
+        let m = get_unsettled(&ch, "work").await;
+        nack(&ch, m.delivery.delivery_tag, false).await;
         // Let the dead-letter and the settle reach the journal's next batch.
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
@@ -474,20 +466,8 @@ async fn delivery_count_survives_a_crash() {
             .await
             .unwrap();
         confirmed(&ch, "", "limit", "once", persistent()).await;
-        let m = ch
-            .basic_get("limit".into(), BasicGetOptions { no_ack: false })
-            .await
-            .unwrap()
-            .expect("first delivery");
-        ch.basic_nack(
-            m.delivery.delivery_tag,
-            BasicNackOptions {
-                requeue: true,
-                multiple: false,
-            },
-        )
-        .await
-        .unwrap();
+        let m = get_unsettled(&ch, "limit").await;
+        nack(&ch, m.delivery.delivery_tag, true).await;
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
     server.kill9();
@@ -495,21 +475,9 @@ async fn delivery_count_survives_a_crash() {
     let conn = server.connect().await;
     let ch = conn.create_channel().await.unwrap();
     // Second delivery: allowed (limit 1 = one return). Its return would be the second.
-    let m = ch
-        .basic_get("limit".into(), BasicGetOptions { no_ack: false })
-        .await
-        .unwrap()
-        .expect("second delivery after the crash");
+    let m = get_unsettled(&ch, "limit").await;
     assert!(m.delivery.redelivered);
-    ch.basic_nack(
-        m.delivery.delivery_tag,
-        BasicNackOptions {
-            requeue: true,
-            multiple: false,
-        },
-    )
-    .await
-    .unwrap();
+    nack(&ch, m.delivery.delivery_tag, true).await;
     let dead = get_eventually(&ch, "limit.dlq", true).await;
     assert_eq!(
         body(&dead.delivery),
