@@ -101,7 +101,7 @@ async fn passive_count(conn: &lapin::Connection, q: &str) -> Option<u32> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn restart_keeps_durable_topology_and_persistent_messages_only() {
-    if Server::start().is_external() {
+    if Server::external() {
         return;
     }
     let dir = TempDir::new("sb-restart");
@@ -201,7 +201,7 @@ async fn restart_keeps_durable_topology_and_persistent_messages_only() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dead_lettered_message_and_x_death_survive_a_crash() {
-    if Server::start().is_external() {
+    if Server::external() {
         return;
     }
     let dir = TempDir::new("sb-dlx");
@@ -399,7 +399,7 @@ async fn crash_round(round: u32) -> (usize, usize, usize) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn confirmed_messages_survive_kill_9() {
-    if Server::start().is_external() {
+    if Server::external() {
         return;
     }
     let rounds: u32 = std::env::var("CRASH_ROUNDS")
@@ -419,7 +419,7 @@ async fn confirmed_messages_survive_kill_9() {
 
 #[test]
 fn second_process_on_the_same_data_dir_refuses_to_start() {
-    if std::env::var("SWITCHBOARD_AMQP_URL").is_ok_and(|u| !u.trim().is_empty()) {
+    if Server::external() {
         return;
     }
     let dir = TempDir::new("sb-lock");
@@ -443,7 +443,7 @@ fn second_process_on_the_same_data_dir_refuses_to_start() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn delivery_count_survives_a_crash() {
-    if Server::start().is_external() {
+    if Server::external() {
         return;
     }
     let dir = TempDir::new("sb-count");

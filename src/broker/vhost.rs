@@ -541,8 +541,7 @@ impl Vhost {
 
     /// Publishes a dead-lettered message from queue `from`. A missing dead-letter
     /// exchange drops it silently (RabbitMQ does the same); a cycle is broken.
-    pub fn publish_dead_letter(&self, dlx: &str, mut msg: Message, from: &str) {
-        let _ = from;
+    pub fn publish_dead_letter(&self, dlx: &str, mut msg: Message) {
         msg.exchange = dlx.to_string();
         let Ok(mut queues) = self.route(&msg) else {
             return;

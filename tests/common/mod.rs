@@ -42,6 +42,12 @@ pub struct Server {
 }
 
 impl Server {
+    /// True when the tests target an external broker (`SWITCHBOARD_AMQP_URL`), without
+    /// starting anything: for tests that only make sense against our own binary.
+    pub fn external() -> bool {
+        std::env::var("SWITCHBOARD_AMQP_URL").is_ok_and(|u| !u.trim().is_empty())
+    }
+
     /// Use `SWITCHBOARD_AMQP_URL` if set, otherwise spawn the real binary.
     pub fn start() -> Server {
         if let Ok(url) = std::env::var("SWITCHBOARD_AMQP_URL")

@@ -256,14 +256,10 @@ impl Session {
     }
 
     pub(crate) fn fail(&mut self, e: AmqpError) {
-        match e {
-            AmqpError::Channel(r) => {
-                // A channel-class error outside any channel (e.g. during the
-                // handshake) can only end the connection.
-                self.close_connection(r)
-            }
-            AmqpError::Connection(r) => self.close_connection(r),
-        }
+        // Channel errors were handled per channel in `dispatch`; one that reaches
+        // here had no channel to close (e.g. during the handshake).
+        let (AmqpError::Channel(r) | AmqpError::Connection(r)) = e;
+        self.close_connection(r);
     }
 
     /// Sends connection.close and drops every channel.

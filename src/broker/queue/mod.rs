@@ -929,7 +929,7 @@ impl Queue {
                     reason,
                     self.args.dead_letter_routing_key.as_deref(),
                 );
-                vhost.publish_dead_letter(dlx, msg, &self.name);
+                vhost.publish_dead_letter(dlx, msg);
             }
             self.drop_payload(&e);
             if e.lsn != 0 {
