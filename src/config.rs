@@ -17,10 +17,13 @@ pub struct Config {
     /// Listener ports; 0 picks a free port (printed on the `listening` line).
     pub amqp_port: u16,
     pub mqtt_port: u16,
+    /// MQTT over WebSocket (path any, subprotocol `mqtt`).
+    pub mqtt_ws_port: u16,
     pub stomp_port: u16,
     pub http_port: u16,
     pub admin_port: u16,
     pub amqp: AmqpConfig,
+    pub mqtt: MqttConfig,
     /// Users for every protocol. Default: `guest`/`guest`, loopback only.
     pub users: Vec<UserConfig>,
     /// Virtual hosts created at start; `/` always exists.
@@ -70,6 +73,53 @@ impl From<&AmqpConfig> for switchboard_amqp::Config {
     }
 }
 
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(default)]
+pub struct MqttConfig {
+    /// Vhost whose `amq.topic` MQTT topics route through.
+    pub vhost: String,
+    pub max_packet_size: u32,
+    pub connect_timeout_ms: u64,
+    /// Unacknowledged QoS 1/2 messages per client (and the Receive Maximum we announce).
+    pub max_inflight: u16,
+    pub topic_alias_max: u16,
+    /// Clients without credentials connect as this user, from loopback only
+    /// (mosquitto 2's local-only default). Empty: credentials are always required.
+    pub anonymous_user: String,
+    pub anonymous_password: String,
+}
+
+impl Default for MqttConfig {
+    fn default() -> Self {
+        let d = switchboard_mqtt::Config::default();
+        let (anonymous_user, anonymous_password) = d.anonymous_user.unwrap_or_default();
+        MqttConfig {
+            vhost: d.vhost,
+            max_packet_size: d.max_packet_size,
+            connect_timeout_ms: d.connect_timeout.as_millis() as u64,
+            max_inflight: d.max_inflight,
+            topic_alias_max: d.topic_alias_max,
+            anonymous_user,
+            anonymous_password,
+        }
+    }
+}
+
+impl From<&MqttConfig> for switchboard_mqtt::Config {
+    fn from(c: &MqttConfig) -> Self {
+        switchboard_mqtt::Config {
+            vhost: c.vhost.clone(),
+            max_packet_size: c.max_packet_size.max(1024),
+            connect_timeout: std::time::Duration::from_millis(c.connect_timeout_ms),
+            max_inflight: c.max_inflight.max(1),
+            topic_alias_max: c.topic_alias_max,
+            anonymous_user: (!c.anonymous_user.is_empty())
+                .then(|| (c.anonymous_user.clone(), c.anonymous_password.clone())),
+            ..Default::default()
+        }
+    }
+}
+
 impl Default for Config {
     fn default() -> Self {
         Config {
@@ -77,10 +127,12 @@ impl Default for Config {
             bind: "0.0.0.0".into(),
             amqp_port: 5672,
             mqtt_port: 1883,
+            mqtt_ws_port: 15675,
             stomp_port: 61613,
             http_port: 9324,
             admin_port: 15672,
             amqp: AmqpConfig::default(),
+            mqtt: MqttConfig::default(),
             users: vec![UserConfig {
                 name: "guest".into(),
                 password: "guest".into(),

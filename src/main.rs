@@ -35,6 +35,10 @@ struct Cli {
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
     mqtt_port: Option<u16>,
+    /// MQTT over WebSocket port (0 = any free port).
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    mqtt_ws_port: Option<u16>,
     /// STOMP port (0 = any free port).
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]

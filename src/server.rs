@@ -14,6 +14,8 @@ use tokio_util::task::TaskTracker;
 /// A running server: its bound addresses and the means to stop it.
 pub struct Server {
     pub amqp_addr: SocketAddr,
+    pub mqtt_addr: SocketAddr,
+    pub mqtt_ws_addr: SocketAddr,
     shutdown: CancellationToken,
     tracker: TaskTracker,
     store: Arc<Store>,
@@ -57,30 +59,52 @@ impl Server {
         let broker: Arc<dyn Broker> = Arc::new(core);
         let tracker = TaskTracker::new();
 
-        let addr = format!("{}:{}", cfg.bind, cfg.amqp_port);
-        let amqp = TcpListener::bind(&addr)
-            .await
-            .map_err(|source| StartError::Bind {
-                what: "AMQP",
-                addr: addr.clone(),
-                source,
-            })?;
-        let amqp_addr = amqp.local_addr().map_err(|source| StartError::Bind {
-            what: "AMQP",
-            addr,
-            source,
-        })?;
+        let (amqp, amqp_addr) = bind("AMQP", &cfg.bind, cfg.amqp_port).await?;
+        let (mqtt, mqtt_addr) = bind("MQTT", &cfg.bind, cfg.mqtt_port).await?;
+        let (mqtt_ws, mqtt_ws_addr) = bind("MQTT-WebSocket", &cfg.bind, cfg.mqtt_ws_port).await?;
+
         let amqp_cfg = Arc::new(switchboard_amqp::Config::from(&cfg.amqp));
+        let b = broker.clone();
+        let sd = shutdown.clone();
         tracker.spawn(accept_loop(
             amqp,
-            broker.clone(),
-            amqp_cfg,
             shutdown.clone(),
             tracker.clone(),
+            move |s, peer| {
+                switchboard_amqp::serve(s, peer, b.clone(), amqp_cfg.clone(), sd.clone())
+            },
+        ));
+
+        let mqtt_cfg = Arc::new(switchboard_mqtt::Config::from(&cfg.mqtt));
+        let registry = switchboard_mqtt::Registry::default();
+        let (b, c, r, sd) = (
+            broker.clone(),
+            mqtt_cfg.clone(),
+            registry.clone(),
+            shutdown.clone(),
+        );
+        tracker.spawn(accept_loop(
+            mqtt,
+            shutdown.clone(),
+            tracker.clone(),
+            move |s, peer| {
+                switchboard_mqtt::serve(s, peer, b.clone(), c.clone(), r.clone(), sd.clone())
+            },
+        ));
+        let (b, c, r, sd) = (broker.clone(), mqtt_cfg, registry, shutdown.clone());
+        tracker.spawn(accept_loop(
+            mqtt_ws,
+            shutdown.clone(),
+            tracker.clone(),
+            move |s, peer| {
+                switchboard_mqtt::serve_ws(s, peer, b.clone(), c.clone(), r.clone(), sd.clone())
+            },
         ));
 
         Ok(Server {
             amqp_addr,
+            mqtt_addr,
+            mqtt_ws_addr,
             shutdown,
             tracker,
             store,
@@ -90,7 +114,10 @@ impl Server {
 
     /// The line scripts read to find the ports: `listening amqp=127.0.0.1:5672 ...`.
     pub fn listening_line(&self) -> String {
-        format!("listening amqp={}", self.amqp_addr)
+        format!(
+            "listening amqp={} mqtt={} mqtt-ws={}",
+            self.amqp_addr, self.mqtt_addr, self.mqtt_ws_addr
+        )
     }
 
     /// Applies what can change at run time (SIGHUP): the resource-alarm limits.
@@ -115,19 +142,39 @@ impl Server {
     }
 }
 
-async fn accept_loop(
+async fn bind(
+    what: &'static str,
+    host: &str,
+    port: u16,
+) -> Result<(TcpListener, SocketAddr), StartError> {
+    let addr = format!("{host}:{port}");
+    let err = |source| StartError::Bind {
+        what,
+        addr: addr.clone(),
+        source,
+    };
+    let l = TcpListener::bind(&addr).await.map_err(err)?;
+    let local = l.local_addr().map_err(err)?;
+    Ok((l, local))
+}
+
+/// Accepts connections and runs `serve` for each on the tracker.
+async fn accept_loop<F, Fut>(
     listener: TcpListener,
-    broker: Arc<dyn Broker>,
-    cfg: Arc<switchboard_amqp::Config>,
     shutdown: CancellationToken,
     tracker: TaskTracker,
-) {
+    serve: F,
+) where
+    F: Fn(tokio::net::TcpStream, SocketAddr) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => return,
             r = listener.accept() => match r {
                 Ok((stream, peer)) => {
-                    tracker.spawn(switchboard_amqp::serve(stream, peer, broker.clone(), cfg.clone(), shutdown.clone()));
+                    let _ = stream.set_nodelay(true);
+                    tracker.spawn(serve(stream, peer));
                 }
                 Err(e) => {
                     // Out of file descriptors and the like: back off instead of spinning.

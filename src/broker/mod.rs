@@ -2,6 +2,7 @@
 //! [`Core`] implements [`switchboard_api::Broker`], the only face frontends see.
 
 mod exchange;
+mod keyed;
 mod queue;
 pub mod timer;
 mod topic;
@@ -19,8 +20,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 use switchboard_api::{
-    Broker, BrokerError, ConnectionId, ConsumerHandle, ConsumerSpec, Delivery, ExchangeDecl,
-    Message, PublishOptions, PublishOutcome, QueueDecl, QueueInfo, Table, User,
+    BindingInfo, Broker, BrokerError, ConnectionId, ConsumerHandle, ConsumerSpec, Delivery,
+    ExchangeDecl, KeySpace, Message, PublishOptions, PublishOutcome, QueueDecl, QueueInfo, Table,
+    User,
 };
 use timer::Timers;
 use vhost::Vhost;
@@ -108,21 +110,38 @@ impl Core {
                 None => tracing::warn!("exchange '{name}' has unknown type '{}'; skipped", x.kind),
             }
         }
+        enum Target {
+            Queue(Arc<queue::Queue>),
+            Keyed(Arc<Vhost>, switchboard_api::KeySpace),
+        }
         let mut by_id = HashMap::new();
         for ((vhost, name), q) in &defs.queues {
             self.add_vhost(vhost);
             let Ok(v) = self.vhost(vhost) else { continue };
-            by_id.insert(q.id, v.restore_queue(name, q));
+            let target = match keyed::space_of(name) {
+                Some(space) => {
+                    v.keyed(space).set_id(q.id);
+                    Target::Keyed(v, space)
+                }
+                None => Target::Queue(v.restore_queue(name, q)),
+            };
+            by_id.insert(q.id, target);
         }
         if let Some(store) = &self.inner.store {
-            let r = store.replay_messages(&r.live, |id, m| {
-                if let Some(q) = by_id.get(&id) {
+            let mut stale = Vec::new();
+            let r = store.replay_messages(&r.live, |id, m| match by_id.get(&id) {
+                Some(Target::Queue(q)) => {
                     messages += 1;
                     q.restore(std::iter::once(m), r.clean);
                 }
+                Some(Target::Keyed(v, space)) => v.keyed(*space).restore(m, &mut stale),
+                None => {}
             });
             if let Err(e) = r {
                 tracing::error!("reading messages back from the journal failed: {e}");
+            }
+            for (id, seq) in stale {
+                store.settle(id, seq);
             }
         }
         for (vhost, bindings) in &defs.bindings {
@@ -356,6 +375,40 @@ impl Broker for Core {
         Ok(self.vhost(vhost)?.queue(queue)?.receive(max, visibility))
     }
 
+    fn queue_bindings(&self, vhost: &str, queue: &str) -> Result<Vec<BindingInfo>, BrokerError> {
+        self.vhost(vhost)?.queue_bindings(queue)
+    }
+
+    fn queue_exists(&self, vhost: &str, queue: &str) -> bool {
+        self.vhost(vhost).is_ok_and(|v| v.has_queue(queue))
+    }
+
+    fn keyed_put(
+        &self,
+        vhost: &str,
+        space: KeySpace,
+        key: &str,
+        value: Option<Message>,
+    ) -> Result<u64, BrokerError> {
+        self.vhost(vhost)?.keyed(space).put(key, value)
+    }
+
+    fn keyed_get(&self, vhost: &str, space: KeySpace, key: &str) -> Option<Arc<Message>> {
+        self.vhost(vhost).ok()?.keyed(space).get(key)
+    }
+
+    fn keyed_scan(
+        &self,
+        vhost: &str,
+        space: KeySpace,
+        filter: &mut dyn FnMut(&str) -> bool,
+    ) -> Vec<(String, Arc<Message>)> {
+        match self.vhost(vhost) {
+            Ok(v) => v.keyed(space).scan(filter),
+            Err(_) => Vec::new(),
+        }
+    }
+
     fn durable_watch(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
         self.inner.store.as_ref().map(|s| s.journal().subscribe())
     }
@@ -386,7 +439,31 @@ async fn compact(inner: std::sync::Weak<Inner>, store: Arc<Store>) {
             .collect();
         drop(inner);
         let min_live = vhosts.iter().filter_map(|v| v.min_live_lsn()).min();
-        journal.wait_durable(upto).await;
+        // Long-lived keyed values (retained messages) would pin the oldest segment
+        // forever; when they are all that pins it, move them to the head instead.
+        if let Some(first_kept) = journal.oldest_segment_end() {
+            let keyed_min = vhosts.iter().filter_map(|v| v.keyed_min_live_lsn()).min();
+            if keyed_min.is_some_and(|k| k < first_kept) && min_live.is_none_or(|q| q >= first_kept)
+            {
+                for v in &vhosts {
+                    for space in KeySpace::ALL {
+                        v.keyed(space).relocate_below(first_kept);
+                    }
+                }
+            }
+        }
+        let min_live = vhosts
+            .iter()
+            .filter_map(|v| {
+                v.min_live_lsn()
+                    .into_iter()
+                    .chain(v.keyed_min_live_lsn())
+                    .min()
+            })
+            .min();
+        journal
+            .wait_durable(journal.next_lsn().saturating_sub(1))
+            .await;
         journal.retire_before(min_live.unwrap_or(upto + 1));
     }
 }

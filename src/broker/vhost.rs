@@ -1,6 +1,7 @@
 //! A virtual host: its exchanges, queues and the routing between them.
 
 use super::exchange::{Dest, Exchange, Kind};
+use super::keyed::Keyed;
 use super::queue::{Enqueued, Queue, QueueArgs, QueueConfig, check_equivalent};
 use super::timer::Timers;
 use crate::store::{BindingDef, DefinitionsError, ExchangeDef, QueueDef, Store};
@@ -8,7 +9,8 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock, Weak};
 use switchboard_api::{
-    BrokerError, ConnectionId, ExchangeDecl, Message, PublishOutcome, QueueDecl, QueueInfo, Table,
+    BindingInfo, BrokerError, ConnectionId, ExchangeDecl, KeySpace, Message, PublishOutcome,
+    QueueDecl, QueueInfo, Table,
 };
 
 pub struct Vhost {
@@ -20,6 +22,15 @@ pub struct Vhost {
     names: AtomicU64,
     store: Option<Arc<Store>>,
     paging: Option<Arc<Paging>>,
+    /// Retained messages and session state, indexed by [`keyed_index`].
+    keyed: [Keyed; 2],
+}
+
+fn keyed_index(space: KeySpace) -> usize {
+    match space {
+        KeySpace::Retained => 0,
+        KeySpace::Sessions => 1,
+    }
 }
 
 /// Where queues page out, and how much each keeps in memory.
@@ -98,6 +109,7 @@ impl Vhost {
             me: me.clone(),
             timers,
             names: AtomicU64::new(0),
+            keyed: KeySpace::ALL.map(|k| Keyed::new(k, name, store.clone())),
             store,
             paging,
         })
@@ -612,11 +624,43 @@ impl Vhost {
     }
 
     /// Smallest journal LSN any queue here still needs.
+    /// The oldest journal record a queue of this vhost still needs.
     pub fn min_live_lsn(&self) -> Option<u64> {
         self.queues()
             .values()
             .filter_map(|q| q.min_live_lsn())
             .min()
+    }
+
+    /// The same for the keyed stores (kept apart: they relocate instead of waiting).
+    pub fn keyed_min_live_lsn(&self) -> Option<u64> {
+        self.keyed.iter().filter_map(Keyed::min_live_lsn).min()
+    }
+
+    pub fn keyed(&self, space: KeySpace) -> &Keyed {
+        &self.keyed[keyed_index(space)]
+    }
+
+    /// Every binding to the queue, from every exchange.
+    pub fn queue_bindings(&self, queue: &str) -> Result<Vec<BindingInfo>, BrokerError> {
+        let q = self.queue(queue)?;
+        let dest = Dest::Queue(q);
+        let xs: Vec<Arc<Exchange>> = self.exchanges().values().cloned().collect();
+        let mut out = Vec::new();
+        for x in xs {
+            for (key, args) in x.bindings_to(&dest) {
+                out.push(BindingInfo {
+                    exchange: x.name.clone(),
+                    key,
+                    args,
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    pub fn has_queue(&self, name: &str) -> bool {
+        self.queues().contains_key(name)
     }
 }
 

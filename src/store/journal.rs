@@ -446,6 +446,14 @@ impl Journal {
         }
     }
 
+    /// The first LSN of the second-oldest segment: everything below it is in the
+    /// oldest segment, the next one [`Journal::retire_before`] can delete. `None`
+    /// while there is only the active segment.
+    pub fn oldest_segment_end(&self) -> Option<Lsn> {
+        let segs = lock(&self.h.shared.segments);
+        segs.get(1).map(|s| s.first_lsn)
+    }
+
     /// Writes and fdatasyncs everything appended so far (whatever the FsyncMode),
     /// stops the writer and releases the directory. Idempotent; a concurrent second
     /// call returns once the first has finished.

@@ -73,6 +73,35 @@ impl PublishOutcome {
     }
 }
 
+/// A binding as listed by [`Broker::queue_bindings`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct BindingInfo {
+    pub exchange: String,
+    pub key: String,
+    pub args: Table,
+}
+
+/// Durable key → message maps kept beside the queues (same journal, same
+/// durability contract). A frontend owns what it stores in them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum KeySpace {
+    /// MQTT retained messages, keyed by topic as published.
+    Retained,
+    /// Per-session protocol state (MQTT packet-id state machines), keyed by session.
+    Sessions,
+}
+
+impl KeySpace {
+    pub const ALL: [KeySpace; 2] = [KeySpace::Retained, KeySpace::Sessions];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeySpace::Retained => "retained",
+            KeySpace::Sessions => "sessions",
+        }
+    }
+}
+
 /// How a delivery ends.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Settle {
@@ -344,6 +373,34 @@ pub trait Broker: Send + Sync + 'static {
         max: usize,
         visibility: Duration,
     ) -> Result<Vec<Delivery>, BrokerError>;
+
+    /// Bindings whose destination is this queue (to restore a persistent session's
+    /// subscriptions, which live as binding arguments).
+    fn queue_bindings(&self, vhost: &str, queue: &str) -> Result<Vec<BindingInfo>, BrokerError>;
+
+    /// Whether the queue exists (no side effects, unlike a passive declare).
+    fn queue_exists(&self, vhost: &str, queue: &str) -> bool;
+
+    /// Stores (`Some`) or removes (`None`) the value under `key`. The returned LSN
+    /// must be durable before the change is reported as done (0: nothing written).
+    /// Values are journaled when `value.properties.persistent()`.
+    fn keyed_put(
+        &self,
+        vhost: &str,
+        space: KeySpace,
+        key: &str,
+        value: Option<Message>,
+    ) -> Result<u64, BrokerError>;
+
+    fn keyed_get(&self, vhost: &str, space: KeySpace, key: &str) -> Option<Arc<Message>>;
+
+    /// Calls `f` for every entry whose key `filter` accepts.
+    fn keyed_scan(
+        &self,
+        vhost: &str,
+        space: KeySpace,
+        filter: &mut dyn FnMut(&str) -> bool,
+    ) -> Vec<(String, Arc<Message>)>;
 
     /// The journal's durable position, for confirming publishes whose
     /// [`PublishOutcome::lsn`] it has reached. `None` when nothing is persisted.

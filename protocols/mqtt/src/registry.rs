@@ -1,0 +1,123 @@
+//! What MQTT connections share: which client ids are connected (for session
+//! takeover) and wills waiting out their delay. A cheap-clone handle; its std Mutex
+//! is never held across `.await`.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+#[derive(Clone, Default)]
+pub struct Registry {
+    inner: Arc<Inner>,
+}
+
+#[derive(Default)]
+struct Inner {
+    next: AtomicU64,
+    state: Mutex<State>,
+}
+
+#[derive(Default)]
+struct State {
+    live: HashMap<(String, String), Live>,
+    /// Delayed wills, cancelled when the client comes back in time.
+    wills: HashMap<(String, String), (u64, CancellationToken)>,
+}
+
+struct Live {
+    id: u64,
+    kick: CancellationToken,
+    gone: watch::Receiver<bool>,
+}
+
+/// Held by a connection while it owns a client id; tells the registry when it ends.
+pub struct Claim {
+    registry: Registry,
+    key: (String, String),
+    id: u64,
+    pub kicked: CancellationToken,
+    gone: watch::Sender<bool>,
+}
+
+impl Drop for Claim {
+    fn drop(&mut self) {
+        let _ = self.gone.send(true);
+        let mut st = self.registry.lock();
+        if st.live.get(&self.key).is_some_and(|l| l.id == self.id) {
+            st.live.remove(&self.key);
+        }
+    }
+}
+
+impl Registry {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.inner.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Takes the client id (per vhost): a connection already holding it is told to
+    /// go (session takeover) and awaited, and a delayed will of the same client is
+    /// cancelled.
+    pub async fn claim(&self, vhost: &str, client_id: &str) -> Claim {
+        let key = (vhost.to_string(), client_id.to_string());
+        let id = self.inner.next.fetch_add(1, Ordering::Relaxed);
+        let (gone_tx, gone_rx) = watch::channel(false);
+        let kicked = CancellationToken::new();
+        let previous = {
+            let mut st = self.lock();
+            if let Some((_, w)) = st.wills.remove(&key) {
+                w.cancel();
+            }
+            st.live.insert(
+                key.clone(),
+                Live {
+                    id,
+                    kick: kicked.clone(),
+                    gone: gone_rx,
+                },
+            )
+        };
+        if let Some(mut p) = previous {
+            p.kick.cancel();
+            // The old connection requeues its in-flight messages and cancels its
+            // consumer before it drops its claim; a bound keeps a stuck one from
+            // blocking the new client forever.
+            let _ =
+                tokio::time::timeout(std::time::Duration::from_secs(5), p.gone.wait_for(|g| *g))
+                    .await;
+        }
+        Claim {
+            registry: self.clone(),
+            key,
+            id,
+            kicked,
+            gone: gone_tx,
+        }
+    }
+
+    /// Registers a will that fires after a delay unless the client reconnects:
+    /// the token is cancelled if it does.
+    pub fn delay_will(&self, vhost: &str, client_id: &str) -> (u64, CancellationToken) {
+        let id = self.inner.next.fetch_add(1, Ordering::Relaxed);
+        let t = CancellationToken::new();
+        let key = (vhost.to_string(), client_id.to_string());
+        if let Some((_, old)) = self.lock().wills.insert(key, (id, t.clone())) {
+            old.cancel();
+        }
+        (id, t)
+    }
+
+    /// A delayed will fired: forget it if it is still the registered one.
+    pub fn will_done(&self, vhost: &str, client_id: &str, id: u64) {
+        let key = (vhost.to_string(), client_id.to_string());
+        let mut st = self.lock();
+        if st.wills.get(&key).is_some_and(|(i, _)| *i == id) {
+            st.wills.remove(&key);
+        }
+    }
+
+    pub fn connected(&self) -> usize {
+        self.lock().live.len()
+    }
+}

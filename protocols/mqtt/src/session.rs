@@ -1,0 +1,471 @@
+//! One client's session: CONNECT handling, subscriptions, and what is kept for a
+//! persistent session. Inbound publishes are in `inbound.rs`, deliveries to the
+//! client in `deliver.rs`. No I/O here: handlers push packets onto `pending`, each
+//! with the journal position that must be durable before it may be sent.
+
+use crate::codec::{Packet, Version, packet_id};
+use crate::convert::{self, EXCHANGE};
+use crate::{Config, topic};
+use bytes::Bytes;
+use bytestring::ByteString;
+use rmqtt_codec::types::QoS;
+use rmqtt_codec::v5::{self, RetainHandling, SubscribeAckReason, SubscriptionOptions};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use switchboard_api::{
+    Broker, ConnectionId, ConsumerHandle, ConsumerSpec, Credit, Delivery, DeliverySink, KeySpace,
+    Message, QueueDecl, Settle, Table, Value,
+};
+
+pub const SESSION_PREFIX: &str = "mqtt-session-";
+
+#[derive(Clone, Debug)]
+pub struct Sub {
+    pub opts: SubscriptionOptions,
+    pub id: Option<NonZeroU32>,
+    /// For `$share/group/f`: the filter `f` and the consumer tag on the group's queue.
+    pub shared: Option<(String, u64)>,
+}
+
+/// An outbound QoS 1/2 message the client has not finished acknowledging.
+pub struct Out {
+    /// The queue delivery to settle; `None` for retained messages sent on subscribe
+    /// and, after PUBREC, for QoS 2 (the queue's part is done).
+    pub delivery: Option<Delivery>,
+}
+
+pub struct Session {
+    pub broker: Arc<dyn Broker>,
+    pub cfg: Arc<Config>,
+    pub version: Version,
+    pub conn: ConnectionId,
+    pub vhost: String,
+    pub client_id: String,
+    pub queue: String,
+    /// Expiry in seconds as the client asked (0: ends with the connection).
+    pub expiry: u32,
+    pub queue_ready: bool,
+    pub sink: Arc<dyn DeliverySink>,
+    /// The client's Receive Maximum, shared by the session queue and shared groups.
+    pub credit: Arc<Credit>,
+    pub consumers: HashMap<u64, Box<dyn ConsumerHandle>>,
+    pub next_tag: u64,
+    pub subs: BTreeMap<String, Sub>,
+    pub next_pid: u16,
+    pub out: HashMap<u16, Out>,
+    /// Inbound QoS 2 packet ids between PUBLISH and PUBREL.
+    pub in_qos2: BTreeSet<u16>,
+    /// Outbound QoS 2 packet ids between PUBREC and PUBCOMP.
+    pub rel: BTreeSet<u16>,
+    pub aliases: HashMap<u16, String>,
+    pub client_max_packet: u32,
+    /// Packets to send once the journal is durable up to the LSN beside them.
+    pub pending: VecDeque<(u64, Packet)>,
+    /// CONNACK said the session was there.
+    pub present: bool,
+}
+
+impl Session {
+    pub fn persistent(&self) -> bool {
+        self.expiry > 0
+    }
+
+    pub fn v5(&self) -> bool {
+        self.version.is_v5()
+    }
+
+    pub fn send(&mut self, lsn: u64, p: Packet) {
+        self.pending.push_back((lsn, p));
+    }
+
+    /// After CONNACK: restore a present session, open a persistent one's queue, and
+    /// resend PUBRELs.
+    pub fn start(&mut self) -> Result<(), switchboard_api::BrokerError> {
+        if self.present {
+            self.load_state();
+            self.open_queue()?;
+        } else if self.persistent() {
+            self.open_queue()?;
+            self.save_state();
+        }
+        self.resume();
+        Ok(())
+    }
+
+    /// Declares (or finds) the session queue and starts consuming from it.
+    pub fn open_queue(&mut self) -> Result<(), switchboard_api::BrokerError> {
+        if self.queue_ready {
+            return Ok(());
+        }
+        let exists = self.broker.queue_exists(&self.vhost, &self.queue);
+        if !exists {
+            let mut arguments = Table::new();
+            if self.persistent() && self.expiry != u32::MAX {
+                arguments.insert(
+                    "x-expires".into(),
+                    Value::I64(i64::from(self.expiry) * 1000),
+                );
+            }
+            self.broker.declare_queue(
+                &self.vhost,
+                &QueueDecl {
+                    name: self.queue.clone(),
+                    durable: self.persistent(),
+                    exclusive: !self.persistent(),
+                    auto_delete: false,
+                    passive: false,
+                    arguments,
+                },
+                self.conn,
+            )?;
+        }
+        self.consume(&self.queue.clone(), 0)?;
+        self.queue_ready = true;
+        Ok(())
+    }
+
+    fn consume(&mut self, queue: &str, tag: u64) -> Result<(), switchboard_api::BrokerError> {
+        let h = self.broker.consume(
+            &self.vhost,
+            queue,
+            ConsumerSpec {
+                tag,
+                owner: self.conn,
+                prefetch: 0,
+                shared_credit: Some(self.credit.clone()),
+                exclusive: false,
+                priority: 0,
+                sink: self.sink.clone(),
+            },
+        )?;
+        self.consumers.insert(tag, h);
+        Ok(())
+    }
+
+    /// Restores a persistent session's subscriptions and packet-id state.
+    pub fn load_state(&mut self) {
+        let Some(m) = self
+            .broker
+            .keyed_get(&self.vhost, KeySpace::Sessions, &self.client_id)
+        else {
+            return;
+        };
+        let Some(h) = &m.properties.headers else {
+            return;
+        };
+        let ids = |k: &str| -> BTreeSet<u16> {
+            match h.get(k) {
+                Some(Value::Array(a)) => a
+                    .iter()
+                    .filter_map(|v| match v {
+                        Value::U16(n) => Some(*n),
+                        _ => None,
+                    })
+                    .collect(),
+                _ => BTreeSet::new(),
+            }
+        };
+        self.in_qos2 = ids("in");
+        self.rel = ids("rel");
+        if let Some(Value::Array(subs)) = h.get("subs") {
+            for s in subs {
+                let Value::Table(t) = s else { continue };
+                let (Some(Value::Str(f)), Some(Value::U8(flags))) = (t.get("f"), t.get("o")) else {
+                    continue;
+                };
+                let Ok(filter) = std::str::from_utf8(f) else {
+                    continue;
+                };
+                let id = match t.get("id") {
+                    Some(Value::U32(n)) => NonZeroU32::new(*n),
+                    _ => None,
+                };
+                let opts = unpack_opts(*flags);
+                // Shared groups need their queue and consumer again; plain
+                // subscriptions are bindings of the session queue, still there.
+                let _ = self.subscribe_one(filter, opts, id);
+            }
+        }
+    }
+
+    /// Writes subscriptions and packet-id state, for a persistent session.
+    pub fn save_state(&self) -> u64 {
+        if !self.persistent() {
+            return 0;
+        }
+        let mut h = Table::new();
+        let subs = self
+            .subs
+            .iter()
+            .map(|(f, s)| {
+                let mut t = Table::new();
+                t.insert("f".into(), Value::string(f.as_str()));
+                t.insert("o".into(), Value::U8(pack_opts(&s.opts)));
+                if let Some(id) = s.id {
+                    t.insert("id".into(), Value::U32(id.get()));
+                }
+                Value::Table(t)
+            })
+            .collect();
+        h.insert("subs".into(), Value::Array(subs));
+        let ids = |s: &BTreeSet<u16>| Value::Array(s.iter().map(|n| Value::U16(*n)).collect());
+        h.insert("in".into(), ids(&self.in_qos2));
+        h.insert("rel".into(), ids(&self.rel));
+        let mut m = Message::new("", self.client_id.clone(), Bytes::new());
+        m.properties.delivery_mode = Some(2);
+        m.properties.headers = Some(h);
+        self.broker
+            .keyed_put(&self.vhost, KeySpace::Sessions, &self.client_id, Some(m))
+            .unwrap_or(0)
+    }
+
+    pub fn subscribe(&mut self, s: v5::Subscribe) {
+        let mut status = Vec::with_capacity(s.topic_filters.len());
+        let mut retained = Vec::new();
+        for (filter, opts) in &s.topic_filters {
+            let new = !self.subs.contains_key(&filter[..]);
+            match self.subscribe_one(filter, *opts, s.id) {
+                Ok(qos) => {
+                    status.push(match qos {
+                        QoS::AtMostOnce => SubscribeAckReason::GrantedQos0,
+                        QoS::AtLeastOnce => SubscribeAckReason::GrantedQos1,
+                        QoS::ExactlyOnce => SubscribeAckReason::GrantedQos2,
+                    });
+                    let send_retained = match opts.retain_handling {
+                        RetainHandling::AtSubscribe => true,
+                        RetainHandling::AtSubscribeNew => new,
+                        RetainHandling::NoAtSubscribe => false,
+                    };
+                    if send_retained && topic::split_shared(filter).is_none() {
+                        retained.push((filter.to_string(), *opts, s.id));
+                    }
+                }
+                Err(r) => status.push(r),
+            }
+        }
+        let lsn = self.save_state();
+        self.send(
+            lsn,
+            Packet::SubscribeAck(v5::SubscribeAck {
+                packet_id: s.packet_id,
+                properties: Vec::new(),
+                reason_string: None,
+                status,
+            }),
+        );
+        for (filter, opts, id) in retained {
+            self.send_retained(&filter, opts, id);
+        }
+    }
+
+    fn subscribe_one(
+        &mut self,
+        filter: &str,
+        mut opts: SubscriptionOptions,
+        id: Option<NonZeroU32>,
+    ) -> Result<QoS, SubscribeAckReason> {
+        let (group, inner) = match topic::split_shared(filter) {
+            Some(Ok((g, f))) => (Some(g), f),
+            Some(Err(())) => return Err(SubscribeAckReason::TopicFilterInvalid),
+            None if topic::valid_filter(filter) => (None, filter),
+            None => return Err(SubscribeAckReason::TopicFilterInvalid),
+        };
+        // MQTT 5 §3.8.3.1: no-local on a shared subscription is a protocol error;
+        // we refuse just that filter.
+        if group.is_some() && opts.no_local {
+            return Err(SubscribeAckReason::TopicFilterInvalid);
+        }
+        let key = topic::to_binding_key(inner);
+        let fail = |e: switchboard_api::BrokerError| {
+            tracing::warn!(filter, "subscribe failed: {e}");
+            SubscribeAckReason::UnspecifiedError
+        };
+        let shared = match group {
+            None => {
+                self.open_queue().map_err(fail)?;
+                self.broker
+                    .bind_queue(
+                        &self.vhost,
+                        &self.queue,
+                        EXCHANGE,
+                        &key,
+                        &Table::new(),
+                        self.conn,
+                    )
+                    .map_err(fail)?;
+                None
+            }
+            Some(group) => match self.subs.get(filter).and_then(|s| s.shared.clone()) {
+                Some(existing) => Some(existing),
+                None => {
+                    let q = format!("mqtt-shared-{group}-{inner}");
+                    self.broker
+                        .declare_queue(
+                            &self.vhost,
+                            &QueueDecl {
+                                name: q.clone(),
+                                durable: false,
+                                exclusive: false,
+                                auto_delete: true,
+                                passive: false,
+                                arguments: Table::new(),
+                            },
+                            self.conn,
+                        )
+                        .map_err(fail)?;
+                    self.broker
+                        .bind_queue(&self.vhost, &q, EXCHANGE, &key, &Table::new(), self.conn)
+                        .map_err(fail)?;
+                    self.next_tag += 1;
+                    let tag = self.next_tag;
+                    self.consume(&q, tag).map_err(fail)?;
+                    Some((inner.to_string(), tag))
+                }
+            },
+        };
+        if opts.qos > QoS::ExactlyOnce {
+            opts.qos = QoS::ExactlyOnce;
+        }
+        self.subs
+            .insert(filter.to_string(), Sub { opts, id, shared });
+        Ok(opts.qos)
+    }
+
+    pub fn unsubscribe(&mut self, u: v5::Unsubscribe) {
+        let mut status = Vec::with_capacity(u.topic_filters.len());
+        for f in &u.topic_filters {
+            let Some(sub) = self.subs.remove(&f[..]) else {
+                status.push(v5::UnsubscribeAckReason::NoSubscriptionExisted);
+                continue;
+            };
+            match sub.shared {
+                // The group's queue is auto-delete: it goes with its last consumer.
+                Some((_, tag)) => {
+                    if let Some(c) = self.consumers.remove(&tag) {
+                        c.cancel();
+                    }
+                }
+                None => {
+                    let key = topic::to_binding_key(f);
+                    let still_used = self
+                        .subs
+                        .iter()
+                        .any(|(g, s)| s.shared.is_none() && topic::to_binding_key(g) == key);
+                    if !still_used {
+                        let _ = self.broker.unbind_queue(
+                            &self.vhost,
+                            &self.queue,
+                            EXCHANGE,
+                            &key,
+                            &Table::new(),
+                            self.conn,
+                        );
+                    }
+                }
+            }
+            status.push(v5::UnsubscribeAckReason::Success);
+        }
+        let lsn = self.save_state();
+        self.send(
+            lsn,
+            Packet::UnsubscribeAck(v5::UnsubscribeAck {
+                packet_id: u.packet_id,
+                properties: Vec::new(),
+                reason_string: None,
+                status,
+            }),
+        );
+    }
+
+    fn send_retained(&mut self, filter: &str, opts: SubscriptionOptions, id: Option<NonZeroU32>) {
+        let found = self
+            .broker
+            .keyed_scan(&self.vhost, KeySpace::Retained, &mut |key| {
+                topic::matches(filter, &topic::from_routing_key(key))
+            });
+        for (_, m) in found {
+            let qos = convert::published_qos(&m).min(opts.qos);
+            let mut p = convert::to_publish(&m, qos, true, self.v5(), id.into_iter().collect());
+            if qos != QoS::AtMostOnce {
+                let pid = self.alloc_pid();
+                p.packet_id = Some(packet_id(pid));
+                self.out.insert(pid, Out { delivery: None });
+            }
+            self.send(0, Packet::Publish(Box::new(p)));
+        }
+    }
+
+    pub fn alloc_pid(&mut self) -> u16 {
+        loop {
+            self.next_pid = self.next_pid.wrapping_add(1);
+            if self.next_pid == 0 {
+                continue;
+            }
+            if !self.out.contains_key(&self.next_pid) && !self.rel.contains(&self.next_pid) {
+                return self.next_pid;
+            }
+        }
+    }
+
+    /// Resends PUBREL for QoS 2 messages the client had received (after CONNACK).
+    pub fn resume(&mut self) {
+        for pid in self.rel.clone() {
+            self.out.insert(pid, Out { delivery: None });
+            self.send(
+                0,
+                Packet::PublishRelease(v5::PublishAck2 {
+                    packet_id: packet_id(pid),
+                    ..Default::default()
+                }),
+            );
+        }
+    }
+
+    /// The connection is over: stop consuming, put unacknowledged messages back and,
+    /// unless the session outlives the connection, delete it.
+    pub fn close(&mut self, end_session: bool) {
+        for (_, c) in self.consumers.drain() {
+            c.cancel();
+        }
+        let mut back: Vec<Delivery> = self.out.drain().filter_map(|(_, o)| o.delivery).collect();
+        back.sort_by_key(|d| d.seq);
+        for d in back {
+            d.queue.settle(&[d.seq], Settle::Requeue);
+        }
+        if end_session {
+            let _ = self
+                .broker
+                .delete_queue(&self.vhost, &self.queue, false, false, self.conn);
+            let _ = self
+                .broker
+                .keyed_put(&self.vhost, KeySpace::Sessions, &self.client_id, None);
+        }
+        self.broker.connection_closed(self.conn);
+    }
+}
+
+fn pack_opts(o: &SubscriptionOptions) -> u8 {
+    o.qos.value()
+        | (u8::from(o.no_local) << 2)
+        | (u8::from(o.retain_as_published) << 3)
+        | (u8::from(o.retain_handling) << 4)
+}
+
+fn unpack_opts(b: u8) -> SubscriptionOptions {
+    SubscriptionOptions {
+        qos: convert::qos_of(b & 3),
+        no_local: b & 4 != 0,
+        retain_as_published: b & 8 != 0,
+        retain_handling: match (b >> 4) & 3 {
+            1 => RetainHandling::AtSubscribeNew,
+            2 => RetainHandling::NoAtSubscribe,
+            _ => RetainHandling::AtSubscribe,
+        },
+    }
+}
+
+/// A reason string for MQTT 5 packets.
+pub fn reason(s: impl Into<String>) -> Option<ByteString> {
+    Some(ByteString::from(s.into()))
+}
