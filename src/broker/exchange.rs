@@ -192,16 +192,6 @@ impl Exchange {
         keys.len()
     }
 
-    /// (key, arguments) of every binding to `dest`.
-    pub fn bindings_to(&self, dest: &Dest) -> Vec<(String, Table)> {
-        self.read()
-            .all
-            .iter()
-            .filter(|x| &x.dest == dest)
-            .map(|x| (x.key.clone(), x.args.clone()))
-            .collect()
-    }
-
     pub fn has_bindings(&self) -> bool {
         !self.read().all.is_empty()
     }

@@ -20,9 +20,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 use switchboard_api::{
-    BindingInfo, Broker, BrokerError, ConnectionId, ConsumerHandle, ConsumerSpec, Delivery,
-    ExchangeDecl, KeySpace, Message, PublishOptions, PublishOutcome, QueueDecl, QueueInfo, Table,
-    User,
+    Broker, BrokerError, ConnectionId, ConsumerHandle, ConsumerSpec, Delivery, ExchangeDecl,
+    KeySpace, Message, PublishOptions, PublishOutcome, QueueDecl, QueueInfo, Table, User,
 };
 use timer::Timers;
 use vhost::Vhost;
@@ -373,10 +372,6 @@ impl Broker for Core {
         visibility: Duration,
     ) -> Result<Vec<Delivery>, BrokerError> {
         Ok(self.vhost(vhost)?.queue(queue)?.receive(max, visibility))
-    }
-
-    fn queue_bindings(&self, vhost: &str, queue: &str) -> Result<Vec<BindingInfo>, BrokerError> {
-        self.vhost(vhost)?.queue_bindings(queue)
     }
 
     fn queue_exists(&self, vhost: &str, queue: &str) -> bool {

@@ -9,8 +9,8 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock, Weak};
 use switchboard_api::{
-    BindingInfo, BrokerError, ConnectionId, ExchangeDecl, KeySpace, Message, PublishOutcome,
-    QueueDecl, QueueInfo, Table,
+    BrokerError, ConnectionId, ExchangeDecl, KeySpace, Message, PublishOutcome, QueueDecl,
+    QueueInfo, Table,
 };
 
 pub struct Vhost {
@@ -639,24 +639,6 @@ impl Vhost {
 
     pub fn keyed(&self, space: KeySpace) -> &Keyed {
         &self.keyed[keyed_index(space)]
-    }
-
-    /// Every binding to the queue, from every exchange.
-    pub fn queue_bindings(&self, queue: &str) -> Result<Vec<BindingInfo>, BrokerError> {
-        let q = self.queue(queue)?;
-        let dest = Dest::Queue(q);
-        let xs: Vec<Arc<Exchange>> = self.exchanges().values().cloned().collect();
-        let mut out = Vec::new();
-        for x in xs {
-            for (key, args) in x.bindings_to(&dest) {
-                out.push(BindingInfo {
-                    exchange: x.name.clone(),
-                    key,
-                    args,
-                });
-            }
-        }
-        Ok(out)
     }
 
     pub fn has_queue(&self, name: &str) -> bool {

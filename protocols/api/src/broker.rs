@@ -73,14 +73,6 @@ impl PublishOutcome {
     }
 }
 
-/// A binding as listed by [`Broker::queue_bindings`].
-#[derive(Clone, Debug, PartialEq)]
-pub struct BindingInfo {
-    pub exchange: String,
-    pub key: String,
-    pub args: Table,
-}
-
 /// Durable key → message maps kept beside the queues (same journal, same
 /// durability contract). A frontend owns what it stores in them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -373,10 +365,6 @@ pub trait Broker: Send + Sync + 'static {
         max: usize,
         visibility: Duration,
     ) -> Result<Vec<Delivery>, BrokerError>;
-
-    /// Bindings whose destination is this queue (to restore a persistent session's
-    /// subscriptions, which live as binding arguments).
-    fn queue_bindings(&self, vhost: &str, queue: &str) -> Result<Vec<BindingInfo>, BrokerError>;
 
     /// Whether the queue exists (no side effects, unlike a passive declare).
     fn queue_exists(&self, vhost: &str, queue: &str) -> bool;
