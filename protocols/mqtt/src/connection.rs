@@ -195,6 +195,13 @@ async fn run<S: AsyncRead + AsyncWrite + Unpin>(
     release(&mut io, &mut session, durable_lsn);
     let limit = (keepalive > 0).then(|| Duration::from_millis(u64::from(keepalive) * 1500));
     let mut deadline = limit.map(|l| Instant::now() + l);
+    // A resource alarm holds publishers back: decoding stops right before a PUBLISH
+    // and the socket is not read (TCP back-pressure, DESIGN.md §3), so subscribers
+    // keep acknowledging. Keepalive is suspended while held: the client's PINGREQs
+    // wait unread behind the PUBLISH.
+    let mut alarm = broker.alarm_watch();
+    let mut blocked = alarm.as_ref().is_some_and(|a| a.borrow().is_some());
+    let mut held = false;
     let mut end = End::Abrupt;
     loop {
         if io.flush().await.is_err() {
@@ -242,15 +249,42 @@ async fn run<S: AsyncRead + AsyncWrite + Unpin>(
                     next = if n < 256 { inbox.try_pop() } else { None };
                 }
             }
-            r = io.stream.read_buf(&mut io.rbuf) => {
+            r = async { match alarm.as_mut() { Some(a) => a.changed().await, None => std::future::pending().await } } => {
+                if r.is_err() {
+                    alarm = None;
+                    blocked = false;
+                } else if let Some(a) = alarm.as_mut() {
+                    blocked = a.borrow_and_update().is_some();
+                }
+                if held && !blocked {
+                    held = false;
+                    deadline = limit.map(|l| Instant::now() + l);
+                    match handle_input(&mut io, &mut session, false) {
+                        Ok(Input::Done) => {}
+                        Ok(Input::Held) => held = true,
+                        Ok(Input::End(e)) => { end = e; break; }
+                        Err((code, why)) => {
+                            if let Some(p) = session.disconnect_packet(code, why) {
+                                io.encode(p);
+                            }
+                            break;
+                        }
+                    }
+                }
+            }
+            r = io.stream.read_buf(&mut io.rbuf), if !held => {
                 match r {
                     Ok(0) | Err(_) => break,
                     Ok(_) => {}
                 }
                 deadline = limit.map(|l| Instant::now() + l);
-                match handle_input(&mut io, &mut session) {
-                    Ok(None) => {}
-                    Ok(Some(e)) => { end = e; break; }
+                match handle_input(&mut io, &mut session, blocked) {
+                    Ok(Input::Done) => {}
+                    Ok(Input::Held) => {
+                        held = true;
+                        deadline = None;
+                    }
+                    Ok(Input::End(e)) => { end = e; break; }
                     Err((code, why)) => {
                         tracing::debug!(client = session.client_id, "MQTT: closing: {why}");
                         if let Some(p) = session.disconnect_packet(code, why) {
@@ -304,15 +338,28 @@ enum End {
     Server,
 }
 
-/// Decodes and handles every whole packet in the read buffer.
+enum Input {
+    /// Everything buffered was handled.
+    Done,
+    /// Stopped before a PUBLISH because of a resource alarm.
+    Held,
+    End(End),
+}
+
+/// Decodes and handles every whole packet in the read buffer (with `hold_publish`,
+/// up to the first PUBLISH).
 fn handle_input<S: AsyncRead + AsyncWrite + Unpin>(
     io: &mut Io<S>,
     s: &mut Session,
-) -> Result<Option<End>, crate::inbound::Violation> {
+    hold_publish: bool,
+) -> Result<Input, crate::inbound::Violation> {
     loop {
+        if hold_publish && io.rbuf.first().is_some_and(|b| b >> 4 == 3) {
+            return Ok(Input::Held);
+        }
         let p = match io.codec.decode(&mut io.rbuf) {
             Ok(Some(p)) => p,
-            Ok(None) => return Ok(None),
+            Ok(None) => return Ok(Input::Done),
             Err(CodecError::TooLarge { .. })
             | Err(CodecError::Decode(rmqtt_codec::error::DecodeError::MaxSizeExceeded {
                 ..
@@ -344,11 +391,13 @@ fn handle_input<S: AsyncRead + AsyncWrite + Unpin>(
                     }
                     s.expiry = e;
                 }
-                return Ok(Some(if d.reason_code == D::DisconnectWithWillMessage {
-                    End::WithWill
-                } else {
-                    End::Normal
-                }));
+                return Ok(Input::End(
+                    if d.reason_code == D::DisconnectWithWillMessage {
+                        End::WithWill
+                    } else {
+                        End::Normal
+                    },
+                ));
             }
             Packet::Connect(_) => return Err((D::ProtocolError, "second CONNECT")),
             Packet::Auth(_) => {
