@@ -8,6 +8,8 @@
 //! The helpers below only wrap lapin calls; every assertion stays in the tests.
 #![allow(dead_code)]
 
+pub mod mqtt;
+
 use std::{
     io::{BufRead, BufReader, Read},
     path::PathBuf,
@@ -102,6 +104,7 @@ impl Server {
             .args(["--bind", "127.0.0.1"])
             .args(["--amqp-port", "0"])
             .args(["--mqtt-port", "0"])
+            .args(["--mqtt-ws-port", "0"])
             .args(["--stomp-port", "0"])
             .args(["--http-port", "0"])
             .args(["--admin-port", "0"])
@@ -182,6 +185,16 @@ impl Server {
             .iter()
             .find(|(k, _)| k == key)
             .map(|(_, v)| v.as_str())
+    }
+
+    /// `host:port` of the MQTT listener (None for an external broker).
+    pub fn mqtt_addr(&self) -> Option<&str> {
+        self.listener("mqtt")
+    }
+
+    /// `host:port` of the MQTT-over-WebSocket listener (None for an external broker).
+    pub fn mqtt_ws_addr(&self) -> Option<&str> {
+        self.listener("mqtt-ws")
     }
 
     /// Sends SIGTERM and waits (up to 15 s) for the process to exit. `None` when the

@@ -2,12 +2,15 @@
 //! what it releases, and enforce the CONNECT timeout and keepalive (× 1.5).
 //! Generic over the byte stream, so TCP and WebSocket share it.
 
-use crate::codec::{CONNACK_UNACCEPTABLE_PROTOCOL, Codec, CodecError, Packet};
+use crate::codec::{
+    CONNACK_UNACCEPTABLE_PROTOCOL, Codec, CodecError, DecodeError, Packet, Version,
+};
 use crate::convert;
 use crate::registry::{Claim, Registry};
 use crate::session::{SESSION_PREFIX, Session, reason};
 use crate::{Config, topic};
 use bytes::BytesMut;
+use futures_util::FutureExt;
 use rmqtt_codec::v5::{self, ConnectAckReason as C, DisconnectReasonCode as D};
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -156,6 +159,16 @@ async fn open<S: AsyncRead + AsyncWrite + Unpin>(
             let _ = io.stream.write_all(&CONNACK_UNACCEPTABLE_PROTOCOL).await;
             return None;
         }
+        Ok(Err(CodecError::Decode(DecodeError::InvalidClientId))) => {
+            // rmqtt refuses an empty client id without a clean session while
+            // decoding; the client is owed a CONNACK saying so.
+            let refusal: &[u8] = match io.codec.version() {
+                Some(Version::V5) => &[0x20, 0x03, 0x00, 0x85, 0x00],
+                _ => &[0x20, 0x02, 0x00, 0x02],
+            };
+            let _ = io.stream.write_all(refusal).await;
+            return None;
+        }
         Ok(Err(e)) => {
             tracing::debug!(%peer, "MQTT: bad first packet: {e}");
             return None;
@@ -218,10 +231,20 @@ async fn run<S: AsyncRead + AsyncWrite + Unpin>(
                 break;
             }
             _ = claim.kicked.cancelled() => {
+                // What the client sent before the new connection came (acks, often)
+                // still counts.
+                while let Some(Ok(n)) = io.stream.read_buf(&mut io.rbuf).now_or_never() {
+                    if n == 0 {
+                        break;
+                    }
+                }
+                end = match handle_input(&mut io, &mut session, blocked) {
+                    Ok(Input::End(e)) => e,
+                    _ => End::TakenOver,
+                };
                 if let Some(p) = session.disconnect_packet(D::SessionTakenOver, "another connection took over this client id") {
                     io.encode(p);
                 }
-                end = End::TakenOver;
                 break;
             }
             _ = async { tokio::time::sleep_until(deadline.unwrap_or_else(Instant::now)).await }, if deadline.is_some() => {
@@ -300,7 +323,17 @@ async fn run<S: AsyncRead + AsyncWrite + Unpin>(
     let _ = io.flush().await;
     let _ = io.stream.shutdown().await;
     let end_session = session.expiry == 0;
-    session.close(end_session);
+    session.stop_consuming();
+    let mut undelivered = Vec::new();
+    while let Some(ev) = inbox.try_pop() {
+        if let SinkEvent::Deliver { delivery, .. } = ev {
+            undelivered.push(delivery);
+        }
+    }
+    let parked = session.close(end_session, undelivered);
+    if !parked.is_empty() {
+        registry.park(&session.vhost, &session.client_id, parked);
+    }
     if let Some(w) = will {
         let send = match end {
             End::Normal | End::Server => false,
@@ -366,10 +399,9 @@ fn handle_input<S: AsyncRead + AsyncWrite + Unpin>(
             })) => {
                 return Err((D::PacketTooLarge, "packet exceeds the maximum packet size"));
             }
-            Err(CodecError::Decode(
-                rmqtt_codec::error::DecodeError::InvalidTopicName
-                | rmqtt_codec::error::DecodeError::Utf8Error,
-            )) => return Err((D::TopicNameInvalid, "invalid topic name")),
+            Err(CodecError::Decode(rmqtt_codec::error::DecodeError::InvalidTopicName)) => {
+                return Err((D::TopicNameInvalid, "invalid topic name"));
+            }
             Err(_) => return Err((D::MalformedPacket, "malformed packet")),
         };
         match p {
@@ -378,7 +410,7 @@ fn handle_input<S: AsyncRead + AsyncWrite + Unpin>(
             Packet::PublishReceived(a) => s.pubrec(a.packet_id.get()),
             Packet::PublishRelease(a) => s.pubrel(a.packet_id.get()),
             Packet::PublishComplete(a) => s.pubcomp(a.packet_id.get()),
-            Packet::Subscribe(sub) => s.subscribe(sub),
+            Packet::Subscribe(sub) => s.subscribe(sub)?,
             Packet::Unsubscribe(u) => s.unsubscribe(u),
             Packet::PingRequest => s.send(0, Packet::PingResponse),
             Packet::Disconnect(d) => {
@@ -441,6 +473,10 @@ async fn handshake<S: AsyncRead + AsyncWrite + Unpin>(
     inbox: Arc<Inbox>,
 ) -> Option<(Session, Claim, Option<v5::LastWill>, u16)> {
     let version = io.codec.version()?;
+    if !version.is_v5() && c.username.is_none() && c.password.is_some() {
+        // 3.1.1 §3.1.2.9: a password without a user name is malformed; no CONNACK.
+        return None;
+    }
     let mut client_id = c.client_id.to_string();
     let mut assigned = None;
     if client_id.is_empty() {
@@ -503,6 +539,8 @@ async fn handshake<S: AsyncRead + AsyncWrite + Unpin>(
         let _ = broker.keyed_put(&cfg.vhost, KeySpace::Sessions, &client_id, None);
     }
     let present = !c.clean_start && broker.queue_exists(&cfg.vhost, &queue);
+    let parked = registry.unpark(&cfg.vhost, &client_id);
+    let parked = if present { parked } else { HashMap::new() };
     let receive_max = c
         .receive_max
         .map_or(cfg.max_inflight, |r| r.get().min(cfg.max_inflight));
@@ -529,6 +567,9 @@ async fn handshake<S: AsyncRead + AsyncWrite + Unpin>(
         client_max_packet: c.max_packet_size.map_or(u32::MAX, |m| m.get()),
         pending: VecDeque::new(),
         present,
+        q2_out: BTreeMap::new(),
+        held_retained: VecDeque::new(),
+        parked,
     };
     io.codec.set_max_inbound(cfg.max_packet_size);
     if let Some(m) = c.max_packet_size {

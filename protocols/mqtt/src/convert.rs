@@ -21,6 +21,9 @@ pub const H_CLIENT: &str = "x-mqtt-client-id";
 pub const H_RETAIN: &str = "x-mqtt-retain";
 /// Correlation data that is not UTF-8 (AMQP correlation-id is a string).
 pub const H_CORRELATION: &str = "x-correlation-data";
+/// The user property keys in the order they came (headers are a sorted map, and
+/// MQTT 5 §3.3.2.3.7 requires the order kept).
+pub const H_ORDER: &str = "x-mqtt-user-property-order";
 /// MQTT 5 payload format indicator (1 = UTF-8).
 pub const H_FORMAT: &str = "x-mqtt-payload-format";
 
@@ -53,6 +56,14 @@ pub fn to_message(p: &Publish, topic: &str, client_id: &str) -> Message {
     }
     m.properties.delivery_mode = Some(if p.qos == QoS::AtMostOnce { 1 } else { 2 });
     if let Some(props) = &p.properties {
+        if props.user_properties.len() > 1 {
+            let keys = props
+                .user_properties
+                .iter()
+                .map(|(k, _)| Value::string(&k[..]))
+                .collect();
+            headers.insert(H_ORDER.into(), Value::Array(keys));
+        }
         for (k, v) in &props.user_properties {
             // Repeated keys (allowed in MQTT) become an array, in order.
             match headers.get_mut(&k[..]) {
@@ -165,8 +176,26 @@ pub fn to_publish(
             ..Default::default()
         };
         if let Some(h) = &m.properties.headers {
+            let order: Vec<String> = match h.get(H_ORDER) {
+                Some(Value::Array(keys)) => keys.iter().filter_map(value_text).collect(),
+                _ => Vec::new(),
+            };
+            let mut taken: std::collections::HashMap<&str, usize> = Default::default();
+            for k in &order {
+                let n = taken.entry(k.as_str()).or_insert(0);
+                let v = match h.get(k) {
+                    Some(Value::Array(items)) => items.get(*n),
+                    Some(v) if *n == 0 => Some(v),
+                    _ => None,
+                };
+                *n += 1;
+                if let Some(s) = v.and_then(value_text) {
+                    props.user_properties.push((k.as_str().into(), s.into()));
+                }
+            }
             for (k, v) in h {
-                if k.starts_with("x-mqtt-") || k == H_CORRELATION {
+                if k.starts_with("x-mqtt-") || k == H_CORRELATION || taken.contains_key(k.as_str())
+                {
                     continue;
                 }
                 match v {
@@ -219,9 +248,48 @@ pub fn to_publish(
     }
 }
 
+fn varint_len(n: usize) -> usize {
+    match n {
+        0..=127 => 1,
+        128..=16_383 => 2,
+        16_384..=2_097_151 => 3,
+        _ => 4,
+    }
+}
+
+/// The encoded size of a PUBLISH, whole packet (MQTT 5 with its properties when
+/// `properties` is set), to honour the client's Maximum Packet Size.
+pub fn publish_size(p: &Publish) -> usize {
+    let props = p.properties.as_ref().map(|pp| {
+        let s = |o: &Option<ByteString>| o.as_ref().map_or(0, |v| 3 + v.len());
+        let len = usize::from(pp.is_utf8_payload) * 2
+            + pp.message_expiry_interval.map_or(0, |_| 5)
+            + pp.topic_alias.map_or(0, |_| 3)
+            + s(&pp.response_topic)
+            + s(&pp.content_type)
+            + pp.correlation_data.as_ref().map_or(0, |c| 3 + c.len())
+            + pp.user_properties
+                .iter()
+                .map(|(k, v)| 5 + k.len() + v.len())
+                .sum::<usize>()
+            + pp.subscription_ids
+                .iter()
+                .map(|id| 1 + varint_len(id.get() as usize))
+                .sum::<usize>();
+        varint_len(len) + len
+    });
+    let remaining = 2
+        + p.topic.len()
+        + if p.qos == QoS::AtMostOnce { 0 } else { 2 }
+        + props.unwrap_or(0)
+        + p.payload.len();
+    1 + varint_len(remaining) + remaining
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::num::NonZeroU16;
 
     #[test]
     fn properties_round_trip() {
@@ -237,7 +305,11 @@ mod tests {
                 correlation_data: Some(Bytes::from_static(b"req-1")),
                 response_topic: Some("replies/me".into()),
                 message_expiry_interval: NonZeroU32::new(30),
-                user_properties: vec![("k".into(), "a".into()), ("k".into(), "b".into())],
+                user_properties: vec![
+                    ("z".into(), "1".into()),
+                    ("k".into(), "a".into()),
+                    ("k".into(), "b".into()),
+                ],
                 ..Default::default()
             }),
         };
@@ -249,7 +321,17 @@ mod tests {
         assert!(m.properties.persistent());
         assert!(was_retained(&m));
         assert_eq!(publisher(&m), Some(&b"c1"[..]));
-        let back = to_publish(&m, QoS::AtLeastOnce, false, true, vec![]);
+        let mut back = to_publish(&m, QoS::AtLeastOnce, false, true, vec![]);
+        back.packet_id = NonZeroU16::new(7);
+        let mut buf = bytes::BytesMut::new();
+        let mut codec = rmqtt_codec::v5::Codec::new(0, 0);
+        tokio_util::codec::Encoder::encode(
+            &mut codec,
+            rmqtt_codec::v5::Packet::Publish(Box::new(back.clone())),
+            &mut buf,
+        )
+        .unwrap();
+        assert_eq!(publish_size(&back), buf.len());
         assert_eq!(&back.topic[..], "v1.0/temp");
         let props = back.properties.unwrap();
         assert_eq!(props.response_topic.as_deref(), Some("replies/me"));
@@ -257,7 +339,11 @@ mod tests {
         assert_eq!(props.message_expiry_interval, NonZeroU32::new(30));
         assert_eq!(
             props.user_properties,
-            vec![("k".into(), "a".into()), ("k".into(), "b".into())]
+            vec![
+                ("z".into(), "1".into()),
+                ("k".into(), "a".into()),
+                ("k".into(), "b".into())
+            ]
         );
     }
 }

@@ -35,45 +35,35 @@ impl Session {
             return;
         };
         let qos = convert::published_qos(m).min(sub_qos);
-        if self.v5() && estimated_size(&d) > self.client_max_packet as usize {
+        ids.sort_unstable();
+        ids.dedup();
+        let mut p = convert::to_publish(m, qos, retain, self.v5(), ids);
+        if self.v5() && convert::publish_size(&p) > self.client_max_packet as usize {
             // MQTT 5 §3.1.2.11.4: a packet over the client's maximum is dropped
             // as if delivered.
             d.queue.settle(&[d.seq], Settle::Ack);
             return;
         }
-        ids.sort_unstable();
-        ids.dedup();
-        let mut p = convert::to_publish(m, qos, retain, self.v5(), ids);
+        let mut lsn = 0;
         if qos == QoS::AtMostOnce {
             d.queue.settle(&[d.seq], Settle::Ack);
         } else {
-            let pid = self.alloc_pid();
+            let own_queue = tag == 0;
+            // A message resent after a reconnect keeps its packet id (MQTT-4.4.0-1):
+            // a QoS 2 receiver may have recorded it.
+            let pid = match self.parked.remove(&d.seq) {
+                Some(pid) if own_queue && d.redelivered && !self.pid_in_use(pid) => pid,
+                _ => self.alloc_pid(),
+            };
             p.packet_id = Some(packet_id(pid));
             p.dup = d.redelivered;
+            if own_queue && qos == QoS::ExactlyOnce && self.persistent() {
+                // Persisted before sending, so a restart resends it with this id.
+                self.q2_out.insert(d.seq, pid);
+                lsn = self.save_state();
+            }
             self.out.insert(pid, Out { delivery: Some(d) });
         }
-        self.send(0, Packet::Publish(Box::new(p)));
+        self.send(lsn, Packet::Publish(Box::new(p)));
     }
-}
-
-/// An upper bound of the encoded PUBLISH (fixed header, topic, packet id, the
-/// properties we may add, payload).
-fn estimated_size(d: &Delivery) -> usize {
-    let m = &d.message;
-    let p = &m.properties;
-    let headers: usize = p
-        .headers
-        .as_ref()
-        .map_or(0, |h| h.keys().map(|k| k.len() + 64).sum());
-    let opt = |s: &Option<String>| s.as_ref().map_or(0, |s| s.len() + 3);
-    5 + 2
-        + m.routing_key.len()
-        + 2
-        + 4
-        + headers
-        + opt(&p.content_type)
-        + opt(&p.correlation_id)
-        + opt(&p.reply_to)
-        + 16
-        + m.body.len()
 }

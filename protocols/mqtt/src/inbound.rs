@@ -14,7 +14,20 @@ pub type Violation = (D, &'static str);
 
 impl Session {
     pub fn publish(&mut self, p: Box<Publish>) -> Result<(), Violation> {
+        if p.properties
+            .as_ref()
+            .is_some_and(|pp| !pp.subscription_ids.is_empty())
+        {
+            return Err((
+                D::ProtocolError,
+                "subscription identifier in a client PUBLISH",
+            ));
+        }
         let topic = self.resolve_topic(&p)?;
+        if topic.contains('\0') {
+            // MQTT 5 §1.5.4: U+0000 in a UTF-8 string makes the packet malformed.
+            return Err((D::MalformedPacket, "NUL character in the topic name"));
+        }
         if !topic::valid_name(&topic) {
             return Err((
                 D::TopicNameInvalid,
@@ -132,15 +145,18 @@ impl Session {
 
     /// PUBACK for a QoS 1 message we sent.
     pub fn puback(&mut self, pid: u16) {
-        if let Some(o) = self.out.remove(&pid)
-            && let Some(d) = o.delivery
-        {
-            d.queue.settle(&[d.seq], Settle::Ack);
+        if let Some(o) = self.out.remove(&pid) {
+            match o.delivery {
+                Some(d) => d.queue.settle(&[d.seq], Settle::Ack),
+                None => self.return_credit(),
+            }
         }
     }
 
     /// PUBREC for a QoS 2 message we sent: the client has it. Record that (so a
-    /// restart resends PUBREL, not the message), then drop it from the queue.
+    /// restart resends PUBREL, not the message), then drop it from the queue. The
+    /// message counts against Receive Maximum until PUBCOMP, so its credit, which
+    /// the queue returns on settling, is taken again.
     pub fn pubrec(&mut self, pid: u16) {
         let Some(o) = self.out.get_mut(&pid) else {
             self.send(
@@ -154,10 +170,14 @@ impl Session {
             return;
         };
         let delivery = o.delivery.take();
+        if let Some(d) = &delivery {
+            self.q2_out.remove(&d.seq);
+        }
         self.rel.insert(pid);
         let lsn = self.save_state();
         if let Some(d) = delivery {
             d.queue.settle(&[d.seq], Settle::Ack);
+            self.credit.take();
         }
         self.send(
             lsn,
@@ -169,7 +189,9 @@ impl Session {
     }
 
     pub fn pubcomp(&mut self, pid: u16) {
-        self.out.remove(&pid);
+        if self.out.remove(&pid).is_some() {
+            self.return_credit();
+        }
         if self.rel.remove(&pid) {
             self.save_state();
         }

@@ -22,6 +22,9 @@ struct Inner {
 #[derive(Default)]
 struct State {
     live: HashMap<(String, String), Live>,
+    /// Packet ids of messages a session had in flight when its connection ended
+    /// (queue seq → id), for the next connection of that client to reuse.
+    parked: HashMap<(String, String), HashMap<u64, u16>>,
     /// Delayed wills, cancelled when the client comes back in time.
     wills: HashMap<(String, String), (u64, CancellationToken)>,
 }
@@ -115,6 +118,19 @@ impl Registry {
         if st.wills.get(&key).is_some_and(|(i, _)| *i == id) {
             st.wills.remove(&key);
         }
+    }
+
+    pub fn park(&self, vhost: &str, client_id: &str, ids: HashMap<u64, u16>) {
+        self.lock()
+            .parked
+            .insert((vhost.to_string(), client_id.to_string()), ids);
+    }
+
+    pub fn unpark(&self, vhost: &str, client_id: &str) -> HashMap<u64, u16> {
+        self.lock()
+            .parked
+            .remove(&(vhost.to_string(), client_id.to_string()))
+            .unwrap_or_default()
     }
 
     pub fn connected(&self) -> usize {

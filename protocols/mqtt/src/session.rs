@@ -64,6 +64,14 @@ pub struct Session {
     pub pending: VecDeque<(u64, Packet)>,
     /// CONNACK said the session was there.
     pub present: bool,
+    /// Outbound QoS 2 messages of the session queue before PUBREC: queue seq →
+    /// packet id, persisted so that a restart resends them with the same id.
+    pub q2_out: BTreeMap<u64, u16>,
+    /// Packet ids of messages the previous connection had in flight (seq → id),
+    /// reused when they are redelivered.
+    pub parked: HashMap<u64, u16>,
+    /// Retained QoS 1/2 messages waiting for Receive Maximum credit.
+    pub held_retained: VecDeque<rmqtt_codec::types::Publish>,
 }
 
 impl Session {
@@ -168,6 +176,15 @@ impl Session {
         };
         self.in_qos2 = ids("in");
         self.rel = ids("rel");
+        if let Some(Value::Array(pairs)) = h.get("out") {
+            for pair in pairs {
+                if let Value::Array(v) = pair
+                    && let [Value::I64(seq), Value::U16(pid)] = v.as_slice()
+                {
+                    self.parked.entry(*seq as u64).or_insert(*pid);
+                }
+            }
+        }
         if let Some(Value::Array(subs)) = h.get("subs") {
             for s in subs {
                 let Value::Table(t) = s else { continue };
@@ -212,6 +229,12 @@ impl Session {
         let ids = |s: &BTreeSet<u16>| Value::Array(s.iter().map(|n| Value::U16(*n)).collect());
         h.insert("in".into(), ids(&self.in_qos2));
         h.insert("rel".into(), ids(&self.rel));
+        let out = self
+            .q2_out
+            .iter()
+            .map(|(seq, pid)| Value::Array(vec![Value::I64(*seq as i64), Value::U16(*pid)]))
+            .collect();
+        h.insert("out".into(), Value::Array(out));
         let mut m = Message::new("", self.client_id.clone(), Bytes::new());
         m.properties.delivery_mode = Some(2);
         m.properties.headers = Some(h);
@@ -220,7 +243,17 @@ impl Session {
             .unwrap_or(0)
     }
 
-    pub fn subscribe(&mut self, s: v5::Subscribe) {
+    pub fn subscribe(&mut self, s: v5::Subscribe) -> Result<(), crate::inbound::Violation> {
+        // MQTT 5 §3.8.3.1: no-local on a shared subscription is a protocol error.
+        if s.topic_filters
+            .iter()
+            .any(|(f, o)| o.no_local && topic::split_shared(f).is_some())
+        {
+            return Err((
+                v5::DisconnectReasonCode::ProtocolError,
+                "no local on a shared subscription",
+            ));
+        }
         let mut status = Vec::with_capacity(s.topic_filters.len());
         let mut retained = Vec::new();
         for (filter, opts) in &s.topic_filters {
@@ -257,6 +290,7 @@ impl Session {
         for (filter, opts, id) in retained {
             self.send_retained(&filter, opts, id);
         }
+        Ok(())
     }
 
     fn subscribe_one(
@@ -271,11 +305,6 @@ impl Session {
             None if topic::valid_filter(filter) => (None, filter),
             None => return Err(SubscribeAckReason::TopicFilterInvalid),
         };
-        // MQTT 5 §3.8.3.1: no-local on a shared subscription is a protocol error;
-        // we refuse just that filter.
-        if group.is_some() && opts.no_local {
-            return Err(SubscribeAckReason::TopicFilterInvalid);
-        }
         let key = topic::to_binding_key(inner);
         let fail = |e: switchboard_api::BrokerError| {
             tracing::warn!(filter, "subscribe failed: {e}");
@@ -386,31 +415,66 @@ impl Session {
             });
         for (_, m) in found {
             let qos = convert::published_qos(&m).min(opts.qos);
-            let mut p = convert::to_publish(&m, qos, true, self.v5(), id.into_iter().collect());
-            if qos != QoS::AtMostOnce {
-                let pid = self.alloc_pid();
-                p.packet_id = Some(packet_id(pid));
-                self.out.insert(pid, Out { delivery: None });
+            let p = convert::to_publish(&m, qos, true, self.v5(), id.into_iter().collect());
+            if self.v5() && convert::publish_size(&p) > self.client_max_packet as usize {
+                continue;
             }
+            if qos == QoS::AtMostOnce {
+                self.send(0, Packet::Publish(Box::new(p)));
+            } else {
+                self.held_retained.push_back(p);
+            }
+        }
+        self.send_held_retained();
+    }
+
+    /// Sends held retained messages while the client's Receive Maximum allows.
+    /// They take credit like queue deliveries do, and give it back on PUBACK/PUBCOMP.
+    fn send_held_retained(&mut self) {
+        while !self.held_retained.is_empty() && self.credit.has_credit() {
+            let Some(mut p) = self.held_retained.pop_front() else {
+                break;
+            };
+            self.credit.take();
+            let pid = self.alloc_pid();
+            p.packet_id = Some(packet_id(pid));
+            self.out.insert(pid, Out { delivery: None });
             self.send(0, Packet::Publish(Box::new(p)));
         }
     }
 
+    /// An exchange that held credit outside a queue (a retained message, a QoS 2
+    /// message between PUBREC and PUBCOMP) finished.
+    pub fn return_credit(&mut self) {
+        if self.credit.release(1) {
+            self.credit.wake_waiters();
+        }
+        self.send_held_retained();
+    }
+
+    pub fn pid_in_use(&self, pid: u16) -> bool {
+        self.out.contains_key(&pid) || self.rel.contains(&pid)
+    }
+
+    /// A fresh packet id; ids parked for redeliveries are avoided while any are left.
     pub fn alloc_pid(&mut self) -> u16 {
-        loop {
+        for _ in 0..=u16::MAX {
             self.next_pid = self.next_pid.wrapping_add(1);
-            if self.next_pid == 0 {
-                continue;
-            }
-            if !self.out.contains_key(&self.next_pid) && !self.rel.contains(&self.next_pid) {
-                return self.next_pid;
+            let pid = self.next_pid;
+            if pid != 0 && !self.pid_in_use(pid) && !self.parked.values().any(|p| *p == pid) {
+                return pid;
             }
         }
+        // Every id is taken or parked (credit keeps this from happening): reuse a
+        // parked one rather than loop.
+        self.parked.clear();
+        self.alloc_pid()
     }
 
     /// Resends PUBREL for QoS 2 messages the client had received (after CONNACK).
     pub fn resume(&mut self) {
         for pid in self.rel.clone() {
+            self.credit.take();
             self.out.insert(pid, Out { delivery: None });
             self.send(
                 0,
@@ -422,13 +486,32 @@ impl Session {
         }
     }
 
-    /// The connection is over: stop consuming, put unacknowledged messages back and,
-    /// unless the session outlives the connection, delete it.
-    pub fn close(&mut self, end_session: bool) {
+    /// Stops consuming. Deliveries already pushed to the connection stay unsettled
+    /// until [`Session::close`] puts them back.
+    pub fn stop_consuming(&mut self) {
         for (_, c) in self.consumers.drain() {
             c.cancel();
         }
-        let mut back: Vec<Delivery> = self.out.drain().filter_map(|(_, o)| o.delivery).collect();
+    }
+
+    /// The connection is over: put unacknowledged messages back (those sent and
+    /// those still `undelivered` in the connection's inbox) and, unless the session
+    /// outlives the connection, delete it.
+    /// Returns the packet ids of the session queue's messages that were in flight,
+    /// by queue sequence number, for the next connection to reuse.
+    pub fn close(&mut self, end_session: bool, undelivered: Vec<Delivery>) -> HashMap<u64, u16> {
+        self.stop_consuming();
+        let mut parked = std::mem::take(&mut self.parked);
+        let mut back = Vec::with_capacity(self.out.len() + undelivered.len());
+        for (pid, o) in self.out.drain() {
+            if let Some(d) = o.delivery {
+                if d.queue.name() == self.queue {
+                    parked.insert(d.seq, pid);
+                }
+                back.push(d);
+            }
+        }
+        back.extend(undelivered);
         back.sort_by_key(|d| d.seq);
         for d in back {
             d.queue.settle(&[d.seq], Settle::Requeue);
@@ -440,8 +523,10 @@ impl Session {
             let _ = self
                 .broker
                 .keyed_put(&self.vhost, KeySpace::Sessions, &self.client_id, None);
+            parked.clear();
         }
         self.broker.connection_closed(self.conn);
+        parked
     }
 }
 
