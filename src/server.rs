@@ -92,12 +92,20 @@ impl Server {
             },
         ));
         let (b, c, r, sd) = (broker.clone(), mqtt_cfg, registry, shutdown.clone());
+        let ws = crate::ws::Options {
+            subprotocols: &["mqtt", "mqttv3.1"],
+            text: false,
+            handshake_timeout: c.connect_timeout,
+        };
         tracker.spawn(accept_loop(
             mqtt_ws,
             shutdown.clone(),
             tracker.clone(),
             move |s, peer| {
-                switchboard_mqtt::serve_ws(s, peer, b.clone(), c.clone(), r.clone(), sd.clone())
+                let (b, c, r, sd) = (b.clone(), c.clone(), r.clone(), sd.clone());
+                crate::ws::serve(s, ws, move |pipe| {
+                    switchboard_mqtt::serve(pipe, peer, b, c, r, sd)
+                })
             },
         ));
 

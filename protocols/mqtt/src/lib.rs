@@ -15,11 +15,9 @@ mod inbound;
 pub mod registry;
 mod session;
 pub mod topic;
-mod ws;
 
 pub use connection::serve;
 pub use registry::Registry;
-pub use ws::serve_ws;
 
 use std::time::Duration;
 
