@@ -16,47 +16,13 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
-use switchboard_api::{Broker, Credit, DeliverySink, KeySpace, PublishOptions, SinkEvent};
+use switchboard_api::{Broker, Credit, Inbox, KeySpace, PublishOptions, SinkEvent};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 /// Deliveries are not taken from the queue while this much output is unwritten.
 const OUTPUT_HIGH_WATER: usize = 1 << 20;
-
-/// Where queues push this connection's deliveries. A plain deque allocates nothing
-/// while empty (a channel's first block is ~2 KiB: it matters at 10k idle clients).
-#[derive(Default)]
-pub(crate) struct Inbox {
-    q: std::sync::Mutex<VecDeque<SinkEvent>>,
-    notify: tokio::sync::Notify,
-}
-
-impl DeliverySink for Inbox {
-    fn push(&self, event: SinkEvent) {
-        self.q
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push_back(event);
-        self.notify.notify_one();
-    }
-}
-
-impl Inbox {
-    fn try_pop(&self) -> Option<SinkEvent> {
-        self.q.lock().unwrap_or_else(|e| e.into_inner()).pop_front()
-    }
-
-    /// Cancel-safe: nothing is taken from the deque until the future completes.
-    async fn recv(&self) -> SinkEvent {
-        loop {
-            if let Some(e) = self.try_pop() {
-                return e;
-            }
-            self.notify.notified().await;
-        }
-    }
-}
 
 struct Io<S> {
     stream: S,
@@ -324,13 +290,7 @@ async fn run<S: AsyncRead + AsyncWrite + Unpin>(
     let _ = io.stream.shutdown().await;
     let end_session = session.expiry == 0;
     session.stop_consuming();
-    let mut undelivered = Vec::new();
-    while let Some(ev) = inbox.try_pop() {
-        if let SinkEvent::Deliver { delivery, .. } = ev {
-            undelivered.push(delivery);
-        }
-    }
-    let parked = session.close(end_session, undelivered);
+    let parked = session.close(end_session, inbox.drain_deliveries());
     if !parked.is_empty() {
         registry.park(&session.vhost, &session.client_id, parked);
     }
