@@ -20,6 +20,8 @@ pub struct Config {
     /// MQTT over WebSocket (path any, subprotocol `mqtt`).
     pub mqtt_ws_port: u16,
     pub stomp_port: u16,
+    /// STOMP over WebSocket (subprotocols `v10.stomp`, `v11.stomp`, `v12.stomp`).
+    pub stomp_ws_port: u16,
     pub http_port: u16,
     pub admin_port: u16,
     pub amqp: AmqpConfig,
@@ -129,6 +131,7 @@ impl Default for Config {
             mqtt_port: 1883,
             mqtt_ws_port: 15675,
             stomp_port: 61613,
+            stomp_ws_port: 15674,
             http_port: 9324,
             admin_port: 15672,
             amqp: AmqpConfig::default(),

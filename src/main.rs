@@ -43,6 +43,10 @@ struct Cli {
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
     stomp_port: Option<u16>,
+    /// STOMP over WebSocket port (0 = any free port).
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    stomp_ws_port: Option<u16>,
     /// SQS/SNS HTTP port (0 = any free port).
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -79,6 +79,12 @@ struct Declared {
 }
 
 pub async fn run(url: &str, spec: &RunSpec) -> Result<ScenarioResult> {
+    if spec.topology.routing == Routing::Idle {
+        bail!(
+            "{} is an MQTT scenario (use an mqtt:// URL)",
+            spec.topology.name
+        );
+    }
     let admin = connect(url, "switchboard-bench admin").await?;
     let mut declared = Declared::default();
     let result = run_declared(url, spec, &admin, &mut declared).await;
@@ -203,6 +209,7 @@ async fn run_declared(
                 .map(|_| (x.clone(), String::new()))
                 .collect()
         }
+        Routing::Idle => unreachable!("rejected in run"),
     };
 
     // --- connections (kept in vectors so that they are closed at the end)
@@ -504,7 +511,9 @@ async fn publish_loop(
         if let Some(lag) = spec.max_lag {
             // Wait while this publisher is more than `lag` messages ahead of the
             // slowest consumer it feeds (only this publisher feeds those queues
-            // in every scenario: qN-N lanes are 1:1, fanout has 1 publisher).
+            // in qN-N, whose lanes are 1:1, and fanout, which has 1 publisher; in
+            // fanin-N the consumer's count includes the other publishers'
+            // messages, so there the bound is only approximate).
             loop {
                 let seen = targets
                     .iter()

@@ -3,12 +3,16 @@
 //! Protocol-independent parts: scenario names and topology (`scenario`), body
 //! timestamps and the latency histogram (`clock`), results and the comparison
 //! table (`report`), broker process watch (`procstat`). One module per
-//! protocol drives the broker: `amqp` (lapin) today; an `mqtt`, `stomp` or
-//! `sqs` module would take the same `RunSpec` and return a `ScenarioResult`,
-//! selected by the URL's scheme in `run_one`.
+//! protocol drives the broker: `amqp` (lapin) and `mqtt` (rumqttc, through
+//! `mqtt_client`; raw sockets in `mqtt_idle`); a `stomp` or `sqs` module would
+//! take the same `RunSpec` and return a `ScenarioResult`, selected by the URL's
+//! scheme in `run_one`.
 
 mod amqp;
 mod clock;
+mod mqtt;
+mod mqtt_client;
+mod mqtt_idle;
 mod procstat;
 mod report;
 mod scenario;
@@ -35,6 +39,15 @@ Scenarios:
   q<n>-<n>    the same with N given in the name, e.g. q8-8
   fanout-K    1 publisher -> fanout exchange -> K queues, one consumer each (K = --k)
   fanout-<k>  the same with K given in the name, e.g. fanout-16
+  fanin-N     N publishers -> 1 queue -> 1 consumer (N = --n); fanin-<n>: N in the name
+  idle        (MQTT only) 10,000 idle connections, each subscribed to its own topic,
+              held for --duration; reports the broker's RSS (--watch-pid); idle-<n>: n of them
+
+MQTT (--url mqtt://HOST:PORT): a queue is a topic with one subscriber; fanout-K is
+one topic with K subscribers. --qos 0|1 and --mqtt-version 3.1.1|5 choose the
+protocol; the QoS 1 in-flight window per publisher is --confirm-window (lowered
+to the broker's Receive Maximum in 5.0), the QoS 0 window --pipeline. Messages
+need --size >= 16 (timestamp and id: lost and duplicated deliveries are counted).
 
 Each message body starts with an 8-byte send timestamp; the consumer measures
 end-to-end latency from it. Publish rate = messages written (or, with --confirm,
@@ -50,6 +63,8 @@ Examples:
   switchboard-bench q1-1 qN-N fanout-4 -d 10
   switchboard-bench q1-1 --confirm --persistent --url amqp://guest:guest@127.0.0.1:5672/%2f
   switchboard-bench q1-1 --rate 1000 -d 5 --json
+  switchboard-bench fanin-4 fanout-4 --url mqtt://127.0.0.1:1883 --qos 1 --mqtt-version 5
+  switchboard-bench idle --url mqtt://127.0.0.1:1883 --watch-pid 1234 -d 5
   switchboard-bench --report results.jsonl --baseline rabbitmq --subject switchboard";
 
 #[derive(Parser, Debug)]
@@ -59,7 +74,7 @@ struct Cli {
     #[arg(default_value = "q1-1")]
     scenarios: Vec<String>,
 
-    /// Broker URL; the scheme picks the protocol (amqp:// only, for now).
+    /// Broker URL; the scheme picks the protocol (amqp:// or mqtt://).
     #[arg(
         long,
         env = "SB_BENCH_URL",
@@ -127,6 +142,14 @@ struct Cli {
     /// [default: the larger of 10 and --duration].
     #[arg(long, value_name = "SECS")]
     drain_timeout: Option<f64>,
+
+    /// MQTT: QoS of publishes and subscriptions (0 or 1).
+    #[arg(long, default_value_t = 0, value_name = "0|1")]
+    qos: u8,
+
+    /// MQTT: protocol version, 3.1.1 (or 4) or 5 (or 5.0).
+    #[arg(long, default_value = "3.1.1", value_name = "VERSION")]
+    mqtt_version: String,
 
     /// Print one JSON object per scenario (JSON Lines) instead of a text line.
     #[arg(long)]
@@ -196,6 +219,14 @@ fn spec_for(cli: &Cli, topology: Topology, prefix: String) -> Result<RunSpec> {
         );
         ack_every = cli.prefetch as u64;
     }
+    if cli.qos > 1 {
+        bail!("--qos must be 0 or 1");
+    }
+    let mqtt_v5 = match cli.mqtt_version.as_str() {
+        "3.1.1" | "311" | "4" => false,
+        "5" | "5.0" => true,
+        v => bail!("--mqtt-version must be 3.1.1 or 5, not {v:?}"),
+    };
     Ok(RunSpec {
         topology,
         stop: StopRule {
@@ -217,6 +248,9 @@ fn spec_for(cli: &Cli, topology: Topology, prefix: String) -> Result<RunSpec> {
             None => duration.unwrap_or_default().max(Duration::from_secs(10)),
         },
         prefix,
+        qos: cli.qos,
+        mqtt_v5,
+        broker_pid: cli.watch_pid,
     })
 }
 
@@ -244,10 +278,11 @@ async fn run_one(url: &str, spec: &RunSpec) -> Result<ScenarioResult> {
         .unwrap_or_default();
     match scheme.as_str() {
         "amqp" | "amqps" => amqp::run(url, spec).await,
-        "mqtt" | "mqtts" | "stomp" | "stomp+ssl" | "http" | "https" => {
+        "mqtt" => mqtt::run(url, spec).await,
+        "mqtts" | "stomp" | "stomp+ssl" | "http" | "https" => {
             bail!("{scheme}:// scenarios are not implemented yet (add a module beside amqp.rs)")
         }
-        _ => bail!("unsupported URL {url:?}: expected amqp://"),
+        _ => bail!("unsupported URL {url:?}: expected amqp:// or mqtt://"),
     }
 }
 
@@ -327,8 +362,10 @@ async fn main() -> ExitCode {
         );
         let watch = cli.watch_pid.map(procstat::Watch::start);
         let self_before = procstat::sample(std::process::id());
+        let machine_before = procstat::machine_busy_ticks();
         let outcome = run_one(&cli.url, &spec).await;
         let self_after = procstat::sample(std::process::id());
+        let machine_after = procstat::machine_busy_ticks();
         let watched = match (watch, cli.watch_pid) {
             (Some(w), Some(pid)) => w.finish(pid).await,
             _ => None,
@@ -353,7 +390,16 @@ async fn main() -> ExitCode {
                 }
             }
         };
-        if r.missing > 0 || r.unexpected > 0 {
+        if cli.url.starts_with("mqtt") && r.mqtt_version.is_none() {
+            r.mqtt_version = Some(mqtt::version_name(spec.mqtt_v5).into());
+            if topology.routing != scenario::Routing::Idle {
+                r.qos = Some(spec.qos);
+            } else {
+                r.connections = Some(topology.queues as u64);
+            }
+        }
+        // QoS 0 may drop messages: reported, but not a failure.
+        if (r.missing > 0 && r.qos != Some(0)) || r.unexpected > 0 {
             failed = true;
         }
         r.label = cli.label.clone();
@@ -373,6 +419,16 @@ async fn main() -> ExitCode {
         if let (Some(a), Some(b)) = (self_before, self_after) {
             r.client_cpu_secs =
                 Some(b.cpu_ticks.saturating_sub(a.cpu_ticks) as f64 / procstat::TICKS_PER_SEC);
+        }
+        // CPU neither the broker nor this process used: other programs competing.
+        if let (Some(a), Some(b), Some(broker), Some(client)) = (
+            machine_before,
+            machine_after,
+            r.broker_cpu_secs,
+            r.client_cpu_secs,
+        ) {
+            let all = b.saturating_sub(a) as f64 / procstat::TICKS_PER_SEC;
+            r.other_cpu_secs = Some(((all - broker - client).max(0.0) * 100.0).round() / 100.0);
         }
         if cli.json {
             println!("{}", serde_json::to_string(&r).expect("results serialize"));

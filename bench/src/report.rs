@@ -93,6 +93,34 @@ pub struct ScenarioResult {
     /// the machine with the broker: a busy client means a capped broker).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_cpu_secs: Option<f64>,
+    /// CPU seconds all other processes of the machine used during the scenario
+    /// (with --watch-pid): more than a few tenths means the figures are noisy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub other_cpu_secs: Option<f64>,
+    /// MQTT: QoS of publishes and subscriptions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub qos: Option<u8>,
+    /// MQTT: "3.1.1" or "5.0".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mqtt_version: Option<String>,
+    /// MQTT: publishes each publisher may have handed over and not yet had
+    /// written (QoS 0) or acknowledged (QoS 1); the smallest over publishers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window: Option<u64>,
+    /// Idle scenario: connections opened and held, and those that still
+    /// answered a ping at the end.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connections: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connections_alive: Option<u64>,
+    /// Idle scenario: seconds to open them all.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connect_secs: Option<f64>,
+    /// Idle scenario: the broker's RSS before opening and while holding them (KiB).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub broker_rss_before_kb: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub broker_rss_held_kb: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
 }
@@ -122,7 +150,34 @@ pub fn fmt_ms(us: u64) -> String {
 }
 
 impl ScenarioResult {
+    /// Broker RSS the idle connections added, per connection (KiB).
+    pub fn rss_per_connection_kb(&self) -> Option<f64> {
+        let (b, h, n) = (
+            self.broker_rss_before_kb?,
+            self.broker_rss_held_kb?,
+            self.connections?,
+        );
+        (n > 0).then(|| (h as f64 - b as f64) / n as f64)
+    }
+
     fn flags(&self) -> String {
+        if let Some(v) = &self.mqtt_version {
+            if self.connections.is_some() {
+                return format!("mqtt{v} keepalive=60");
+            }
+            let mut f = vec![
+                format!("mqtt{v}"),
+                format!("qos{}", self.qos.unwrap_or(0)),
+                format!("{}B", self.size),
+            ];
+            if let Some(w) = self.window {
+                f.push(format!("window={w}"));
+            }
+            if let Some(r) = self.rate_limit {
+                f.push(format!("rate={}/s", fmt_rate(r)));
+            }
+            return f.join(" ");
+        }
         let mut f = vec![format!("{}B", self.size)];
         if self.confirm {
             f.push("confirm".into());
@@ -150,6 +205,25 @@ impl ScenarioResult {
         let _ = write!(s, "{:<10} {:<32}", self.scenario, self.flags());
         if let Some(e) = &self.error {
             let _ = write!(s, " ERROR: {e}");
+            return s;
+        }
+        if let Some(n) = self.connections {
+            let mib =
+                |k: Option<u64>| k.map_or("?".into(), |k| format!("{:.1}", k as f64 / 1024.0));
+            let _ = write!(
+                s,
+                " {n} connections opened in {:.1} s, {} alive at the end; broker rss {} -> {} MiB",
+                self.connect_secs.unwrap_or(0.0),
+                self.connections_alive.unwrap_or(0),
+                mib(self.broker_rss_before_kb),
+                mib(self.broker_rss_held_kb),
+            );
+            if let Some(per) = self.rss_per_connection_kb() {
+                let _ = write!(s, " ({per:.1} KiB per connection)");
+            }
+            if self.broker_rss_held_kb.is_none() {
+                let _ = write!(s, " (no --watch-pid: no broker memory)");
+            }
             return s;
         }
         let _ = write!(
@@ -184,6 +258,9 @@ impl ScenarioResult {
         if let Some(c) = self.client_cpu_secs {
             let _ = write!(s, ", client cpu {c:.1} s");
         }
+        if let Some(c) = self.other_cpu_secs.filter(|c| *c >= 0.1) {
+            let _ = write!(s, ", other processes cpu {c:.1} s");
+        }
         s.push(')');
         s
     }
@@ -195,6 +272,9 @@ fn cpu_per_msg(r: &ScenarioResult) -> Option<f64> {
         .filter(|_| r.consumed > 0)
         .map(|c| c * 1e6 / r.consumed as f64)
 }
+
+/// Other processes' CPU during a run above which the table flags it.
+const NOISY_OTHER_CPU_SECS: f64 = 0.5;
 
 /// Read JSON lines (other lines are skipped) and print, per case, one row per
 /// label and a ratio row `subject/baseline`.
@@ -240,7 +320,30 @@ pub fn compare_table(path: &str, baseline: &str, subject: &str) -> Result<String
     );
     let row = |out: &mut String, case: &str, label: &str, r: Option<&ScenarioResult>| match r {
         None => {
-            let _ = writeln!(out, "{case:<w$}  {label:<lw$}  (no result)");
+            let _ = writeln!(out, "{case:<w$}  {label:<lw$}  n/a (no result)");
+        }
+        Some(r) if r.error.as_deref().is_some_and(|e| e.starts_with("n/a")) => {
+            let _ = writeln!(
+                out,
+                "{case:<w$}  {label:<lw$}  {}",
+                r.error.as_deref().unwrap_or("")
+            );
+        }
+        Some(r) if r.error.is_none() && r.connections.is_some() => {
+            let _ = writeln!(
+                out,
+                "{case:<w$}  {label:<lw$}  idle: {} connections ({} alive), opened in {:.1} s; \
+                 broker rss {} MiB held, {} KiB per connection",
+                fmt_rate(r.connections.unwrap_or(0) as f64),
+                fmt_rate(r.connections_alive.unwrap_or(0) as f64),
+                r.connect_secs.unwrap_or(0.0),
+                r.broker_rss_held_kb
+                    .map(|k| format!("{:.0}", k as f64 / 1024.0))
+                    .unwrap_or("-".into()),
+                r.rss_per_connection_kb()
+                    .map(|k| format!("{k:.1}"))
+                    .unwrap_or("-".into()),
+            );
         }
         Some(r) if r.error.is_some() => {
             let _ = writeln!(
@@ -287,6 +390,25 @@ pub fn compare_table(path: &str, baseline: &str, subject: &str) -> Result<String
         if let (Some(a), Some(b)) = (a, b)
             && a.error.is_none()
             && b.error.is_none()
+            && a.connections.is_some()
+        {
+            let opt = |x: Option<f64>, y: Option<f64>| match (x, y) {
+                (Some(x), Some(y)) => ratio(x, y),
+                _ => "-".into(),
+            };
+            let _ = writeln!(
+                out,
+                "{:<w$}  {ratio_label:<lw$}  idle: rss held {}, per connection {}",
+                "",
+                opt(
+                    a.broker_rss_held_kb.map(|k| k as f64),
+                    b.broker_rss_held_kb.map(|k| k as f64)
+                ),
+                opt(a.rss_per_connection_kb(), b.rss_per_connection_kb()),
+            );
+        } else if let (Some(a), Some(b)) = (a, b)
+            && a.error.is_none()
+            && b.error.is_none()
         {
             let opt = |x: Option<f64>, y: Option<f64>| match (x, y) {
                 (Some(x), Some(y)) => ratio(x, y),
@@ -308,12 +430,24 @@ pub fn compare_table(path: &str, baseline: &str, subject: &str) -> Result<String
             );
         }
     }
+    for r in &results {
+        if let Some(c) = r.other_cpu_secs.filter(|c| *c >= NOISY_OTHER_CPU_SECS) {
+            let _ = writeln!(
+                out,
+                "note: other processes used {c:.1} s of CPU during {} ({}): noisy figures",
+                r.case.as_deref().unwrap_or(&r.scenario),
+                r.label.as_deref().unwrap_or("?"),
+            );
+        }
+    }
     let _ = writeln!(
         out,
         "(rates: higher is better; latency, rss, cpu: lower is better. ratio = {subject} / {baseline}.\n \
           cons msg/s counts every copy (fanout-K: K per message). cpu us/msg: broker CPU time per delivery.\n \
           queued: not consumed within the drain timeout but still in the queue; lost: neither\n \
-          (+N: N deliveries more than published, i.e. duplicates).)"
+          (+N: N deliveries more than published, i.e. duplicates). MQTT: pub msg/s counts publishes\n \
+          written (QoS 0) or acknowledged (QoS 1); lost counts messages acknowledged (QoS 0: written)\n \
+          but never delivered, which QoS 0 allows.)"
     );
     Ok(out)
 }

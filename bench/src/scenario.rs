@@ -1,6 +1,6 @@
 //! Scenario names and the topology they stand for. Protocol-independent: each
 //! protocol module maps a [`Topology`] onto its own objects (AMQP queues and a
-//! fanout exchange; later MQTT topics, STOMP destinations, SQS queues/SNS topics).
+//! fanout exchange; MQTT topics; later STOMP destinations, SQS queues/SNS topics).
 
 use anyhow::{Result, bail};
 use std::time::Duration;
@@ -13,6 +13,9 @@ pub enum Routing {
     /// Every publisher sends to one fanout point bound to all queues; one
     /// consumer per queue, so each message is delivered `queues` times.
     Fanout,
+    /// No traffic: `queues` idle connections, each subscribed to its own topic,
+    /// held open while the broker's memory is sampled (MQTT only).
+    Idle,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,11 +38,31 @@ impl Topology {
         match self.routing {
             Routing::Direct => vec![p % self.queues],
             Routing::Fanout => (0..self.queues).collect(),
+            Routing::Idle => Vec::new(),
         }
     }
 
-    /// Parse `q1-1`, `qN-N` (N = `n`), `q<n>-<n>`, `fanout-K` (K = `k`), `fanout-<k>`.
+    /// Parse `q1-1`, `qN-N` (N = `n`), `q<n>-<n>`, `fanout-K` (K = `k`), `fanout-<k>`,
+    /// `fanin-N`, `fanin-<n>`, `idle` (10,000 connections) and `idle-<n>`.
     pub fn parse(name: &str, n: usize, k: usize) -> Result<Self> {
+        if name == "idle" || name.starts_with("idle-") {
+            let c = match name.strip_prefix("idle-") {
+                None => IDLE_DEFAULT,
+                Some(c) => c
+                    .parse::<usize>()
+                    .ok()
+                    .filter(|c| (1..=1_000_000).contains(c))
+                    .ok_or_else(|| {
+                        anyhow::anyhow!("scenario {name:?}: idle-<n> needs 1..=1000000 connections")
+                    })?,
+            };
+            return Ok(Self {
+                name: format!("idle-{c}"),
+                publishers: 0,
+                queues: c,
+                routing: Routing::Idle,
+            });
+        }
         let num = |s: &str, default: usize| -> Result<usize> {
             let v = match s {
                 "N" | "K" => default,
@@ -61,6 +84,16 @@ impl Topology {
                 routing: Routing::Fanout,
             });
         }
+        if let Some(rest) = name.strip_prefix("fanin-") {
+            // N publishers -> one queue/topic -> one consumer.
+            let p = num(rest, n)?;
+            return Ok(Self {
+                name: format!("fanin-{p}"),
+                publishers: p,
+                queues: 1,
+                routing: Routing::Direct,
+            });
+        }
         if let Some(rest) = name.strip_prefix('q')
             && let Some((a, b)) = rest.split_once('-')
         {
@@ -78,9 +111,15 @@ impl Topology {
                 routing: Routing::Direct,
             });
         }
-        bail!("unknown scenario {name:?}: expected q1-1, qN-N, q<n>-<n>, fanout-K or fanout-<k>")
+        bail!(
+            "unknown scenario {name:?}: expected q1-1, qN-N, q<n>-<n>, fanout-K, fanout-<k>, \
+             fanin-N, fanin-<n>, idle or idle-<n>"
+        )
     }
 }
+
+/// Connections of `idle` without a count.
+pub const IDLE_DEFAULT: usize = 10_000;
 
 /// When publishers stop.
 #[derive(Debug, Clone, Copy)]
@@ -114,6 +153,12 @@ pub struct RunSpec {
     pub drain_timeout: Duration,
     /// Prefix of every object the run declares (unique per run and scenario).
     pub prefix: String,
+    /// MQTT: QoS of publishes and subscriptions (0 or 1).
+    pub qos: u8,
+    /// MQTT: protocol 5.0 instead of 3.1.1.
+    pub mqtt_v5: bool,
+    /// The broker's pid (`--watch-pid`), for scenarios that report its memory themselves.
+    pub broker_pid: Option<u32>,
 }
 
 #[cfg(test)]
@@ -137,5 +182,15 @@ mod tests {
         assert!(Topology::parse("q2-3", 4, 4).is_err());
         assert!(Topology::parse("topic-1", 4, 4).is_err());
         assert!(Topology::parse("fanout-0", 4, 4).is_err());
+        let t = Topology::parse("fanin-N", 3, 5).unwrap();
+        assert_eq!((t.name.as_str(), t.publishers, t.queues), ("fanin-3", 3, 1));
+        assert_eq!(t.targets_of(2), vec![0]);
+        let t = Topology::parse("idle", 3, 5).unwrap();
+        assert_eq!(
+            (t.name.as_str(), t.queues, t.routing),
+            ("idle-10000", 10_000, Routing::Idle)
+        );
+        assert_eq!(Topology::parse("idle-20", 3, 5).unwrap().queues, 20);
+        assert!(Topology::parse("idle-0", 3, 5).is_err());
     }
 }

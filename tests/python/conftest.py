@@ -97,8 +97,12 @@ def parse_listening_line(line: str) -> Dict[str, Tuple[str, int]]:
     return out
 
 
-def start_switchboard(env: Optional[Dict[str, str]] = None) -> Broker:
-    """Start the real binary; ``env`` adds SWITCHBOARD_* settings for this instance."""
+def start_switchboard(env: Optional[Dict[str, str]] = None,
+                      data_dir: Optional[str] = None) -> Broker:
+    """Start the real binary; ``env`` adds SWITCHBOARD_* settings for this instance.
+
+    ``data_dir`` reuses an existing data directory (a restart); by default a new
+    temporary one is made."""
     binary = _switchboard_bin()
     if not binary.exists():
         pytest.fail(
@@ -106,10 +110,11 @@ def start_switchboard(env: Optional[Dict[str, str]] = None) -> Broker:
             "set SWITCHBOARD_BIN, or set SWITCHBOARD_AMQP_URL to test an external broker)",
             pytrace=False,
         )
-    data_dir = tempfile.mkdtemp(prefix="switchboard-pytest-")
+    data_dir = data_dir or tempfile.mkdtemp(prefix="switchboard-pytest-")
     stderr_file = tempfile.TemporaryFile(mode="w+b")
     cmd = [str(binary), "--data-dir", data_dir, "--bind", "127.0.0.1",
-           "--amqp-port", "0", "--mqtt-port", "0", "--stomp-port", "0",
+           "--amqp-port", "0", "--mqtt-port", "0", "--mqtt-ws-port", "0",
+           "--stomp-port", "0", "--stomp-ws-port", "0",
            "--http-port", "0", "--admin-port", "0"]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=stderr_file,
                             stdin=subprocess.DEVNULL, env={**os.environ, **(env or {})})
@@ -308,3 +313,270 @@ def res(broker):
     r = Resources(broker)
     yield r
     r.cleanup()
+
+
+# ---------------------------------------------------------------------------------
+# MQTT fixtures (see mqttutil.py). SWITCHBOARD_MQTT_URL / SWITCHBOARD_MQTT_WS_URL point
+# them at an external broker (e.g. mosquitto); otherwise they use the session's
+# Switchboard, whose listening line names the mqtt and mqtt-ws ports.
+
+import mqttutil  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def mqtt(request) -> "mqttutil.Endpoint":
+    """Where the MQTT listeners of the broker under test are."""
+    ep = mqttutil.endpoint_from_env()
+    if ep is not None:
+        return ep
+    b = request.getfixturevalue("broker")
+    if b.external:
+        # an external AMQP broker with its MQTT plugins (RabbitMQ's default ports)
+        return mqttutil.Endpoint(host=b.host, port=1883, ws_host=b.host, ws_port=15675,
+                                 external=True, name="external")
+    return mqttutil.endpoint_from_ports(b.ports)
+
+
+class MqttClients:
+    """Makes paho clients and raw connections; closes them (and forgets the persistent
+    sessions they left behind) at teardown."""
+
+    def __init__(self, ep: "mqttutil.Endpoint"):
+        self.ep = ep
+        self.clients: List[mqttutil.Client] = []
+        self.raws: List[mqttutil.Raw] = []
+        self.sessions: Dict[str, Tuple[int, object]] = {}  # client id -> (version, endpoint)
+
+    def __call__(self, version: int = 4, **kw) -> "mqttutil.Client":
+        c = mqttutil.Client(kw.pop("ep", self.ep), version=version, **kw)
+        self.clients.append(c)
+        return c
+
+    def connected(self, version: int = 4, clean: bool = True,
+                  session_expiry: Optional[int] = None, **kw) -> "mqttutil.Client":
+        """A client, connected (clean session unless ``clean=False``)."""
+        ep = kw.get("ep", self.ep)
+        c = self(version=version, clean=clean, **kw)
+        if not clean:
+            self.persistent(c.client_id, version, ep)
+        c.connect(clean_start=clean, session_expiry=session_expiry)
+        return c
+
+    def persistent(self, cid: str, version: int, ep=None):
+        """Remember a client id whose session must be discarded at teardown."""
+        self.sessions[cid] = (version, ep or self.ep)
+
+    def raw(self, version: int = 4, ep=None) -> "mqttutil.Raw":
+        r = mqttutil.Raw(ep or self.ep, version=version)
+        self.raws.append(r)
+        return r
+
+    def close(self):
+        for c in self.clients:
+            c.close()
+        for r in self.raws:
+            r.close()
+        for cid, (version, ep) in self.sessions.items():
+            try:
+                c = mqttutil.Client(ep, version=max(version, 4), cid=cid, clean=True)
+                c.connect(clean_start=True, session_expiry=0, timeout=3)
+                c.close()
+            except BaseException:
+                pass
+
+
+@pytest.fixture
+def mqtt_clients(mqtt):
+    m = MqttClients(mqtt)
+    yield m
+    m.close()
+
+
+class RestartableMqtt:
+    """A broker of the test's own that can be restarted keeping its data: a Switchboard
+    (same data directory) or, when the suite targets an external broker, a private
+    mosquitto with persistence (which saves its state on a clean shutdown)."""
+
+    def __init__(self, env: Optional[Dict[str, str]] = None):
+        self.mosquitto: Optional[mqttutil.Mosquitto] = None
+        self.sb: Optional[Broker] = None
+        self.env = env
+        if mqttutil.is_mqtt_external():
+            self.mosquitto = mqttutil.Mosquitto().start()
+        else:
+            self.sb = start_switchboard(env=env)
+
+    @property
+    def is_switchboard(self) -> bool:
+        return self.sb is not None
+
+    @property
+    def endpoint(self) -> "mqttutil.Endpoint":
+        if self.mosquitto:
+            return self.mosquitto.endpoint()
+        return mqttutil.endpoint_from_ports(self.sb.ports)
+
+    @property
+    def amqp(self) -> Optional[Broker]:
+        return self.sb
+
+    def restart(self, kill: bool = False) -> "mqttutil.Endpoint":
+        """Stop (SIGTERM, or SIGKILL with ``kill``) and start again on the same data;
+        return the new endpoint (Switchboard's ports change)."""
+        if self.mosquitto:
+            self.mosquitto.stop(kill=kill)
+            self.mosquitto.start()
+        else:
+            if kill:
+                self.sb.proc.kill()
+                self.sb.proc.wait(timeout=10)
+            else:
+                _stop_process(self.sb.proc)
+            self.sb = start_switchboard(env=self.env, data_dir=self.sb.data_dir)
+        return self.endpoint
+
+    def cleanup(self):
+        if self.mosquitto:
+            self.mosquitto.cleanup()
+        if self.sb:
+            stop_switchboard(self.sb)
+
+
+@pytest.fixture
+def restartable_mqtt():
+    r = RestartableMqtt()
+    try:
+        yield r
+    finally:
+        r.cleanup()
+
+
+@pytest.fixture(scope="module")
+def mqtt_auth(request):
+    """An endpoint that checks passwords, with valid credentials in .username/.password:
+    the session's Switchboard (guest/guest), or a private mosquitto with a password
+    file when the suite targets an external broker."""
+    if not mqttutil.is_mqtt_external():
+        yield request.getfixturevalue("mqtt")
+        return
+    m = mqttutil.Mosquitto(users={"guest": "guest"}, ws=False)
+    m.start()
+    try:
+        yield m.endpoint()
+    finally:
+        m.cleanup()
+
+
+# ---------------------------------------------------------------------------------
+# STOMP fixtures (see stomputil.py). SWITCHBOARD_STOMP_URL / SWITCHBOARD_STOMP_WS_URL
+# point them at an external broker (e.g. RabbitMQ with rabbitmq_stomp and
+# rabbitmq_web_stomp); otherwise they use the session's Switchboard, whose listening
+# line names the stomp and stomp-ws ports.
+
+import stomputil  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def stomp_ep(request) -> "stomputil.Endpoint":
+    """Where the STOMP listeners of the broker under test are."""
+    ep = stomputil.endpoint_from_env()
+    if ep is not None:
+        return ep
+    b = request.getfixturevalue("broker")
+    if b.external:
+        # an external AMQP broker with its STOMP plugins (RabbitMQ's default ports)
+        return stomputil.Endpoint(host=b.host, port=61613, ws_host=b.host, ws_port=15674,
+                                  external=True, name="external")
+    return stomputil.endpoint_from_ports(b.ports)
+
+
+@pytest.fixture(scope="session")
+def stomp_amqp(request) -> Broker:
+    """The STOMP broker under test seen over AMQP (for cross-protocol tests); skips
+    when SWITCHBOARD_STOMP_URL names a broker that SWITCHBOARD_AMQP_URL does not."""
+    if stomputil.STOMP_URL and not EXTERNAL_URL:
+        pytest.skip("SWITCHBOARD_STOMP_URL is set without SWITCHBOARD_AMQP_URL: "
+                    "no AMQP view of the STOMP broker")
+    return request.getfixturevalue("broker")
+
+
+class StompClients:
+    """Makes stomp.py clients and raw connections; closes them and deletes the queues
+    the test named through ``track_queue`` (over AMQP, when the broker has an AMQP
+    view) at teardown."""
+
+    def __init__(self, ep: "stomputil.Endpoint", request):
+        self.ep = ep
+        self.request = request
+        self.clients: List[stomputil.Client] = []
+        self.raws: List[stomputil.Raw] = []
+        self.queues: List[str] = []
+        self.finalizers: List[Callable[[], None]] = []
+        self.amqp: Optional[Broker] = None
+
+    def __call__(self, version: str = "1.2", **kw) -> "stomputil.Client":
+        c = stomputil.Client(kw.pop("ep", self.ep), version=version, **kw)
+        self.clients.append(c)
+        return c
+
+    def connected(self, version: str = "1.2", login=None, passcode=None,
+                  connect_headers: Optional[dict] = None, **kw) -> "stomputil.Client":
+        return self(version, **kw).connect(login, passcode, headers=connect_headers)
+
+    def raw(self, **kw) -> "stomputil.Raw":
+        r = stomputil.Raw(kw.pop("ep", self.ep), **kw)
+        self.raws.append(r)
+        return r
+
+    def ws_raw(self, subprotocols=None, **kw) -> "stomputil.WsRaw":
+        r = stomputil.WsRaw(kw.pop("ep", self.ep), subprotocols=subprotocols, **kw)
+        self.raws.append(r)
+        return r
+
+    def track_queue(self, name: str) -> str:
+        """Delete this queue at teardown (``/queue/name`` queues outlive connections)."""
+        if self.amqp is None and not (stomputil.STOMP_URL and not EXTERNAL_URL):
+            self.amqp = self.request.getfixturevalue("broker")
+        self.queues.append(name)
+        return name
+
+    def at_teardown(self, fn: Callable[[], None]) -> None:
+        self.finalizers.append(fn)
+
+    def close(self):
+        for fn in reversed(self.finalizers):
+            try:
+                fn()
+            except BaseException:
+                pass
+        for c in self.clients:
+            c.close()
+        for r in self.raws:
+            r.close()
+        if not self.queues or self.amqp is None:
+            return
+        try:
+            c = self.amqp.connect()
+        except BaseException:
+            return
+        try:
+            chan = c.channel()
+            for q in self.queues:
+                try:
+                    chan.queue_delete(q)
+                except pika.exceptions.ChannelClosedByBroker:
+                    chan = c.channel()
+        except BaseException:
+            pass
+        finally:
+            try:
+                c.close()
+            except BaseException:
+                pass
+
+
+@pytest.fixture
+def stomp_clients(stomp_ep, request):
+    s = StompClients(stomp_ep, request)
+    yield s
+    s.close()

@@ -182,7 +182,32 @@ async fn run<S: AsyncRead + AsyncWrite + Unpin>(
     let mut blocked = alarm.as_ref().is_some_and(|a| a.borrow().is_some());
     let mut held = false;
     let mut end = End::Abrupt;
+    // Packets that came in the same read as CONNECT (a client need not wait for
+    // CONNACK, MQTT-3.1.4) are already buffered: handle input before the first read.
+    let mut input = true;
     loop {
+        if input && !held {
+            input = false;
+            match handle_input(&mut io, &mut session, blocked) {
+                Ok(Input::Done) => {}
+                Ok(Input::Held) => {
+                    held = true;
+                    deadline = None;
+                }
+                Ok(Input::End(e)) => {
+                    end = e;
+                    break;
+                }
+                Err((code, why)) => {
+                    tracing::debug!(client = session.client_id, "MQTT: closing: {why}");
+                    if let Some(p) = session.disconnect_packet(code, why) {
+                        io.encode(p);
+                    }
+                    break;
+                }
+            }
+            release(&mut io, &mut session, durable_lsn);
+        }
         if io.flush().await.is_err() {
             break;
         }
@@ -247,18 +272,8 @@ async fn run<S: AsyncRead + AsyncWrite + Unpin>(
                 }
                 if held && !blocked {
                     held = false;
+                    input = true;
                     deadline = limit.map(|l| Instant::now() + l);
-                    match handle_input(&mut io, &mut session, false) {
-                        Ok(Input::Done) => {}
-                        Ok(Input::Held) => held = true,
-                        Ok(Input::End(e)) => { end = e; break; }
-                        Err((code, why)) => {
-                            if let Some(p) = session.disconnect_packet(code, why) {
-                                io.encode(p);
-                            }
-                            break;
-                        }
-                    }
                 }
             }
             r = io.stream.read_buf(&mut io.rbuf), if !held => {
@@ -267,21 +282,7 @@ async fn run<S: AsyncRead + AsyncWrite + Unpin>(
                     Ok(_) => {}
                 }
                 deadline = limit.map(|l| Instant::now() + l);
-                match handle_input(&mut io, &mut session, blocked) {
-                    Ok(Input::Done) => {}
-                    Ok(Input::Held) => {
-                        held = true;
-                        deadline = None;
-                    }
-                    Ok(Input::End(e)) => { end = e; break; }
-                    Err((code, why)) => {
-                        tracing::debug!(client = session.client_id, "MQTT: closing: {why}");
-                        if let Some(p) = session.disconnect_packet(code, why) {
-                            io.encode(p);
-                        }
-                        break;
-                    }
-                }
+                input = true;
             }
         }
         release(&mut io, &mut session, durable_lsn);
