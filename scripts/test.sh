@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if ! python3 -c 'import pika, kombu, pytest, paho.mqtt' 2>/dev/null; then
+if ! python3 -c 'import pika, kombu, pytest, paho.mqtt, stomp, websocket' 2>/dev/null; then
     python3 -m pip install -q -r tests/python/requirements.txt
 fi
 command -v amqp-publish >/dev/null || echo "note: amqp-tools not installed (apt-get install amqp-tools); its test will be skipped" >&2

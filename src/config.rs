@@ -26,6 +26,7 @@ pub struct Config {
     pub admin_port: u16,
     pub amqp: AmqpConfig,
     pub mqtt: MqttConfig,
+    pub stomp: StompConfig,
     /// Users for every protocol. Default: `guest`/`guest`, loopback only.
     pub users: Vec<UserConfig>,
     /// Virtual hosts created at start; `/` always exists.
@@ -122,6 +123,60 @@ impl From<&MqttConfig> for switchboard_mqtt::Config {
     }
 }
 
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(default)]
+pub struct StompConfig {
+    /// Vhost when CONNECT has no `host` header (or names a host, not a vhost).
+    pub default_vhost: String,
+    pub connect_timeout_ms: u64,
+    /// Unacknowledged messages per `client`/`client-individual` subscription
+    /// without `prefetch-count` / `activemq.prefetchSize`.
+    pub default_prefetch: u32,
+    pub max_body: usize,
+    pub max_header_bytes: usize,
+    pub max_headers: usize,
+    /// Clients without a login connect as this user, from loopback only; empty:
+    /// a login is always required.
+    pub anonymous_user: String,
+    pub anonymous_password: String,
+}
+
+impl Default for StompConfig {
+    fn default() -> Self {
+        let d = switchboard_stomp::Config::default();
+        let (anonymous_user, anonymous_password) = d.anonymous_user.unwrap_or_default();
+        StompConfig {
+            default_vhost: d.default_vhost,
+            connect_timeout_ms: d.connect_timeout.as_millis() as u64,
+            default_prefetch: d.default_prefetch,
+            max_body: d.limits.max_body,
+            max_header_bytes: d.limits.max_header_bytes,
+            max_headers: d.limits.max_headers,
+            anonymous_user,
+            anonymous_password,
+        }
+    }
+}
+
+impl From<&StompConfig> for switchboard_stomp::Config {
+    fn from(c: &StompConfig) -> Self {
+        let limits = switchboard_stomp::codec::Limits {
+            max_body: c.max_body,
+            max_header_bytes: c.max_header_bytes.max(1024),
+            max_headers: c.max_headers.max(16),
+        };
+        switchboard_stomp::Config {
+            default_vhost: c.default_vhost.clone(),
+            connect_timeout: std::time::Duration::from_millis(c.connect_timeout_ms),
+            default_prefetch: c.default_prefetch,
+            anonymous_user: (!c.anonymous_user.is_empty())
+                .then(|| (c.anonymous_user.clone(), c.anonymous_password.clone())),
+            limits,
+            ..Default::default()
+        }
+    }
+}
+
 impl Default for Config {
     fn default() -> Self {
         Config {
@@ -136,6 +191,7 @@ impl Default for Config {
             admin_port: 15672,
             amqp: AmqpConfig::default(),
             mqtt: MqttConfig::default(),
+            stomp: StompConfig::default(),
             users: vec![UserConfig {
                 name: "guest".into(),
                 password: "guest".into(),

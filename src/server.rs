@@ -16,6 +16,8 @@ pub struct Server {
     pub amqp_addr: SocketAddr,
     pub mqtt_addr: SocketAddr,
     pub mqtt_ws_addr: SocketAddr,
+    pub stomp_addr: SocketAddr,
+    pub stomp_ws_addr: SocketAddr,
     shutdown: CancellationToken,
     tracker: TaskTracker,
     store: Arc<Store>,
@@ -62,6 +64,9 @@ impl Server {
         let (amqp, amqp_addr) = bind("AMQP", &cfg.bind, cfg.amqp_port).await?;
         let (mqtt, mqtt_addr) = bind("MQTT", &cfg.bind, cfg.mqtt_port).await?;
         let (mqtt_ws, mqtt_ws_addr) = bind("MQTT-WebSocket", &cfg.bind, cfg.mqtt_ws_port).await?;
+        let (stomp, stomp_addr) = bind("STOMP", &cfg.bind, cfg.stomp_port).await?;
+        let (stomp_ws, stomp_ws_addr) =
+            bind("STOMP-WebSocket", &cfg.bind, cfg.stomp_ws_port).await?;
 
         let amqp_cfg = Arc::new(switchboard_amqp::Config::from(&cfg.amqp));
         let b = broker.clone();
@@ -95,6 +100,7 @@ impl Server {
         let ws = crate::ws::Options {
             subprotocols: &["mqtt", "mqttv3.1"],
             text: false,
+            paths: &[],
             handshake_timeout: c.connect_timeout,
         };
         tracker.spawn(accept_loop(
@@ -109,10 +115,40 @@ impl Server {
             },
         ));
 
+        let stomp_cfg = Arc::new(switchboard_stomp::Config::from(&cfg.stomp));
+        let (b, c, sd) = (broker.clone(), stomp_cfg.clone(), shutdown.clone());
+        tracker.spawn(accept_loop(
+            stomp,
+            shutdown.clone(),
+            tracker.clone(),
+            move |s, peer| switchboard_stomp::serve(s, peer, b.clone(), c.clone(), sd.clone()),
+        ));
+        let (b, c, sd) = (broker.clone(), stomp_cfg, shutdown.clone());
+        let ws = crate::ws::Options {
+            subprotocols: &["v12.stomp", "v11.stomp", "v10.stomp", "stomp"],
+            text: true,
+            // RabbitMQ web-stomp's path, and the one many examples use.
+            paths: &["/ws", "/stomp"],
+            handshake_timeout: c.connect_timeout,
+        };
+        tracker.spawn(accept_loop(
+            stomp_ws,
+            shutdown.clone(),
+            tracker.clone(),
+            move |s, peer| {
+                let (b, c, sd) = (b.clone(), c.clone(), sd.clone());
+                crate::ws::serve(s, ws, move |pipe| {
+                    switchboard_stomp::serve(pipe, peer, b, c, sd)
+                })
+            },
+        ));
+
         Ok(Server {
             amqp_addr,
             mqtt_addr,
             mqtt_ws_addr,
+            stomp_addr,
+            stomp_ws_addr,
             shutdown,
             tracker,
             store,
@@ -123,8 +159,8 @@ impl Server {
     /// The line scripts read to find the ports: `listening amqp=127.0.0.1:5672 ...`.
     pub fn listening_line(&self) -> String {
         format!(
-            "listening amqp={} mqtt={} mqtt-ws={}",
-            self.amqp_addr, self.mqtt_addr, self.mqtt_ws_addr
+            "listening amqp={} mqtt={} mqtt-ws={} stomp={} stomp-ws={}",
+            self.amqp_addr, self.mqtt_addr, self.mqtt_ws_addr, self.stomp_addr, self.stomp_ws_addr
         )
     }
 

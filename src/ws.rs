@@ -20,6 +20,8 @@ pub struct Options {
     /// Accept text messages and answer in text (STOMP); otherwise binary only (MQTT
     /// §6: a text message closes the connection).
     pub text: bool,
+    /// Request paths served (others get 404); empty: any path (mosquitto's way).
+    pub paths: &'static [&'static str],
     pub handshake_timeout: Duration,
 }
 
@@ -33,6 +35,14 @@ where
     // The callback's signature is tungstenite's; its error type is large by design.
     #[allow(clippy::result_large_err)]
     let pick = |req: &Request, mut resp: Response| {
+        if !opts.paths.is_empty() && !opts.paths.contains(&req.uri().path()) {
+            let mut not_found =
+                tokio_tungstenite::tungstenite::handshake::server::ErrorResponse::new(Some(
+                    format!("no WebSocket endpoint at {}", req.uri().path()),
+                ));
+            *not_found.status_mut() = tokio_tungstenite::tungstenite::http::StatusCode::NOT_FOUND;
+            return Err(not_found);
+        }
         let offered: Vec<&str> = req
             .headers()
             .get_all("sec-websocket-protocol")

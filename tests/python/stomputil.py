@@ -227,17 +227,17 @@ class FrameParser:
 
     def feed(self, data: bytes) -> List[Union[Frame, str]]:
         """Add bytes; return the complete frames (and "heartbeat" for each EOL between
-        frames) found so far."""
+        frames) found so far. EOLs that directly follow a frame in the same chunk are
+        the frame's optional trailing EOLs, not heart-beats."""
         self.buf += data
         out: List[Union[Frame, str]] = []
+        trailing = False
         while self.buf:
-            if self.buf.startswith(b"\r\n"):
-                self.buf = self.buf[2:]
-                out.append("heartbeat")
-                continue
-            if self.buf.startswith(b"\n"):
-                self.buf = self.buf[1:]
-                out.append("heartbeat")
+            eol = 2 if self.buf.startswith(b"\r\n") else 1 if self.buf.startswith(b"\n") else 0
+            if eol:
+                self.buf = self.buf[eol:]
+                if not trailing:
+                    out.append("heartbeat")
                 continue
             if self.buf == b"\r":
                 break
@@ -245,6 +245,7 @@ class FrameParser:
             if f is None:
                 break
             out.append(f)
+            trailing = True
         return out
 
     def _one(self) -> Optional[Frame]:
@@ -478,7 +479,7 @@ class WsRaw(Raw):
 
         self.ws = websocket.create_connection(
             self.ep.ws_url, timeout=self.timeout, subprotocols=self.subprotocols,
-            enable_multithread=True)
+            enable_multithread=True, skip_utf8_validation=True)
         self.subprotocol = self.ws.getsubprotocol()
 
     def _write(self, data: bytes):

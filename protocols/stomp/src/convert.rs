@@ -1,0 +1,258 @@
+//! STOMP headers ⇄ core message properties (the table in docs/PROTOCOL_MAPPING.md).
+//! RabbitMQ's names where it has them (`persistent`, `expiration`, `amqp-message-id`,
+//! `content-type`, `correlation-id`, `reply-to`, `priority`, `type`, `timestamp`,
+//! `user-id`, `app-id`), ActiveMQ's where it differs (`expires` as an absolute time,
+//! `JMSXGroupID` as the ordering group). Every other header becomes an AMQP header
+//! and back; structured header values (an AMQP table or array, like `x-death`)
+//! travel as JSON text, since STOMP headers are strings.
+
+use crate::frame::Frame;
+use std::fmt::Write;
+use switchboard_api::{Message, Table, Value};
+
+/// Headers of SEND that are about the frame or the delivery, not the message.
+const FRAME_HEADERS: &[&str] = &[
+    "destination",
+    "receipt",
+    "transaction",
+    "content-length",
+    "message-id",
+    "subscription",
+    "ack",
+    "redelivered",
+    "id",
+    "prefetch-count",
+    "activemq.prefetchSize",
+];
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// Builds the message for a SEND. `reply_to` has already been resolved (a
+/// `/temp-queue/` replaced by the connection's private queue).
+pub fn to_message(f: &Frame, exchange: &str, key: &str, reply_to: Option<String>) -> Message {
+    let mut m = Message::new(exchange, key, f.body.clone());
+    let p = &mut m.properties;
+    let mut headers = Table::new();
+    let mut seen = std::collections::HashSet::new();
+    for (k, v) in &f.headers {
+        // Repeated headers: the first wins (STOMP 1.2).
+        if !seen.insert(k.as_str()) || FRAME_HEADERS.contains(&k.as_str()) {
+            continue;
+        }
+        match k.as_str() {
+            "content-type" => p.content_type = Some(v.clone()),
+            "content-encoding" => p.content_encoding = Some(v.clone()),
+            "correlation-id" => p.correlation_id = Some(v.clone()),
+            "reply-to" => {}
+            "persistent" => p.delivery_mode = Some(if v == "true" { 2 } else { 1 }),
+            "priority" => p.priority = v.parse::<u8>().ok(),
+            "expiration" => p.expiration = v.parse::<u64>().ok().map(|n| n.to_string()),
+            // ActiveMQ: an absolute time in ms; 0 means never.
+            "expires" => {
+                if let Ok(at) = v.parse::<u64>()
+                    && at != 0
+                {
+                    p.expiration = Some(at.saturating_sub(now_ms()).to_string());
+                }
+            }
+            "amqp-message-id" => p.message_id = Some(v.clone()),
+            "type" => p.kind = Some(v.clone()),
+            "timestamp" => p.timestamp = v.parse().ok(),
+            "user-id" => p.user_id = Some(v.clone()),
+            "app-id" => p.app_id = Some(v.clone()),
+            "JMSXGroupID" => {
+                m.group_id = Some(v.clone());
+                headers.insert(k.clone(), Value::string(v.as_str()));
+            }
+            _ => {
+                headers.insert(k.clone(), Value::string(v.as_str()));
+            }
+        }
+    }
+    m.properties.reply_to = reply_to;
+    if !headers.is_empty() {
+        m.properties.headers = Some(headers);
+    }
+    m
+}
+
+/// The header a core header value becomes: text as is, numbers and booleans
+/// printed, tables and arrays as JSON.
+pub fn header_text(v: &Value) -> String {
+    match v {
+        Value::Str(b) | Value::Bytes(b) => String::from_utf8_lossy(b).into_owned(),
+        Value::ShortStr(s) => s.clone(),
+        other => {
+            let mut s = String::new();
+            json(other, &mut s);
+            s
+        }
+    }
+}
+
+fn json_str(s: &str, out: &mut String) {
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if (c as u32) < 0x20 => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
+fn json(v: &Value, out: &mut String) {
+    let _ = match v {
+        Value::Bool(b) => write!(out, "{b}"),
+        Value::I8(n) => write!(out, "{n}"),
+        Value::U8(n) => write!(out, "{n}"),
+        Value::I16(n) => write!(out, "{n}"),
+        Value::U16(n) => write!(out, "{n}"),
+        Value::I32(n) => write!(out, "{n}"),
+        Value::U32(n) => write!(out, "{n}"),
+        Value::I64(n) => write!(out, "{n}"),
+        Value::Timestamp(n) => write!(out, "{n}"),
+        Value::F32(n) if n.is_finite() => write!(out, "{n}"),
+        Value::F64(n) if n.is_finite() => write!(out, "{n}"),
+        Value::F32(_) | Value::F64(_) | Value::Void => write!(out, "null"),
+        Value::Decimal { scale, value } => {
+            write!(out, "{}", f64::from(*value) / 10f64.powi(i32::from(*scale)))
+        }
+        Value::ShortStr(s) => {
+            json_str(s, out);
+            Ok(())
+        }
+        Value::Str(b) | Value::Bytes(b) => {
+            json_str(&String::from_utf8_lossy(b), out);
+            Ok(())
+        }
+        Value::Array(items) => {
+            out.push('[');
+            for (i, x) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                json(x, out);
+            }
+            out.push(']');
+            Ok(())
+        }
+        Value::Table(t) => {
+            out.push('{');
+            for (i, (k, x)) in t.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                json_str(k, out);
+                out.push(':');
+                json(x, out);
+            }
+            out.push('}');
+            Ok(())
+        }
+    };
+}
+
+/// The MESSAGE headers describing a message (frame headers such as `subscription`
+/// and `message-id` are the session's).
+pub fn message_headers(m: &Message, out: &mut Vec<(String, String)>) {
+    let p = &m.properties;
+    let mut put = |k: &str, v: String| out.push((k.to_string(), v));
+    if let Some(h) = &p.headers {
+        for (k, v) in h {
+            put(k, header_text(v));
+        }
+    }
+    if let Some(v) = &p.content_type {
+        put("content-type", v.clone());
+    }
+    if let Some(v) = &p.content_encoding {
+        put("content-encoding", v.clone());
+    }
+    if let Some(v) = &p.correlation_id {
+        put("correlation-id", v.clone());
+    }
+    if let Some(v) = &p.reply_to {
+        // A bare queue name (what AMQP clients put there) as a STOMP destination.
+        let v = if v.starts_with('/') {
+            v.clone()
+        } else {
+            format!("/reply-queue/{v}")
+        };
+        put("reply-to", v);
+    }
+    if p.persistent() {
+        put("persistent", "true".into());
+    }
+    if let Some(v) = p.priority {
+        put("priority", v.to_string());
+    }
+    if let Some(v) = &p.expiration {
+        put("expiration", v.clone());
+    }
+    if let Some(v) = &p.message_id {
+        put("amqp-message-id", v.clone());
+    }
+    if let Some(v) = &p.kind {
+        put("type", v.clone());
+    }
+    if let Some(v) = p.timestamp {
+        put("timestamp", v.to_string());
+    }
+    if let Some(v) = &p.user_id {
+        put("user-id", v.clone());
+    }
+    if let Some(v) = &p.app_id {
+        put("app-id", v.clone());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::frame::Command;
+
+    #[test]
+    fn send_headers_become_properties_and_back() {
+        let f = Frame::new(Command::Send)
+            .with_header("destination", "/queue/q")
+            .with_header("content-type", "text/plain")
+            .with_header("persistent", "true")
+            .with_header("priority", "7")
+            .with_header("correlation-id", "c-1")
+            .with_header("custom", "a")
+            .with_header("custom", "ignored")
+            .with_header("receipt", "r1");
+        let m = to_message(&f, "", "q", Some("x".into()));
+        assert!(m.properties.persistent());
+        assert_eq!(m.properties.priority, Some(7));
+        let h = m.properties.headers.as_ref().unwrap();
+        assert_eq!(h.get("custom"), Some(&Value::string("a")));
+        assert!(!h.contains_key("receipt") && !h.contains_key("destination"));
+        let mut out = Vec::new();
+        message_headers(&m, &mut out);
+        assert!(out.contains(&("custom".into(), "a".into())));
+        assert!(out.contains(&("reply-to".into(), "/reply-queue/x".into())));
+        assert!(out.contains(&("persistent".into(), "true".into())));
+    }
+
+    #[test]
+    fn structured_headers_are_json() {
+        let mut death = Table::new();
+        death.insert("count".into(), Value::I64(1));
+        death.insert("reason".into(), Value::string("rejected"));
+        let v = Value::Array(vec![Value::Table(death)]);
+        assert_eq!(header_text(&v), r#"[{"count":1,"reason":"rejected"}]"#);
+    }
+}

@@ -1,0 +1,448 @@
+//! The STOMP frame model: a command, headers in wire order, and a body of bytes.
+//!
+//! Header names and values are the *decoded* strings (escapes resolved by the codec
+//! for the connection's version). Repeated headers are kept in the order received;
+//! [`Frame::header`] returns the first, as STOMP 1.2 §Repeated Header Entries says.
+//!
+//! Header escaping (both ways) and the wire encoder ([`encode_frame`],
+//! [`encoded_size`]) are here too, next to the model they write; `codec` re-exports
+//! the encoder and documents the rules.
+
+use crate::codec::{FrameError, Version, show};
+use bytes::{BufMut, Bytes, BytesMut};
+
+/// Every command of STOMP 1.0–1.2, client frames then server frames.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Command {
+    Connect,
+    Stomp,
+    Connected,
+    Send,
+    Subscribe,
+    Unsubscribe,
+    Ack,
+    Nack,
+    Begin,
+    Commit,
+    Abort,
+    Disconnect,
+    Message,
+    Receipt,
+    Error,
+}
+
+impl Command {
+    pub const ALL: [Command; 15] = [
+        Command::Connect,
+        Command::Stomp,
+        Command::Connected,
+        Command::Send,
+        Command::Subscribe,
+        Command::Unsubscribe,
+        Command::Ack,
+        Command::Nack,
+        Command::Begin,
+        Command::Commit,
+        Command::Abort,
+        Command::Disconnect,
+        Command::Message,
+        Command::Receipt,
+        Command::Error,
+    ];
+
+    /// Length of the longest command name (`UNSUBSCRIBE`).
+    pub const MAX_LEN: usize = 11;
+
+    /// The command named exactly `name` (commands are case-sensitive).
+    pub fn parse(name: &[u8]) -> Option<Command> {
+        Some(match name {
+            b"CONNECT" => Command::Connect,
+            b"STOMP" => Command::Stomp,
+            b"CONNECTED" => Command::Connected,
+            b"SEND" => Command::Send,
+            b"SUBSCRIBE" => Command::Subscribe,
+            b"UNSUBSCRIBE" => Command::Unsubscribe,
+            b"ACK" => Command::Ack,
+            b"NACK" => Command::Nack,
+            b"BEGIN" => Command::Begin,
+            b"COMMIT" => Command::Commit,
+            b"ABORT" => Command::Abort,
+            b"DISCONNECT" => Command::Disconnect,
+            b"MESSAGE" => Command::Message,
+            b"RECEIPT" => Command::Receipt,
+            b"ERROR" => Command::Error,
+            _ => return None,
+        })
+    }
+
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Command::Connect => "CONNECT",
+            Command::Stomp => "STOMP",
+            Command::Connected => "CONNECTED",
+            Command::Send => "SEND",
+            Command::Subscribe => "SUBSCRIBE",
+            Command::Unsubscribe => "UNSUBSCRIBE",
+            Command::Ack => "ACK",
+            Command::Nack => "NACK",
+            Command::Begin => "BEGIN",
+            Command::Commit => "COMMIT",
+            Command::Abort => "ABORT",
+            Command::Disconnect => "DISCONNECT",
+            Command::Message => "MESSAGE",
+            Command::Receipt => "RECEIPT",
+            Command::Error => "ERROR",
+        }
+    }
+
+    /// CONNECT, STOMP and CONNECTED: their headers are never escaped, in any version
+    /// (STOMP 1.2 §Value Encoding), because they are sent before the version is agreed.
+    pub fn is_handshake(&self) -> bool {
+        matches!(self, Command::Connect | Command::Stomp | Command::Connected)
+    }
+}
+
+impl std::fmt::Display for Command {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Frame {
+    pub command: Command,
+    /// Decoded (name, value) pairs in wire order; repeats are kept.
+    pub headers: Vec<(String, String)>,
+    pub body: Bytes,
+}
+
+impl Frame {
+    pub fn new(command: Command) -> Frame {
+        Frame {
+            command,
+            headers: Vec::new(),
+            body: Bytes::new(),
+        }
+    }
+
+    /// The value of the first header called `name` (names are case-sensitive).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Appends a header (an existing one of the same name still wins in [`header`]).
+    ///
+    /// [`header`]: Frame::header
+    pub fn with_header(mut self, name: impl Into<String>, value: impl Into<String>) -> Frame {
+        self.headers.push((name.into(), value.into()));
+        self
+    }
+
+    pub fn with_body(mut self, body: impl Into<Bytes>) -> Frame {
+        self.body = body.into();
+        self
+    }
+
+    /// STOMP 1.0 leniency: strips spaces and tabs at the start of every header
+    /// value, as RabbitMQ (`rabbit_stomp_util:trim_headers`, applied to every frame of
+    /// a 1.0 connection, its CONNECT included) and ActiveMQ Artemis (its 1.0 decoder:
+    /// "the STOMP spec examples seem to imply that whitespace should be trimmed";
+    /// the 1.0 examples write `login: <username>`) do. Trailing whitespace is kept, as
+    /// both keep it (only ActiveMQ Classic trims both ends). The codec applies this to
+    /// every frame it decodes under [`Version::V10`] and to a CONNECT/STOMP frame
+    /// without `accept-version` (a 1.0 client); a session that negotiates 1.0 from an
+    /// explicit `accept-version:1.0` calls it on that CONNECT itself.
+    pub fn trim_v10_values(&mut self) {
+        for (_, v) in &mut self.headers {
+            let start = v.len() - v.trim_start_matches([' ', '\t']).len();
+            v.drain(..start);
+        }
+    }
+}
+
+// ---- Header escaping both ways, and the wire encoder (re-exported by `codec`,
+// whose module docs state the rules) ----
+
+pub const CONTENT_LENGTH: &str = "content-length";
+
+/// How header text is escaped in one frame.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Escaping {
+    None,
+    V11,
+    V12,
+}
+
+pub(crate) fn escaping(version: Option<Version>, command: Command) -> Escaping {
+    match version {
+        _ if command.is_handshake() => Escaping::None,
+        None | Some(Version::V10) => Escaping::None,
+        Some(Version::V11) => Escaping::V11,
+        Some(Version::V12) => Escaping::V12,
+    }
+}
+
+/// Resolves the escapes of one header name or value (`line` is for the error).
+pub(crate) fn unescape(
+    part: &[u8],
+    escaping: Escaping,
+    line: &[u8],
+    version: Option<Version>,
+) -> Result<Vec<u8>, FrameError> {
+    if escaping == Escaping::None || !part.contains(&b'\\') {
+        return Ok(part.to_vec());
+    }
+    let mut out = Vec::with_capacity(part.len());
+    let mut bytes = part.iter();
+    while let Some(&b) = bytes.next() {
+        if b != b'\\' {
+            out.push(b);
+            continue;
+        }
+        out.push(match bytes.next() {
+            Some(b'n') => b'\n',
+            Some(b'c') => b':',
+            Some(b'\\') => b'\\',
+            Some(b'r') if escaping == Escaping::V12 => b'\r',
+            next => {
+                let mut sequence = String::from("\\");
+                if let Some(&n) = next {
+                    sequence.push_str(&show(&[n]));
+                }
+                return Err(FrameError::InvalidEscape {
+                    sequence,
+                    line: show(line),
+                    version: version.unwrap_or(Version::V11),
+                });
+            }
+        });
+    }
+    Ok(out)
+}
+
+/// The escape written for byte `b`, if any (the rule is in `codec`'s module docs).
+fn escape_for(b: u8, escaping: Escaping, name: bool) -> Option<&'static [u8]> {
+    match b {
+        b'\n' => Some(b"\\n"),
+        b'\r' => Some(b"\\r"),
+        b':' if name || escaping != Escaping::None => Some(b"\\c"),
+        b'\\' if escaping != Escaping::None => Some(b"\\\\"),
+        _ => None,
+    }
+}
+
+fn escaped_len(s: &str, escaping: Escaping, name: bool) -> usize {
+    s.len()
+        + s.bytes()
+            .filter(|&b| escape_for(b, escaping, name).is_some())
+            .count()
+}
+
+fn put_escaped(dst: &mut BytesMut, s: &str, escaping: Escaping, name: bool) {
+    let bytes = s.as_bytes();
+    let mut start = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        if let Some(esc) = escape_for(b, escaping, name) {
+            dst.put_slice(&bytes[start..i]);
+            dst.put_slice(esc);
+            start = i + 1;
+        }
+    }
+    dst.put_slice(&bytes[start..]);
+}
+
+fn decimal_len(mut n: usize) -> usize {
+    let mut len = 1;
+    while n >= 10 {
+        n /= 10;
+        len += 1;
+    }
+    len
+}
+
+/// Whether the frame goes out with a content-length header.
+fn writes_length(frame: &Frame) -> bool {
+    !frame.body.is_empty() || frame.headers.iter().any(|(n, _)| n == CONTENT_LENGTH)
+}
+
+/// Exactly how many bytes [`encode_frame`] writes for `frame` under `version`.
+pub fn encoded_size(frame: &Frame, version: Option<Version>) -> usize {
+    let esc = escaping(version, frame.command);
+    let mut size = frame.command.as_str().len() + 1;
+    for (name, value) in frame.headers.iter().filter(|(n, _)| n != CONTENT_LENGTH) {
+        size += escaped_len(name, esc, true) + 1 + escaped_len(value, esc, false) + 1;
+    }
+    if writes_length(frame) {
+        size += CONTENT_LENGTH.len() + 1 + decimal_len(frame.body.len()) + 1;
+    }
+    size + 1 + frame.body.len() + 1
+}
+
+/// Appends `frame` as the peer of `version` expects it. The content-length header
+/// goes where the frame's first one was, or last.
+pub fn encode_frame(frame: &Frame, version: Option<Version>, dst: &mut BytesMut) {
+    let esc = escaping(version, frame.command);
+    dst.reserve(encoded_size(frame, version));
+    dst.put_slice(frame.command.as_str().as_bytes());
+    dst.put_u8(b'\n');
+    let mut length_written = false;
+    let mut put_length = |dst: &mut BytesMut| {
+        if !std::mem::replace(&mut length_written, true) {
+            dst.put_slice(CONTENT_LENGTH.as_bytes());
+            dst.put_u8(b':');
+            dst.put_slice(frame.body.len().to_string().as_bytes());
+            dst.put_u8(b'\n');
+        }
+    };
+    for (name, value) in &frame.headers {
+        if name == CONTENT_LENGTH {
+            put_length(dst);
+            continue;
+        }
+        put_escaped(dst, name, esc, true);
+        dst.put_u8(b':');
+        put_escaped(dst, value, esc, false);
+        dst.put_u8(b'\n');
+    }
+    if !frame.body.is_empty() {
+        put_length(dst);
+    }
+    dst.put_u8(b'\n');
+    dst.put_slice(&frame.body);
+    dst.put_u8(0);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::codec::{Codec, Decoder, Encoder, Item, Limits};
+
+    fn codec(v: Option<Version>) -> Codec {
+        let mut c = Codec::new(Limits::default());
+        if let Some(v) = v {
+            c.set_version(v);
+        }
+        c
+    }
+
+    /// The one frame `bytes` holds, nothing left over.
+    fn one(v: Option<Version>, bytes: &[u8]) -> Frame {
+        let mut buf = BytesMut::from(bytes);
+        let Ok(Some(Item::Frame(f))) = codec(v).decode(&mut buf) else {
+            panic!("{v:?}: no frame in {bytes:?}")
+        };
+        assert!(buf.is_empty(), "{v:?}: left {buf:?}");
+        f
+    }
+
+    #[test]
+    fn encoding_adds_or_fixes_content_length() {
+        let f = Frame::new(Command::Message)
+            .with_header("destination", "/queue/a")
+            .with_body(Bytes::from_static(b"a\0b"));
+        let mut out = BytesMut::new();
+        encode_frame(&f, Some(Version::V12), &mut out);
+        assert_eq!(
+            &out[..],
+            b"MESSAGE\ndestination:/queue/a\ncontent-length:3\n\na\0b\0"
+        );
+        assert_eq!(encoded_size(&f, Some(Version::V12)), out.len());
+        let back = one(Some(Version::V12), &out);
+        assert_eq!(&back.body[..], b"a\0b");
+        // A wrong content-length is replaced where it stood; duplicates are dropped.
+        let f = Frame::new(Command::Error)
+            .with_header("content-length", "99")
+            .with_header("message", "boom")
+            .with_header("content-length", "1")
+            .with_body(Bytes::from_static(b"details"));
+        let mut out = BytesMut::new();
+        encode_frame(&f, None, &mut out);
+        assert_eq!(
+            &out[..],
+            b"ERROR\ncontent-length:7\nmessage:boom\n\ndetails\0"
+        );
+        assert_eq!(encoded_size(&f, None), out.len());
+        // No body, no content-length.
+        let f = Frame::new(Command::Receipt).with_header("receipt-id", "r-1");
+        let mut out = BytesMut::new();
+        Encoder::<&Frame>::encode(&mut codec(Some(Version::V11)), &f, &mut out).unwrap();
+        assert_eq!(&out[..], b"RECEIPT\nreceipt-id:r-1\n\n\0");
+        let mut out = BytesMut::new();
+        Encoder::<Item>::encode(&mut codec(None), Item::HeartBeat, &mut out).unwrap();
+        assert_eq!(&out[..], b"\n");
+    }
+
+    #[test]
+    fn encoding_escapes_by_version() {
+        let f = Frame::new(Command::Message).with_header("n:a\\me", "a:b\nc\\d\re");
+        let cases: [(Option<Version>, &[u8]); 4] = [
+            (None, b"MESSAGE\nn\\ca\\me:a:b\\nc\\d\\re\n\n\0"),
+            (
+                Some(Version::V10),
+                b"MESSAGE\nn\\ca\\me:a:b\\nc\\d\\re\n\n\0",
+            ),
+            (
+                Some(Version::V11),
+                b"MESSAGE\nn\\ca\\\\me:a\\cb\\nc\\\\d\\re\n\n\0",
+            ),
+            (
+                Some(Version::V12),
+                b"MESSAGE\nn\\ca\\\\me:a\\cb\\nc\\\\d\\re\n\n\0",
+            ),
+        ];
+        for (v, want) in cases {
+            let mut out = BytesMut::new();
+            Encoder::<Frame>::encode(&mut codec(v), f.clone(), &mut out).unwrap();
+            assert_eq!(&out[..], want, "{v:?}");
+            assert_eq!(encoded_size(&f, v), out.len());
+        }
+        assert_eq!(one(Some(Version::V12), cases[3].1).headers, f.headers);
+    }
+
+    #[test]
+    fn command_names_round_trip() {
+        for c in Command::ALL {
+            assert_eq!(Command::parse(c.as_str().as_bytes()), Some(c));
+            assert!(c.as_str().len() <= Command::MAX_LEN);
+            assert_eq!(c.to_string(), c.as_str());
+        }
+        assert_eq!(Command::parse(b"send"), None);
+        assert_eq!(Command::parse(b"SEND "), None);
+        assert_eq!(Command::parse(b""), None);
+        let handshake: Vec<_> = Command::ALL
+            .into_iter()
+            .filter(|c| c.is_handshake())
+            .collect();
+        assert_eq!(
+            handshake,
+            [Command::Connect, Command::Stomp, Command::Connected]
+        );
+    }
+
+    #[test]
+    fn first_header_wins_and_builders() {
+        let f = Frame::new(Command::Send)
+            .with_header("destination", "/queue/a")
+            .with_header("destination", "/queue/b")
+            .with_body(Bytes::from_static(b"hi"));
+        assert_eq!(f.header("destination"), Some("/queue/a"));
+        assert_eq!(f.header("Destination"), None);
+        assert_eq!(f.headers.len(), 2);
+        assert_eq!(&f.body[..], b"hi");
+    }
+
+    #[test]
+    fn v10_trim_is_leading_only() {
+        let mut f = Frame::new(Command::Connect)
+            .with_header("login", " \t guest ")
+            .with_header("passcode", "")
+            .with_header("x", "   ");
+        f.trim_v10_values();
+        assert_eq!(f.header("login"), Some("guest "));
+        assert_eq!(f.header("passcode"), Some(""));
+        assert_eq!(f.header("x"), Some(""));
+    }
+}

@@ -1,0 +1,407 @@
+//! One STOMP connection's state after CONNECTED: subscriptions, unacknowledged
+//! messages, transactions, temporary queues. SEND and transactions are in
+//! `send.rs`. No I/O: frames to send go onto `pending` with the journal position
+//! that must be durable first (a RECEIPT means "accepted", DESIGN.md §3).
+
+use crate::Config;
+use crate::codec::Version;
+use crate::convert;
+use crate::destination::{Destination, binding_key};
+use crate::frame::{Command, Frame};
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::Arc;
+use switchboard_api::{
+    Broker, BrokerError, ConnectionId, ConsumerHandle, ConsumerSpec, Delivery, Inbox, QueueDecl,
+    Settle, Table, Value,
+};
+
+/// A client error: sent as ERROR (with `message`, and `receipt-id` if the frame
+/// asked for a receipt), after which the connection closes.
+#[derive(Debug)]
+pub struct StompError {
+    pub message: String,
+    pub detail: String,
+}
+
+impl StompError {
+    pub fn new(message: impl Into<String>, detail: impl Into<String>) -> StompError {
+        StompError {
+            message: message.into(),
+            detail: detail.into(),
+        }
+    }
+}
+
+impl From<BrokerError> for StompError {
+    fn from(e: BrokerError) -> StompError {
+        StompError::new(e.message.clone(), e.message)
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AckMode {
+    Auto,
+    Client,
+    ClientIndividual,
+}
+
+pub struct Sub {
+    pub tag: u64,
+    pub ack: AckMode,
+    pub queue: String,
+    consumer: Box<dyn ConsumerHandle>,
+}
+
+pub struct Session {
+    pub broker: Arc<dyn Broker>,
+    pub cfg: Arc<Config>,
+    pub conn: ConnectionId,
+    pub vhost: String,
+    pub version: Version,
+    /// ActiveMQ's `client-id` (names durable subscriptions), else the user name.
+    pub client_id: String,
+    pub inbox: Arc<Inbox>,
+    pub subs: HashMap<String, Sub>,
+    pub by_tag: HashMap<u64, String>,
+    pub next_tag: u64,
+    /// Unacknowledged deliveries by their ack number (`message-id`/`ack` header).
+    pub unacked: BTreeMap<u64, (u64, Delivery)>,
+    pub next_ack: u64,
+    /// `/temp-queue/x` → the server-named queue behind it.
+    pub temp: HashMap<String, String>,
+    pub tx: HashMap<String, Vec<Frame>>,
+    pub pending: VecDeque<(u64, Frame)>,
+}
+
+pub type Result<T> = std::result::Result<T, StompError>;
+
+pub fn required<'a>(f: &'a Frame, name: &str) -> Result<&'a str> {
+    f.header(name).ok_or_else(|| {
+        StompError::new(
+            format!("Missing '{name}' header"),
+            format!("{} frames need a '{name}' header", f.command.as_str()),
+        )
+    })
+}
+
+/// Whether a header says yes, STOMP style.
+fn yes(f: &Frame, name: &str) -> Option<bool> {
+    f.header(name).map(|v| v == "true")
+}
+
+impl Session {
+    pub fn send_frame(&mut self, lsn: u64, f: Frame) {
+        self.pending.push_back((lsn, f));
+    }
+
+    /// RECEIPT for a frame that asked for one, once `lsn` is durable.
+    pub fn receipt(&mut self, f: &Frame, lsn: u64) {
+        if let Some(r) = f.header("receipt") {
+            let r = Frame::new(Command::Receipt).with_header("receipt-id", r);
+            self.send_frame(lsn, r);
+        }
+    }
+
+    fn declare(&self, decl: QueueDecl) -> Result<String> {
+        Ok(self
+            .broker
+            .declare_queue(&self.vhost, &decl, self.conn)?
+            .name)
+    }
+
+    /// A queue named by a `/queue/` destination: durable and shared, as RabbitMQ
+    /// declares it, unless the frame's headers say otherwise (`x-` headers become
+    /// queue arguments).
+    pub fn declare_named(&self, name: &str, f: &Frame) -> Result<()> {
+        let mut arguments = Table::new();
+        for (k, v) in &f.headers {
+            if k.starts_with("x-") && !arguments.contains_key(k) {
+                let value = match v.parse::<i64>() {
+                    Ok(n) => Value::I64(n),
+                    Err(_) => Value::string(v.as_str()),
+                };
+                arguments.insert(k.clone(), value);
+            }
+        }
+        self.declare(QueueDecl {
+            name: name.to_string(),
+            durable: yes(f, "durable").unwrap_or(true),
+            exclusive: yes(f, "exclusive").unwrap_or(false),
+            auto_delete: yes(f, "auto-delete").unwrap_or(false),
+            passive: false,
+            arguments,
+        })?;
+        Ok(())
+    }
+
+    pub fn subscribe(&mut self, f: &Frame) -> Result<()> {
+        let dest_s = required(f, "destination")?;
+        let dest =
+            Destination::parse(dest_s).map_err(|e| StompError::new("Invalid destination", e))?;
+        let id = match (f.header("id"), self.version) {
+            (Some(id), _) => id.to_string(),
+            (None, Version::V10) => dest_s.to_string(),
+            (None, _) => {
+                return Err(StompError::new(
+                    "Missing 'id' header",
+                    "SUBSCRIBE needs an 'id' header in STOMP 1.1 and 1.2",
+                ));
+            }
+        };
+        if self.subs.contains_key(&id) {
+            return Err(StompError::new(
+                "Duplicate subscription id",
+                format!("subscription '{id}' already exists on this connection"),
+            ));
+        }
+        let ack = match f.header("ack").unwrap_or("auto") {
+            "auto" => AckMode::Auto,
+            "client" => AckMode::Client,
+            "client-individual" => AckMode::ClientIndividual,
+            other => {
+                return Err(StompError::new(
+                    "Invalid ack mode",
+                    format!("ack '{other}' is not auto, client or client-individual"),
+                ));
+            }
+        };
+        let queue = match &dest {
+            Destination::Queue(q) => {
+                self.declare_named(q, f)?;
+                q.clone()
+            }
+            Destination::AmqQueue(q) => {
+                if !self.broker.queue_exists(&self.vhost, q) {
+                    return Err(StompError::new(
+                        "not_found",
+                        format!("NOT_FOUND - no queue '{q}' in vhost '{}'", self.vhost),
+                    ));
+                }
+                q.clone()
+            }
+            Destination::Topic(k) => self.own_queue(f, &id, "amq.topic", &binding_key(k))?,
+            Destination::Exchange { name, key } => self.own_queue(f, &id, name, key)?,
+            Destination::ReplyQueue(_) | Destination::TempQueue(_) => {
+                return Err(StompError::new(
+                    "Invalid destination",
+                    format!("cannot SUBSCRIBE to '{dest_s}'"),
+                ));
+            }
+        };
+        self.consume(id, queue, ack, prefetch(f))?;
+        Ok(())
+    }
+
+    /// The subscription's own queue for a topic or exchange destination: durable and
+    /// named after the client and subscription for a durable subscription (RabbitMQ:
+    /// `durable:true` with `auto-delete:false`; ActiveMQ: `activemq.subscriptionName`),
+    /// else server-named and deleted with the subscription.
+    fn own_queue(&mut self, f: &Frame, id: &str, exchange: &str, key: &str) -> Result<String> {
+        let durable_name = match (
+            f.header("activemq.subscriptionName"),
+            yes(f, "durable").or(yes(f, "persistent")),
+        ) {
+            (Some(n), _) => Some(n.to_string()),
+            (None, Some(true)) => Some(id.to_string()),
+            _ => None,
+        };
+        let queue = match durable_name {
+            Some(n) => self.declare(QueueDecl {
+                name: format!("stomp-subscription-{}-{n}", self.client_id),
+                durable: true,
+                exclusive: false,
+                auto_delete: yes(f, "auto-delete").unwrap_or(false),
+                passive: false,
+                arguments: Table::new(),
+            })?,
+            None => self.declare(QueueDecl {
+                name: String::new(),
+                durable: false,
+                exclusive: true,
+                auto_delete: true,
+                passive: false,
+                arguments: Table::new(),
+            })?,
+        };
+        self.broker
+            .bind_queue(&self.vhost, &queue, exchange, key, &Table::new(), self.conn)?;
+        Ok(queue)
+    }
+
+    pub fn consume(
+        &mut self,
+        id: String,
+        queue: String,
+        ack: AckMode,
+        prefetch: Option<u32>,
+    ) -> Result<()> {
+        self.next_tag += 1;
+        let tag = self.next_tag;
+        let prefetch = match ack {
+            // Settled as soon as written: the window only bounds what waits for
+            // the socket.
+            AckMode::Auto => self.cfg.auto_ack_window,
+            _ => prefetch.unwrap_or(self.cfg.default_prefetch),
+        };
+        let consumer = self.broker.consume(
+            &self.vhost,
+            &queue,
+            ConsumerSpec {
+                tag,
+                owner: self.conn,
+                prefetch,
+                shared_credit: None,
+                exclusive: false,
+                priority: 0,
+                sink: self.inbox.clone(),
+            },
+        )?;
+        self.by_tag.insert(tag, id.clone());
+        self.subs.insert(
+            id,
+            Sub {
+                tag,
+                ack,
+                queue,
+                consumer,
+            },
+        );
+        Ok(())
+    }
+
+    pub fn unsubscribe(&mut self, f: &Frame) -> Result<()> {
+        let id = match (f.header("id"), f.header("destination"), self.version) {
+            (Some(id), _, _) => id,
+            (None, Some(d), Version::V10) => d,
+            _ => {
+                return Err(StompError::new(
+                    "Missing 'id' header",
+                    "UNSUBSCRIBE needs the subscription's 'id'",
+                ));
+            }
+        };
+        let Some(sub) = self.subs.remove(id) else {
+            return Err(StompError::new(
+                "Unknown subscription",
+                format!("no subscription '{id}' on this connection"),
+            ));
+        };
+        sub.consumer.cancel();
+        self.by_tag.remove(&sub.tag);
+        // Ending a durable subscription for good is asked explicitly, as in both
+        // dialects; a plain UNSUBSCRIBE keeps its queue for the next SUBSCRIBE.
+        if sub.queue.starts_with("stomp-subscription-")
+            && (yes(f, "durable") == Some(true) || f.header("activemq.subscriptionName").is_some())
+        {
+            let _ = self
+                .broker
+                .delete_queue(&self.vhost, &sub.queue, false, false, self.conn);
+        }
+        Ok(())
+    }
+
+    /// ACK or NACK (`settle`: Ack, or Requeue/Reject for NACK).
+    pub fn ack(&mut self, f: &Frame, nack: bool) -> Result<()> {
+        let id = match self.version {
+            Version::V12 => required(f, "id")?,
+            _ => required(f, "message-id")?,
+        };
+        let n: u64 = id.parse().map_err(|_| unknown_id(id))?;
+        let Some((tag, _)) = self.unacked.get(&n) else {
+            return Err(unknown_id(id));
+        };
+        let tag = *tag;
+        let cumulative = self
+            .by_tag
+            .get(&tag)
+            .and_then(|s| self.subs.get(s))
+            .is_some_and(|s| s.ack == AckMode::Client);
+        let numbers: Vec<u64> = if cumulative {
+            self.unacked
+                .range(..=n)
+                .filter(|(_, (t, _))| *t == tag)
+                .map(|(k, _)| *k)
+                .collect()
+        } else {
+            vec![n]
+        };
+        let how = match (nack, f.header("requeue")) {
+            (false, _) => Settle::Ack,
+            (true, Some("false")) => Settle::Reject,
+            (true, _) => Settle::Requeue,
+        };
+        for k in numbers {
+            if let Some((_, d)) = self.unacked.remove(&k) {
+                d.queue.settle(&[d.seq], how);
+            }
+        }
+        Ok(())
+    }
+
+    /// A delivery from a queue → MESSAGE.
+    pub fn deliver(&mut self, tag: u64, d: Delivery) {
+        let Some(sub_id) = self.by_tag.get(&tag) else {
+            // Its subscription is gone: give it back.
+            d.queue.settle(&[d.seq], Settle::Requeue);
+            return;
+        };
+        let Some(sub) = self.subs.get(sub_id) else {
+            return;
+        };
+        let n = self.next_ack;
+        self.next_ack += 1;
+        let m = &d.message;
+        let mut f = Frame::new(Command::Message)
+            .with_header("subscription", sub_id.as_str())
+            .with_header(
+                "destination",
+                Destination::of_message(&m.exchange, &m.routing_key),
+            )
+            .with_header("message-id", n.to_string());
+        if sub.ack != AckMode::Auto && self.version == Version::V12 {
+            f = f.with_header("ack", n.to_string());
+        }
+        f = f.with_header("redelivered", if d.redelivered { "true" } else { "false" });
+        convert::message_headers(m, &mut f.headers);
+        f.body = m.body.clone();
+        if sub.ack == AckMode::Auto {
+            d.queue.settle(&[d.seq], Settle::Ack);
+        } else {
+            self.unacked.insert(n, (tag, d));
+        }
+        self.send_frame(0, f);
+    }
+
+    /// The connection is over: cancel subscriptions and put back what was not
+    /// acknowledged (also what was still in the inbox).
+    pub fn close(&mut self) {
+        for (_, s) in self.subs.drain() {
+            s.consumer.cancel();
+        }
+        let mut back: Vec<Delivery> = std::mem::take(&mut self.unacked)
+            .into_values()
+            .map(|(_, d)| d)
+            .collect();
+        back.extend(self.inbox.drain_deliveries());
+        back.sort_by_key(|d| d.seq);
+        for d in back {
+            d.queue.settle(&[d.seq], Settle::Requeue);
+        }
+        self.broker.connection_closed(self.conn);
+    }
+}
+
+fn unknown_id(id: &str) -> StompError {
+    StompError::new(
+        "Unknown message id",
+        format!("no unacknowledged message with id '{id}' on this connection"),
+    )
+}
+
+/// Consumer credit from RabbitMQ's `prefetch-count` or ActiveMQ's
+/// `activemq.prefetchSize` (0 = unlimited).
+fn prefetch(f: &Frame) -> Option<u32> {
+    f.header("prefetch-count")
+        .or_else(|| f.header("activemq.prefetchSize"))
+        .and_then(|v| v.parse().ok())
+}
