@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 import stomputil
-from stomputil import qname, uid
+from stomputil import qname
 
 
 def _fill(stomp_clients, q, n, prefix="m"):

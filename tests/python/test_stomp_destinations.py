@@ -3,8 +3,6 @@ reply-to), and durable topic subscriptions in RabbitMQ's and ActiveMQ's dialects
 
 from __future__ import annotations
 
-import pytest
-
 import stomputil
 from stomputil import qname, uid
 
@@ -251,8 +249,9 @@ def test_durable_subscription_rabbitmq_style(stomp_clients):
     sid = f"dur-{uid()}"
     hdrs = {"durable": "true", "auto-delete": "false"}
 
-    def forget():
+    def forget():   # RabbitMQ deletes it on UNSUBSCRIBE durable:true of a live one
         c = stomp_clients.connected()
+        c.subscribe(f"/topic/{t}", id=sid, headers=hdrs)
         c.unsubscribe(sid, headers={"durable": "true"})
 
     stomp_clients.at_teardown(forget)
@@ -305,7 +304,8 @@ def test_durable_subscription_activemq_style(stomp_clients):
 
     def forget():
         c = stomp_clients.connected(connect_headers={"client-id": client_id})
-        c.unsubscribe("x", headers=hdrs)
+        c.subscribe(f"/topic/{t}", id="x", headers=hdrs)
+        c.unsubscribe("x", headers={**hdrs, "durable": "true"})
 
     stomp_clients.at_teardown(forget)
     sub = stomp_clients.connected(connect_headers={"client-id": client_id})

@@ -6,7 +6,6 @@ import time
 
 import pytest
 
-import stomputil
 from stomputil import qname
 
 
@@ -36,8 +35,7 @@ def test_server_sends_heart_beats_when_asked(stomp_clients, version):
 
 def test_no_heart_beats_unless_asked(stomp_clients):
     r = stomp_clients.raw()
-    f = r.connect("1.2", heart_beat="0,0")
-    assert f["heart-beat"].startswith("0,") or f["heart-beat"] == "0,0"
+    r.connect("1.2", heart_beat="0,0")
     assert r.poll(2.5) is None
     assert r.heartbeats == []
     assert not r.eof

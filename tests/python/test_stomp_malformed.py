@@ -16,7 +16,7 @@ import pytest
 import stomputil
 from stomputil import encode_frame, qname, uid
 
-Q = "pytest.stomp-malformed"          # never created: no case here routes a message
+Q = f"pytest.stomp-malformed.{uid()}"  # the one queue the cases may declare
 
 
 def _frame(cmd, headers, body=b"", **kw):
@@ -36,7 +36,7 @@ ERROR_CASES = [
     ("subscribe-without-destination", "1.2",
      _frame("SUBSCRIBE", [("id", "s"), ("receipt", "r-bad")]), "r-bad"),
     ("subscribe-bad-ack-mode", "1.2",
-     _frame("SUBSCRIBE", [("destination", "/topic/pytest.x"), ("id", "s"),
+     _frame("SUBSCRIBE", [("destination", f"/queue/{Q}"), ("id", "s"),
                           ("ack", "sometimes"), ("receipt", "r-bad")]), "r-bad"),
     ("ack-unknown-id", "1.2", _frame("ACK", [("id", "no-such-ack"), ("receipt", "r-bad")]),
      "r-bad"),
@@ -50,8 +50,8 @@ ERROR_CASES = [
     ("commit-unknown-transaction", "1.2",
      _frame("COMMIT", [("transaction", "never-begun"), ("receipt", "r-bad")]), "r-bad"),
     ("duplicate-subscription-id", "1.2",
-     _frame("SUBSCRIBE", [("destination", "/topic/pytest.a"), ("id", "dup")])
-     + _frame("SUBSCRIBE", [("destination", "/topic/pytest.b"), ("id", "dup"),
+     _frame("SUBSCRIBE", [("destination", f"/queue/{Q}"), ("id", "dup")])
+     + _frame("SUBSCRIBE", [("destination", f"/queue/{Q}"), ("id", "dup"),
                             ("receipt", "r-bad")]), "r-bad"),
     ("junk-bytes", "1.2", b"\x01\x02\xfe junk that is no command\n\n\x00", None),
 ]
@@ -81,6 +81,7 @@ ALL_CASES = ERROR_CASES + FATAL_CASES
 
 
 def _bad(stomp_clients, version, data):
+    stomp_clients.track_queue(Q)
     r = stomp_clients.raw()
     r.connect(version)
     try:
@@ -206,6 +207,7 @@ def test_bad_input_does_not_disturb_other_clients(stomp_clients):
         except Exception:
             pass
 
+    stomp_clients.track_queue(Q)
     threads = [threading.Thread(target=attack, args=(v, d)) for _, v, d, _ in ALL_CASES]
     for t in threads:
         t.start()

@@ -8,7 +8,6 @@ import time
 import pytest
 import websocket
 
-import stomputil
 from stomputil import encode_frame, qname, uid
 
 
