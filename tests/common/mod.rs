@@ -9,6 +9,7 @@
 #![allow(dead_code)]
 
 pub mod mqtt;
+pub mod stomp;
 
 use std::{
     io::{BufRead, BufReader, Read},
@@ -106,6 +107,7 @@ impl Server {
             .args(["--mqtt-port", "0"])
             .args(["--mqtt-ws-port", "0"])
             .args(["--stomp-port", "0"])
+            .args(["--stomp-ws-port", "0"])
             .args(["--http-port", "0"])
             .args(["--admin-port", "0"])
             .env("NO_COLOR", "1")
@@ -195,6 +197,16 @@ impl Server {
     /// `host:port` of the MQTT-over-WebSocket listener (None for an external broker).
     pub fn mqtt_ws_addr(&self) -> Option<&str> {
         self.listener("mqtt-ws")
+    }
+
+    /// `host:port` of the STOMP listener (None for an external broker).
+    pub fn stomp_addr(&self) -> Option<&str> {
+        self.listener("stomp")
+    }
+
+    /// `host:port` of the STOMP-over-WebSocket listener (None for an external broker).
+    pub fn stomp_ws_addr(&self) -> Option<&str> {
+        self.listener("stomp-ws")
     }
 
     /// Sends SIGTERM and waits (up to 15 s) for the process to exit. `None` when the

@@ -189,6 +189,9 @@ pub struct Codec {
     /// Bytes at the front of the buffer already searched for the current line's LF
     /// or the body's NUL, so a frame arriving in small reads is scanned once.
     scanned: usize,
+    /// The `receipt` header of the frame being decoded, so that an ERROR for a
+    /// frame refused halfway can still name it.
+    receipt: Option<String>,
 }
 
 impl Codec {
@@ -199,6 +202,7 @@ impl Codec {
             version: None,
             state: State::Between,
             scanned: 0,
+            receipt: None,
         }
     }
 
@@ -220,6 +224,11 @@ impl Codec {
     /// New limits, from the next line or body check on (e.g. larger once logged in).
     pub fn set_limits(&mut self, limits: Limits) {
         self.limits = limits;
+    }
+
+    /// The `receipt` header of a frame decoding stopped in (after an error).
+    pub fn partial_receipt(&self) -> Option<&str> {
+        self.receipt.as_deref()
     }
 
     /// True between frames (nothing of a frame has been consumed).
@@ -285,6 +294,12 @@ impl Codec {
                         State::Body(p, length)
                     } else {
                         self.header_line(&mut p, &line, raw)?;
+                        if self.receipt.is_none()
+                            && let Some((name, value)) = p.headers.last()
+                            && name == "receipt"
+                        {
+                            self.receipt = Some(value.clone());
+                        }
                         State::Headers(p)
                     }
                 }
@@ -349,6 +364,7 @@ impl Codec {
 
     fn finish(&mut self, p: Partial, body: Bytes) -> Item {
         self.scanned = 0;
+        self.receipt = None;
         let mut frame = Frame {
             command: p.command,
             headers: p.headers,

@@ -162,7 +162,11 @@ async fn open<S: AsyncRead + AsyncWrite + Unpin>(
     let mut f = match first {
         Ok(Ok(Some(f))) => f,
         Ok(Err(e)) => {
-            let receipt = receipt_in(&io.rbuf);
+            let receipt = io
+                .codec
+                .partial_receipt()
+                .map(str::to_string)
+                .or_else(|| receipt_in(&io.rbuf));
             io.encode(error_frame(&e, receipt.as_deref()));
             let _ = io.flush().await;
             return None;
@@ -273,6 +277,7 @@ async fn open<S: AsyncRead + AsyncWrite + Unpin>(
         temp: HashMap::new(),
         tx: HashMap::new(),
         pending: VecDeque::new(),
+        sent_lsn: 0,
     };
     Some((io, session, beats))
 }
@@ -297,7 +302,22 @@ async fn run<S: AsyncRead + AsyncWrite + Unpin>(
     let mut last_read = Instant::now();
     let mut last_write = Instant::now();
     let mut closing = false;
+    // Frames that came in the same read as CONNECT are already buffered.
+    let mut input = true;
     loop {
+        if input && !held && !closing {
+            input = false;
+            match handle_input(&mut io, &mut session, blocked) {
+                Ok(Input::Done) => {}
+                Ok(Input::Held) => held = true,
+                Ok(Input::Disconnect) => closing = true,
+                Err((e, receipt)) => {
+                    tracing::debug!("STOMP: closing: {}", e.message);
+                    io.encode(error_frame(&e, receipt.as_deref()));
+                    break;
+                }
+            }
+        }
         release(&mut io, &mut session, durable_lsn);
         if !io.wbuf.is_empty() {
             if io.flush().await.is_err() {
@@ -338,16 +358,8 @@ async fn run<S: AsyncRead + AsyncWrite + Unpin>(
                 }
                 if held && !blocked {
                     held = false;
+                    input = true;
                     last_read = Instant::now();
-                    match handle_input(&mut io, &mut session, false) {
-                        Ok(Input::Done) => {}
-                        Ok(Input::Held) => held = true,
-                        Ok(Input::Disconnect) => closing = true,
-                        Err((e, receipt)) => {
-                            io.encode(error_frame(&e, receipt.as_deref()));
-                            break;
-                        }
-                    }
                 }
             }
             ev = inbox.recv(), if accepting => {
@@ -372,16 +384,7 @@ async fn run<S: AsyncRead + AsyncWrite + Unpin>(
                     Ok(_) => {}
                 }
                 last_read = Instant::now();
-                match handle_input(&mut io, &mut session, blocked) {
-                    Ok(Input::Done) => {}
-                    Ok(Input::Held) => held = true,
-                    Ok(Input::Disconnect) => closing = true,
-                    Err((e, receipt)) => {
-                        tracing::debug!("STOMP: closing: {}", e.message);
-                        io.encode(error_frame(&e, receipt.as_deref()));
-                        break;
-                    }
-                }
+                input = true;
             }
         }
     }
@@ -413,7 +416,11 @@ fn handle_input<S: AsyncRead + AsyncWrite + Unpin>(
             Ok(Some(Item::HeartBeat)) => continue,
             Ok(None) => return Ok(Input::Done),
             Err(e) => {
-                let receipt = receipt_in(&io.rbuf);
+                let receipt = io
+                    .codec
+                    .partial_receipt()
+                    .map(str::to_string)
+                    .or_else(|| receipt_in(&io.rbuf));
                 return Err((StompError::new(e.to_string(), e.to_string()), receipt));
             }
         };

@@ -131,6 +131,7 @@ impl Session {
         let out = self
             .broker
             .publish(&self.vhost, msg, PublishOptions::default())?;
+        self.sent_lsn = self.sent_lsn.max(out.lsn);
         Ok(out.lsn)
     }
 

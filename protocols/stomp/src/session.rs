@@ -71,6 +71,9 @@ pub struct Session {
     pub temp: HashMap<String, String>,
     pub tx: HashMap<String, Vec<Frame>>,
     pub pending: VecDeque<(u64, Frame)>,
+    /// The highest journal position any SEND of this connection needs: a RECEIPT
+    /// (DISCONNECT's above all) covers everything sent before it.
+    pub sent_lsn: u64,
 }
 
 pub type Result<T> = std::result::Result<T, StompError>;
@@ -94,8 +97,11 @@ impl Session {
         self.pending.push_back((lsn, f));
     }
 
-    /// RECEIPT for a frame that asked for one, once `lsn` is durable.
+    /// RECEIPT for a frame that asked for one, once `lsn` and every earlier SEND
+    /// are durable.
     pub fn receipt(&mut self, f: &Frame, lsn: u64) {
+        self.sent_lsn = self.sent_lsn.max(lsn);
+        let lsn = self.sent_lsn;
         if let Some(r) = f.header("receipt") {
             let r = Frame::new(Command::Receipt).with_header("receipt-id", r);
             self.send_frame(lsn, r);
