@@ -186,7 +186,7 @@ start_switchboard() {
     rm -rf "$TMP/sb-data"
     mkdir -p "$TMP/sb-data"
     "$SB_BIN" --data-dir "$TMP/sb-data" --bind 127.0.0.1 \
-        --amqp-port 0 --mqtt-port 0 --stomp-port 0 --http-port 0 --admin-port 0 \
+        --amqp-port 0 --mqtt-port 0 --mqtt-ws-port 0 --stomp-port 0 --stomp-ws-port 0 --http-port 0 --admin-port 0 \
         >"$TMP/sb.out" 2>"$TMP/sb.err" &
     SB_PID=$!
     local listen=""

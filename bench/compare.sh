@@ -130,7 +130,7 @@ RABBIT_VERSION="$(rabbitmqctl -q version 2>/dev/null || echo '?')"
 SB_DATA="$(mktemp -d -t sb-bench-data.XXXXXX)"
 SB_LOG="$(mktemp -t sb-bench-log.XXXXXX)"
 "$SB_BIN" --data-dir "$SB_DATA" --bind 127.0.0.1 \
-    --amqp-port 0 --mqtt-port 0 --stomp-port 0 --http-port 0 --admin-port 0 \
+    --amqp-port 0 --mqtt-port 0 --mqtt-ws-port 0 --stomp-port 0 --stomp-ws-port 0 --http-port 0 --admin-port 0 \
     >"$SB_LOG" 2>"$SB_LOG.err" &
 SB_PID=$!
 LISTEN=""

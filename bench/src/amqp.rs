@@ -85,6 +85,12 @@ pub async fn run(url: &str, spec: &RunSpec) -> Result<ScenarioResult> {
             spec.topology.name
         );
     }
+    if spec.topology.routing == Routing::Shared {
+        bail!(
+            "{} is a STOMP scenario for now (use a stomp:// URL)",
+            spec.topology.name
+        );
+    }
     let admin = connect(url, "switchboard-bench admin").await?;
     let mut declared = Declared::default();
     let result = run_declared(url, spec, &admin, &mut declared).await;
@@ -209,7 +215,7 @@ async fn run_declared(
                 .map(|_| (x.clone(), String::new()))
                 .collect()
         }
-        Routing::Idle => unreachable!("rejected in run"),
+        Routing::Idle | Routing::Shared => unreachable!("rejected in run"),
     };
 
     // --- connections (kept in vectors so that they are closed at the end)

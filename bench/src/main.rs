@@ -3,10 +3,10 @@
 //! Protocol-independent parts: scenario names and topology (`scenario`), body
 //! timestamps and the latency histogram (`clock`), results and the comparison
 //! table (`report`), broker process watch (`procstat`). One module per
-//! protocol drives the broker: `amqp` (lapin) and `mqtt` (rumqttc, through
-//! `mqtt_client`; raw sockets in `mqtt_idle`); a `stomp` or `sqs` module would
-//! take the same `RunSpec` and return a `ScenarioResult`, selected by the URL's
-//! scheme in `run_one`.
+//! protocol drives the broker: `amqp` (lapin), `mqtt` (rumqttc, through
+//! `mqtt_client`; raw sockets in `mqtt_idle`) and `stomp` (`stomp_client`, on the
+//! project's STOMP codec); an `sqs` module would take the same `RunSpec` and
+//! return a `ScenarioResult`, selected by the URL's scheme in `run_one`.
 
 mod amqp;
 mod clock;
@@ -16,6 +16,8 @@ mod mqtt_idle;
 mod procstat;
 mod report;
 mod scenario;
+mod stomp;
+mod stomp_client;
 
 use anyhow::{Result, bail};
 use clap::Parser;
@@ -40,6 +42,7 @@ Scenarios:
   fanout-K    1 publisher -> fanout exchange -> K queues, one consumer each (K = --k)
   fanout-<k>  the same with K given in the name, e.g. fanout-16
   fanin-N     N publishers -> 1 queue -> 1 consumer (N = --n); fanin-<n>: N in the name
+  shared-N    (STOMP only) N publishers -> 1 queue -> N competing consumers; shared-<n>
   idle        (MQTT only) 10,000 idle connections, each subscribed to its own topic,
               held for --duration; reports the broker's RSS (--watch-pid); idle-<n>: n of them
 
@@ -48,6 +51,13 @@ one topic with K subscribers. --qos 0|1 and --mqtt-version 3.1.1|5 choose the
 protocol; the QoS 1 in-flight window per publisher is --confirm-window (lowered
 to the broker's Receive Maximum in 5.0), the QoS 0 window --pipeline. Messages
 need --size >= 16 (timestamp and id: lost and duplicated deliveries are counted).
+
+STOMP (--url stomp://[login:passcode@]HOST:PORT[/vhost], STOMP 1.2): queue i is
+/queue/<prefix>-q<i>, fanout-K is /topic/<prefix>.fanout with K subscribers. A
+publisher asks for a RECEIPT every --receipt-every SENDs (default window/4; with
+--confirm every SEND) and keeps at most --confirm-window SENDs unreceipted;
+--persistent adds persistent:true (queues are durable either way). Consumers ack per
+--ack-mode (queues: client-individual, topics: auto) with prefetch-count --prefetch.
 
 Each message body starts with an 8-byte send timestamp; the consumer measures
 end-to-end latency from it. Publish rate = messages written (or, with --confirm,
@@ -65,6 +75,8 @@ Examples:
   switchboard-bench q1-1 --rate 1000 -d 5 --json
   switchboard-bench fanin-4 fanout-4 --url mqtt://127.0.0.1:1883 --qos 1 --mqtt-version 5
   switchboard-bench idle --url mqtt://127.0.0.1:1883 --watch-pid 1234 -d 5
+  switchboard-bench q1-1 shared-4 fanout-4 --url stomp://guest:guest@127.0.0.1:61613 -d 5
+  switchboard-bench q1-1 --confirm --persistent --url stomp://127.0.0.1:61613
   switchboard-bench --report results.jsonl --baseline rabbitmq --subject switchboard";
 
 #[derive(Parser, Debug)]
@@ -74,7 +86,7 @@ struct Cli {
     #[arg(default_value = "q1-1")]
     scenarios: Vec<String>,
 
-    /// Broker URL; the scheme picks the protocol (amqp:// or mqtt://).
+    /// Broker URL; the scheme picks the protocol (amqp://, mqtt:// or stomp://).
     #[arg(
         long,
         env = "SB_BENCH_URL",
@@ -94,14 +106,15 @@ struct Cli {
     #[arg(short = 's', long, default_value_t = 128, value_name = "BYTES")]
     size: usize,
 
-    /// Publisher confirms, with at most --confirm-window unconfirmed messages per publisher.
+    /// Publisher confirms, with at most --confirm-window unconfirmed messages per publisher
+    /// (STOMP: a RECEIPT for every SEND).
     #[arg(long)]
     confirm: bool,
 
     #[arg(long, default_value_t = 256, value_name = "N")]
     confirm_window: usize,
 
-    /// delivery_mode 2 and durable queues (and exchange).
+    /// delivery_mode 2 and durable queues (and exchange); STOMP: persistent:true.
     #[arg(long)]
     persistent: bool,
 
@@ -142,6 +155,15 @@ struct Cli {
     /// [default: the larger of 10 and --duration].
     #[arg(long, value_name = "SECS")]
     drain_timeout: Option<f64>,
+
+    /// STOMP: ask for a RECEIPT on every Nth SEND [default: --confirm-window / 4;
+    /// with --confirm: 1].
+    #[arg(long, value_name = "N")]
+    receipt_every: Option<u64>,
+
+    /// STOMP: subscription ack mode [default: client-individual for queues, auto for topics].
+    #[arg(long, value_name = "auto|client|client-individual")]
+    ack_mode: Option<String>,
 
     /// MQTT: QoS of publishes and subscriptions (0 or 1).
     #[arg(long, default_value_t = 0, value_name = "0|1")]
@@ -222,6 +244,11 @@ fn spec_for(cli: &Cli, topology: Topology, prefix: String) -> Result<RunSpec> {
     if cli.qos > 1 {
         bail!("--qos must be 0 or 1");
     }
+    if let Some(m) = cli.ack_mode.as_deref()
+        && !matches!(m, "auto" | "client" | "client-individual")
+    {
+        bail!("--ack-mode must be auto, client or client-individual, not {m:?}");
+    }
     let mqtt_v5 = match cli.mqtt_version.as_str() {
         "3.1.1" | "311" | "4" => false,
         "5" | "5.0" => true,
@@ -250,6 +277,8 @@ fn spec_for(cli: &Cli, topology: Topology, prefix: String) -> Result<RunSpec> {
         prefix,
         qos: cli.qos,
         mqtt_v5,
+        receipt_every: cli.receipt_every,
+        stomp_ack: cli.ack_mode.clone(),
         broker_pid: cli.watch_pid,
     })
 }
@@ -279,10 +308,11 @@ async fn run_one(url: &str, spec: &RunSpec) -> Result<ScenarioResult> {
     match scheme.as_str() {
         "amqp" | "amqps" => amqp::run(url, spec).await,
         "mqtt" => mqtt::run(url, spec).await,
-        "mqtts" | "stomp" | "stomp+ssl" | "http" | "https" => {
+        "stomp" => stomp::run(url, spec).await,
+        "mqtts" | "stomp+ssl" | "http" | "https" => {
             bail!("{scheme}:// scenarios are not implemented yet (add a module beside amqp.rs)")
         }
-        _ => bail!("unsupported URL {url:?}: expected amqp:// or mqtt://"),
+        _ => bail!("unsupported URL {url:?}: expected amqp://, mqtt:// or stomp://"),
     }
 }
 

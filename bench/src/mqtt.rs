@@ -55,6 +55,12 @@ pub async fn run(url: &str, spec: &RunSpec) -> Result<ScenarioResult> {
     if spec.topology.routing == Routing::Idle {
         return mqtt_idle::run(&target, spec).await;
     }
+    if spec.topology.routing == Routing::Shared {
+        bail!(
+            "{}: competing consumers on one queue are a STOMP scenario (use a stomp:// URL)",
+            spec.topology.name
+        );
+    }
     if spec.size < BODY_MIN {
         bail!("--size must be at least {BODY_MIN} for MQTT (timestamp and message id)");
     }

@@ -105,8 +105,15 @@ pub struct ScenarioResult {
     pub mqtt_version: Option<String>,
     /// MQTT: publishes each publisher may have handed over and not yet had
     /// written (QoS 0) or acknowledged (QoS 1); the smallest over publishers.
+    /// STOMP: SENDs not yet covered by a RECEIPT.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub window: Option<u64>,
+    /// STOMP: a RECEIPT was asked for on every Nth SEND.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub receipt_every: Option<u64>,
+    /// STOMP: the subscriptions' ack mode.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ack_mode: Option<String>,
     /// Idle scenario: connections opened and held, and those that still
     /// answered a ping at the end.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -172,6 +179,28 @@ impl ScenarioResult {
             ];
             if let Some(w) = self.window {
                 f.push(format!("window={w}"));
+            }
+            if let Some(r) = self.rate_limit {
+                f.push(format!("rate={}/s", fmt_rate(r)));
+            }
+            return f.join(" ");
+        }
+        if let Some(ack) = &self.ack_mode {
+            let mut f = vec![format!("{}B", self.size)];
+            if self.confirm {
+                f.push("confirm".into());
+            }
+            if self.persistent {
+                f.push("persistent".into());
+            }
+            f.push(format!(
+                "window={}/{}",
+                self.window.unwrap_or(0),
+                self.receipt_every.unwrap_or(0)
+            ));
+            f.push(format!("ack={ack}"));
+            if ack != "auto" {
+                f.push(format!("prefetch={}", self.prefetch));
             }
             if let Some(r) = self.rate_limit {
                 f.push(format!("rate={}/s", fmt_rate(r)));
@@ -299,9 +328,21 @@ pub fn compare_table(path: &str, baseline: &str, subject: &str) -> Result<String
     };
     let mut out = String::new();
     let w = cases.iter().map(|c| c.len()).max().unwrap_or(4).max(4);
-    let ratio_label = format!("{subject}/{baseline}");
-    let lw = [baseline.len(), subject.len(), ratio_label.len()]
-        .into_iter()
+    // Labels besides baseline and subject (e.g. a third broker): a row each, and a
+    // ratio row subject/label after subject/baseline.
+    let mut others: Vec<String> = Vec::new();
+    for r in &results {
+        if let Some(l) = r.label.as_deref()
+            && l != baseline
+            && l != subject
+            && !others.iter().any(|o| o == l)
+        {
+            others.push(l.to_string());
+        }
+    }
+    let lw = std::iter::once(baseline)
+        .chain(others.iter().map(String::as_str))
+        .map(|l| l.len().max(subject.len() + 1 + l.len()))
         .max()
         .unwrap();
     let _ = writeln!(
@@ -383,51 +424,57 @@ pub fn compare_table(path: &str, baseline: &str, subject: &str) -> Result<String
         }
     };
     for case in &cases {
-        let a = find(case, baseline);
         let b = find(case, subject);
-        row(&mut out, case, baseline, a);
+        row(&mut out, case, baseline, find(case, baseline));
+        for o in &others {
+            row(&mut out, "", o, find(case, o));
+        }
         row(&mut out, "", subject, b);
-        if let (Some(a), Some(b)) = (a, b)
-            && a.error.is_none()
-            && b.error.is_none()
-            && a.connections.is_some()
-        {
-            let opt = |x: Option<f64>, y: Option<f64>| match (x, y) {
-                (Some(x), Some(y)) => ratio(x, y),
-                _ => "-".into(),
-            };
-            let _ = writeln!(
-                out,
-                "{:<w$}  {ratio_label:<lw$}  idle: rss held {}, per connection {}",
-                "",
-                opt(
-                    a.broker_rss_held_kb.map(|k| k as f64),
-                    b.broker_rss_held_kb.map(|k| k as f64)
-                ),
-                opt(a.rss_per_connection_kb(), b.rss_per_connection_kb()),
-            );
-        } else if let (Some(a), Some(b)) = (a, b)
-            && a.error.is_none()
-            && b.error.is_none()
-        {
-            let opt = |x: Option<f64>, y: Option<f64>| match (x, y) {
-                (Some(x), Some(y)) => ratio(x, y),
-                _ => "-".into(),
-            };
-            let _ = writeln!(
-                out,
-                "{:<w$}  {ratio_label:<lw$}  {:>11}  {:>11}  {:>9}  {:>9}  {:>8}  {:>10}",
-                "",
-                ratio(a.publish_rate, b.publish_rate),
-                ratio(a.consume_rate, b.consume_rate),
-                ratio(a.latency.p50_us as f64, b.latency.p50_us as f64),
-                ratio(a.latency.p99_us as f64, b.latency.p99_us as f64),
-                opt(
-                    a.broker_rss_max_kb.map(|k| k as f64),
-                    b.broker_rss_max_kb.map(|k| k as f64)
-                ),
-                opt(cpu_per_msg(a), cpu_per_msg(b)),
-            );
+        for base in std::iter::once(baseline).chain(others.iter().map(String::as_str)) {
+            let a = find(case, base);
+            let ratio_label = format!("{subject}/{base}");
+            if let (Some(a), Some(b)) = (a, b)
+                && a.error.is_none()
+                && b.error.is_none()
+                && a.connections.is_some()
+            {
+                let opt = |x: Option<f64>, y: Option<f64>| match (x, y) {
+                    (Some(x), Some(y)) => ratio(x, y),
+                    _ => "-".into(),
+                };
+                let _ = writeln!(
+                    out,
+                    "{:<w$}  {ratio_label:<lw$}  idle: rss held {}, per connection {}",
+                    "",
+                    opt(
+                        a.broker_rss_held_kb.map(|k| k as f64),
+                        b.broker_rss_held_kb.map(|k| k as f64)
+                    ),
+                    opt(a.rss_per_connection_kb(), b.rss_per_connection_kb()),
+                );
+            } else if let (Some(a), Some(b)) = (a, b)
+                && a.error.is_none()
+                && b.error.is_none()
+            {
+                let opt = |x: Option<f64>, y: Option<f64>| match (x, y) {
+                    (Some(x), Some(y)) => ratio(x, y),
+                    _ => "-".into(),
+                };
+                let _ = writeln!(
+                    out,
+                    "{:<w$}  {ratio_label:<lw$}  {:>11}  {:>11}  {:>9}  {:>9}  {:>8}  {:>10}",
+                    "",
+                    ratio(a.publish_rate, b.publish_rate),
+                    ratio(a.consume_rate, b.consume_rate),
+                    ratio(a.latency.p50_us as f64, b.latency.p50_us as f64),
+                    ratio(a.latency.p99_us as f64, b.latency.p99_us as f64),
+                    opt(
+                        a.broker_rss_max_kb.map(|k| k as f64),
+                        b.broker_rss_max_kb.map(|k| k as f64)
+                    ),
+                    opt(cpu_per_msg(a), cpu_per_msg(b)),
+                );
+            }
         }
     }
     for r in &results {
@@ -447,7 +494,8 @@ pub fn compare_table(path: &str, baseline: &str, subject: &str) -> Result<String
           queued: not consumed within the drain timeout but still in the queue; lost: neither\n \
           (+N: N deliveries more than published, i.e. duplicates). MQTT: pub msg/s counts publishes\n \
           written (QoS 0) or acknowledged (QoS 1); lost counts messages acknowledged (QoS 0: written)\n \
-          but never delivered, which QoS 0 allows.)"
+          but never delivered, which QoS 0 allows. STOMP: pub msg/s counts SENDs covered by a RECEIPT;\n \
+          lost counts those never delivered within the drain.)"
     );
     Ok(out)
 }
@@ -482,8 +530,24 @@ mod tests {
             .join("\n");
         std::fs::write(&dir, format!("noise\n{lines}\n")).unwrap();
         let t = compare_table(dir.to_str().unwrap(), "rabbitmq", "switchboard").unwrap();
-        std::fs::remove_file(&dir).unwrap();
         assert!(t.contains("switchboard/rabbitmq"), "{t}");
         assert!(t.contains("2.00"), "{t}");
+        // A third label gets its own rows and ratio.
+        let lines = [
+            mk("rabbitmq", 1000.0),
+            mk("activemq", 500.0),
+            mk("switchboard", 2000.0),
+        ]
+        .iter()
+        .map(|r| serde_json::to_string(r).unwrap())
+        .collect::<Vec<_>>()
+        .join("\n");
+        std::fs::write(&dir, lines).unwrap();
+        let t = compare_table(dir.to_str().unwrap(), "rabbitmq", "switchboard").unwrap();
+        std::fs::remove_file(&dir).unwrap();
+        assert!(
+            t.contains("switchboard/activemq") && t.contains("4.00"),
+            "{t}"
+        );
     }
 }

@@ -1,6 +1,6 @@
 //! Scenario names and the topology they stand for. Protocol-independent: each
 //! protocol module maps a [`Topology`] onto its own objects (AMQP queues and a
-//! fanout exchange; MQTT topics; later STOMP destinations, SQS queues/SNS topics).
+//! fanout exchange; MQTT topics; STOMP destinations; later SQS queues/SNS topics).
 
 use anyhow::{Result, bail};
 use std::time::Duration;
@@ -16,6 +16,9 @@ pub enum Routing {
     /// No traffic: `queues` idle connections, each subscribed to its own topic,
     /// held open while the broker's memory is sampled (MQTT only).
     Idle,
+    /// Every publisher sends to the one queue, which `publishers` competing
+    /// consumers share: each message is delivered once, to one of them (STOMP only).
+    Shared,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,22 +31,35 @@ pub struct Topology {
 }
 
 impl Topology {
-    /// Consumers: always one per queue.
+    /// Consumers: one per queue, except `Shared` (one per publisher, all on queue 0).
     pub fn consumers(&self) -> usize {
-        self.queues
+        match self.routing {
+            Routing::Shared => self.publishers,
+            _ => self.queues,
+        }
+    }
+
+    /// The queue consumer `c` consumes from.
+    pub fn queue_of(&self, c: usize) -> usize {
+        match self.routing {
+            Routing::Shared => 0,
+            _ => c,
+        }
     }
 
     /// Queue indices that receive what publisher `p` sends.
     pub fn targets_of(&self, p: usize) -> Vec<usize> {
         match self.routing {
             Routing::Direct => vec![p % self.queues],
+            Routing::Shared => vec![0],
             Routing::Fanout => (0..self.queues).collect(),
             Routing::Idle => Vec::new(),
         }
     }
 
     /// Parse `q1-1`, `qN-N` (N = `n`), `q<n>-<n>`, `fanout-K` (K = `k`), `fanout-<k>`,
-    /// `fanin-N`, `fanin-<n>`, `idle` (10,000 connections) and `idle-<n>`.
+    /// `fanin-N`, `fanin-<n>`, `shared-N`, `shared-<n>`, `idle` (10,000 connections)
+    /// and `idle-<n>`.
     pub fn parse(name: &str, n: usize, k: usize) -> Result<Self> {
         if name == "idle" || name.starts_with("idle-") {
             let c = match name.strip_prefix("idle-") {
@@ -94,6 +110,16 @@ impl Topology {
                 routing: Routing::Direct,
             });
         }
+        if let Some(rest) = name.strip_prefix("shared-") {
+            // N publishers -> one queue -> N competing consumers.
+            let p = num(rest, n)?;
+            return Ok(Self {
+                name: format!("shared-{p}"),
+                publishers: p,
+                queues: 1,
+                routing: Routing::Shared,
+            });
+        }
         if let Some(rest) = name.strip_prefix('q')
             && let Some((a, b)) = rest.split_once('-')
         {
@@ -113,7 +139,7 @@ impl Topology {
         }
         bail!(
             "unknown scenario {name:?}: expected q1-1, qN-N, q<n>-<n>, fanout-K, fanout-<k>, \
-             fanin-N, fanin-<n>, idle or idle-<n>"
+             fanin-N, fanin-<n>, shared-N, shared-<n>, idle or idle-<n>"
         )
     }
 }
@@ -157,6 +183,10 @@ pub struct RunSpec {
     pub qos: u8,
     /// MQTT: protocol 5.0 instead of 3.1.1.
     pub mqtt_v5: bool,
+    /// STOMP: a RECEIPT on every Nth SEND (None: the driver's default).
+    pub receipt_every: Option<u64>,
+    /// STOMP: `auto`, `client` or `client-individual` (None: the driver's default).
+    pub stomp_ack: Option<String>,
     /// The broker's pid (`--watch-pid`), for scenarios that report its memory themselves.
     pub broker_pid: Option<u32>,
 }
@@ -191,6 +221,12 @@ mod tests {
             ("idle-10000", 10_000, Routing::Idle)
         );
         assert_eq!(Topology::parse("idle-20", 3, 5).unwrap().queues, 20);
+        let t = Topology::parse("shared-N", 3, 5).unwrap();
+        assert_eq!(
+            (t.name.as_str(), t.publishers, t.queues, t.consumers()),
+            ("shared-3", 3, 1, 3)
+        );
+        assert_eq!((t.targets_of(2), t.queue_of(2)), (vec![0], 0));
         assert!(Topology::parse("idle-0", 3, 5).is_err());
     }
 }

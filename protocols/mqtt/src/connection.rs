@@ -16,7 +16,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
-use switchboard_api::{Broker, Credit, Inbox, KeySpace, PublishOptions, SinkEvent};
+use switchboard_api::{Broker, Credit, Inbox, KeySpace, PublishOptions, ReadRoom, SinkEvent};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -185,6 +185,7 @@ async fn run<S: AsyncRead + AsyncWrite + Unpin>(
     // Packets that came in the same read as CONNECT (a client need not wait for
     // CONNACK, MQTT-3.1.4) are already buffered: handle input before the first read.
     let mut input = true;
+    let mut read_room = ReadRoom::default();
     loop {
         if input && !held {
             input = false;
@@ -212,6 +213,7 @@ async fn run<S: AsyncRead + AsyncWrite + Unpin>(
             break;
         }
         let accepting = io.wbuf.len() < OUTPUT_HIGH_WATER;
+        let room = read_room.prepare(&mut io.rbuf);
         tokio::select! {
             biased;
             _ = shutdown.cancelled() => {
@@ -279,7 +281,7 @@ async fn run<S: AsyncRead + AsyncWrite + Unpin>(
             r = io.stream.read_buf(&mut io.rbuf), if !held => {
                 match r {
                     Ok(0) | Err(_) => break,
-                    Ok(_) => {}
+                    Ok(n) => read_room.read(n, room),
                 }
                 deadline = limit.map(|l| Instant::now() + l);
                 input = true;

@@ -13,7 +13,7 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
-use switchboard_api::{Broker, Inbox, SinkEvent};
+use switchboard_api::{Broker, Inbox, ReadRoom, SinkEvent};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::time::Instant;
 use tokio_util::codec::{Decoder, Encoder};
@@ -304,6 +304,7 @@ async fn run<S: AsyncRead + AsyncWrite + Unpin>(
     let mut closing = false;
     // Frames that came in the same read as CONNECT are already buffered.
     let mut input = true;
+    let mut read_room = ReadRoom::default();
     loop {
         if input && !held && !closing {
             input = false;
@@ -331,6 +332,7 @@ async fn run<S: AsyncRead + AsyncWrite + Unpin>(
         let accepting = io.wbuf.len() < OUTPUT_HIGH_WATER && !closing;
         let send_at = (!beats.send.is_zero()).then(|| last_write + beats.send);
         let dead_at = recv_limit.filter(|_| !held).map(|l| last_read + l);
+        let room = read_room.prepare(&mut io.rbuf);
         tokio::select! {
             biased;
             _ = shutdown.cancelled() => {
@@ -381,7 +383,7 @@ async fn run<S: AsyncRead + AsyncWrite + Unpin>(
             r = io.stream.read_buf(&mut io.rbuf), if !held && !closing => {
                 match r {
                     Ok(0) | Err(_) => break,
-                    Ok(_) => {}
+                    Ok(n) => read_room.read(n, room),
                 }
                 last_read = Instant::now();
                 input = true;

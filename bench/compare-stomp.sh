@@ -1,0 +1,330 @@
+#!/usr/bin/env bash
+# Switchboard vs RabbitMQ (and ActiveMQ Classic) over STOMP 1.2, side by side in
+# one run, on this machine (127.0.0.1 only).
+#
+#   bench/compare-stomp.sh [-d SECS] [-s BYTES] [-o FILE] [--no-build] [--no-activemq]
+#                          [--no-warmup] [CASE...] [-- BENCH_ARGS...]
+#
+# A CASE is a scenario with its switchboard-bench flags, quoted as one word, e.g.
+#   bench/compare-stomp.sh -d 5 'q1-1' 'shared-4 --prefetch 100' 'fanout-8'
+# BENCH_ARGS after `--` go to every run (e.g. -- --confirm-window 1000).
+# Default cases (5 s each; about 3 minutes with ActiveMQ, 1.5 without, plus the build):
+#   q1-1                        1 producer -> /queue -> 1 consumer (client-individual)
+#   shared-4                    4 producers -> one /queue -> 4 competing consumers
+#   fanout-4                    1 producer -> /topic -> 4 subscribers (ack:auto)
+#   q1-1 --confirm --persistent persistent:true, a RECEIPT for every SEND
+#   q1-1 --rate 2000            latency at a fixed load
+#
+# What it does:
+#  - builds `switchboard` and `switchboard-bench` (release) unless --no-build;
+#  - RabbitMQ (Debian's rabbitmq-server, installed if missing): never touches a
+#    node already running; starts its own node (name sb-stomp-bench-PID@localhost)
+#    on free ports with a temporary data dir, config (AMQP and STOMP listeners on
+#    127.0.0.1, loopback_users none) and enabled_plugins file ([rabbitmq_stomp]:
+#    what `rabbitmq-plugins enable rabbitmq_stomp` writes), and stops it again.
+#    RABBITMQ_STOMP_URL=stomp://... (and RABBITMQ_PID for its memory/CPU) uses an
+#    existing broker instead, e.g. the system node on 61613;
+#  - ActiveMQ Classic (Debian's activemq, installed if missing) unless --no-activemq:
+#    its own instance from a temporary activemq.xml (only a stomp:// connector on
+#    127.0.0.1, KahaDB in a temporary dir, JMX off), JVM options as in Debian's
+#    /etc/default/activemq (-Xms512M -Xmx512M; ACTIVEMQ_JAVA_OPTS overrides). If it
+#    does not come up within 90 s its column is n/a;
+#  - Switchboard on ephemeral ports with a temporary data dir (STOMP address from
+#    its `listening ... stomp=HOST:PORT` line);
+#  - for every case and each system (RabbitMQ, ActiveMQ, Switchboard) starts that
+#    broker afresh, runs a 2 s unrecorded warm-up (`q1-1`: the JVM needs it; all
+#    get it alike; --no-warmup skips it), then the case with the broker's RSS and
+#    CPU watched, and stops it;
+#  - prints one table: each system's figures and the ratios switchboard/rabbitmq
+#    and switchboard/activemq.
+#
+# Environment: CARGO_TARGET_DIR (where switchboard-bench and, unless SWITCHBOARD_BIN
+# is set, switchboard are; falls back to target/release/switchboard), SWITCHBOARD_BIN,
+# RABBITMQ_STOMP_URL / RABBITMQ_PID, ACTIVEMQ_JAVA_OPTS.
+set -euo pipefail
+
+DURATION=5
+SIZE=128
+BUILD=1
+ACTIVEMQ=1
+WARMUP=1
+OUT=""
+CASES=()
+EXTRA=()
+DEFAULT_CASES=(
+    "q1-1"
+    "shared-4"
+    "fanout-4"
+    "q1-1 --confirm --persistent"
+    "q1-1 --rate 2000"
+)
+
+usage() { sed -n '2,45p' "$0" | sed 's/^# \{0,1\}//'; }
+
+while [[ $# -gt 0 ]]; do
+    case "$1" in
+        -d|--duration) DURATION="$2"; shift 2 ;;
+        -s|--size) SIZE="$2"; shift 2 ;;
+        -o|--out) OUT="$2"; shift 2 ;;
+        --no-build) BUILD=0; shift ;;
+        --no-activemq) ACTIVEMQ=0; shift ;;
+        --no-warmup) WARMUP=0; shift ;;
+        -h|--help) usage; exit 0 ;;
+        --) shift; EXTRA=("$@"); break ;;
+        -*) echo "unknown option $1" >&2; usage >&2; exit 2 ;;
+        *) CASES+=("$1"); shift ;;
+    esac
+done
+[[ ${#CASES[@]} -gt 0 ]] || CASES=("${DEFAULT_CASES[@]}")
+
+cd "$(dirname "$0")/.."
+TARGET="${CARGO_TARGET_DIR:-target}/release"
+TMP="$(mktemp -d -t sb-stomp-bench.XXXXXX)"
+RESULTS=""
+RB_PID=""; RB_NODE=""; RB_WRAPPER=""; AMQ_PID=""; SB_PID=""
+
+stop_pid() { # pid name
+    local pid="$1"
+    [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null || return 0
+    kill -TERM "$pid" 2>/dev/null || true
+    for _ in $(seq 150); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    if kill -0 "$pid" 2>/dev/null; then
+        echo "$2 did not stop on SIGTERM within 15 s: SIGKILL" >&2
+        kill -KILL "$pid" 2>/dev/null || true
+    fi
+    wait "$pid" 2>/dev/null || true
+}
+RABBITMQCTL=/usr/lib/rabbitmq/bin/rabbitmqctl
+stop_rabbit() {
+    [[ -n "$RB_NODE" ]] || return 0
+    timeout 30 "$RABBITMQCTL" -n "$RB_NODE" -q shutdown >/dev/null 2>&1 || true
+    stop_pid "$RB_PID" rabbitmq
+    [[ -n "$RB_WRAPPER" ]] && { kill -0 "$RB_WRAPPER" 2>/dev/null && kill -TERM "$RB_WRAPPER" 2>/dev/null; wait "$RB_WRAPPER" 2>/dev/null || true; }
+    RB_NODE=""; RB_PID=""; RB_WRAPPER=""
+}
+cleanup() {
+    local rc=$?
+    trap - EXIT INT TERM
+    stop_rabbit
+    stop_pid "$AMQ_PID" activemq
+    stop_pid "$SB_PID" switchboard
+    rm -rf "$TMP"
+    [[ -z "$OUT" && -n "$RESULTS" ]] && rm -f "$RESULTS"
+    exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# --- build
+if [[ "$BUILD" == 1 ]]; then
+    echo "building switchboard and switchboard-bench (release)" >&2
+    cargo build --release -p switchboard -p switchboard-bench >&2
+fi
+BENCH="$TARGET/switchboard-bench"
+SB_BIN="${SWITCHBOARD_BIN:-$TARGET/switchboard}"
+if [[ -z "${SWITCHBOARD_BIN:-}" && ! -x "$SB_BIN" && -x target/release/switchboard ]]; then
+    SB_BIN=target/release/switchboard
+fi
+[[ -x "$BENCH" ]] || { echo "missing $BENCH (build it, or set CARGO_TARGET_DIR)" >&2; exit 1; }
+[[ -x "$SB_BIN" ]] || echo "warning: no switchboard binary at $SB_BIN: its column will be n/a" >&2
+
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+free_port() { # a port p with p..p+2 free
+    local p
+    for _ in $(seq 50); do
+        p=$(( 20000 + (RANDOM * 32768 + RANDOM) % 25000 ))
+        port_open "$p" || port_open $((p + 1)) || port_open $((p + 2)) || { echo "$p"; return 0; }
+    done
+    echo "no free port found" >&2; return 1
+}
+apt_install() {
+    echo "installing $1 (Debian package)" >&2
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get install -y "$1" >/dev/null 2>&1 \
+        || { apt-get update >/dev/null && apt-get install -y "$1" >/dev/null; }
+}
+
+# --- RabbitMQ: our own node, unless RABBITMQ_STOMP_URL names one.
+if [[ -z "${RABBITMQ_STOMP_URL:-}" && ! -x /usr/lib/rabbitmq/bin/rabbitmq-server ]]; then
+    apt_install rabbitmq-server
+fi
+RB_VERSION="$(dpkg-query -W -f '${Version}' rabbitmq-server 2>/dev/null | sed 's/-.*//' || true)"
+RB_URL=""
+start_rabbit() {
+    RB_URL=""
+    if [[ -n "${RABBITMQ_STOMP_URL:-}" ]]; then
+        RB_URL="$RABBITMQ_STOMP_URL"; RB_PID="${RABBITMQ_PID:-}"; return 0
+    fi
+    local p d="$TMP/rabbit"
+    p="$(free_port)"
+    rm -rf "$d"; mkdir -p "$d"
+    cat >"$d/rabbitmq.conf" <<EOF
+listeners.tcp.1 = 127.0.0.1:$p
+stomp.listeners.tcp.1 = 127.0.0.1:$((p + 2))
+loopback_users = none
+EOF
+    echo '[rabbitmq_stomp].' >"$d/enabled_plugins"
+    RB_NODE="sb-stomp-bench-$$@localhost"
+    env RABBITMQ_NODENAME="$RB_NODE" RABBITMQ_NODE_PORT="$p" RABBITMQ_DIST_PORT=$((p + 1)) \
+        RABBITMQ_CONFIG_FILE="$d/rabbitmq.conf" RABBITMQ_ENABLED_PLUGINS_FILE="$d/enabled_plugins" \
+        RABBITMQ_ADVANCED_CONFIG_FILE="$d/advanced.config" RABBITMQ_MNESIA_BASE="$d/mnesia" \
+        RABBITMQ_LOG_BASE="$d/log" RABBITMQ_PLUGINS_EXPAND_DIR="$d/plugins" \
+        RABBITMQ_PID_FILE="$d/pid" \
+        /usr/lib/rabbitmq/bin/rabbitmq-server >"$d/out.log" 2>&1 &
+    RB_WRAPPER=$!
+    # await_startup fails at once while the node is not yet registered: retry.
+    local up=0
+    for _ in $(seq 90); do
+        kill -0 "$RB_WRAPPER" 2>/dev/null || break
+        if timeout 60 "$RABBITMQCTL" -n "$RB_NODE" -q await_startup >/dev/null 2>&1; then
+            up=1; break
+        fi
+        sleep 1
+    done
+    if [[ "$up" == 0 ]]; then
+        echo "RabbitMQ node $RB_NODE did not start; its output:" >&2
+        tail -n 20 "$d/out.log" >&2 || true
+        stop_rabbit
+        echo "(set RABBITMQ_STOMP_URL=stomp://127.0.0.1:61613 to use a running broker instead)" >&2
+        exit 1
+    fi
+    RB_PID="$(tr -dc '0-9' <"$d/pid" 2>/dev/null || true)"
+    for _ in $(seq 50); do port_open $((p + 2)) && break; sleep 0.1; done
+    RB_URL="stomp://guest:guest@127.0.0.1:$((p + 2))"
+}
+
+# --- ActiveMQ Classic
+AMQ_JAR=/usr/share/activemq/bin/activemq.jar
+if [[ "$ACTIVEMQ" == 1 && ! -f "$AMQ_JAR" ]]; then
+    apt_install activemq || true
+fi
+if [[ "$ACTIVEMQ" == 1 && ( ! -f "$AMQ_JAR" || -z "$(command -v java)" ) ]]; then
+    echo "warning: no ActiveMQ ($AMQ_JAR) or no java: ActiveMQ skipped" >&2
+    ACTIVEMQ=0
+fi
+AMQ_VERSION="$(dpkg-query -W -f '${Version}' activemq 2>/dev/null | sed 's/+.*//' || true)"
+AMQ_URL=""
+start_activemq() {
+    AMQ_URL=""
+    local p d="$TMP/activemq"
+    p="$(free_port)"
+    rm -rf "$d"; mkdir -p "$d/conf" "$d/data" "$d/tmp"
+    cat >"$d/conf/activemq.xml" <<EOF
+<beans xmlns="http://www.springframework.org/schema/beans"
+  xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"
+  xsi:schemaLocation="http://www.springframework.org/schema/beans http://www.springframework.org/schema/beans/spring-beans-2.0.xsd
+  http://activemq.apache.org/schema/core http://activemq.apache.org/schema/core/activemq-core.xsd">
+  <broker xmlns="http://activemq.apache.org/schema/core" useJmx="false" brokerName="sb-stomp-bench"
+          dataDirectory="$d/data">
+    <persistenceAdapter><kahaDB directory="$d/data/kahadb"/></persistenceAdapter>
+    <transportConnectors>
+      <transportConnector name="stomp" uri="stomp://127.0.0.1:$p"/>
+    </transportConnectors>
+  </broker>
+</beans>
+EOF
+    # shellcheck disable=SC2086
+    (cd "$d" && exec java ${ACTIVEMQ_JAVA_OPTS:--Xms512M -Xmx512M -Dorg.apache.activemq.UseDedicatedTaskRunner=true} \
+        -Dactivemq.home=/usr/share/activemq -Dactivemq.base="$d" -Dactivemq.conf="$d/conf" \
+        -Dactivemq.data="$d/data" -Djava.io.tmpdir="$d/tmp" \
+        -jar "$AMQ_JAR" start "xbean:file:$d/conf/activemq.xml") >"$d/out.log" 2>&1 &
+    AMQ_PID=$!
+    for _ in $(seq 900); do
+        port_open "$p" && { AMQ_URL="stomp://guest:guest@127.0.0.1:$p"; return 0; }
+        kill -0 "$AMQ_PID" 2>/dev/null || break
+        sleep 0.1
+    done
+    echo "ActiveMQ did not listen within 90 s; its output:" >&2
+    tail -n 20 "$d/out.log" >&2 || true
+    stop_pid "$AMQ_PID" activemq; AMQ_PID=""
+}
+
+# --- Switchboard
+SB_URL=""
+start_switchboard() {
+    SB_URL=""
+    [[ -x "$SB_BIN" ]] || return 0
+    rm -rf "$TMP/sb-data"; mkdir -p "$TMP/sb-data"
+    "$SB_BIN" --data-dir "$TMP/sb-data" --bind 127.0.0.1 --amqp-port 0 --mqtt-port 0 \
+        --mqtt-ws-port 0 --stomp-port 0 --stomp-ws-port 0 --http-port 0 --admin-port 0 \
+        >"$TMP/sb.out" 2>"$TMP/sb.err" &
+    SB_PID=$!
+    local listen=""
+    for _ in $(seq 300); do
+        listen="$(grep -m1 '^listening ' "$TMP/sb.out" || true)"
+        [[ -n "$listen" ]] && break
+        kill -0 "$SB_PID" 2>/dev/null || break
+        sleep 0.1
+    done
+    if [[ -z "$listen" ]]; then
+        echo "switchboard did not print its 'listening' line; its stderr:" >&2
+        tail -n 30 "$TMP/sb.err" >&2 || true
+        exit 1
+    fi
+    local addr
+    addr="$(sed -n 's/.*[[:space:]]stomp=\([^[:space:]]*:[0-9][0-9]*\).*/\1/p' <<<"$listen")"
+    [[ -n "$addr" ]] && port_open "${addr##*:}" && SB_URL="stomp://guest:guest@127.0.0.1:${addr##*:}"
+    return 0
+}
+
+busy_pct() {
+    local a b c d e f g t1 i1 t2 i2
+    read -r _ a b c d e f g _ </proc/stat; t1=$((a+b+c+d+e+f+g)); i1=$((d+e))
+    sleep 1
+    read -r _ a b c d e f g _ </proc/stat; t2=$((a+b+c+d+e+f+g)); i2=$((d+e))
+    echo $(( 100 * ((t2 - t1) - (i2 - i1)) / (t2 - t1 > 0 ? t2 - t1 : 1) ))
+}
+if [[ -r /proc/stat ]]; then
+    BUSY="$(busy_pct)"
+    (( BUSY < 20 )) || echo "warning: the machine is ${BUSY}% busy before the runs: figures will be noisy" >&2
+fi
+
+# --- runs
+SYSTEMS=(rabbitmq)
+[[ "$ACTIVEMQ" == 1 ]] && SYSTEMS+=(activemq)
+SYSTEMS+=(switchboard)
+RESULTS="${OUT:-$(mktemp -t sb-stomp-results.XXXXXX)}"
+: >"$RESULTS"
+echo "RabbitMQ ${RB_VERSION:-?}${RABBITMQ_STOMP_URL:+ (at $RABBITMQ_STOMP_URL)}$([[ "$ACTIVEMQ" == 1 ]] && echo ", ActiveMQ ${AMQ_VERSION:-?}")" \
+     "vs Switchboard ($SB_BIN); ${#CASES[@]} cases, ${DURATION} s each, ${SIZE} B bodies;" \
+     "a fresh broker for every run" >&2
+FAILED=0
+for c in "${CASES[@]}"; do
+    read -r -a words <<<"$c"
+    for sys in "${SYSTEMS[@]}"; do
+        case "$sys" in
+            rabbitmq) start_rabbit; url="$RB_URL"; pid="$RB_PID" ;;
+            activemq) start_activemq; url="$AMQ_URL"; pid="$AMQ_PID" ;;
+            switchboard) start_switchboard; url="$SB_URL"; pid="$SB_PID" ;;
+        esac
+        if [[ -z "$url" ]]; then
+            # No result line: the table shows n/a.
+            echo "[$sys] $c: n/a (did not start, or no STOMP listener)" >&2
+        else
+            if [[ "$WARMUP" == 1 ]]; then
+                "$BENCH" q1-1 --duration 2 --size "$SIZE" --url "$url" --json >/dev/null 2>&1 || true
+            fi
+            "$BENCH" "${words[@]}" --duration "$DURATION" --size "$SIZE" "${EXTRA[@]}" \
+                --url "$url" --json --label "$sys" --case "$c" ${pid:+--watch-pid "$pid"} \
+                >>"$RESULTS" || FAILED=1
+            tail -n 1 "$RESULTS" | grep -q '"error"' && tail -n 1 "$RESULTS" >&2
+        fi
+        case "$sys" in
+            rabbitmq) [[ -n "${RABBITMQ_STOMP_URL:-}" ]] || stop_rabbit ;;
+            activemq) stop_pid "$AMQ_PID" activemq; AMQ_PID="" ;;
+            switchboard)
+                if [[ -n "$SB_PID" ]] && ! kill -0 "$SB_PID" 2>/dev/null; then
+                    echo "switchboard exited during '$c'; its stderr:" >&2
+                    tail -n 30 "$TMP/sb.err" >&2 || true
+                    FAILED=1
+                fi
+                stop_pid "$SB_PID" switchboard; SB_PID="" ;;
+        esac
+    done
+done
+
+echo
+"$BENCH" --report "$RESULTS" --baseline rabbitmq --subject switchboard
+[[ -n "$OUT" ]] && echo "raw results (JSON lines): $OUT" >&2
+[[ "$FAILED" == 0 ]] || echo "some runs failed or lost messages (see ERROR / lost above)" >&2
+exit "$FAILED"
