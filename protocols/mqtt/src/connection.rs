@@ -315,7 +315,7 @@ async fn run<S: AsyncRead + AsyncWrite + Unpin>(
                 session.vhost.clone(),
                 session.client_id.clone(),
                 w,
-                delay,
+                (delay, claim.id()),
             );
         }
     }
@@ -557,7 +557,7 @@ fn publish_will(
     vhost: String,
     client_id: String,
     w: v5::LastWill,
-    delay: u32,
+    (delay, claim): (u32, u64),
 ) {
     let p = rmqtt_codec::types::Publish {
         dup: false,
@@ -595,7 +595,11 @@ fn publish_will(
         send(&*broker);
         return;
     }
-    let (id, cancelled) = registry.delay_will(&vhost2, &client_id2);
+    // The client may already be back (its new connection took the id while this
+    // one was closing): then there is no will to wait for.
+    let Some((id, cancelled)) = registry.delay_will(&vhost2, &client_id2, claim) else {
+        return;
+    };
     tokio::spawn(async move {
         tokio::select! {
             _ = cancelled.cancelled() => {}

@@ -44,6 +44,12 @@ pub struct Claim {
     gone: watch::Sender<bool>,
 }
 
+impl Claim {
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+}
+
 impl Drop for Claim {
     fn drop(&mut self) {
         let _ = self.gone.send(true);
@@ -100,15 +106,25 @@ impl Registry {
     }
 
     /// Registers a will that fires after a delay unless the client reconnects:
-    /// the token is cancelled if it does.
-    pub fn delay_will(&self, vhost: &str, client_id: &str) -> (u64, CancellationToken) {
+    /// the token is cancelled if it does. `None` if it already has (another
+    /// connection than `claim` holds the client id).
+    pub fn delay_will(
+        &self,
+        vhost: &str,
+        client_id: &str,
+        claim: u64,
+    ) -> Option<(u64, CancellationToken)> {
         let id = self.inner.next.fetch_add(1, Ordering::Relaxed);
         let t = CancellationToken::new();
         let key = (vhost.to_string(), client_id.to_string());
-        if let Some((_, old)) = self.lock().wills.insert(key, (id, t.clone())) {
+        let mut st = self.lock();
+        if st.live.get(&key).is_some_and(|l| l.id != claim) {
+            return None;
+        }
+        if let Some((_, old)) = st.wills.insert(key, (id, t.clone())) {
             old.cancel();
         }
-        (id, t)
+        Some((id, t))
     }
 
     /// A delayed will fired: forget it if it is still the registered one.
