@@ -147,12 +147,7 @@ pub async fn serve(
                     }
                 }
             }
-            r = async {
-                match alarm.as_mut() {
-                    Some(a) => a.changed().await,
-                    None => std::future::pending().await,
-                }
-            }, if alarm.is_some() => {
+            r = switchboard_api::changed(&mut alarm), if alarm.is_some() => {
                 match (r, alarm.as_mut()) {
                     (Ok(()), Some(a)) => alarm_reason = a.borrow_and_update().clone(),
                     _ => alarm = None,
@@ -164,12 +159,7 @@ pub async fn serve(
                     Ok(_) => last_read = Instant::now(),
                 }
             }
-            r = async {
-                match durable.as_mut() {
-                    Some(d) => d.changed().await,
-                    None => std::future::pending().await,
-                }
-            }, if durable.is_some() && s.awaiting_durable() => {
+            r = switchboard_api::changed(&mut durable), if durable.is_some() && s.awaiting_durable() => {
                 if r.is_err() {
                     // The store is gone (shutdown): nothing more will become durable.
                     durable = None;

@@ -205,6 +205,17 @@ impl Inbox {
     }
 }
 
+/// Waits for a change of an optional watch (the broker's durable position or
+/// alarm); never completes when there is none, so it can sit in a `select!`.
+pub async fn changed<T>(
+    w: &mut Option<tokio::sync::watch::Receiver<T>>,
+) -> Result<(), tokio::sync::watch::error::RecvError> {
+    match w.as_mut() {
+        Some(w) => w.changed().await,
+        None => std::future::pending().await,
+    }
+}
+
 /// Sizes a connection's read buffer: small at first, so idle connections stay
 /// cheap, doubling (up to 64 KiB) whenever a read fills all the room it had, so a
 /// busy connection reads many frames per system call instead of a few bytes.

@@ -246,7 +246,7 @@ async fn run<S: AsyncRead + AsyncWrite + Unpin>(
                 }
                 break;
             }
-            r = async { match durable.as_mut() { Some(w) => w.changed().await, None => std::future::pending().await } } => {
+            r = switchboard_api::changed(&mut durable) => {
                 if r.is_err() { break; }
                 if let Some(w) = durable.as_mut() { durable_lsn = *w.borrow_and_update(); }
             }
@@ -265,7 +265,7 @@ async fn run<S: AsyncRead + AsyncWrite + Unpin>(
                     next = if n < 256 { inbox.try_pop() } else { None };
                 }
             }
-            r = async { match alarm.as_mut() { Some(a) => a.changed().await, None => std::future::pending().await } } => {
+            r = switchboard_api::changed(&mut alarm) => {
                 if r.is_err() {
                     alarm = None;
                     blocked = false;

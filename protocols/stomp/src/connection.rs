@@ -347,11 +347,11 @@ async fn run<S: AsyncRead + AsyncWrite + Unpin>(
             _ = async { tokio::time::sleep_until(send_at.unwrap_or_else(Instant::now)).await }, if send_at.is_some() => {
                 io.wbuf.extend_from_slice(b"\n");
             }
-            r = async { match durable.as_mut() { Some(w) => w.changed().await, None => std::future::pending().await } } => {
+            r = switchboard_api::changed(&mut durable) => {
                 if r.is_err() { break; }
                 if let Some(w) = durable.as_mut() { durable_lsn = *w.borrow_and_update(); }
             }
-            r = async { match alarm.as_mut() { Some(a) => a.changed().await, None => std::future::pending().await } } => {
+            r = switchboard_api::changed(&mut alarm) => {
                 if r.is_err() {
                     alarm = None;
                     blocked = false;
