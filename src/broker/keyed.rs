@@ -245,6 +245,7 @@ fn placement(id: u64, e: &Entry) -> Placement {
         expires_at_ms: e.expires_at_ms,
         ready_at_ms: 0,
         delivery_count: 0,
+        lease_until_ms: 0,
     }
 }
 

@@ -378,6 +378,30 @@ impl Broker for Core {
         self.vhost(vhost).is_ok_and(|v| v.has_queue(queue))
     }
 
+    fn queue_handle(
+        &self,
+        vhost: &str,
+        queue: &str,
+    ) -> Option<Arc<dyn switchboard_api::QueueHandle>> {
+        let q = self.vhost(vhost).ok()?.queue(queue).ok()?;
+        Some(q)
+    }
+
+    fn list_queues(&self, vhost: &str) -> Vec<String> {
+        self.vhost(vhost)
+            .map(|v| v.queue_names())
+            .unwrap_or_default()
+    }
+
+    fn set_queue_arguments(
+        &self,
+        vhost: &str,
+        queue: &str,
+        arguments: &Table,
+    ) -> Result<(), BrokerError> {
+        self.vhost(vhost)?.set_queue_arguments(queue, arguments)
+    }
+
     fn keyed_put(
         &self,
         vhost: &str,

@@ -2,7 +2,7 @@
 
 use super::*;
 use std::sync::Mutex;
-use switchboard_api::{DeliverySink, Properties, Settle, SinkEvent, Value};
+use switchboard_api::{DeliverySink, Properties, QueueStats, Settle, SinkEvent, Value};
 
 struct Collect(Mutex<Vec<Delivery>>, Mutex<Vec<u64>>);
 
@@ -132,7 +132,7 @@ async fn lease_expires_and_message_reappears_with_count() {
     // Extending keeps it hidden; zero makes it visible at once.
     again[0]
         .queue
-        .set_visibility(again[0].seq, Duration::ZERO)
+        .set_visibility(again[0].seq, None, Duration::ZERO)
         .unwrap();
     let third = c.receive("/", "q", 10, Duration::from_secs(30)).unwrap();
     assert_eq!(third.len(), 1);
@@ -140,9 +140,60 @@ async fn lease_expires_and_message_reappears_with_count() {
     assert!(
         third[0]
             .queue
-            .set_visibility(third[0].seq, Duration::from_secs(1))
+            .set_visibility(third[0].seq, None, Duration::from_secs(1))
             .is_err()
     );
+}
+
+#[tokio::test]
+async fn only_the_latest_hand_out_settles_a_leased_message() {
+    let c = core();
+    declare(&c, "q", &[]);
+    publish(&c, "q", "x");
+    let first = c.receive("/", "q", 1, Duration::from_millis(20)).unwrap();
+    tokio::time::sleep(Duration::from_millis(80)).await;
+    let second = c.receive("/", "q", 1, Duration::from_secs(30)).unwrap();
+    let (q, seq) = (&second[0].queue, second[0].seq);
+    assert_eq!(second[0].delivery_count, 2);
+    assert!(second[0].first_delivered_ms > 0);
+    assert_eq!(second[0].first_delivered_ms, first[0].first_delivered_ms);
+    // The first receipt is stale: it neither extends nor deletes.
+    assert!(
+        q.set_visibility(seq, Some(1), Duration::from_secs(5))
+            .is_err()
+    );
+    assert!(!q.settle_leased(seq, 1));
+    assert_eq!(q.stats().in_flight, 1);
+    assert!(q.settle_leased(seq, 2));
+    assert_eq!(q.stats(), QueueStats::default());
+}
+
+#[tokio::test]
+async fn queue_arguments_change_in_place_and_wake_long_polls() {
+    let c = core();
+    declare(&c, "q", &[]);
+    let q = c.queue_handle("/", "q").unwrap();
+    let notify = q.ready_notify();
+    let woken = notify.notified();
+    tokio::pin!(woken);
+    woken.as_mut().enable();
+    c.set_queue_arguments(
+        "/",
+        "q",
+        &[("x-delivery-delay".to_string(), Value::I64(60_000))].into(),
+    )
+    .unwrap();
+    publish(&c, "q", "later");
+    assert_eq!(q.stats().delayed, 1);
+    assert!(c.set_queue_arguments("/", "q", &Table::new()).is_ok());
+    publish(&c, "q", "now");
+    assert_eq!(q.stats().ready, 1);
+    tokio::time::timeout(Duration::from_secs(1), woken)
+        .await
+        .expect("a long poll is woken by an arrival");
+    let grouped = [("x-ordering".to_string(), Value::string("grouped"))].into();
+    assert!(c.set_queue_arguments("/", "q", &grouped).is_err());
+    assert_eq!(c.list_queues("/"), vec!["q".to_string()]);
 }
 
 #[tokio::test]

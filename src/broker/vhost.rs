@@ -374,7 +374,7 @@ impl Vhost {
             if q.exclusive_owner.is_some() != d.exclusive {
                 return Err(ineq("exclusive"));
             }
-            check_equivalent(&q.raw_args, &d.arguments, &name, &self.name)?;
+            check_equivalent(&q.raw_args(), &d.arguments, &name, &self.name)?;
             q.touch();
             return Ok(info(&q));
         }
@@ -527,7 +527,12 @@ impl Vhost {
         }
     }
 
-    pub fn publish(&self, msg: Message) -> Result<PublishOutcome, BrokerError> {
+    pub fn publish(&self, mut msg: Message) -> Result<PublishOutcome, BrokerError> {
+        if msg.timestamp_ms == 0 {
+            msg.timestamp_ms = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as u64);
+        }
         let queues = self.route(&msg)?;
         Ok(self.deliver(queues, msg))
     }
@@ -639,6 +644,31 @@ impl Vhost {
 
     pub fn keyed(&self, space: KeySpace) -> &Keyed {
         &self.keyed[keyed_index(space)]
+    }
+
+    pub fn queue_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self.queues().keys().cloned().collect();
+        names.sort();
+        names
+    }
+
+    /// Replaces a queue's arguments (SQS SetQueueAttributes), persisting them.
+    pub fn set_queue_arguments(&self, name: &str, arguments: &Table) -> Result<(), BrokerError> {
+        let q = self.queue(name)?;
+        let args = QueueArgs::parse(arguments, name, &self.name)?;
+        if args.grouped != q.args().grouped {
+            return Err(BrokerError::precondition(format!(
+                "PRECONDITION_FAILED - the ordering of queue '{name}' in vhost '{}' cannot change",
+                self.name
+            )));
+        }
+        if let (Some(store), true) = (&self.store, q.id != 0) {
+            store
+                .set_queue_args(&self.name, name, arguments)
+                .map_err(store_err)?;
+        }
+        q.set_args(args, arguments.clone());
+        Ok(())
     }
 
     pub fn has_queue(&self, name: &str) -> bool {

@@ -321,7 +321,17 @@ impl<'a> Dec<'a> {
             group_id: self.opt_str()?,
             dedup_id: self.opt_str()?,
             delay_ms: None,
+            timestamp_ms: 0,
         })
+    }
+    /// A message followed by its accept time, which records written before the
+    /// field existed lack (they end with the message).
+    pub fn message_with_timestamp(&mut self) -> R<Message> {
+        let mut m = self.message()?;
+        if !self.buf.is_empty() {
+            m.timestamp_ms = self.u64()?;
+        }
+        Ok(m)
     }
 }
 
@@ -336,6 +346,9 @@ pub struct Placement {
     /// Wall-clock ms since the epoch when it becomes deliverable; 0 = at once.
     pub ready_at_ms: u64,
     pub delivery_count: u32,
+    /// Wall-clock ms until which it is leased (SQS in flight); 0 = not leased. Not
+    /// part of the Enqueue record: a later Lease record sets it, a Return clears it.
+    pub lease_until_ms: u64,
 }
 
 /// What the journal records about messages in durable queues. Entities (exchanges,
@@ -356,11 +369,20 @@ pub enum Record {
         seq: u64,
         delivery_count: u32,
     },
+    /// The message was handed out for the `delivery_count`-th time under a lease
+    /// that ends at `until_ms` (wall clock), or its lease was changed.
+    Lease {
+        queue: u64,
+        seq: u64,
+        delivery_count: u32,
+        until_ms: u64,
+    },
 }
 
 const TAG_ENQUEUE: u8 = 1;
 const TAG_SETTLE: u8 = 2;
 const TAG_RETURN: u8 = 3;
+const TAG_LEASE: u8 = 4;
 
 impl Record {
     pub fn encode(&self, out: &mut Vec<u8>) {
@@ -383,6 +405,19 @@ impl Record {
                 e.u64(*seq);
                 e.u32(*delivery_count);
             }
+            Record::Lease {
+                queue,
+                seq,
+                delivery_count,
+                until_ms,
+            } => {
+                let mut e = Enc(out);
+                e.u8(TAG_LEASE);
+                e.u64(*queue);
+                e.u64(*seq);
+                e.u32(*delivery_count);
+                e.u64(*until_ms);
+            }
         }
     }
 
@@ -397,8 +432,9 @@ impl Record {
                     expires_at_ms: d.u64()?,
                     ready_at_ms: d.u64()?,
                     delivery_count: d.u32()?,
+                    lease_until_ms: 0,
                 },
-                message: Box::new(d.message()?),
+                message: Box::new(d.message_with_timestamp()?),
             },
             TAG_SETTLE => Record::Settle {
                 queue: d.u64()?,
@@ -408,6 +444,12 @@ impl Record {
                 queue: d.u64()?,
                 seq: d.u64()?,
                 delivery_count: d.u32()?,
+            },
+            TAG_LEASE => Record::Lease {
+                queue: d.u64()?,
+                seq: d.u64()?,
+                delivery_count: d.u32()?,
+                until_ms: d.u64()?,
             },
             t => return Err(DecodeError::UnknownTag(t)),
         })
@@ -428,6 +470,12 @@ pub enum Head {
         seq: u64,
         delivery_count: u32,
     },
+    Lease {
+        queue: u64,
+        seq: u64,
+        delivery_count: u32,
+        until_ms: u64,
+    },
 }
 
 impl Head {
@@ -441,6 +489,7 @@ impl Head {
                 expires_at_ms: d.u64()?,
                 ready_at_ms: d.u64()?,
                 delivery_count: d.u32()?,
+                lease_until_ms: 0,
             }),
             TAG_SETTLE => Head::Settle {
                 queue: d.u64()?,
@@ -450,6 +499,12 @@ impl Head {
                 queue: d.u64()?,
                 seq: d.u64()?,
                 delivery_count: d.u32()?,
+            },
+            TAG_LEASE => Head::Lease {
+                queue: d.u64()?,
+                seq: d.u64()?,
+                delivery_count: d.u32()?,
+                until_ms: d.u64()?,
             },
             t => return Err(DecodeError::UnknownTag(t)),
         })
@@ -468,6 +523,7 @@ pub fn encode_enqueue(out: &mut Vec<u8>, at: &Placement, message: &Message) {
     e.u64(at.ready_at_ms);
     e.u32(at.delivery_count);
     e.message(message);
+    e.u64(message.timestamp_ms);
 }
 
 #[cfg(test)]
@@ -501,6 +557,7 @@ mod tests {
             group_id: Some("g".into()),
             dedup_id: None,
             delay_ms: None,
+            timestamp_ms: 1_764_000_000_123,
         }
     }
 
@@ -515,6 +572,7 @@ mod tests {
                     expires_at_ms: 77,
                     ready_at_ms: 0,
                     delivery_count: 2,
+                    lease_until_ms: 0,
                 },
                 message: Box::new(sample()),
             },
@@ -523,6 +581,12 @@ mod tests {
                 queue: 3,
                 seq: 9,
                 delivery_count: 5,
+            },
+            Record::Lease {
+                queue: 3,
+                seq: 9,
+                delivery_count: 6,
+                until_ms: 1_764_000_030_000,
             },
         ];
         for r in recs {
@@ -537,6 +601,15 @@ mod tests {
         let mut buf = Vec::new();
         encode_enqueue(&mut buf, &Placement::default(), &sample());
         for cut in 0..buf.len() {
+            // Records written before messages carried their accept time end right
+            // before it, and must still decode.
+            if cut == buf.len() - 8 {
+                let Ok(Record::Enqueue { message, .. }) = Record::decode(&buf[..cut]) else {
+                    panic!("a record without the accept time does not decode");
+                };
+                assert_eq!(message.timestamp_ms, 0);
+                continue;
+            }
             assert!(Record::decode(&buf[..cut]).is_err(), "cut {cut}");
         }
         // Arbitrary byte damage must also be handled without panicking.

@@ -130,6 +130,18 @@ impl Store {
                 }) => {
                     if let Some((_, at)) = live.get_mut(&queue).and_then(|q| q.get_mut(&seq)) {
                         at.delivery_count = delivery_count;
+                        at.lease_until_ms = 0;
+                    }
+                }
+                Ok(Head::Lease {
+                    queue,
+                    seq,
+                    delivery_count,
+                    until_ms,
+                }) => {
+                    if let Some((_, at)) = live.get_mut(&queue).and_then(|q| q.get_mut(&seq)) {
+                        at.delivery_count = delivery_count;
+                        at.lease_until_ms = until_ms;
                     }
                 }
                 // A record that passed its CRC but does not decode was written by a
@@ -227,6 +239,34 @@ impl Store {
                 delivery_count,
             }
             .encode(buf)
+        })
+    }
+
+    /// Records that message `seq` is leased until `until_ms` (wall clock) on its
+    /// `delivery_count`-th hand-out, so a restart keeps it invisible until then.
+    pub fn leased(&self, queue: u64, seq: u64, delivery_count: u32, until_ms: u64) -> Lsn {
+        self.journal.append_with(32, |buf| {
+            Record::Lease {
+                queue,
+                seq,
+                delivery_count,
+                until_ms,
+            }
+            .encode(buf)
+        })
+    }
+
+    /// Replaces a durable queue's arguments.
+    pub fn set_queue_args(
+        &self,
+        vhost: &str,
+        name: &str,
+        args: &switchboard_api::Table,
+    ) -> Result<(), DefinitionsError> {
+        self.change(|d| {
+            if let Some(q) = d.queues.get_mut(&(vhost.to_string(), name.to_string())) {
+                q.args = args.clone();
+            }
         })
     }
 

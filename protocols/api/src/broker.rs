@@ -113,8 +113,35 @@ pub trait QueueHandle: Send + Sync {
     fn settle(&self, seqs: &[u64], how: Settle);
     /// Change a leased delivery's visibility timeout, counted from now. Zero makes it
     /// available again at once. Fails with `NotFound` when the delivery is no longer
-    /// in flight.
-    fn set_visibility(&self, seq: u64, timeout: Duration) -> Result<(), BrokerError>;
+    /// in flight, and with `NotAllowed` when `delivery_count` is given and the
+    /// message has been handed out again since (a stale SQS receipt handle).
+    fn set_visibility(
+        &self,
+        seq: u64,
+        delivery_count: Option<u32>,
+        timeout: Duration,
+    ) -> Result<(), BrokerError>;
+    /// Acknowledges a leased delivery only if it is still the `delivery_count`-th
+    /// hand-out of message `seq` (SQS DeleteMessage with the latest receipt handle).
+    /// Returns whether it was removed.
+    fn settle_leased(&self, seq: u64, delivery_count: u32) -> bool;
+    /// Message counts, for SQS's `ApproximateNumberOfMessages*` and management.
+    fn stats(&self) -> QueueStats;
+    /// Woken whenever a message becomes ready (published, requeued, delay over):
+    /// lets a long poll wait instead of spinning. Register (`notified()` +
+    /// `enable()`) before receiving, so an arrival in between is not missed.
+    fn ready_notify(&self) -> Arc<tokio::sync::Notify>;
+}
+
+/// How many messages a queue holds, by state.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct QueueStats {
+    pub ready: u32,
+    /// Handed out and not yet settled (SQS: "not visible").
+    pub in_flight: u32,
+    /// Waiting for their delivery delay.
+    pub delayed: u32,
+    pub consumers: u32,
 }
 
 /// A message handed out by a queue. Dropping it does not settle it: the holder must
@@ -128,6 +155,9 @@ pub struct Delivery {
     pub redelivered: bool,
     /// How many times it has been handed out, this time included.
     pub delivery_count: u32,
+    /// Wall-clock ms of its first hand-out (SQS `ApproximateFirstReceiveTimestamp`);
+    /// not kept across restarts.
+    pub first_delivered_ms: u64,
 }
 
 impl std::fmt::Debug for Delivery {
@@ -457,6 +487,22 @@ pub trait Broker: Send + Sync + 'static {
 
     /// Whether the queue exists (no side effects, unlike a passive declare).
     fn queue_exists(&self, vhost: &str, queue: &str) -> bool;
+
+    /// The live queue, for settling leased deliveries by sequence number later (SQS
+    /// receipt handles), statistics and long polling.
+    fn queue_handle(&self, vhost: &str, queue: &str) -> Option<Arc<dyn QueueHandle>>;
+
+    /// Names of the vhost's queues, sorted.
+    fn list_queues(&self, vhost: &str) -> Vec<String>;
+
+    /// Replaces a queue's `x-` arguments (SQS SetQueueAttributes): persisted with the
+    /// queue and applied from the next operation on. The ordering mode cannot change.
+    fn set_queue_arguments(
+        &self,
+        vhost: &str,
+        queue: &str,
+        arguments: &Table,
+    ) -> Result<(), BrokerError>;
 
     /// Stores (`Some`) or removes (`None`) the value under `key`. The returned LSN
     /// must be durable before the change is reported as done (0: nothing written).

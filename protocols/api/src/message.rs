@@ -49,6 +49,9 @@ pub struct Message {
     pub dedup_id: Option<String>,
     /// Delivery delay in milliseconds (SQS `DelaySeconds`); the queue's default applies when `None`.
     pub delay_ms: Option<u64>,
+    /// Wall-clock milliseconds since the epoch when the broker accepted it (SQS
+    /// `SentTimestamp`); the core sets it on publish when it is 0.
+    pub timestamp_ms: u64,
 }
 
 impl Message {

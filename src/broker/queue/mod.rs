@@ -67,6 +67,8 @@ pub struct Entry {
     pub size: usize,
     /// Journal position of its Enqueue record; 0 when not journaled (transient).
     pub lsn: u64,
+    /// Wall-clock ms of its first hand-out; 0 before.
+    pub first_ms: u64,
 }
 
 struct InFlight {
@@ -110,6 +112,8 @@ impl DeathReason {
 
 #[derive(Default)]
 struct State {
+    /// Parsed arguments; replaced as a whole by `set_args`.
+    args: Arc<QueueArgs>,
     ready: Option<Ready>,
     ready_bytes: usize,
     delayed: BTreeMap<(Instant, u64), Entry>,
@@ -167,9 +171,11 @@ pub struct Queue {
     pub durable: bool,
     pub auto_delete: bool,
     pub exclusive_owner: Option<ConnectionId>,
-    pub args: QueueArgs,
-    pub raw_args: Table,
+    /// The `x-` arguments as declared (SetQueueAttributes replaces them).
+    raw_args: Mutex<Table>,
     state: Mutex<State>,
+    /// Long polls waiting for a ready message; allocated on first use.
+    ready_notify: std::sync::OnceLock<Arc<tokio::sync::Notify>>,
     me: Weak<Queue>,
     vhost: Weak<Vhost>,
     timers: Timers,
@@ -215,9 +221,10 @@ impl Queue {
             durable: cfg.durable,
             auto_delete: cfg.auto_delete,
             exclusive_owner: cfg.exclusive_owner,
-            args: cfg.args,
-            raw_args: cfg.raw_args,
+            raw_args: Mutex::new(cfg.raw_args),
+            ready_notify: std::sync::OnceLock::new(),
             state: Mutex::new(State {
+                args: Arc::new(cfg.args),
                 ready: Some(ready),
                 last_used: Some(Instant::now()),
                 ..Default::default()
@@ -289,6 +296,48 @@ impl Queue {
             st.mem_bytes += e.size;
         }
         st.ready().push(e);
+        self.notify_ready();
+    }
+
+    fn notify_ready(&self) {
+        if let Some(n) = self.ready_notify.get() {
+            n.notify_waiters();
+        }
+    }
+
+    /// Journals a lease so that a restart keeps the message invisible until it ends.
+    fn journal_lease(&self, e: &Entry, wall: u64, until: Instant) {
+        if let (Some(store), true) = (&self.store, e.lsn != 0) {
+            let left = until.saturating_duration_since(Instant::now());
+            let until_ms = wall + left.as_millis() as u64;
+            store.leased(self.id, e.seq, e.delivery_count, until_ms);
+        }
+    }
+
+    /// The arguments as declared or last set.
+    pub fn raw_args(&self) -> Table {
+        self.raw_args
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Replaces the arguments (already validated). Messages already in the queue
+    /// keep the deadlines they got; new limits apply from the next operation.
+    pub fn set_args(&self, args: QueueArgs, raw: Table) {
+        *self.raw_args.lock().unwrap_or_else(|e| e.into_inner()) = raw;
+        let mut fx = Effects::default();
+        {
+            let mut st = self.lock();
+            st.args = Arc::new(args);
+            self.pump(&mut st, &mut fx);
+            self.arm_timer(&mut st);
+        }
+        self.finish(fx);
+    }
+
+    pub fn args(&self) -> Arc<QueueArgs> {
+        self.lock().args.clone()
     }
 
     /// Bookkeeping for an entry that just left `ready`.
@@ -343,7 +392,7 @@ impl Queue {
             return Enqueued::Gone;
         }
         let now = Instant::now();
-        if let (Some(window), Some(id)) = (self.args.dedup_window, msg.dedup_id.as_deref()) {
+        if let (Some(window), Some(id)) = (st.args.dedup_window, msg.dedup_id.as_deref()) {
             let window = Duration::from_millis(window);
             while st
                 .dedup_order
@@ -366,11 +415,11 @@ impl Queue {
         let size = msg.size();
         let seq = st.next_seq;
         st.next_seq += 1;
-        let ttl = match (self.args.message_ttl, msg.properties.ttl_ms()) {
+        let ttl = match (st.args.message_ttl, msg.properties.ttl_ms()) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         };
-        let priority = match self.args.max_priority {
+        let priority = match st.args.max_priority {
             Some(max) => msg.properties.priority.unwrap_or(0).min(max),
             None => 0,
         };
@@ -383,18 +432,19 @@ impl Queue {
             size,
             msg: Payload::Mem(msg),
             lsn: 0,
+            first_ms: 0,
         };
         let Payload::Mem(m) = &entry.msg else {
             return Enqueued::Gone;
         };
         let m = m.clone();
         if !self.make_room(st, size, fx) {
-            if self.args.overflow == args::Overflow::RejectPublishDlx {
+            if st.args.overflow == args::Overflow::RejectPublishDlx {
                 fx.dead.push((entry, DeathReason::MaxLen));
             }
             return Enqueued::Rejected;
         }
-        let delay = m.delay_ms.or(self.args.delivery_delay).unwrap_or(0);
+        let delay = m.delay_ms.or(st.args.delivery_delay).unwrap_or(0);
         if let Some(store) = self.store.as_ref().filter(|_| m.properties.persistent()) {
             // Appended under the queue lock: the Enqueue record must precede any
             // Settle of the same message, and a consumer may ack it right after
@@ -409,6 +459,7 @@ impl Queue {
                 expires_at_ms: expires,
                 ready_at_ms: ready,
                 delivery_count: 0,
+                lease_until_ms: 0,
             };
             entry.lsn = store.enqueue(&at, &m);
             st.live.insert(entry.lsn);
@@ -428,8 +479,8 @@ impl Queue {
     /// Applies max-length limits before a message of `size` bytes is added. Returns
     /// false if the message must be refused.
     fn make_room(&self, st: &mut State, size: usize, fx: &mut Effects) -> bool {
-        let max_len = self.args.max_length;
-        let max_bytes = self.args.max_length_bytes;
+        let max_len = st.args.max_length;
+        let max_bytes = st.args.max_length_bytes;
         if max_len.is_none() && max_bytes.is_none() {
             return true;
         }
@@ -440,7 +491,7 @@ impl Queue {
         if !full(st, size) {
             return true;
         }
-        if self.args.overflow != args::Overflow::DropHead {
+        if st.args.overflow != args::Overflow::DropHead {
             return false;
         }
         while full(st, size) {
@@ -491,6 +542,7 @@ impl Queue {
                 seq: e.seq,
                 redelivered: e.redelivered,
                 delivery_count: e.delivery_count,
+                first_delivered_ms: e.first_ms,
             };
             c.sink.push(SinkEvent::Deliver {
                 consumer: c.tag,
@@ -531,7 +583,7 @@ impl Queue {
             let own = c.prefetch == 0 || c.in_flight < c.prefetch;
             own && c.shared.as_ref().is_none_or(|s| s.has_credit())
         };
-        if self.args.single_active_consumer {
+        if st.args.single_active_consumer {
             let c = st.consumers.first()?;
             if can(c) {
                 return Some(0);
@@ -570,11 +622,7 @@ impl Queue {
     /// its delivery limit.
     fn requeue_locked(&self, st: &mut State, mut e: Entry, fx: &mut Effects) {
         e.redelivered = true;
-        if self
-            .args
-            .delivery_limit
-            .is_some_and(|l| e.delivery_count > l)
-        {
+        if st.args.delivery_limit.is_some_and(|l| e.delivery_count > l) {
             fx.dead.push((e, DeathReason::DeliveryLimit));
             return;
         }
@@ -587,6 +635,7 @@ impl Queue {
             st.mem_bytes += e.size;
         }
         st.ready().requeue(e);
+        self.notify_ready();
     }
 
     fn take_in_flight(&self, st: &mut State, seq: u64, fx: &mut Effects) -> Option<Entry> {
@@ -739,11 +788,11 @@ impl Queue {
         self.expire_head(st, now, fx);
         let mut out = Vec::new();
         let mut group: Option<Option<String>> = None;
+        let grouped = st.args.grouped;
+        let wall = if lease.is_some() { wall_ms() } else { 0 };
         while out.len() < max {
             let next = match &group {
-                Some(g) if self.args.grouped => {
-                    st.ready().pop_same_group(g.as_deref().unwrap_or(""))
-                }
+                Some(g) if grouped => st.ready().pop_same_group(g.as_deref().unwrap_or("")),
                 _ => st.ready().pop(),
             };
             let Some(mut e) = next else { break };
@@ -753,22 +802,27 @@ impl Queue {
                 fx.dead.push((e, DeathReason::Expired));
                 continue;
             }
-            if self.args.grouped && group.is_none() {
+            if grouped && group.is_none() {
                 group = Some(e.msg.group().map(str::to_string));
             }
             let Some(message) = self.load(&mut e) else {
                 continue;
             };
             e.delivery_count += 1;
+            if e.first_ms == 0 {
+                e.first_ms = wall.max(1);
+            }
             out.push(Delivery {
                 message,
                 queue: self.handle(),
                 seq: e.seq,
                 redelivered: e.redelivered,
                 delivery_count: e.delivery_count,
+                first_delivered_ms: e.first_ms,
             });
             if let Some(at) = lease {
                 st.leases.insert((at, e.seq));
+                self.journal_lease(&e, wall, at);
             }
             st.in_flight.insert(
                 e.seq,
@@ -828,10 +882,25 @@ impl Queue {
                 size: r.message.size(),
                 msg: Payload::Mem(Arc::new(r.message)),
                 lsn: r.lsn,
+                first_ms: 0,
             };
             st.next_seq = st.next_seq.max(e.seq + 1);
             st.live.insert(e.lsn);
-            if p.ready_at_ms > wall {
+            if p.lease_until_ms > wall {
+                // Still leased (SQS in flight): it stays invisible, and the receipt
+                // handle given out before the restart still settles it.
+                let until = at(p.lease_until_ms);
+                st.leases.insert((until, e.seq));
+                st.in_flight.insert(
+                    e.seq,
+                    InFlight {
+                        entry: e,
+                        consumer: None,
+                        shared: None,
+                        lease: Some(until),
+                    },
+                );
+            } else if p.ready_at_ms > wall {
                 st.delayed.insert((at(p.ready_at_ms), e.seq), e);
             } else {
                 self.push_ready(&mut st, e);
@@ -896,7 +965,7 @@ impl Queue {
         );
         consider(st.delayed.keys().next().map(|(t, _)| *t));
         consider(st.leases.iter().next().map(|(t, _)| *t));
-        if let (Some(ms), true) = (self.args.expires, st.consumers.is_empty()) {
+        if let (Some(ms), true) = (st.args.expires, st.consumers.is_empty()) {
             consider(st.last_used.map(|t| t + Duration::from_millis(ms)));
         }
         let Some(at) = next else { return };
@@ -918,16 +987,17 @@ impl Queue {
         let Some(vhost) = self.vhost.upgrade() else {
             return;
         };
+        let args = self.lock().args.clone();
         let mut settled = Vec::new();
         for (mut e, reason) in fx.dead {
-            if let Some(dlx) = &self.args.dead_letter_exchange
+            if let Some(dlx) = &args.dead_letter_exchange
                 && let Some(original) = self.load(&mut e)
             {
                 let msg = dead_letter_message(
                     &original,
                     &self.name,
                     reason,
-                    self.args.dead_letter_routing_key.as_deref(),
+                    args.dead_letter_routing_key.as_deref(),
                 );
                 vhost.publish_dead_letter(dlx, msg);
             }
@@ -978,7 +1048,7 @@ impl TimerTarget for Queue {
                     self.requeue_locked(&mut st, e, &mut fx);
                 }
             }
-            if let Some(ms) = self.args.expires {
+            if let Some(ms) = st.args.expires {
                 let idle = st
                     .last_used
                     .is_some_and(|t| t + Duration::from_millis(ms) <= now);
@@ -1014,7 +1084,12 @@ impl QueueHandle for Queue {
         self.settle_many(seqs, how)
     }
 
-    fn set_visibility(&self, seq: u64, timeout: Duration) -> Result<(), BrokerError> {
+    fn set_visibility(
+        &self,
+        seq: u64,
+        delivery_count: Option<u32>,
+        timeout: Duration,
+    ) -> Result<(), BrokerError> {
         let mut fx = Effects::default();
         {
             let mut st = self.lock();
@@ -1024,6 +1099,11 @@ impl QueueHandle for Queue {
             let Some(old) = f.lease else {
                 return Err(BrokerError::not_allowed("delivery is not leased"));
             };
+            if delivery_count.is_some_and(|n| n != f.entry.delivery_count) {
+                return Err(BrokerError::not_allowed(
+                    "message was delivered again since",
+                ));
+            }
             if timeout.is_zero() {
                 if let Some(e) = self.take_in_flight(&mut st, seq, &mut fx) {
                     self.requeue_locked(&mut st, e, &mut fx);
@@ -1033,12 +1113,48 @@ impl QueueHandle for Queue {
                 f.lease = Some(at);
                 st.leases.remove(&(old, seq));
                 st.leases.insert((at, seq));
+                if let Some(f) = st.in_flight.get(&seq) {
+                    self.journal_lease(&f.entry, wall_ms(), at);
+                }
             }
             self.pump(&mut st, &mut fx);
             self.arm_timer(&mut st);
         }
         self.finish(fx);
         Ok(())
+    }
+
+    fn settle_leased(&self, seq: u64, delivery_count: u32) -> bool {
+        let mut fx = Effects::default();
+        let done = {
+            let mut st = self.lock();
+            let current = st
+                .in_flight
+                .get(&seq)
+                .is_some_and(|f| f.lease.is_some() && f.entry.delivery_count == delivery_count);
+            if current && let Some(e) = self.take_in_flight(&mut st, seq, &mut fx) {
+                self.forget(&mut st, &e);
+            }
+            self.pump(&mut st, &mut fx);
+            self.arm_timer(&mut st);
+            current
+        };
+        self.finish(fx);
+        done
+    }
+
+    fn stats(&self) -> switchboard_api::QueueStats {
+        let st = self.lock();
+        switchboard_api::QueueStats {
+            ready: st.ready_len() as u32,
+            in_flight: st.in_flight.len() as u32,
+            delayed: st.delayed.len() as u32,
+            consumers: st.consumers.len() as u32,
+        }
+    }
+
+    fn ready_notify(&self) -> Arc<tokio::sync::Notify> {
+        self.ready_notify.get_or_init(Default::default).clone()
     }
 }
 
@@ -1063,8 +1179,17 @@ impl QueueHandle for Orphan {
         &self.0
     }
     fn settle(&self, _: &[u64], _: Settle) {}
-    fn set_visibility(&self, _: u64, _: Duration) -> Result<(), BrokerError> {
+    fn set_visibility(&self, _: u64, _: Option<u32>, _: Duration) -> Result<(), BrokerError> {
         Err(BrokerError::not_found("queue deleted"))
+    }
+    fn settle_leased(&self, _: u64, _: u32) -> bool {
+        false
+    }
+    fn stats(&self) -> switchboard_api::QueueStats {
+        switchboard_api::QueueStats::default()
+    }
+    fn ready_notify(&self) -> Arc<tokio::sync::Notify> {
+        Arc::new(tokio::sync::Notify::new())
     }
 }
 

@@ -61,7 +61,9 @@ impl Spill {
         }
         let mut buf = std::mem::take(&mut st.buf);
         buf.clear();
-        Enc(&mut buf).message(msg);
+        let mut e = Enc(&mut buf);
+        e.message(msg);
+        e.u64(msg.timestamp_ms);
         let off = st.end;
         let r = match st.file.as_mut() {
             Some(f) => f.write_all_at(&buf, off),
@@ -86,7 +88,7 @@ impl Spill {
         st.live = st.live.saturating_sub(1);
         self.maybe_truncate(&mut st);
         Dec::new(&buf)
-            .message()
+            .message_with_timestamp()
             .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
     }
 

@@ -17,6 +17,7 @@ fn entry(seq: u64, group: Option<&str>) -> Entry {
         redelivered: false,
         size: 0,
         lsn: 0,
+        first_ms: 0,
     }
 }
 
