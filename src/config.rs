@@ -27,6 +27,8 @@ pub struct Config {
     pub amqp: AmqpConfig,
     pub mqtt: MqttConfig,
     pub stomp: StompConfig,
+    /// The SQS API on `http_port`.
+    pub sqs: SqsConfig,
     /// Users for every protocol. Default: `guest`/`guest`, loopback only.
     pub users: Vec<UserConfig>,
     /// Virtual hosts created at start; `/` always exists.
@@ -39,6 +41,57 @@ pub struct Config {
     /// Bytes of ready messages a queue keeps in memory; newer ones are paged out
     /// to a scratch file under the data directory until they near the head.
     pub queue_memory_bytes: u64,
+}
+
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum SqsAuth {
+    Sigv4,
+    None,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(default)]
+pub struct SqsConfig {
+    /// The vhost whose queues are SQS queues.
+    pub vhost: String,
+    /// Account id in queue URLs and ARNs (LocalStack's and ElasticMQ's default).
+    pub account_id: String,
+    pub region: String,
+    /// `sigv4`: requests must be signed by a broker user (access key id = user
+    /// name, secret = its `secret_key` or password). `none`: anything goes.
+    pub auth: SqsAuth,
+    /// `http://host:port` for queue URLs; empty: from each request's `Host`.
+    pub base_url: String,
+}
+
+impl Default for SqsConfig {
+    fn default() -> Self {
+        let d = switchboard_bridge::Config::default();
+        SqsConfig {
+            vhost: d.vhost,
+            account_id: d.account_id,
+            region: d.region,
+            auth: SqsAuth::Sigv4,
+            base_url: String::new(),
+        }
+    }
+}
+
+impl From<&SqsConfig> for switchboard_bridge::Config {
+    fn from(c: &SqsConfig) -> Self {
+        switchboard_bridge::Config {
+            vhost: c.vhost.clone(),
+            account_id: c.account_id.clone(),
+            region: c.region.clone(),
+            auth: match c.auth {
+                SqsAuth::None => switchboard_bridge::Auth::None,
+                SqsAuth::Sigv4 => switchboard_bridge::Auth::SigV4,
+            },
+            base_url: (!c.base_url.is_empty()).then(|| c.base_url.clone()),
+            ..Default::default()
+        }
+    }
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -192,11 +245,13 @@ impl Default for Config {
             amqp: AmqpConfig::default(),
             mqtt: MqttConfig::default(),
             stomp: StompConfig::default(),
+            sqs: SqsConfig::default(),
             users: vec![UserConfig {
                 name: "guest".into(),
                 password: "guest".into(),
                 tags: vec!["administrator".into()],
                 loopback_only: true,
+                secret_key: None,
             }],
             vhosts: vec!["/".into()],
             fsync: Fsync::Batch,

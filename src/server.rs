@@ -18,6 +18,8 @@ pub struct Server {
     pub mqtt_ws_addr: SocketAddr,
     pub stomp_addr: SocketAddr,
     pub stomp_ws_addr: SocketAddr,
+    /// SQS (and later SNS) over HTTP.
+    pub http_addr: SocketAddr,
     shutdown: CancellationToken,
     tracker: TaskTracker,
     store: Arc<Store>,
@@ -67,6 +69,7 @@ impl Server {
         let (stomp, stomp_addr) = bind("STOMP", &cfg.bind, cfg.stomp_port).await?;
         let (stomp_ws, stomp_ws_addr) =
             bind("STOMP-WebSocket", &cfg.bind, cfg.stomp_ws_port).await?;
+        let (http, http_addr) = bind("HTTP (SQS)", &cfg.bind, cfg.http_port).await?;
 
         let amqp_cfg = Arc::new(switchboard_amqp::Config::from(&cfg.amqp));
         let b = broker.clone();
@@ -143,7 +146,18 @@ impl Server {
             },
         ));
 
+        let bridge_cfg = switchboard_bridge::Config::from(&cfg.sqs);
+        let (b, sd) = (broker.clone(), shutdown.clone());
+        tracker.spawn(async move {
+            if let Err(e) =
+                switchboard_bridge::serve(http, b, bridge_cfg, sd.cancelled_owned()).await
+            {
+                tracing::error!("the HTTP listener failed: {e}");
+            }
+        });
+
         Ok(Server {
+            http_addr,
             amqp_addr,
             mqtt_addr,
             mqtt_ws_addr,
@@ -159,8 +173,13 @@ impl Server {
     /// The line scripts read to find the ports: `listening amqp=127.0.0.1:5672 ...`.
     pub fn listening_line(&self) -> String {
         format!(
-            "listening amqp={} mqtt={} mqtt-ws={} stomp={} stomp-ws={}",
-            self.amqp_addr, self.mqtt_addr, self.mqtt_ws_addr, self.stomp_addr, self.stomp_ws_addr
+            "listening amqp={} mqtt={} mqtt-ws={} stomp={} stomp-ws={} http={}",
+            self.amqp_addr,
+            self.mqtt_addr,
+            self.mqtt_ws_addr,
+            self.stomp_addr,
+            self.stomp_ws_addr,
+            self.http_addr
         )
     }
 

@@ -229,6 +229,14 @@ impl Broker for Core {
         self.inner.users.authenticate(user, password, peer)
     }
 
+    fn signing_secrets(
+        &self,
+        access_key: &str,
+        peer: SocketAddr,
+    ) -> Result<(User, Vec<String>), BrokerError> {
+        self.inner.users.signing_secrets(access_key, peer)
+    }
+
     fn open_vhost(&self, _user: &User, vhost: &str) -> Result<(), BrokerError> {
         self.vhost(vhost).map(|_| ())
     }

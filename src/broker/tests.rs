@@ -162,9 +162,9 @@ async fn only_the_latest_hand_out_settles_a_leased_message() {
         q.set_visibility(seq, Some(1), Duration::from_secs(5))
             .is_err()
     );
-    assert!(!q.settle_leased(seq, 1));
+    assert!(q.settle_leased(seq, 1).is_none());
     assert_eq!(q.stats().in_flight, 1);
-    assert!(q.settle_leased(seq, 2));
+    assert!(q.settle_leased(seq, 2).is_some());
     assert_eq!(q.stats(), QueueStats::default());
 }
 

@@ -13,6 +13,10 @@ pub struct UserConfig {
     /// Only accepted from loopback addresses (RabbitMQ's rule for `guest`).
     #[serde(default)]
     pub loopback_only: bool,
+    /// AWS secret access key for SigV4-signed SQS/SNS requests (access key id = the
+    /// user name). The password works as a secret too.
+    #[serde(default)]
+    pub secret_key: Option<String>,
 }
 
 pub struct Users {
@@ -27,6 +31,7 @@ impl Default for Users {
             password: "guest".into(),
             tags: vec!["administrator".into()],
             loopback_only: true,
+            secret_key: None,
         }])
     }
 }
@@ -70,6 +75,31 @@ impl Users {
             name: u.name.clone(),
             tags: u.tags.clone(),
         })
+    }
+
+    /// The secrets a SigV4 signature by access key `name` may be made with: the
+    /// user's secret key, then its password.
+    pub fn signing_secrets(
+        &self,
+        name: &str,
+        peer: SocketAddr,
+    ) -> Result<(User, Vec<String>), BrokerError> {
+        let u = self
+            .users
+            .get(name)
+            .ok_or_else(|| BrokerError::access_refused(format!("unknown access key '{name}'")))?;
+        if u.loopback_only && !peer.ip().is_loopback() {
+            return Err(BrokerError::access_refused(format!(
+                "user '{name}' can only connect via localhost"
+            )));
+        }
+        let mut secrets: Vec<String> = u.secret_key.iter().cloned().collect();
+        secrets.push(u.password.clone());
+        let user = User {
+            name: u.name.clone(),
+            tags: u.tags.clone(),
+        };
+        Ok((user, secrets))
     }
 }
 

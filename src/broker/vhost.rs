@@ -23,13 +23,14 @@ pub struct Vhost {
     store: Option<Arc<Store>>,
     paging: Option<Arc<Paging>>,
     /// Retained messages and session state, indexed by [`keyed_index`].
-    keyed: [Keyed; 2],
+    keyed: [Keyed; 3],
 }
 
 fn keyed_index(space: KeySpace) -> usize {
     match space {
         KeySpace::Retained => 0,
         KeySpace::Sessions => 1,
+        KeySpace::Sqs => 2,
     }
 }
 

@@ -81,15 +81,18 @@ pub enum KeySpace {
     Retained,
     /// Per-session protocol state (MQTT packet-id state machines), keyed by session.
     Sessions,
+    /// SQS queue metadata (attributes, tags, policy) and message move tasks.
+    Sqs,
 }
 
 impl KeySpace {
-    pub const ALL: [KeySpace; 2] = [KeySpace::Retained, KeySpace::Sessions];
+    pub const ALL: [KeySpace; 3] = [KeySpace::Retained, KeySpace::Sessions, KeySpace::Sqs];
 
     pub fn as_str(self) -> &'static str {
         match self {
             KeySpace::Retained => "retained",
             KeySpace::Sessions => "sessions",
+            KeySpace::Sqs => "sqs",
         }
     }
 }
@@ -123,8 +126,9 @@ pub trait QueueHandle: Send + Sync {
     ) -> Result<(), BrokerError>;
     /// Acknowledges a leased delivery only if it is still the `delivery_count`-th
     /// hand-out of message `seq` (SQS DeleteMessage with the latest receipt handle).
-    /// Returns whether it was removed.
-    fn settle_leased(&self, seq: u64, delivery_count: u32) -> bool;
+    /// Returns `None` when it was not, else the LSN that must be durable before the
+    /// deletion is reported (0: nothing journaled).
+    fn settle_leased(&self, seq: u64, delivery_count: u32) -> Option<u64>;
     /// Message counts, for SQS's `ApproximateNumberOfMessages*` and management.
     fn stats(&self) -> QueueStats;
     /// Woken whenever a message becomes ready (published, requeued, delay over):
@@ -383,6 +387,13 @@ pub trait Broker: Send + Sync + 'static {
         password: &str,
         peer: SocketAddr,
     ) -> Result<User, BrokerError>;
+    /// The secrets a SigV4 signature by this access key (a user name) may be made
+    /// with: the user's secret key and its password. Refused like `authenticate`.
+    fn signing_secrets(
+        &self,
+        access_key: &str,
+        peer: SocketAddr,
+    ) -> Result<(User, Vec<String>), BrokerError>;
     /// May this user use this vhost?
     fn open_vhost(&self, user: &User, vhost: &str) -> Result<(), BrokerError>;
 

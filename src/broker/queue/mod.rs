@@ -667,7 +667,9 @@ impl Queue {
                     continue;
                 };
                 match how {
-                    Settle::Ack => self.forget(&mut st, &e),
+                    Settle::Ack => {
+                        self.forget(&mut st, &e);
+                    }
                     Settle::Requeue => self.requeue_locked(&mut st, e, &mut fx),
                     Settle::Reject => fx.dead.push((e, DeathReason::Rejected)),
                 }
@@ -852,11 +854,13 @@ impl Queue {
 
     /// A journaled message left the queue for good: record it and stop counting it
     /// as live. Called with the lock held, so the Settle follows the Enqueue.
-    fn forget(&self, st: &mut State, e: &Entry) {
+    /// Returns the Settle record's LSN (0 when nothing was journaled).
+    fn forget(&self, st: &mut State, e: &Entry) -> u64 {
         if let (Some(store), true) = (&self.store, e.lsn != 0) {
-            store.settle(self.id, e.seq);
             st.live.remove(&e.lsn);
+            return store.settle(self.id, e.seq);
         }
+        0
     }
 
     /// The smallest LSN still needed by this queue, if any.
@@ -1124,7 +1128,7 @@ impl QueueHandle for Queue {
         Ok(())
     }
 
-    fn settle_leased(&self, seq: u64, delivery_count: u32) -> bool {
+    fn settle_leased(&self, seq: u64, delivery_count: u32) -> Option<u64> {
         let mut fx = Effects::default();
         let done = {
             let mut st = self.lock();
@@ -1132,12 +1136,15 @@ impl QueueHandle for Queue {
                 .in_flight
                 .get(&seq)
                 .is_some_and(|f| f.lease.is_some() && f.entry.delivery_count == delivery_count);
-            if current && let Some(e) = self.take_in_flight(&mut st, seq, &mut fx) {
-                self.forget(&mut st, &e);
-            }
+            let lsn = match current {
+                true => self
+                    .take_in_flight(&mut st, seq, &mut fx)
+                    .map(|e| self.forget(&mut st, &e)),
+                false => None,
+            };
             self.pump(&mut st, &mut fx);
             self.arm_timer(&mut st);
-            current
+            lsn
         };
         self.finish(fx);
         done
@@ -1182,8 +1189,8 @@ impl QueueHandle for Orphan {
     fn set_visibility(&self, _: u64, _: Option<u32>, _: Duration) -> Result<(), BrokerError> {
         Err(BrokerError::not_found("queue deleted"))
     }
-    fn settle_leased(&self, _: u64, _: u32) -> bool {
-        false
+    fn settle_leased(&self, _: u64, _: u32) -> Option<u64> {
+        None
     }
     fn stats(&self) -> switchboard_api::QueueStats {
         switchboard_api::QueueStats::default()

@@ -1,0 +1,243 @@
+//! The HTTP side: which protocol a request speaks, who sent it, and how the answer
+//! is written back. Everything SQS-specific happens in [`crate::sqs`].
+
+use crate::sigv4;
+use crate::sqs::{Ctx, Sqs, SqsError, query};
+use crate::{Auth, Config};
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+use switchboard_api::Broker;
+
+/// AWS allows requests signed up to 15 minutes before or after its own clock.
+const MAX_SKEW: Duration = Duration::from_secs(15 * 60);
+
+pub fn router(broker: Arc<dyn Broker>, cfg: Config) -> Router {
+    let sqs = Sqs::new(broker, cfg);
+    Router::new().fallback(handle).with_state(sqs)
+}
+
+enum Protocol {
+    /// AWS JSON 1.0, with the action from `X-Amz-Target`.
+    Json(String),
+    /// AWS Query (form parameters, XML replies).
+    Query,
+}
+
+async fn handle(
+    State(sqs): State<Arc<Sqs>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    req: Request,
+) -> Response {
+    let request_id = uuid::Uuid::new_v4().to_string();
+    let (parts, body) = req.into_parts();
+    let proto = match parts
+        .headers
+        .get("x-amz-target")
+        .and_then(|v| v.to_str().ok())
+    {
+        Some(t) => match t.strip_prefix("AmazonSQS.") {
+            Some(action) => Protocol::Json(action.to_string()),
+            None => {
+                let e = SqsError::unknown_operation(format!("unknown target {t}"));
+                return json_error(&e, &request_id);
+            }
+        },
+        None => Protocol::Query,
+    };
+    let body = match axum::body::to_bytes(body, sqs.config().max_body).await {
+        Ok(b) => b,
+        Err(_) => {
+            let e = SqsError::invalid_parameter_value("the request body is too large");
+            return render_error(&proto, &e, &request_id);
+        }
+    };
+    let ctx = match authenticate(&sqs, &parts, &body, peer) {
+        Ok(user) => Ctx {
+            base_url: base_url(sqs.config(), &parts.headers),
+            user,
+            path: parts.uri.path().to_string(),
+        },
+        Err(e) => return render_error(&proto, &e, &request_id),
+    };
+    match proto {
+        Protocol::Json(action) => {
+            let input: serde_json::Value = if body.is_empty() {
+                serde_json::Value::Object(Default::default())
+            } else {
+                match serde_json::from_slice(&body) {
+                    Ok(v @ serde_json::Value::Object(_)) => v,
+                    _ => {
+                        let e = SqsError::serialization("the request body is not a JSON object");
+                        return json_error(&e, &request_id);
+                    }
+                }
+            };
+            match sqs.call(&action, input, &ctx).await {
+                Ok(out) => json_ok(&out, &request_id),
+                Err(e) => json_error(&e, &request_id),
+            }
+        }
+        Protocol::Query => {
+            let mut pairs: Vec<(String, String)> =
+                form_urlencoded::parse(parts.uri.query().unwrap_or("").as_bytes())
+                    .into_owned()
+                    .collect();
+            pairs.extend(form_urlencoded::parse(&body).into_owned());
+            let Some(action) = pairs
+                .iter()
+                .find(|(k, _)| k == "Action")
+                .map(|(_, v)| v.clone())
+            else {
+                let e =
+                    SqsError::missing_parameter("The request must contain the parameter Action.");
+                return xml_error(&e, &request_id);
+            };
+            let input = match query::params_to_json(&action, &pairs) {
+                Ok(v) => v,
+                Err(e) => return xml_error(&e, &request_id),
+            };
+            match sqs.call(&action, input, &ctx).await {
+                Ok(out) => xml_ok(query::response_xml(&action, &out, &request_id), &request_id),
+                Err(e) => xml_error(&e, &request_id),
+            }
+        }
+    }
+}
+
+/// The user the request acts as (`None` with `auth = "none"`).
+fn authenticate(
+    sqs: &Sqs,
+    parts: &axum::http::request::Parts,
+    body: &Bytes,
+    peer: SocketAddr,
+) -> Result<Option<switchboard_api::User>, SqsError> {
+    if sqs.config().auth == Auth::None {
+        return Ok(None);
+    }
+    let Some(value) = parts
+        .headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return Err(SqsError::missing_authentication_token(
+            "Request is missing Authentication Token",
+        ));
+    };
+    let auth = sigv4::parse_authorization(value).map_err(sig_error)?;
+    let invalid_key = || {
+        SqsError::invalid_client_token_id("The security token included in the request is invalid.")
+    };
+    let (user, secrets) = sqs
+        .broker()
+        .signing_secrets(&auth.access_key, peer)
+        .map_err(|_| invalid_key())?;
+    let headers: Vec<(&str, &[u8])> = parts
+        .headers
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_bytes()))
+        .collect();
+    let req = sigv4::Request {
+        method: parts.method.as_str(),
+        path: parts.uri.path(),
+        query: parts.uri.query().unwrap_or(""),
+        headers: &headers,
+        body,
+    };
+    let now = SystemTime::now();
+    let mut last = None;
+    for secret in &secrets {
+        match sigv4::verify(&req, &auth, secret, now, MAX_SKEW) {
+            Ok(()) => return Ok(Some(user)),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.map_or_else(invalid_key, sig_error))
+}
+
+fn sig_error(e: sigv4::SigV4Error) -> SqsError {
+    use sigv4::SigV4Error as E;
+    match e {
+        E::Incomplete(m) => SqsError::incomplete_signature(m),
+        E::Mismatch(_) => SqsError::signature_does_not_match(
+            "The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key and signing method. Consult the service documentation for details.",
+        ),
+        E::Expired(m) => SqsError::signature_does_not_match(m),
+        E::MissingDate => SqsError::incomplete_signature(
+            "Authorization header requires existence of either a 'X-Amz-Date' or a 'Date' header.",
+        ),
+    }
+}
+
+fn base_url(cfg: &Config, headers: &HeaderMap) -> String {
+    if let Some(b) = &cfg.base_url {
+        return b.trim_end_matches('/').to_string();
+    }
+    let host = headers
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("localhost:9324");
+    format!("http://{host}")
+}
+
+fn render_error(proto: &Protocol, e: &SqsError, request_id: &str) -> Response {
+    match proto {
+        Protocol::Json(_) => json_error(e, request_id),
+        Protocol::Query => xml_error(e, request_id),
+    }
+}
+
+fn with_headers(mut r: Response, content_type: &'static str, request_id: &str) -> Response {
+    let h = r.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    if let Ok(v) = HeaderValue::from_str(request_id) {
+        h.insert("x-amzn-requestid", v);
+    }
+    r
+}
+
+fn json_ok(out: &serde_json::Value, request_id: &str) -> Response {
+    let body = serde_json::to_vec(out).unwrap_or_else(|_| b"{}".to_vec());
+    with_headers(
+        (StatusCode::OK, Body::from(body)).into_response(),
+        "application/x-amz-json-1.0",
+        request_id,
+    )
+}
+
+fn json_error(e: &SqsError, request_id: &str) -> Response {
+    let body = serde_json::json!({ "__type": e.json_type(), "message": e.message });
+    let status = StatusCode::from_u16(e.status).unwrap_or(StatusCode::BAD_REQUEST);
+    let mut r = with_headers(
+        (status, Body::from(body.to_string())).into_response(),
+        "application/x-amz-json-1.0",
+        request_id,
+    );
+    if let Ok(v) = HeaderValue::from_str(&e.query_error_header()) {
+        r.headers_mut().insert("x-amzn-query-error", v);
+    }
+    r
+}
+
+fn xml_ok(xml: String, request_id: &str) -> Response {
+    with_headers(
+        (StatusCode::OK, Body::from(xml)).into_response(),
+        "text/xml",
+        request_id,
+    )
+}
+
+fn xml_error(e: &SqsError, request_id: &str) -> Response {
+    let status = StatusCode::from_u16(e.status).unwrap_or(StatusCode::BAD_REQUEST);
+    with_headers(
+        (status, Body::from(query::error_xml(e, request_id))).into_response(),
+        "text/xml",
+        request_id,
+    )
+}

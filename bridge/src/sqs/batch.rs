@@ -1,0 +1,54 @@
+//! The rules every batch action shares.
+
+use super::SqsError;
+use serde_json::{Value, json};
+use std::collections::HashSet;
+
+pub const MAX_ENTRIES: usize = 10;
+
+/// Checks the entry list of a batch request and returns the entry ids in order.
+pub fn check<'a>(entries: &'a [Value], shape: &str) -> Result<Vec<&'a str>, SqsError> {
+    if entries.is_empty() {
+        return Err(SqsError::empty_batch(format!(
+            "There should be at least one {shape} in the request."
+        )));
+    }
+    if entries.len() > MAX_ENTRIES {
+        return Err(SqsError::too_many_entries(format!(
+            "Maximum number of entries per request are {MAX_ENTRIES}. You have sent {}.",
+            entries.len()
+        )));
+    }
+    let mut seen = HashSet::new();
+    let mut ids = Vec::with_capacity(entries.len());
+    for e in entries {
+        let id = e.get("Id").and_then(Value::as_str).unwrap_or("");
+        let valid = !id.is_empty()
+            && id.len() <= 80
+            && id
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        if !valid {
+            return Err(SqsError::invalid_batch_entry_id(
+                "A batch entry id can only contain alphanumeric characters, hyphens and underscores. It can be at most 80 letters long.",
+            ));
+        }
+        if !seen.insert(id) {
+            return Err(SqsError::batch_entry_ids_not_distinct(format!(
+                "Id {id} repeated."
+            )));
+        }
+        ids.push(id);
+    }
+    Ok(ids)
+}
+
+/// One `Failed[]` entry.
+pub fn failure(id: &str, e: &SqsError) -> Value {
+    json!({
+        "Id": id,
+        "SenderFault": e.sender,
+        "Code": e.code,
+        "Message": e.message,
+    })
+}

@@ -1,0 +1,225 @@
+//! Amazon SQS on the core. Every action takes the JSON protocol's input shape and
+//! returns its output shape; `query` translates for the Query protocol.
+//!
+//! An SQS queue is a durable core queue in the configured vhost (`Config::vhost`),
+//! so AMQP, MQTT and STOMP clients see the same messages. What SQS has and the core
+//! does not (attributes such as VisibilityTimeout, tags, policy) is kept per queue in
+//! the durable keyed store ([`meta`]); what the core has is set as queue arguments:
+//! DelaySeconds → `x-delivery-delay`, MessageRetentionPeriod → `x-message-ttl`,
+//! RedrivePolicy → dead-lettering to the target queue with `x-delivery-limit`, FIFO
+//! → `x-ordering: grouped` with a 5-minute `x-dedup-window`.
+
+mod attributes;
+mod batch;
+mod convert;
+pub mod digest;
+pub mod error;
+mod input;
+mod meta;
+mod move_task;
+pub mod query;
+mod queues;
+mod receipt;
+mod receive;
+mod send;
+mod settle;
+
+pub use error::SqsError;
+
+use crate::Config;
+use meta::QueueMeta;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
+use switchboard_api::{Broker, BrokerError, ErrorKind, User};
+
+/// What a request brings besides its parameters.
+pub struct Ctx {
+    /// `http://host:port` for the queue URLs in replies.
+    pub base_url: String,
+    /// The signer (`None` when authentication is off).
+    pub user: Option<User>,
+    /// The request path: old SDKs send Query requests to the queue URL itself and
+    /// leave `QueueUrl` out.
+    pub path: String,
+}
+
+/// The SQS service: a cheap handle on the broker plus the little state SQS keeps
+/// outside the core. The std mutex is never held across an `.await`.
+pub struct Sqs {
+    broker: Arc<dyn Broker>,
+    cfg: Config,
+    state: Mutex<State>,
+    me: std::sync::Weak<Sqs>,
+}
+
+#[derive(Default)]
+struct State {
+    /// Parsed metadata per queue, a cache of the keyed store.
+    meta: HashMap<String, Arc<QueueMeta>>,
+    /// Last PurgeQueue per queue (one per 60 s).
+    purged: HashMap<String, Instant>,
+    /// FIFO sends seen within the deduplication window: the reply a duplicate gets.
+    dedup: send::DedupCache,
+    /// FIFO ReceiveRequestAttemptId → the reply a retried receive gets.
+    attempts: receive::AttemptCache,
+    /// Last SequenceNumber handed out (FIFO).
+    last_sequence: u128,
+    move_tasks: move_task::Tasks,
+}
+
+impl Sqs {
+    pub fn new(broker: Arc<dyn Broker>, cfg: Config) -> Arc<Sqs> {
+        let sqs = Arc::new_cyclic(|me| Sqs {
+            broker,
+            cfg,
+            state: Mutex::default(),
+            me: me.clone(),
+        });
+        move_task::resume(&sqs);
+        sqs
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.cfg
+    }
+
+    pub fn broker(&self) -> &Arc<dyn Broker> {
+        &self.broker
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Runs one action.
+    pub async fn call(
+        &self,
+        action: &str,
+        input: serde_json::Value,
+        ctx: &Ctx,
+    ) -> Result<serde_json::Value, SqsError> {
+        if let Some(user) = &ctx.user {
+            self.broker
+                .open_vhost(user, &self.cfg.vhost)
+                .map_err(|e| SqsError::access_denied(e.message))?;
+        }
+        let i = &input;
+        match action {
+            "CreateQueue" => self.create_queue(i, ctx).await,
+            "GetQueueUrl" => self.get_queue_url(i, ctx),
+            "ListQueues" => self.list_queues(i, ctx),
+            "DeleteQueue" => self.delete_queue(i, ctx).await,
+            "PurgeQueue" => self.purge_queue(i, ctx),
+            "GetQueueAttributes" => self.get_queue_attributes(i, ctx),
+            "SetQueueAttributes" => self.set_queue_attributes(i, ctx).await,
+            "TagQueue" => self.tag_queue(i, ctx).await,
+            "UntagQueue" => self.untag_queue(i, ctx).await,
+            "ListQueueTags" => self.list_queue_tags(i, ctx),
+            "AddPermission" => self.add_permission(i, ctx).await,
+            "RemovePermission" => self.remove_permission(i, ctx).await,
+            "ListDeadLetterSourceQueues" => self.list_dead_letter_source_queues(i, ctx),
+            "SendMessage" => self.send_message(i, ctx).await,
+            "SendMessageBatch" => self.send_message_batch(i, ctx).await,
+            "ReceiveMessage" => self.receive_message(i, ctx).await,
+            "DeleteMessage" => self.delete_message(i, ctx).await,
+            "DeleteMessageBatch" => self.delete_message_batch(i, ctx).await,
+            "ChangeMessageVisibility" => self.change_message_visibility(i, ctx),
+            "ChangeMessageVisibilityBatch" => self.change_message_visibility_batch(i, ctx),
+            "StartMessageMoveTask" => self.start_message_move_task(i, ctx).await,
+            "ListMessageMoveTasks" => self.list_message_move_tasks(i, ctx),
+            "CancelMessageMoveTask" => self.cancel_message_move_task(i, ctx).await,
+            other => Err(SqsError::invalid_action(format!(
+                "The action {other} is not valid for this endpoint."
+            ))),
+        }
+    }
+
+    /// Waits until the journal holds everything up to `lsn` on disk: the point at
+    /// which SQS may answer 200.
+    async fn durable(&self, lsn: u64) -> Result<(), SqsError> {
+        if lsn == 0 {
+            return Ok(());
+        }
+        let Some(mut w) = self.broker.durable_watch() else {
+            return Ok(());
+        };
+        while *w.borrow_and_update() < lsn {
+            if w.changed().await.is_err() {
+                return Err(SqsError::service_unavailable("the store is shutting down"));
+            }
+        }
+        Ok(())
+    }
+
+    fn queue_url(&self, ctx: &Ctx, name: &str) -> String {
+        format!("{}/{}/{name}", ctx.base_url, self.cfg.account_id)
+    }
+
+    fn queue_arn(&self, name: &str) -> String {
+        format!(
+            "arn:aws:sqs:{}:{}:{name}",
+            self.cfg.region, self.cfg.account_id
+        )
+    }
+
+    /// The queue name in an ARN of this region and account.
+    fn name_from_arn<'a>(&self, arn: &'a str) -> Option<&'a str> {
+        let rest = arn.strip_prefix("arn:aws:sqs:")?;
+        let mut parts = rest.splitn(3, ':');
+        let (_region, account, name) = (parts.next()?, parts.next()?, parts.next()?);
+        (account == self.cfg.account_id && !name.is_empty()).then_some(name)
+    }
+
+    /// The queue an action names, by `QueueUrl` or the request path; it must exist.
+    fn queue_name(&self, input: &serde_json::Value, ctx: &Ctx) -> Result<String, SqsError> {
+        let url = match input::opt_str(input, "QueueUrl")? {
+            Some(u) => u.to_string(),
+            None if ctx.path.trim_matches('/').contains('/') => ctx.path.clone(),
+            None => {
+                return Err(SqsError::missing_parameter(
+                    "The request must contain the parameter QueueUrl.",
+                ));
+            }
+        };
+        let name = url
+            .split(['?', '#'])
+            .next()
+            .unwrap_or("")
+            .trim_end_matches('/')
+            .rsplit('/')
+            .next()
+            .unwrap_or("");
+        if name.is_empty() || !self.broker.queue_exists(&self.cfg.vhost, name) {
+            return Err(no_queue());
+        }
+        Ok(name.to_string())
+    }
+}
+
+fn no_queue() -> SqsError {
+    SqsError::queue_does_not_exist("The specified queue does not exist.")
+}
+
+/// A core error where SQS has no better word for it.
+fn core_error(e: BrokerError) -> SqsError {
+    match e.kind {
+        ErrorKind::NotFound => no_queue(),
+        ErrorKind::PreconditionFailed | ErrorKind::NotAllowed => {
+            SqsError::invalid_parameter_value(e.message)
+        }
+        ErrorKind::AccessRefused => SqsError::access_denied(e.message),
+        _ => SqsError::internal(e.message),
+    }
+}
+
+/// Seconds since the epoch.
+fn now_secs() -> u64 {
+    now_ms() / 1000
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}

@@ -1,0 +1,314 @@
+//! SendMessage and SendMessageBatch.
+
+use super::convert::{self, SEQUENCE_HEADER, TRACE_HEADER};
+use super::digest::{content_dedup_id, md5_hex, md5_of_attributes};
+use super::meta::QueueMeta;
+use super::{Ctx, Sqs, SqsError, batch, input, no_queue};
+use bytes::Bytes;
+use serde_json::{Value, json};
+use std::collections::{HashMap, VecDeque};
+use std::time::{Duration, Instant};
+use switchboard_api::{Message, Properties, PublishOptions, Table};
+
+/// SQS FIFO's deduplication interval.
+const DEDUP_WINDOW: Duration = Duration::from_secs(300);
+
+/// The characters SQS accepts in a message: XML's, minus nothing else.
+pub fn valid_chars(s: &str) -> bool {
+    s.chars().all(|c| {
+        matches!(c, '\u{9}' | '\u{A}' | '\u{D}' | '\u{20}'..='\u{D7FF}' | '\u{E000}'..='\u{FFFD}' | '\u{10000}'..='\u{10FFFF}')
+    })
+}
+
+/// Replies to FIFO sends within the deduplication window, so a duplicate is answered
+/// with the original's MessageId and SequenceNumber.
+#[derive(Default)]
+pub struct DedupCache {
+    replies: HashMap<(String, String), (Instant, Value)>,
+    order: VecDeque<(Instant, String, String)>,
+}
+
+impl DedupCache {
+    fn get(&mut self, queue: &str, key: &str) -> Option<Value> {
+        let now = Instant::now();
+        while let Some((t, q, k)) = self.order.front() {
+            if now.duration_since(*t) < DEDUP_WINDOW {
+                break;
+            }
+            if self
+                .replies
+                .get(&(q.clone(), k.clone()))
+                .is_some_and(|(at, _)| at == t)
+            {
+                self.replies.remove(&(q.clone(), k.clone()));
+            }
+            self.order.pop_front();
+        }
+        self.replies
+            .get(&(queue.to_string(), key.to_string()))
+            .map(|(_, v)| v.clone())
+    }
+
+    fn put(&mut self, queue: &str, key: &str, reply: Value) {
+        let now = Instant::now();
+        self.order
+            .push_back((now, queue.to_string(), key.to_string()));
+        self.replies
+            .insert((queue.to_string(), key.to_string()), (now, reply));
+    }
+}
+
+/// A checked message, ready to publish, and the reply it earns.
+struct Prepared {
+    message: Message,
+    reply: serde_json::Map<String, Value>,
+    /// FIFO: the deduplication key, scoped as the queue's DeduplicationScope says.
+    dedup: Option<String>,
+    size: usize,
+}
+
+impl Sqs {
+    fn prepare(
+        &self,
+        queue: &str,
+        meta: &QueueMeta,
+        e: &Value,
+        ctx: &Ctx,
+    ) -> Result<Prepared, SqsError> {
+        let body = match e.get("MessageBody") {
+            Some(Value::String(s)) => s.as_str(),
+            Some(_) => {
+                return Err(SqsError::invalid_parameter_value(
+                    "MessageBody must be a string.",
+                ));
+            }
+            None => return Err(input::missing("MessageBody")),
+        };
+        if body.is_empty() {
+            return Err(SqsError::invalid_parameter_value(
+                "The request must contain the parameter MessageBody.",
+            ));
+        }
+        if !valid_chars(body) {
+            return Err(SqsError::invalid_message_contents(
+                "Invalid characters found. Valid unicode characters are #x9 | #xA | #xD | #x20 to #xD7FF | #xE000 to #xFFFD | #x10000 to #x10FFFF",
+            ));
+        }
+        let attrs = convert::parse(input::opt_object(e, "MessageAttributes")?, "user")?;
+        let system = convert::parse(input::opt_object(e, "MessageSystemAttributes")?, "system")?;
+        if let Some(k) = system.keys().find(|k| *k != "AWSTraceHeader") {
+            return Err(SqsError::invalid_parameter_value(format!(
+                "Message system attribute name '{k}' is invalid."
+            )));
+        }
+        let size = body.len() + convert::size(&attrs);
+        let max = meta.int("MaximumMessageSize") as usize;
+        if size > max {
+            return Err(SqsError::invalid_parameter_value(format!(
+                "One or more parameters are invalid. Reason: Message must be shorter than {max} bytes."
+            )));
+        }
+        let fifo = meta.fifo();
+        let delay = input::int_in(e, "DelaySeconds", 0, 900)?;
+        if fifo && delay.is_some() {
+            return Err(SqsError::invalid_parameter_value(format!(
+                "Value {} for parameter DelaySeconds is invalid. Reason: The request include parameter that is not valid for this queue type.",
+                delay.unwrap_or(0)
+            )));
+        }
+        let group = input::opt_str(e, "MessageGroupId")?;
+        let dedup_id = input::opt_str(e, "MessageDeduplicationId")?;
+        for (what, v) in [
+            ("MessageGroupId", group),
+            ("MessageDeduplicationId", dedup_id),
+        ] {
+            if let Some(v) = v
+                && (v.is_empty() || v.len() > 128 || !v.bytes().all(|b| b.is_ascii_graphic()))
+            {
+                return Err(SqsError::invalid_parameter_value(format!(
+                    "Value {v} for parameter {what} is invalid. Reason: {what} can only include alphanumeric and punctuation characters. 1 to 128 in length."
+                )));
+            }
+        }
+        let mut dedup = None;
+        if fifo {
+            let Some(g) = group else {
+                return Err(input::missing("MessageGroupId"));
+            };
+            let id = match dedup_id {
+                Some(d) => d.to_string(),
+                None if meta.flag("ContentBasedDeduplication") => content_dedup_id(body.as_bytes()),
+                None => {
+                    return Err(SqsError::invalid_parameter_value(
+                        "The queue should either have ContentBasedDeduplication enabled or MessageDeduplicationId provided explicitly",
+                    ));
+                }
+            };
+            dedup = Some(if meta.attr("DeduplicationScope") == Some("messageGroup") {
+                format!("{g}\u{0}{id}")
+            } else {
+                id
+            });
+        } else if dedup_id.is_some() {
+            return Err(SqsError::invalid_parameter_value(
+                "The request include parameter MessageDeduplicationId that is not valid for this queue type",
+            ));
+        }
+        let message_id = uuid::Uuid::new_v4().to_string();
+        let mut reply = serde_json::Map::new();
+        reply.insert("MessageId".into(), json!(message_id));
+        reply.insert("MD5OfMessageBody".into(), json!(md5_hex(body.as_bytes())));
+        if let Some(md5) = md5_of_attributes(attrs.iter().map(|(k, v)| (k.as_str(), v))) {
+            reply.insert("MD5OfMessageAttributes".into(), json!(md5));
+        }
+        if let Some(md5) = md5_of_attributes(system.iter().map(|(k, v)| (k.as_str(), v))) {
+            reply.insert("MD5OfMessageSystemAttributes".into(), json!(md5));
+        }
+        let mut headers = Table::new();
+        convert::to_headers(&attrs, &mut headers);
+        if let Some(t) = system
+            .get("AWSTraceHeader")
+            .and_then(|a| a.string_value.clone())
+        {
+            headers.insert(TRACE_HEADER.into(), switchboard_api::Value::string(t));
+        }
+        if fifo {
+            let seq = self.next_sequence();
+            headers.insert(
+                SEQUENCE_HEADER.into(),
+                switchboard_api::Value::string(seq.clone()),
+            );
+            reply.insert("SequenceNumber".into(), json!(seq));
+        }
+        let sender = ctx
+            .user
+            .as_ref()
+            .map_or_else(|| self.cfg.account_id.clone(), |u| u.name.clone());
+        let message = Message {
+            exchange: String::new(),
+            routing_key: queue.to_string(),
+            properties: Properties {
+                delivery_mode: Some(2),
+                message_id: Some(message_id),
+                user_id: Some(sender),
+                headers: (!headers.is_empty()).then_some(headers),
+                ..Default::default()
+            },
+            body: Bytes::copy_from_slice(body.as_bytes()),
+            group_id: group.map(str::to_string),
+            dedup_id: dedup.clone(),
+            delay_ms: delay.map(|d| d as u64 * 1000),
+            timestamp_ms: 0,
+        };
+        Ok(Prepared {
+            message,
+            reply,
+            dedup,
+            size,
+        })
+    }
+
+    /// FIFO sequence numbers: increasing across the broker's life, also over
+    /// restarts (they start from the clock).
+    fn next_sequence(&self) -> String {
+        let now = u128::from(super::now_ms()) * 1_000_000;
+        let mut st = self.lock();
+        st.last_sequence = (st.last_sequence + 1).max(now);
+        format!("{:020}", st.last_sequence)
+    }
+
+    /// Publishes a prepared message; returns the LSN to wait for and the reply.
+    fn publish(&self, queue: &str, p: Prepared) -> Result<(u64, Value), SqsError> {
+        if let Some(key) = &p.dedup
+            && let Some(original) = self.lock().dedup.get(queue, key)
+        {
+            return Ok((0, original));
+        }
+        let outcome = self
+            .broker
+            .publish(&self.cfg.vhost, p.message, PublishOptions::default())
+            .map_err(super::core_error)?;
+        if outcome.queues == 0 {
+            return Err(no_queue());
+        }
+        let reply = Value::Object(p.reply);
+        if let Some(key) = &p.dedup {
+            self.lock().dedup.put(queue, key, reply.clone());
+        }
+        Ok((outcome.lsn, reply))
+    }
+
+    /// Refuses publishes while a resource alarm holds publishers back: a 503 that
+    /// SDKs retry.
+    fn check_alarm(&self) -> Result<(), SqsError> {
+        if let Some(w) = self.broker.alarm_watch()
+            && let Some(reason) = w.borrow().as_ref()
+        {
+            return Err(SqsError::service_unavailable(format!(
+                "The broker holds publishers back: {reason}"
+            )));
+        }
+        Ok(())
+    }
+
+    pub(super) async fn send_message(&self, i: &Value, ctx: &Ctx) -> Result<Value, SqsError> {
+        let name = self.queue_name(i, ctx)?;
+        let meta = self.meta(&name);
+        let p = self.prepare(&name, &meta, i, ctx)?;
+        self.check_alarm()?;
+        let (lsn, reply) = self.publish(&name, p)?;
+        self.durable(lsn).await?;
+        Ok(reply)
+    }
+
+    pub(super) async fn send_message_batch(&self, i: &Value, ctx: &Ctx) -> Result<Value, SqsError> {
+        let name = self.queue_name(i, ctx)?;
+        let meta = self.meta(&name);
+        let entries = input::list(i, "Entries")?;
+        let ids = batch::check(entries, "SendMessageBatchRequestEntry")?;
+        let mut prepared = Vec::with_capacity(entries.len());
+        let mut total = 0;
+        for (id, e) in ids.iter().zip(entries) {
+            let p = self.prepare(&name, &meta, e, ctx);
+            if let Ok(p) = &p {
+                total += p.size;
+            }
+            prepared.push((id, p));
+        }
+        let max = meta.int("MaximumMessageSize") as usize;
+        if total > max {
+            return Err(SqsError::batch_request_too_long(format!(
+                "Batch requests cannot be longer than {max} bytes. You have sent {total} bytes."
+            )));
+        }
+        self.check_alarm()?;
+        let mut ok = Vec::new();
+        let mut failed = Vec::new();
+        let mut lsn = 0;
+        for (id, p) in prepared {
+            match p.and_then(|p| self.publish(&name, p)) {
+                Ok((l, mut reply)) => {
+                    lsn = lsn.max(l);
+                    reply["Id"] = json!(id);
+                    ok.push(reply);
+                }
+                Err(e) => failed.push(batch::failure(id, &e)),
+            }
+        }
+        self.durable(lsn).await?;
+        Ok(json!({ "Successful": ok, "Failed": failed }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::valid_chars;
+
+    #[test]
+    fn sqs_character_rule() {
+        assert!(valid_chars("hello\tworld\r\n€𝄞"));
+        assert!(!valid_chars("nul\0"));
+        assert!(!valid_chars("\u{FFFF}"));
+        assert!(!valid_chars("\u{1}"));
+    }
+}

@@ -1,0 +1,137 @@
+//! DeleteMessage(Batch) and ChangeMessageVisibility(Batch): settling leases by
+//! receipt handle.
+
+use super::receipt::{self, Receipt};
+use super::{Ctx, Sqs, SqsError, batch, input};
+use serde_json::{Value, json};
+use std::time::Duration;
+use switchboard_api::ErrorKind;
+
+fn invalid_handle(h: &str) -> SqsError {
+    SqsError::receipt_handle_is_invalid(format!(
+        "The input receipt handle \"{h}\" is not a valid receipt handle."
+    ))
+}
+
+impl Sqs {
+    /// The receipt a handle stands for; it must belong to `queue`.
+    fn receipt(&self, queue: &str, h: &str) -> Result<Receipt, SqsError> {
+        match receipt::decode(h) {
+            Some(r) if r.queue == queue => Ok(r),
+            _ => Err(invalid_handle(h)),
+        }
+    }
+
+    /// Deletes a leased message. A stale handle (the message was received again)
+    /// succeeds without deleting, as AWS documents.
+    /// Returns the LSN to wait for.
+    fn delete_one(&self, queue: &str, h: &str) -> Result<u64, SqsError> {
+        let r = self.receipt(queue, h)?;
+        Ok(self
+            .broker
+            .queue_handle(&self.cfg.vhost, queue)
+            .and_then(|q| q.settle_leased(r.seq, r.delivery_count))
+            .unwrap_or(0))
+    }
+
+    fn change_one(&self, queue: &str, h: &str, timeout: i64) -> Result<(), SqsError> {
+        if !(0..=43_200).contains(&timeout) {
+            return Err(SqsError::invalid_parameter_value(format!(
+                "Value {timeout} for parameter VisibilityTimeout is invalid. Reason: Must be between 0 and 43200."
+            )));
+        }
+        let r = self.receipt(queue, h)?;
+        let q = self
+            .broker
+            .queue_handle(&self.cfg.vhost, queue)
+            .ok_or_else(super::no_queue)?;
+        let not_inflight = || {
+            SqsError::message_not_inflight(
+                "Message does not exist or is not available for visibility timeout change.",
+            )
+        };
+        match q.set_visibility(
+            r.seq,
+            Some(r.delivery_count),
+            Duration::from_secs(timeout as u64),
+        ) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind == ErrorKind::NotAllowed && e.message.contains("again") => {
+                Err(SqsError::invalid_parameter_value(format!(
+                    "Value {h} for parameter ReceiptHandle is invalid. Reason: The receipt handle has expired."
+                )))
+            }
+            Err(_) => Err(not_inflight()),
+        }
+    }
+
+    pub(super) async fn delete_message(&self, i: &Value, ctx: &Ctx) -> Result<Value, SqsError> {
+        let name = self.queue_name(i, ctx)?;
+        let h = input::req_str(i, "ReceiptHandle")?;
+        let lsn = self.delete_one(&name, h)?;
+        self.durable(lsn).await?;
+        Ok(json!({}))
+    }
+
+    pub(super) async fn delete_message_batch(
+        &self,
+        i: &Value,
+        ctx: &Ctx,
+    ) -> Result<Value, SqsError> {
+        let name = self.queue_name(i, ctx)?;
+        let entries = input::list(i, "Entries")?;
+        let ids = batch::check(entries, "DeleteMessageBatchRequestEntry")?;
+        let mut ok = Vec::new();
+        let mut failed = Vec::new();
+        let mut lsn = 0;
+        for (id, e) in ids.iter().zip(entries) {
+            let r = input::req_str(e, "ReceiptHandle").and_then(|h| self.delete_one(&name, h));
+            match r {
+                Ok(l) => {
+                    lsn = lsn.max(l);
+                    ok.push(json!({ "Id": id }));
+                }
+                Err(e) => failed.push(batch::failure(id, &e)),
+            }
+        }
+        self.durable(lsn).await?;
+        Ok(json!({ "Successful": ok, "Failed": failed }))
+    }
+
+    pub(super) fn change_message_visibility(
+        &self,
+        i: &Value,
+        ctx: &Ctx,
+    ) -> Result<Value, SqsError> {
+        let name = self.queue_name(i, ctx)?;
+        let h = input::req_str(i, "ReceiptHandle")?;
+        let t = input::opt_int(i, "VisibilityTimeout")?
+            .ok_or_else(|| input::missing("VisibilityTimeout"))?;
+        self.change_one(&name, h, t)?;
+        Ok(json!({}))
+    }
+
+    pub(super) fn change_message_visibility_batch(
+        &self,
+        i: &Value,
+        ctx: &Ctx,
+    ) -> Result<Value, SqsError> {
+        let name = self.queue_name(i, ctx)?;
+        let entries = input::list(i, "Entries")?;
+        let ids = batch::check(entries, "ChangeMessageVisibilityBatchRequestEntry")?;
+        let mut ok = Vec::new();
+        let mut failed = Vec::new();
+        for (id, e) in ids.iter().zip(entries) {
+            let r = input::req_str(e, "ReceiptHandle").and_then(|h| {
+                let t = input::opt_int(e, "VisibilityTimeout")?
+                    .ok_or_else(|| input::missing("VisibilityTimeout"))?;
+                self.change_one(&name, h, t)
+            });
+            match r {
+                Ok(()) => ok.push(json!({ "Id": id })),
+                Err(e) => failed.push(batch::failure(id, &e)),
+            }
+        }
+        Ok(json!({ "Successful": ok, "Failed": failed }))
+    }
+}
