@@ -109,14 +109,15 @@ impl Sqs {
             "KmsDataKeyReusePeriodSeconds" => int(60, 86_400),
             "KmsMasterKeyId" => Ok((!value.is_empty()).then(|| value.to_string())),
             "SqsManagedSseEnabled" | "ContentBasedDeduplication" => boolean(),
-            "FifoQueue" => {
-                if !creating {
-                    return Err(SqsError::invalid_attribute_name(
-                        "Unknown Attribute FifoQueue.",
-                    ));
-                }
-                boolean()
-            }
+            "FifoQueue" => match (creating, fifo) {
+                (true, _) => boolean(),
+                (false, true) => Err(SqsError::invalid_attribute_value(
+                    "Invalid value for the parameter FifoQueue. Reason: Modifying queue type is not supported.",
+                )),
+                (false, false) => Err(SqsError::invalid_attribute_name(
+                    "Unknown Attribute FifoQueue.",
+                )),
+            },
             "DeduplicationScope" => match value {
                 "messageGroup" | "queue" => Ok(Some(value.to_string())),
                 _ => Err(invalid(name)),

@@ -63,6 +63,9 @@ struct State {
     dedup: send::DedupCache,
     /// FIFO ReceiveRequestAttemptId → the reply a retried receive gets.
     attempts: receive::AttemptCache,
+    /// Messages deleted lately, so that a later call with their receipt handle can
+    /// tell "deleted" from "visible again".
+    deleted: settle::Deleted,
     /// Last SequenceNumber handed out (FIFO).
     last_sequence: u128,
     move_tasks: move_task::Tasks,

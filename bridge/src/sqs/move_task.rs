@@ -166,7 +166,7 @@ impl Sqs {
                 t.source_arn == source_arn && (t.status == "RUNNING" || t.status == "CANCELLING")
             });
             if busy {
-                return Err(SqsError::unsupported_operation(
+                return Err(SqsError::invalid_parameter_value(
                     "There is already a task running. Only one active task is allowed for a source queue arn at a given time.",
                 ));
             }
@@ -212,6 +212,12 @@ impl Sqs {
         _ctx: &Ctx,
     ) -> Result<Value, SqsError> {
         let handle = input::req_str(i, "TaskHandle")?;
+        let known = self.lock().move_tasks.tasks.contains_key(handle);
+        if !known {
+            return Err(SqsError::invalid_parameter_value(format!(
+                "Value {handle} for parameter TaskHandle is invalid."
+            )));
+        }
         let flag = self.lock().move_tasks.cancel.get(handle).cloned();
         let Some(flag) = flag else {
             return Err(SqsError::resource_not_found("Task does not exist."));

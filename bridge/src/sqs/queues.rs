@@ -164,6 +164,9 @@ impl Sqs {
         self.broker
             .purge_queue(&self.cfg.vhost, &name, 0)
             .map_err(core_error)?;
+        if let Some(q) = self.broker.queue_handle(&self.cfg.vhost, &name) {
+            q.purge_leased();
+        }
         Ok(json!({}))
     }
 
@@ -251,11 +254,21 @@ impl Sqs {
             .permissions
             .iter()
             .map(|(label, (accounts, actions))| {
-                let principals: Vec<String> = accounts
+                let mut principals: Vec<Value> = accounts
                     .iter()
-                    .map(|a| format!("arn:aws:iam::{a}:root"))
+                    .map(|a| json!(format!("arn:aws:iam::{a}:root")))
                     .collect();
-                let actions: Vec<String> = actions.iter().map(|a| format!("SQS:{a}")).collect();
+                // AWS writes a single principal as a string, several as a list.
+                let principals = match principals.len() {
+                    1 => principals.remove(0),
+                    _ => Value::Array(principals),
+                };
+                let mut actions: Vec<Value> =
+                    actions.iter().map(|a| json!(format!("SQS:{a}"))).collect();
+                let actions = match actions.len() {
+                    1 => actions.remove(0),
+                    _ => Value::Array(actions),
+                };
                 json!({
                     "Sid": label,
                     "Effect": "Allow",

@@ -266,6 +266,16 @@ impl Sqs {
         let meta = self.meta(&name);
         let entries = input::list(i, "Entries")?;
         let ids = batch::check(entries, "SendMessageBatchRequestEntry")?;
+        // A FIFO batch with an entry lacking its group fails whole, as on AWS.
+        if meta.fifo()
+            && entries
+                .iter()
+                .any(|e| e.get("MessageGroupId").is_none_or(Value::is_null))
+        {
+            return Err(SqsError::invalid_parameter_value(
+                "The request must contain the parameter MessageGroupId.",
+            ));
+        }
         let mut prepared = Vec::with_capacity(entries.len());
         let mut total = 0;
         for (id, e) in ids.iter().zip(entries) {

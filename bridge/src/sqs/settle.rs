@@ -4,8 +4,41 @@
 use super::receipt::{self, Receipt};
 use super::{Ctx, Sqs, SqsError, batch, input};
 use serde_json::{Value, json};
+use std::collections::{HashSet, VecDeque};
 use std::time::Duration;
 use switchboard_api::ErrorKind;
+
+/// How many deletions are remembered; older ones are forgotten first.
+const DELETED_MEMORY: usize = 100_000;
+
+/// Recently deleted messages, by queue and sequence number.
+#[derive(Default)]
+pub struct Deleted {
+    set: HashSet<(String, u64)>,
+    order: VecDeque<(String, u64)>,
+}
+
+impl Deleted {
+    fn insert(&mut self, queue: &str, seq: u64) {
+        if self.set.insert((queue.to_string(), seq)) {
+            self.order.push_back((queue.to_string(), seq));
+        }
+        while self.order.len() > DELETED_MEMORY {
+            if let Some(k) = self.order.pop_front() {
+                self.set.remove(&k);
+            }
+        }
+    }
+    fn contains(&self, queue: &str, seq: u64) -> bool {
+        self.set.contains(&(queue.to_string(), seq))
+    }
+}
+
+fn expired(h: &str) -> SqsError {
+    SqsError::invalid_parameter_value(format!(
+        "Value {h} for parameter ReceiptHandle is invalid. Reason: The receipt handle has expired."
+    ))
+}
 
 fn invalid_handle(h: &str) -> SqsError {
     SqsError::receipt_handle_is_invalid(format!(
@@ -22,16 +55,24 @@ impl Sqs {
         }
     }
 
-    /// Deletes a leased message. A stale handle (the message was received again)
-    /// succeeds without deleting, as AWS documents.
-    /// Returns the LSN to wait for.
-    fn delete_one(&self, queue: &str, h: &str) -> Result<u64, SqsError> {
+    /// Deletes a leased message and returns the LSN to wait for. On a standard
+    /// queue a stale handle (the lease ended) succeeds without deleting, as AWS
+    /// documents; a FIFO queue refuses it, as AWS does.
+    fn delete_one(&self, queue: &str, h: &str, fifo: bool) -> Result<u64, SqsError> {
         let r = self.receipt(queue, h)?;
-        Ok(self
+        let settled = self
             .broker
             .queue_handle(&self.cfg.vhost, queue)
-            .and_then(|q| q.settle_leased(r.seq, r.delivery_count))
-            .unwrap_or(0))
+            .and_then(|q| q.settle_leased(r.seq, r.delivery_count));
+        let mut st = self.lock();
+        match settled {
+            Some(lsn) => {
+                st.deleted.insert(queue, r.seq);
+                Ok(lsn)
+            }
+            None if fifo && !st.deleted.contains(queue, r.seq) => Err(expired(h)),
+            None => Ok(0),
+        }
     }
 
     fn change_one(&self, queue: &str, h: &str, timeout: i64) -> Result<(), SqsError> {
@@ -57,9 +98,18 @@ impl Sqs {
         ) {
             Ok(()) => Ok(()),
             Err(e) if e.kind == ErrorKind::NotAllowed && e.message.contains("again") => {
-                Err(SqsError::invalid_parameter_value(format!(
-                    "Value {h} for parameter ReceiptHandle is invalid. Reason: The receipt handle has expired."
-                )))
+                Err(expired(h))
+            }
+            // Deleted: AWS says the handle is invalid. Visible again (the lease
+            // ended): AWS answers 200 and changes nothing.
+            Err(e) if e.kind == ErrorKind::NotFound => {
+                if self.lock().deleted.contains(queue, r.seq) {
+                    Err(SqsError::invalid_parameter_value(format!(
+                        "Value {h} for parameter ReceiptHandle is invalid. Reason: Message does not exist or is not available for visibility timeout change."
+                    )))
+                } else {
+                    Ok(())
+                }
             }
             Err(_) => Err(not_inflight()),
         }
@@ -68,7 +118,8 @@ impl Sqs {
     pub(super) async fn delete_message(&self, i: &Value, ctx: &Ctx) -> Result<Value, SqsError> {
         let name = self.queue_name(i, ctx)?;
         let h = input::req_str(i, "ReceiptHandle")?;
-        let lsn = self.delete_one(&name, h)?;
+        let fifo = self.meta(&name).fifo();
+        let lsn = self.delete_one(&name, h, fifo)?;
         self.durable(lsn).await?;
         Ok(json!({}))
     }
@@ -81,11 +132,13 @@ impl Sqs {
         let name = self.queue_name(i, ctx)?;
         let entries = input::list(i, "Entries")?;
         let ids = batch::check(entries, "DeleteMessageBatchRequestEntry")?;
+        let fifo = self.meta(&name).fifo();
         let mut ok = Vec::new();
         let mut failed = Vec::new();
         let mut lsn = 0;
         for (id, e) in ids.iter().zip(entries) {
-            let r = input::req_str(e, "ReceiptHandle").and_then(|h| self.delete_one(&name, h));
+            let r =
+                input::req_str(e, "ReceiptHandle").and_then(|h| self.delete_one(&name, h, fifo));
             match r {
                 Ok(l) => {
                     lsn = lsn.max(l);

@@ -129,6 +129,9 @@ pub trait QueueHandle: Send + Sync {
     /// Returns `None` when it was not, else the LSN that must be durable before the
     /// deletion is reported (0: nothing journaled).
     fn settle_leased(&self, seq: u64, delivery_count: u32) -> Option<u64>;
+    /// Removes every leased delivery (SQS PurgeQueue also deletes messages in
+    /// flight; AMQP's purge leaves unacknowledged ones). Returns how many.
+    fn purge_leased(&self) -> u32;
     /// Message counts, for SQS's `ApproximateNumberOfMessages*` and management.
     fn stats(&self) -> QueueStats;
     /// Woken whenever a message becomes ready (published, requeued, delay over):

@@ -1150,6 +1150,29 @@ impl QueueHandle for Queue {
         done
     }
 
+    fn purge_leased(&self) -> u32 {
+        let mut fx = Effects::default();
+        let n = {
+            let mut st = self.lock();
+            let leased: Vec<u64> = st
+                .in_flight
+                .iter()
+                .filter(|(_, f)| f.lease.is_some())
+                .map(|(seq, _)| *seq)
+                .collect();
+            for seq in &leased {
+                if let Some(e) = self.take_in_flight(&mut st, *seq, &mut fx) {
+                    self.forget(&mut st, &e);
+                }
+            }
+            self.pump(&mut st, &mut fx);
+            self.arm_timer(&mut st);
+            leased.len() as u32
+        };
+        self.finish(fx);
+        n
+    }
+
     fn stats(&self) -> switchboard_api::QueueStats {
         let st = self.lock();
         switchboard_api::QueueStats {
@@ -1191,6 +1214,9 @@ impl QueueHandle for Orphan {
     }
     fn settle_leased(&self, _: u64, _: u32) -> Option<u64> {
         None
+    }
+    fn purge_leased(&self) -> u32 {
+        0
     }
     fn stats(&self) -> switchboard_api::QueueStats {
         switchboard_api::QueueStats::default()
