@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # The whole test suite: Rust unit and end-to-end tests (lapin and rumqttc against
 # the real binary), then the Python client tests (pika, kombu, amqp-tools,
-# paho-mqtt, mosquitto_pub/sub, raw sockets).
+# paho-mqtt, mosquitto_pub/sub, stomp.py, boto3 and the aws CLI, raw sockets).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if ! python3 -c 'import pika, kombu, pytest, paho.mqtt, stomp, websocket' 2>/dev/null; then
+if ! python3 -c 'import pika, kombu, pytest, paho.mqtt, stomp, websocket, boto3, awscli' 2>/dev/null; then
     python3 -m pip install -q -r tests/python/requirements.txt
 fi
 command -v amqp-publish >/dev/null || echo "note: amqp-tools not installed (apt-get install amqp-tools); its test will be skipped" >&2

@@ -201,7 +201,7 @@ impl Sqs {
             .filter(|t| t.source_arn == source_arn)
             .cloned()
             .collect();
-        tasks.sort_by(|a, b| b.started_ms.cmp(&a.started_ms));
+        tasks.sort_by_key(|t| std::cmp::Reverse(t.started_ms));
         let results: Vec<Value> = tasks.iter().take(max).map(task_json).collect();
         Ok(json!({ "Results": results }))
     }
