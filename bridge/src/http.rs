@@ -85,19 +85,16 @@ async fn handle(
             }
         }
         Protocol::Query => {
-            let mut pairs: Vec<(String, String)> =
-                form_urlencoded::parse(parts.uri.query().unwrap_or("").as_bytes())
-                    .into_owned()
-                    .collect();
-            pairs.extend(form_urlencoded::parse(&body).into_owned());
-            let Some(action) = pairs
-                .iter()
-                .find(|(k, _)| k == "Action")
-                .map(|(_, v)| v.clone())
-            else {
-                let e =
-                    SqsError::missing_parameter("The request must contain the parameter Action.");
-                return xml_error(&e, &request_id);
+            // Old SDKs put the parameters in the URL (GET) or the body (POST).
+            let parsed =
+                query::decode_form(parts.uri.query().unwrap_or("").as_bytes()).and_then(|mut p| {
+                    p.extend(query::decode_form(&body)?);
+                    let action = query::action_of(&p)?.to_string();
+                    Ok((p, action))
+                });
+            let (pairs, action) = match parsed {
+                Ok(x) => x,
+                Err(e) => return xml_error(&e, &request_id),
             };
             let input = match query::params_to_json(&action, &pairs) {
                 Ok(v) => v,

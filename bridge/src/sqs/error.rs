@@ -47,6 +47,7 @@ errors! {
     invalid_attribute_value => "InvalidAttributeValue", "InvalidAttributeValue", 400;
     missing_parameter => "MissingParameter", "MissingParameter", 400;
     invalid_action => "InvalidAction", "InvalidAction", 400;
+    missing_action => "MissingAction", "MissingAction", 400;
     unknown_operation => "UnknownOperationException", "UnknownOperationException", 400;
     unsupported_protocol => "UnsupportedProtocol", "UnsupportedProtocol", 400;
     unsupported_operation => "UnsupportedOperation", "AWS.SimpleQueueService.UnsupportedOperation", 400;

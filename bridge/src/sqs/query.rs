@@ -36,14 +36,10 @@ pub fn parse_request(form: &[u8]) -> Result<(String, Value), SqsError> {
 pub fn action_of(params: &[(String, String)]) -> Result<&str, SqsError> {
     match params.iter().find(|(k, _)| k == "Action") {
         Some((_, action)) if !action.is_empty() => Ok(action),
-        // AWS's own code for this (not MissingParameter); error.rs has no constructor.
-        _ => Err(SqsError {
-            code: "MissingAction",
-            query_code: "MissingAction",
-            sender: true,
-            status: 400,
-            message: "The request is missing an action or a required parameter.".into(),
-        }),
+        // AWS's own code for this, not MissingParameter.
+        _ => Err(SqsError::missing_action(
+            "The request is missing an action or a required parameter.",
+        )),
     }
 }
 
