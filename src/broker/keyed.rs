@@ -300,7 +300,8 @@ mod tests {
         k.set_id(id);
         let mut stale = Vec::new();
         store
-            .replay_messages(&rec.live, |qid, m| {
+            .replay_messages(&rec.live, &Default::default(), |qid, m, live| {
+                assert!(live);
                 assert_eq!(qid, id);
                 k.restore(m, &mut stale);
             })

@@ -114,7 +114,11 @@ impl Core {
             Keyed(Arc<Vhost>, switchboard_api::KeySpace),
         }
         let mut by_id = HashMap::new();
+        let mut dedup_queues = std::collections::HashSet::new();
         for ((vhost, name), q) in &defs.queues {
+            if q.args.contains_key("x-dedup-window") {
+                dedup_queues.insert(q.id);
+            }
             self.add_vhost(vhost);
             let Ok(v) = self.vhost(vhost) else { continue };
             let target = match keyed::space_of(name) {
@@ -128,14 +132,17 @@ impl Core {
         }
         if let Some(store) = &self.inner.store {
             let mut stale = Vec::new();
-            let r = store.replay_messages(&r.live, |id, m| match by_id.get(&id) {
-                Some(Target::Queue(q)) => {
-                    messages += 1;
-                    q.restore(std::iter::once(m), r.clean);
-                }
-                Some(Target::Keyed(v, space)) => v.keyed(*space).restore(m, &mut stale),
-                None => {}
-            });
+            let r =
+                store.replay_messages(&r.live, &dedup_queues, |id, m, live| match by_id.get(&id) {
+                    Some(Target::Queue(q)) if live => {
+                        messages += 1;
+                        q.restore_dedup(&m);
+                        q.restore(std::iter::once(m), r.clean);
+                    }
+                    Some(Target::Queue(q)) => q.restore_dedup(&m),
+                    Some(Target::Keyed(v, space)) if live => v.keyed(*space).restore(m, &mut stale),
+                    _ => {}
+                });
             if let Err(e) = r {
                 tracing::error!("reading messages back from the journal failed: {e}");
             }

@@ -181,16 +181,19 @@ impl Store {
     }
 
     /// Second pass of recovery: reads the journal again and hands every live
-    /// message to `f(queue_id, message)`, per queue in sequence order. Must run
-    /// before anything new is appended.
+    /// message to `f(queue_id, message, true)`, per queue in sequence order, and
+    /// every settled message of a queue in `dedup_queues` (deduplication windows
+    /// outlive messages) to `f(queue_id, message, false)`. Must run before
+    /// anything new is appended.
     pub fn replay_messages(
         &self,
         live: &HashMap<u64, BTreeMap<u64, (Lsn, Placement)>>,
-        mut f: impl FnMut(u64, Recovered),
+        dedup_queues: &std::collections::HashSet<u64>,
+        mut f: impl FnMut(u64, Recovered, bool),
     ) -> Result<(), OpenError> {
-        // Nothing live: skip reading the segments (a fresh journal's first segment
-        // is 64 MiB of zeros, and reading it is a start-up memory peak).
-        if live.values().all(BTreeMap::is_empty) {
+        // Nothing to read: skip the segments (a fresh journal's first segment is
+        // 64 MiB of zeros, and reading it is a start-up memory peak).
+        if live.values().all(BTreeMap::is_empty) && dedup_queues.is_empty() {
             return Ok(());
         }
         let upto = self.journal.next_lsn().saturating_sub(1);
@@ -199,13 +202,12 @@ impl Store {
                 let Ok(Head::Enqueue(head)) = Head::decode(payload) else {
                     return;
                 };
-                let Some(&(live_lsn, at)) = live.get(&head.queue).and_then(|q| q.get(&head.seq))
-                else {
-                    return;
+                let found = live.get(&head.queue).and_then(|q| q.get(&head.seq));
+                let (at, is_live) = match found {
+                    Some(&(live_lsn, at)) if live_lsn == lsn => (at, true),
+                    _ if dedup_queues.contains(&head.queue) => (head, false),
+                    _ => return,
                 };
-                if live_lsn != lsn {
-                    return;
-                }
                 if let Ok(Record::Enqueue { message, .. }) = Record::decode(payload) {
                     f(
                         at.queue,
@@ -214,6 +216,7 @@ impl Store {
                             at,
                             message: *message,
                         },
+                        is_live,
                     );
                 }
             })

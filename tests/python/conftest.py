@@ -580,3 +580,44 @@ def stomp_clients(stomp_ep, request):
     s = StompClients(stomp_ep, request)
     yield s
     s.close()
+
+
+# ---------------------------------------------------------------------------------
+# SQS fixtures (see sqsutil.py). SWITCHBOARD_SQS_URL points them at an external server
+# (e.g. a reference `moto_server -p 5000`); otherwise they use the session's
+# Switchboard, whose listening line names the http (SQS) port. sqsutil (boto3) is
+# imported inside the fixtures so that the rest of the suite runs without boto3.
+
+
+@pytest.fixture(scope="session")
+def sqs_ep(request):
+    """Where the SQS (HTTP) listener of the broker under test is (sqsutil.Endpoint)."""
+    import sqsutil
+
+    ep = sqsutil.endpoint_from_env()
+    if ep is not None:
+        return ep
+    b = request.getfixturevalue("broker")
+    if b.external:
+        pytest.skip("SWITCHBOARD_AMQP_URL names an external broker without SQS "
+                    "(set SWITCHBOARD_SQS_URL to test an SQS server)")
+    return sqsutil.endpoint_from_ports(b.ports)
+
+
+@pytest.fixture(scope="session")
+def sqs_client(sqs_ep):
+    """One boto3 SQS client for the session (botocore clients are thread-safe)."""
+    import sqsutil
+
+    return sqsutil.client(sqs_ep)
+
+
+@pytest.fixture
+def sqs(sqs_ep, sqs_client):
+    """Endpoint, client and a queue factory (sqsutil.Sqs); deletes the queues the test
+    created."""
+    import sqsutil
+
+    s = sqsutil.Sqs(sqs_ep, sqs_client)
+    yield s
+    s.cleanup()

@@ -133,6 +133,11 @@ struct State {
     live: BTreeSet<u64>,
     /// Bytes of ready messages held in memory (not paged out).
     mem_bytes: usize,
+    /// Settled messages whose deduplication ids are still within the window: the
+    /// journal must keep their Enqueue records (until the instant), so that a
+    /// restart can rebuild the window. One entry per second at most, holding the
+    /// smallest LSN settled in that second.
+    dedup_pins: VecDeque<(Instant, u64)>,
 }
 
 impl State {
@@ -858,14 +863,47 @@ impl Queue {
     fn forget(&self, st: &mut State, e: &Entry) -> u64 {
         if let (Some(store), true) = (&self.store, e.lsn != 0) {
             st.live.remove(&e.lsn);
+            if let (Some(window), Payload::Mem(m)) = (st.args.dedup_window, &e.msg)
+                && m.dedup_id.is_some()
+            {
+                pin(st, Instant::now() + Duration::from_millis(window), e.lsn);
+            }
             return store.settle(self.id, e.seq);
         }
         0
     }
 
+    /// A settled message read back at start-up: its deduplication id counts again
+    /// for the rest of its window (from its accept time), and its record stays.
+    pub fn restore_dedup(&self, r: &Recovered) {
+        let mut st = self.lock();
+        let (Some(window), Some(id)) = (st.args.dedup_window, r.message.dedup_id.as_deref()) else {
+            return;
+        };
+        let age = wall_ms().saturating_sub(r.message.timestamp_ms);
+        if age >= window {
+            return;
+        }
+        let now = Instant::now();
+        let seen = now.checked_sub(Duration::from_millis(age)).unwrap_or(now);
+        if st.dedup.insert(id.to_string(), seen).is_none() {
+            st.dedup_order.push_back((seen, id.to_string()));
+        }
+        pin(&mut st, now + Duration::from_millis(window - age), r.lsn);
+    }
+
     /// The smallest LSN still needed by this queue, if any.
     pub fn min_live_lsn(&self) -> Option<u64> {
-        self.lock().live.first().copied()
+        let mut st = self.lock();
+        let now = Instant::now();
+        while st.dedup_pins.front().is_some_and(|(t, _)| *t <= now) {
+            st.dedup_pins.pop_front();
+        }
+        let pinned = st.dedup_pins.iter().map(|(_, l)| *l).min();
+        match (st.live.first().copied(), pinned) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     /// Puts back what the journal held at start-up. `clean`: the last run shut down
@@ -1223,6 +1261,16 @@ impl QueueHandle for Orphan {
     }
     fn ready_notify(&self) -> Arc<tokio::sync::Notify> {
         Arc::new(tokio::sync::Notify::new())
+    }
+}
+
+/// Keeps `lsn` in the journal until `until`, coalescing pins of the same second.
+fn pin(st: &mut State, until: Instant, lsn: u64) {
+    match st.dedup_pins.back_mut() {
+        Some((t, l)) if until.saturating_duration_since(*t) < Duration::from_secs(1) => {
+            *l = (*l).min(lsn);
+        }
+        _ => st.dedup_pins.push_back((until, lsn)),
     }
 }
 
