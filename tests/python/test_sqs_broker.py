@@ -46,3 +46,17 @@ def _sends(c, url) -> bool:
         return True
     except c.exceptions.ClientError:
         return False
+
+
+def test_configured_account_region_and_base_url(private_broker):  # noqa: F811
+    _, ep = private_broker('[sqs]\naccount_id = "123456789012"\nregion = "eu-west-1"\n'
+                           'base_url = "http://sqs.example.test:4566"\n')
+    c = sqsutil.client(ep)
+    name = qname()
+    url = c.create_queue(QueueName=name)["QueueUrl"]
+    assert url == f"http://sqs.example.test:4566/123456789012/{name}"
+    arn = sqsutil.queue_attrs(c, url, "QueueArn")["QueueArn"]
+    assert arn == f"arn:aws:sqs:eu-west-1:123456789012:{name}"
+    # The URL names the queue; the request still goes to the real endpoint.
+    c.send_message(QueueUrl=url, MessageBody="via configured url")
+    assert sqsutil.receive_one(c, url)["Body"] == "via configured url"
