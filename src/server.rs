@@ -146,15 +146,20 @@ impl Server {
             },
         ));
 
-        let bridge_cfg = switchboard_bridge::Config::from(&cfg.sqs);
-        let (b, sd) = (broker.clone(), shutdown.clone());
-        tracker.spawn(async move {
-            if let Err(e) =
-                switchboard_bridge::serve(http, b, bridge_cfg, sd.cancelled_owned()).await
-            {
-                tracing::error!("the HTTP listener failed: {e}");
-            }
-        });
+        let aws = switchboard_bridge::Service::new(
+            broker.clone(),
+            switchboard_bridge::Config::from(&cfg.sqs),
+        );
+        let sd = shutdown.clone();
+        tracker.spawn(accept_loop(
+            http,
+            shutdown.clone(),
+            tracker.clone(),
+            move |s, peer| {
+                let (aws, sd) = (aws.clone(), sd.clone());
+                async move { aws.serve_connection(s, peer, sd.cancelled_owned()).await }
+            },
+        ));
 
         Ok(Server {
             http_addr,

@@ -53,18 +53,53 @@ impl Default for Config {
     }
 }
 
-/// Serves the HTTP APIs on `listener` until `shutdown` completes.
-pub async fn serve(
-    listener: tokio::net::TcpListener,
-    broker: Arc<dyn Broker>,
-    cfg: Config,
-    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    let app = http::router(broker, cfg);
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await
+/// A client has this long to send a request's headers (slowloris guard); idle
+/// keep-alive connections between requests count too.
+const HEADER_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// The HTTP APIs, ready to serve connections: a cheap handle to clone per listener.
+#[derive(Clone)]
+pub struct Service {
+    router: axum::Router,
+}
+
+impl Service {
+    pub fn new(broker: Arc<dyn Broker>, cfg: Config) -> Service {
+        Service {
+            router: http::router(broker, cfg),
+        }
+    }
+
+    /// Serves one connection (HTTP/1.1 with keep-alive) until the client closes it
+    /// or `shutdown` completes, when the request in progress is finished first.
+    pub async fn serve_connection<S>(
+        &self,
+        stream: S,
+        peer: SocketAddr,
+        shutdown: impl std::future::Future<Output = ()>,
+    ) where
+        S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
+        let app = self
+            .router
+            .clone()
+            .layer(axum::Extension(axum::extract::ConnectInfo(peer)));
+        let svc = hyper_util::service::TowerToHyperService::new(app);
+        let conn = hyper::server::conn::http1::Builder::new()
+            .timer(hyper_util::rt::TokioTimer::new())
+            .header_read_timeout(HEADER_READ_TIMEOUT)
+            .serve_connection(hyper_util::rt::TokioIo::new(stream), svc);
+        tokio::pin!(conn);
+        tokio::select! {
+            r = conn.as_mut() => {
+                if let Err(e) = r {
+                    tracing::debug!(%peer, "HTTP connection ended: {e}");
+                }
+            }
+            _ = shutdown => {
+                conn.as_mut().graceful_shutdown();
+                let _ = conn.await;
+            }
+        }
+    }
 }
