@@ -43,6 +43,29 @@ pub fn check<'a>(entries: &'a [Value], shape: &str) -> Result<Vec<&'a str>, SqsE
     Ok(ids)
 }
 
+/// Runs `f` on every entry of a checked batch: `Successful[]` lists the ids it
+/// accepted, `Failed[]` the others. Returns the reply and the largest LSN `f`
+/// returned (what must be durable before the reply).
+pub fn each(
+    ids: &[&str],
+    entries: &[Value],
+    mut f: impl FnMut(&Value) -> Result<u64, SqsError>,
+) -> (Value, u64) {
+    let mut ok = Vec::new();
+    let mut failed = Vec::new();
+    let mut lsn = 0;
+    for (id, e) in ids.iter().zip(entries) {
+        match f(e) {
+            Ok(l) => {
+                lsn = lsn.max(l);
+                ok.push(json!({ "Id": id }));
+            }
+            Err(e) => failed.push(failure(id, &e)),
+        }
+    }
+    (json!({ "Successful": ok, "Failed": failed }), lsn)
+}
+
 /// One `Failed[]` entry.
 pub fn failure(id: &str, e: &SqsError) -> Value {
     json!({

@@ -42,6 +42,19 @@ impl QueueMeta {
     }
 }
 
+/// A value for the keyed store: JSON, journaled (persistent).
+pub fn json_record(v: &impl Serialize) -> Result<Message, SqsError> {
+    let body = serde_json::to_vec(v).map_err(|e| SqsError::internal(e.to_string()))?;
+    Ok(Message {
+        body: Bytes::from(body),
+        properties: Properties {
+            delivery_mode: Some(2),
+            ..Default::default()
+        },
+        ..Default::default()
+    })
+}
+
 fn key(name: &str) -> String {
     format!("queue/{name}")
 }
@@ -70,15 +83,7 @@ impl Sqs {
 
     /// Stores new metadata and waits until it is durable.
     pub(super) async fn put_meta(&self, name: &str, meta: QueueMeta) -> Result<(), SqsError> {
-        let body = serde_json::to_vec(&meta).map_err(|e| SqsError::internal(e.to_string()))?;
-        let value = Message {
-            body: Bytes::from(body),
-            properties: Properties {
-                delivery_mode: Some(2),
-                ..Default::default()
-            },
-            ..Default::default()
-        };
+        let value = json_record(&meta)?;
         self.lock().meta.insert(name.to_string(), Arc::new(meta));
         let lsn = self
             .broker

@@ -12,14 +12,13 @@ use super::convert::TYPES_HEADER;
 use super::{Ctx, Sqs, SqsError, input, now_ms};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
-use switchboard_api::{KeySpace, Message, Properties, PublishOptions};
+use switchboard_api::{KeySpace, Message, PublishOptions};
 
 const PREFIX: &str = "task/";
 /// How long a batch stays leased while it is being moved.
@@ -81,16 +80,8 @@ pub fn resume(sqs: &Arc<Sqs>) {
 
 impl Sqs {
     fn store_task(&self, t: &Task) -> u64 {
-        let Ok(body) = serde_json::to_vec(t) else {
+        let Ok(value) = super::meta::json_record(t) else {
             return 0;
-        };
-        let value = Message {
-            body: Bytes::from(body),
-            properties: Properties {
-                delivery_mode: Some(2),
-                ..Default::default()
-            },
-            ..Default::default()
         };
         let key = format!("{PREFIX}{}", t.handle);
         self.broker

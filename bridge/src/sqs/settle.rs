@@ -133,22 +133,11 @@ impl Sqs {
         let entries = input::list(i, "Entries")?;
         let ids = batch::check(entries, "DeleteMessageBatchRequestEntry")?;
         let fifo = self.meta(&name).fifo();
-        let mut ok = Vec::new();
-        let mut failed = Vec::new();
-        let mut lsn = 0;
-        for (id, e) in ids.iter().zip(entries) {
-            let r =
-                input::req_str(e, "ReceiptHandle").and_then(|h| self.delete_one(&name, h, fifo));
-            match r {
-                Ok(l) => {
-                    lsn = lsn.max(l);
-                    ok.push(json!({ "Id": id }));
-                }
-                Err(e) => failed.push(batch::failure(id, &e)),
-            }
-        }
+        let (reply, lsn) = batch::each(&ids, entries, |e| {
+            self.delete_one(&name, input::req_str(e, "ReceiptHandle")?, fifo)
+        });
         self.durable(lsn).await?;
-        Ok(json!({ "Successful": ok, "Failed": failed }))
+        Ok(reply)
     }
 
     pub(super) fn change_message_visibility(
@@ -172,19 +161,12 @@ impl Sqs {
         let name = self.queue_name(i, ctx)?;
         let entries = input::list(i, "Entries")?;
         let ids = batch::check(entries, "ChangeMessageVisibilityBatchRequestEntry")?;
-        let mut ok = Vec::new();
-        let mut failed = Vec::new();
-        for (id, e) in ids.iter().zip(entries) {
-            let r = input::req_str(e, "ReceiptHandle").and_then(|h| {
-                let t = input::opt_int(e, "VisibilityTimeout")?
-                    .ok_or_else(|| input::missing("VisibilityTimeout"))?;
-                self.change_one(&name, h, t)
-            });
-            match r {
-                Ok(()) => ok.push(json!({ "Id": id })),
-                Err(e) => failed.push(batch::failure(id, &e)),
-            }
-        }
-        Ok(json!({ "Successful": ok, "Failed": failed }))
+        let (reply, _) = batch::each(&ids, entries, |e| {
+            let h = input::req_str(e, "ReceiptHandle")?;
+            let t = input::opt_int(e, "VisibilityTimeout")?
+                .ok_or_else(|| input::missing("VisibilityTimeout"))?;
+            self.change_one(&name, h, t).map(|()| 0)
+        });
+        Ok(reply)
     }
 }
