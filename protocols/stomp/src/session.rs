@@ -117,7 +117,7 @@ impl Session {
 
     /// A queue named by a `/queue/` destination: durable and shared, as RabbitMQ
     /// declares it, unless the frame's headers say otherwise (`x-` headers become
-    /// queue arguments).
+    /// queue arguments). An existing queue is taken as it is unless they do.
     pub fn declare_named(&self, name: &str, f: &Frame) -> Result<()> {
         let mut arguments = Table::new();
         for (k, v) in &f.headers {
@@ -128,6 +128,15 @@ impl Session {
                 };
                 arguments.insert(k.clone(), value);
             }
+        }
+        // A queue that exists is used as it is when the frame asks nothing of it:
+        // queues made by others (an SQS queue with its arguments, an AMQP queue
+        // with a TTL) would otherwise refuse a declare without those arguments.
+        let asks = ["durable", "exclusive", "auto-delete"]
+            .iter()
+            .any(|h| f.header(h).is_some());
+        if arguments.is_empty() && !asks && self.broker.queue_exists(&self.vhost, name) {
+            return Ok(());
         }
         self.declare(QueueDecl {
             name: name.to_string(),
