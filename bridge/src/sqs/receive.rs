@@ -10,6 +10,8 @@ use switchboard_api::{Delivery, Value as HeaderValue};
 
 /// How long a FIFO ReceiveRequestAttemptId is remembered (AWS: 5 minutes).
 const ATTEMPT_WINDOW: Duration = Duration::from_secs(300);
+/// Attempts remembered at once, at most (each holds up to ten messages).
+const MAX_ATTEMPTS: usize = 1_000;
 
 /// FIFO receive retries: (queue, attempt id) → the reply the first attempt got.
 #[derive(Default)]
@@ -109,10 +111,13 @@ impl Sqs {
             json!({ "Messages": messages })
         };
         if let Some(a) = attempt {
-            self.lock()
-                .attempts
-                .0
-                .insert((name, a), (Instant::now(), reply.clone()));
+            let mut st = self.lock();
+            // Bounded: a retry past this many recent attempts just receives anew.
+            if st.attempts.0.len() < MAX_ATTEMPTS {
+                st.attempts
+                    .0
+                    .insert((name, a), (Instant::now(), reply.clone()));
+            }
         }
         Ok(reply)
     }

@@ -12,6 +12,8 @@ use switchboard_api::{Message, Properties, PublishOptions, Table};
 
 /// SQS FIFO's deduplication interval.
 const DEDUP_WINDOW: Duration = Duration::from_secs(300);
+/// Replies remembered for duplicates, at most.
+const DEDUP_REPLIES: usize = 200_000;
 
 /// The characters SQS accepts in a message: XML's, minus nothing else.
 pub fn valid_chars(s: &str) -> bool {
@@ -50,6 +52,11 @@ impl DedupCache {
     }
 
     fn put(&mut self, queue: &str, key: &str, reply: Value) {
+        // Bounded: past this many ids in the window a duplicate is still dropped
+        // (the core's window), only its reply gets a fresh MessageId.
+        if self.order.len() >= DEDUP_REPLIES {
+            return;
+        }
         let now = Instant::now();
         self.order
             .push_back((now, queue.to_string(), key.to_string()));
