@@ -4,9 +4,10 @@
 //! timestamps and the latency histogram (`clock`), results and the comparison
 //! table (`report`), broker process watch (`procstat`). One module per
 //! protocol drives the broker: `amqp` (lapin), `mqtt` (rumqttc, through
-//! `mqtt_client`; raw sockets in `mqtt_idle`) and `stomp` (`stomp_client`, on the
-//! project's STOMP codec); an `sqs` module would take the same `RunSpec` and
-//! return a `ScenarioResult`, selected by the URL's scheme in `run_one`.
+//! `mqtt_client`; raw sockets in `mqtt_idle`), `stomp` (`stomp_client`, on the
+//! project's STOMP codec) and `sqs` (`sqs_client`: hyper HTTP/1.1, SigV4), each
+//! taking a `RunSpec` and returning a `ScenarioResult` (SQS: plus its own figures),
+//! selected by the URL's scheme in `run_one`.
 
 mod amqp;
 mod clock;
@@ -16,6 +17,8 @@ mod mqtt_idle;
 mod procstat;
 mod report;
 mod scenario;
+mod sqs;
+mod sqs_client;
 mod stomp;
 mod stomp_client;
 
@@ -45,6 +48,12 @@ Scenarios:
   shared-N    (STOMP only) N publishers -> 1 queue -> N competing consumers; shared-<n>
   idle        (MQTT only) 10,000 idle connections, each subscribed to its own topic,
               held for --duration; reports the broker's RSS (--watch-pid); idle-<n>: n of them
+  sqs-batch   (SQS only) N senders loop SendMessageBatch (--batch-size entries), N receivers
+              ReceiveMessage + DeleteMessageBatch, one queue (N = --workers; sqs-batch-<n>)
+  sqs-single  (SQS only) the same one message at a time: SendMessage, ReceiveMessage, DeleteMessage
+  sqs-send-latency  (SQS only) 1 sender (sqs-send-latency-<n>: n), SendMessage closed loop
+              or at --rate, nothing received: request latency
+  sqs-fifo    (SQS only) sqs-batch on a FIFO queue, messages spread over --groups MessageGroupIds
 
 MQTT (--url mqtt://HOST:PORT): a queue is a topic with one subscriber; fanout-K is
 one topic with K subscribers. --qos 0|1 and --mqtt-version 3.1.1|5 choose the
@@ -58,6 +67,13 @@ publisher asks for a RECEIPT every --receipt-every SENDs (default window/4; with
 --confirm every SEND) and keeps at most --confirm-window SENDs unreceipted;
 --persistent adds persistent:true (queues are durable either way). Consumers ack per
 --ack-mode (queues: client-individual, topics: auto) with prefetch-count --prefetch.
+
+SQS (--url http://[access_key:secret@]HOST:PORT[/?region=R], default guest:guest,
+us-east-1): AWS JSON 1.0 over keep-alive HTTP/1.1, every request SigV4-signed (also
+for servers that do not check), one connection per worker. Senders hold while
+--max-lag x senders messages (default 50 x senders) are sent but not deleted;
+ReceiveMessage long-polls --wait-secs (1). The queue (a unique name, .fifo for
+sqs-fifo) is created at the start and deleted at the end. Bodies are text: --size >= 32.
 
 Each message body starts with an 8-byte send timestamp; the consumer measures
 end-to-end latency from it. Publish rate = messages written (or, with --confirm,
@@ -77,6 +93,8 @@ Examples:
   switchboard-bench idle --url mqtt://127.0.0.1:1883 --watch-pid 1234 -d 5
   switchboard-bench q1-1 shared-4 fanout-4 --url stomp://guest:guest@127.0.0.1:61613 -d 5
   switchboard-bench q1-1 --confirm --persistent --url stomp://127.0.0.1:61613
+  switchboard-bench sqs-batch sqs-single sqs-fifo --workers 4 --groups 100 -s 100 --url http://127.0.0.1:9324
+  switchboard-bench sqs-send-latency -d 10 --url http://guest:guest@127.0.0.1:9324
   switchboard-bench --report results.jsonl --baseline rabbitmq --subject switchboard";
 
 #[derive(Parser, Debug)]
@@ -86,7 +104,7 @@ struct Cli {
     #[arg(default_value = "q1-1")]
     scenarios: Vec<String>,
 
-    /// Broker URL; the scheme picks the protocol (amqp://, mqtt:// or stomp://).
+    /// Broker URL; the scheme picks the protocol (amqp://, mqtt://, stomp:// or http:// for SQS).
     #[arg(
         long,
         env = "SB_BENCH_URL",
@@ -130,8 +148,13 @@ struct Cli {
     #[arg(long)]
     auto_ack: bool,
 
-    /// N for qN-N.
-    #[arg(short = 'n', long = "n", default_value_t = 4)]
+    /// N for qN-N (and fanin-N, shared-N); SQS: senders and receivers each.
+    #[arg(
+        short = 'n',
+        long = "n",
+        visible_alias = "workers",
+        default_value_t = 4
+    )]
     n: usize,
 
     /// K for fanout-K.
@@ -164,6 +187,18 @@ struct Cli {
     /// STOMP: subscription ack mode [default: client-individual for queues, auto for topics].
     #[arg(long, value_name = "auto|client|client-individual")]
     ack_mode: Option<String>,
+
+    /// SQS: entries per SendMessageBatch and MaxNumberOfMessages (sqs-batch, sqs-fifo).
+    #[arg(long, default_value_t = 10, value_name = "1..10")]
+    batch_size: usize,
+
+    /// SQS: ReceiveMessage WaitTimeSeconds (long polling).
+    #[arg(long, default_value_t = 1, value_name = "0..20")]
+    wait_secs: u64,
+
+    /// SQS FIFO: MessageGroupIds the messages are spread over (round robin).
+    #[arg(long, default_value_t = 100, value_name = "N")]
+    groups: usize,
 
     /// MQTT: QoS of publishes and subscriptions (0 or 1).
     #[arg(long, default_value_t = 0, value_name = "0|1")]
@@ -249,6 +284,15 @@ fn spec_for(cli: &Cli, topology: Topology, prefix: String) -> Result<RunSpec> {
     {
         bail!("--ack-mode must be auto, client or client-individual, not {m:?}");
     }
+    if !(1..=10).contains(&cli.batch_size) {
+        bail!("--batch-size must be 1..=10 (SQS's batch limit)");
+    }
+    if cli.wait_secs > 20 {
+        bail!("--wait-secs must be 0..=20 (SQS's limit)");
+    }
+    if cli.groups == 0 {
+        bail!("--groups must be at least 1");
+    }
     let mqtt_v5 = match cli.mqtt_version.as_str() {
         "3.1.1" | "311" | "4" => false,
         "5" | "5.0" => true,
@@ -280,6 +324,9 @@ fn spec_for(cli: &Cli, topology: Topology, prefix: String) -> Result<RunSpec> {
         receipt_every: cli.receipt_every,
         stomp_ack: cli.ack_mode.clone(),
         broker_pid: cli.watch_pid,
+        sqs_batch: cli.batch_size,
+        wait_secs: cli.wait_secs,
+        groups: cli.groups,
     })
 }
 
@@ -300,19 +347,35 @@ fn error_chain(e: &anyhow::Error) -> String {
     out
 }
 
-async fn run_one(url: &str, spec: &RunSpec) -> Result<ScenarioResult> {
+/// Runs one scenario; an SQS scenario also leaves its own figures in `sqs_extra`.
+async fn run_one(
+    url: &str,
+    spec: &RunSpec,
+    sqs_extra: &mut Option<sqs::SqsExtra>,
+) -> Result<ScenarioResult> {
     let scheme = url
         .split_once("://")
         .map(|(s, _)| s.to_ascii_lowercase())
         .unwrap_or_default();
+    if spec.topology.name.starts_with("sqs-") && scheme != "http" {
+        bail!(
+            "{} is an SQS scenario (use an http:// URL)",
+            spec.topology.name
+        );
+    }
     match scheme.as_str() {
         "amqp" | "amqps" => amqp::run(url, spec).await,
         "mqtt" => mqtt::run(url, spec).await,
         "stomp" => stomp::run(url, spec).await,
-        "mqtts" | "stomp+ssl" | "http" | "https" => {
+        "http" => {
+            let (r, x) = sqs::run(url, spec).await?;
+            *sqs_extra = Some(x);
+            Ok(r)
+        }
+        "mqtts" | "stomp+ssl" | "https" => {
             bail!("{scheme}:// scenarios are not implemented yet (add a module beside amqp.rs)")
         }
-        _ => bail!("unsupported URL {url:?}: expected amqp://, mqtt:// or stomp://"),
+        _ => bail!("unsupported URL {url:?}: expected amqp://, mqtt://, stomp:// or http://"),
     }
 }
 
@@ -320,7 +383,12 @@ async fn run_one(url: &str, spec: &RunSpec) -> Result<ScenarioResult> {
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     if let Some(path) = &cli.report {
-        return match report::compare_table(path, &cli.baseline, &cli.subject) {
+        let table = if sqs::is_sqs_results(path) {
+            sqs::compare_table(path, &cli.baseline, &cli.subject)
+        } else {
+            report::compare_table(path, &cli.baseline, &cli.subject)
+        };
+        return match table {
             Ok(t) => {
                 print!("{t}");
                 ExitCode::SUCCESS
@@ -393,7 +461,8 @@ async fn main() -> ExitCode {
         let watch = cli.watch_pid.map(procstat::Watch::start);
         let self_before = procstat::sample(std::process::id());
         let machine_before = procstat::machine_busy_ticks();
-        let outcome = run_one(&cli.url, &spec).await;
+        let mut sqs_extra = None;
+        let outcome = run_one(&cli.url, &spec, &mut sqs_extra).await;
         let self_after = procstat::sample(std::process::id());
         let machine_after = procstat::machine_busy_ticks();
         let watched = match (watch, cli.watch_pid) {
@@ -461,7 +530,15 @@ async fn main() -> ExitCode {
             r.other_cpu_secs = Some(((all - broker - client).max(0.0) * 100.0).round() / 100.0);
         }
         if cli.json {
-            println!("{}", serde_json::to_string(&r).expect("results serialize"));
+            if let Some(x) = &sqs_extra {
+                let mut v = serde_json::to_value(&r).expect("results serialize");
+                v["sqs"] = serde_json::to_value(x).expect("results serialize");
+                println!("{v}");
+            } else {
+                println!("{}", serde_json::to_string(&r).expect("results serialize"));
+            }
+        } else if let Some(x) = &sqs_extra {
+            println!("{}", sqs::human_line(&r, x));
         } else {
             println!("{}", r.human_line());
         }

@@ -1,6 +1,8 @@
 //! Scenario names and the topology they stand for. Protocol-independent: each
 //! protocol module maps a [`Topology`] onto its own objects (AMQP queues and a
-//! fanout exchange; MQTT topics; STOMP destinations; later SQS queues/SNS topics).
+//! fanout exchange; MQTT topics; STOMP destinations; SQS queues). The SQS scenarios
+//! (`sqs-batch`, `sqs-single`, `sqs-send-latency`, `sqs-fifo`) are `Shared`
+//! topologies: N senders and N competing receivers on one queue.
 
 use anyhow::{Result, bail};
 use std::time::Duration;
@@ -91,6 +93,30 @@ impl Topology {
             }
             Ok(v)
         };
+        if let Some(rest) = name.strip_prefix("sqs-") {
+            // N senders -> one SQS queue -> N receivers (sqs-send-latency: 1 sender).
+            for kind in ["batch", "single", "send-latency", "fifo"] {
+                let Some(tail) = rest.strip_prefix(kind) else {
+                    continue;
+                };
+                let w = match tail.strip_prefix('-') {
+                    Some(w) => num(w, n)?,
+                    None if tail.is_empty() && kind == "send-latency" => 1,
+                    None if tail.is_empty() => num("N", n)?,
+                    None => continue,
+                };
+                return Ok(Self {
+                    name: format!("sqs-{kind}-{w}"),
+                    publishers: w,
+                    queues: 1,
+                    routing: Routing::Shared,
+                });
+            }
+            bail!(
+                "unknown SQS scenario {name:?}: expected sqs-batch, sqs-single, \
+                 sqs-send-latency or sqs-fifo (optionally -<workers>)"
+            );
+        }
         if let Some(rest) = name.strip_prefix("fanout-") {
             let k = num(rest, k)?;
             return Ok(Self {
@@ -189,6 +215,12 @@ pub struct RunSpec {
     pub stomp_ack: Option<String>,
     /// The broker's pid (`--watch-pid`), for scenarios that report its memory themselves.
     pub broker_pid: Option<u32>,
+    /// SQS: entries per SendMessageBatch and MaxNumberOfMessages (1..=10).
+    pub sqs_batch: usize,
+    /// SQS: ReceiveMessage WaitTimeSeconds (0..=20).
+    pub wait_secs: u64,
+    /// SQS FIFO: MessageGroupIds the messages are spread over.
+    pub groups: usize,
 }
 
 #[cfg(test)]
@@ -228,5 +260,20 @@ mod tests {
         );
         assert_eq!((t.targets_of(2), t.queue_of(2)), (vec![0], 0));
         assert!(Topology::parse("idle-0", 3, 5).is_err());
+        let t = Topology::parse("sqs-batch", 3, 5).unwrap();
+        assert_eq!(
+            (t.name.as_str(), t.publishers, t.consumers()),
+            ("sqs-batch-3", 3, 3)
+        );
+        assert_eq!(
+            Topology::parse("sqs-fifo-8", 3, 5).unwrap().name,
+            "sqs-fifo-8"
+        );
+        assert_eq!(
+            Topology::parse("sqs-send-latency", 3, 5).unwrap().name,
+            "sqs-send-latency-1"
+        );
+        assert!(Topology::parse("sqs-batchy", 3, 5).is_err());
+        assert!(Topology::parse("sqs-other", 3, 5).is_err());
     }
 }

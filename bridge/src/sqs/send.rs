@@ -13,7 +13,7 @@ use switchboard_api::{Message, Properties, PublishOptions, Table};
 /// SQS FIFO's deduplication interval.
 const DEDUP_WINDOW: Duration = Duration::from_secs(300);
 /// Replies remembered for duplicates, at most.
-const DEDUP_REPLIES: usize = 200_000;
+const DEDUP_REPLIES: usize = 50_000;
 
 /// The characters SQS accepts in a message: XML's, minus nothing else.
 pub fn valid_chars(s: &str) -> bool {

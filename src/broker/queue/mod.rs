@@ -768,8 +768,9 @@ impl Queue {
         r
     }
 
-    /// Leases up to `max` messages for `visibility`. Grouped queues return messages
-    /// of one group, in order.
+    /// Leases up to `max` messages for `visibility`. Grouped queues return as many
+    /// messages of one group as it has ready, in order, then go on with the next
+    /// group (as SQS FIFO does); each group taken is then in flight.
     pub fn receive(&self, max: usize, visibility: Duration) -> Vec<Delivery> {
         let mut fx = Effects::default();
         let out = {
@@ -799,7 +800,10 @@ impl Queue {
         let wall = if lease.is_some() { wall_ms() } else { 0 };
         while out.len() < max {
             let next = match &group {
-                Some(g) if grouped => st.ready().pop_same_group(g.as_deref().unwrap_or("")),
+                Some(g) if grouped => st
+                    .ready()
+                    .pop_same_group(g.as_deref().unwrap_or(""))
+                    .or_else(|| st.ready().pop()),
                 _ => st.ready().pop(),
             };
             let Some(mut e) = next else { break };
@@ -809,7 +813,7 @@ impl Queue {
                 fx.dead.push((e, DeathReason::Expired));
                 continue;
             }
-            if grouped && group.is_none() {
+            if grouped && group.as_ref().is_none_or(|g| g.as_deref() != e.msg.group()) {
                 group = Some(e.msg.group().map(str::to_string));
             }
             let Some(message) = self.load(&mut e) else {

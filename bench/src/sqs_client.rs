@@ -1,0 +1,365 @@
+//! A lean SQS client for the benchmark: one keep-alive HTTP/1.1 connection (hyper's
+//! connection-level client, no pool), AWS JSON 1.0 requests (`POST /`,
+//! `X-Amz-Target: AmazonSQS.<Action>`) signed with SigV4 by a small signer of its own
+//! (hmac + sha2; the signing key is derived once per day).
+//!
+//! Requests are signed for every server, including those that do not check
+//! signatures (moto), so the client does the same work against each.
+
+use anyhow::{Context, Result, anyhow, bail};
+use bytes::Bytes;
+use hmac::{Hmac, Mac};
+use http_body_util::{BodyExt, Full};
+use hyper::Request;
+use hyper::client::conn::http1::{self, SendRequest};
+use hyper_util::rt::TokioIo;
+use serde::de::DeserializeOwned;
+use sha2::{Digest, Sha256};
+use std::fmt::Write as _;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tokio::net::TcpStream;
+
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+const CONTENT_TYPE: &str = "application/x-amz-json-1.0";
+const SIGNED_HEADERS: &str = "content-type;host;x-amz-date;x-amz-target";
+
+/// `http://[access_key:secret@]host:port[/?region=R]`: access key and secret
+/// default to guest/guest (a broker user), the region to us-east-1.
+#[derive(Debug, Clone)]
+pub struct Target {
+    /// `host:port` to connect to, and the `Host` header.
+    pub host: String,
+    pub access_key: String,
+    pub secret: String,
+    pub region: String,
+}
+
+impl Target {
+    pub fn parse(url: &str) -> Result<Target> {
+        let rest = url
+            .strip_prefix("http://")
+            .ok_or_else(|| anyhow!("expected http://host:port (SQS), got {url:?}"))?;
+        let (rest, query) = rest.split_once('?').unwrap_or((rest, ""));
+        let rest = rest.trim_end_matches('/');
+        let (auth, hostport) = match rest.rsplit_once('@') {
+            Some((a, h)) => (Some(a), h),
+            None => (None, rest),
+        };
+        if hostport.is_empty() || hostport.contains('/') {
+            bail!("expected http://host:port (no path), got {url:?}");
+        }
+        let host = if hostport
+            .rsplit_once(':')
+            .is_some_and(|(_, p)| p.parse::<u16>().is_ok())
+        {
+            hostport.to_string()
+        } else {
+            format!("{hostport}:80")
+        };
+        let (access_key, secret) = match auth.map(|a| a.split_once(':').unwrap_or((a, ""))) {
+            Some((k, s)) => (k.to_string(), s.to_string()),
+            None => ("guest".into(), "guest".into()),
+        };
+        let region = query
+            .split('&')
+            .find_map(|kv| kv.strip_prefix("region="))
+            .unwrap_or("us-east-1")
+            .to_string();
+        Ok(Target {
+            host,
+            access_key,
+            secret,
+            region,
+        })
+    }
+}
+
+/// SigV4 for `POST /` with a JSON body, the headers in [`SIGNED_HEADERS`].
+pub struct Signer {
+    access_key: String,
+    secret: String,
+    region: String,
+    host: String,
+    /// (yyyymmdd, signing key) of the last day signed for.
+    key: Option<(String, [u8; 32])>,
+    /// (unix second, `yyyymmddThhmmssZ`) of the last request.
+    stamp: Option<(u64, String)>,
+}
+
+fn hmac(key: &[u8], data: &[u8]) -> [u8; 32] {
+    let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("HMAC accepts any key length");
+    mac.update(data);
+    mac.finalize().into_bytes().into()
+}
+
+/// `yyyymmddThhmmssZ` for seconds since the epoch (UTC).
+pub fn amz_date(secs: u64) -> String {
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    // Howard Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}{m:02}{d:02}T{:02}{:02}{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+impl Signer {
+    pub fn new(t: &Target) -> Signer {
+        Signer {
+            access_key: t.access_key.clone(),
+            secret: t.secret.clone(),
+            region: t.region.clone(),
+            host: t.host.clone(),
+            key: None,
+            stamp: None,
+        }
+    }
+
+    /// `(x-amz-date, authorization)` for a request with this target and body, at `secs`.
+    pub fn sign(&mut self, target: &str, body: &[u8], secs: u64) -> (String, String) {
+        if self.stamp.as_ref().is_none_or(|(s, _)| *s != secs) {
+            self.stamp = Some((secs, amz_date(secs)));
+        }
+        let ts = self
+            .stamp
+            .as_ref()
+            .map(|(_, t)| t.clone())
+            .unwrap_or_default();
+        let date = &ts[..8];
+        if self.key.as_ref().is_none_or(|(d, _)| d != date) {
+            let mut k = hmac(format!("AWS4{}", self.secret).as_bytes(), date.as_bytes());
+            for part in [self.region.as_str(), "sqs", "aws4_request"] {
+                k = hmac(&k, part.as_bytes());
+            }
+            self.key = Some((date.to_string(), k));
+        }
+        let key = self.key.as_ref().map(|(_, k)| *k).unwrap_or_default();
+        let mut canonical = String::with_capacity(256);
+        let _ = write!(
+            canonical,
+            "POST\n/\n\ncontent-type:{CONTENT_TYPE}\nhost:{}\nx-amz-date:{ts}\nx-amz-target:{target}\n\n{SIGNED_HEADERS}\n{}",
+            self.host,
+            hex::encode(Sha256::digest(body))
+        );
+        let scope = format!("{date}/{}/sqs/aws4_request", self.region);
+        let to_sign = format!(
+            "AWS4-HMAC-SHA256\n{ts}\n{scope}\n{}",
+            hex::encode(Sha256::digest(canonical.as_bytes()))
+        );
+        let signature = hex::encode(hmac(&key, to_sign.as_bytes()));
+        let auth = format!(
+            "AWS4-HMAC-SHA256 Credential={}/{scope}, SignedHeaders={SIGNED_HEADERS}, Signature={signature}",
+            self.access_key
+        );
+        (ts, auth)
+    }
+}
+
+/// A refused request: HTTP status and the error's `__type` and message.
+#[derive(Debug)]
+pub struct CallError {
+    pub action: &'static str,
+    pub status: u16,
+    pub kind: String,
+    pub message: String,
+}
+
+impl std::fmt::Display for CallError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} refused: HTTP {} {}: {}",
+            self.action, self.status, self.kind, self.message
+        )
+    }
+}
+
+impl std::error::Error for CallError {}
+
+/// One keep-alive connection to the SQS endpoint. A server that answers with
+/// `Connection: close` (moto's development server does, every time) gets a new
+/// connection for the next request; [`Client::connects`] counts them.
+pub struct Client {
+    sender: SendRequest<Full<Bytes>>,
+    signer: Signer,
+    host: String,
+    conn: tokio::task::JoinHandle<()>,
+    /// The server said `Connection: close`, or the connection broke.
+    reconnect: bool,
+    /// Connections opened, the first included.
+    pub connects: u64,
+}
+
+type Conn = (SendRequest<Full<Bytes>>, tokio::task::JoinHandle<()>);
+
+async fn open(host: &str) -> Result<Conn> {
+    let stream = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(host))
+        .await
+        .map_err(|_| anyhow!("connecting to {host}: no answer within {CONNECT_TIMEOUT:?}"))?
+        .with_context(|| format!("connecting to {host}"))?;
+    stream.set_nodelay(true)?;
+    let (sender, conn) = http1::handshake(TokioIo::new(stream))
+        .await
+        .context("HTTP/1.1 handshake")?;
+    let conn = tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    Ok((sender, conn))
+}
+
+impl Client {
+    pub async fn connect(t: &Target) -> Result<Client> {
+        let (sender, conn) = open(&t.host).await?;
+        Ok(Client {
+            sender,
+            signer: Signer::new(t),
+            host: t.host.clone(),
+            conn,
+            reconnect: false,
+            connects: 1,
+        })
+    }
+
+    /// Sends `AmazonSQS.<action>` with a JSON body and returns the reply's body (200),
+    /// or a [`CallError`] (any other status).
+    pub async fn call_raw(&mut self, action: &'static str, body: Vec<u8>) -> Result<Bytes> {
+        let target = format!("AmazonSQS.{action}");
+        let secs = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let (date, auth) = self.signer.sign(&target, &body, secs);
+        let req = Request::post("/")
+            .header("host", &self.host)
+            .header("content-type", CONTENT_TYPE)
+            .header("x-amz-target", target)
+            .header("x-amz-date", date)
+            .header("authorization", auth)
+            .body(Full::new(Bytes::from(body)))?;
+        if self.reconnect || self.sender.is_closed() {
+            self.conn.abort();
+            (self.sender, self.conn) = open(&self.host).await?;
+            self.connects += 1;
+            self.reconnect = false;
+        }
+        self.sender
+            .ready()
+            .await
+            .with_context(|| format!("{action}: connection closed"))?;
+        let resp = match self.sender.send_request(req).await {
+            Ok(r) => r,
+            Err(e) => {
+                self.reconnect = true;
+                return Err(e).with_context(|| format!("{action}: request failed"));
+            }
+        };
+        self.reconnect = resp
+            .headers()
+            .get(hyper::header::CONNECTION)
+            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"close"));
+        let status = resp.status().as_u16();
+        let bytes = resp
+            .into_body()
+            .collect()
+            .await
+            .with_context(|| format!("{action}: reading the reply"))?
+            .to_bytes();
+        if status != 200 {
+            #[derive(serde::Deserialize, Default)]
+            struct ErrBody {
+                #[serde(rename = "__type", default)]
+                kind: String,
+                #[serde(default, alias = "Message")]
+                message: String,
+            }
+            let e: ErrBody = serde_json::from_slice(&bytes).unwrap_or_else(|_| ErrBody {
+                kind: String::new(),
+                message: String::from_utf8_lossy(&bytes[..bytes.len().min(200)]).into_owned(),
+            });
+            return Err(CallError {
+                action,
+                status,
+                kind: e.kind,
+                message: e.message,
+            }
+            .into());
+        }
+        Ok(bytes)
+    }
+
+    /// [`Client::call_raw`] with the reply parsed as `T`.
+    pub async fn call<T: DeserializeOwned>(
+        &mut self,
+        action: &'static str,
+        body: Vec<u8>,
+    ) -> Result<T> {
+        let bytes = self.call_raw(action, body).await?;
+        serde_json::from_slice(&bytes).with_context(|| {
+            format!(
+                "{action}: unexpected reply {}",
+                String::from_utf8_lossy(&bytes[..bytes.len().min(200)])
+            )
+        })
+    }
+}
+
+impl Drop for Client {
+    fn drop(&mut self) {
+        self.conn.abort();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates() {
+        assert_eq!(amz_date(0), "19700101T000000Z");
+        assert_eq!(amz_date(951_782_400), "20000229T000000Z");
+        assert_eq!(amz_date(1_772_600_767), "20260304T050607Z");
+    }
+
+    #[test]
+    fn targets() {
+        let t = Target::parse("http://127.0.0.1:9324").unwrap();
+        assert_eq!(
+            (t.host.as_str(), t.access_key.as_str(), t.region.as_str()),
+            ("127.0.0.1:9324", "guest", "us-east-1")
+        );
+        let t = Target::parse("http://ak:sk@localhost:1/?region=eu-west-1").unwrap();
+        assert_eq!(
+            (t.host.as_str(), t.secret.as_str(), t.region.as_str()),
+            ("localhost:1", "sk", "eu-west-1")
+        );
+        assert!(Target::parse("https://x:1").is_err());
+        assert!(Target::parse("http://x:1/queue").is_err());
+    }
+
+    /// Known answer from botocore 1.x's SigV4Auth (guest/guest, us-east-1, sqs) for
+    /// the same request at 2026-03-04T05:06:07Z.
+    #[test]
+    fn signature_matches_botocore() {
+        let t = Target::parse("http://127.0.0.1:9324").unwrap();
+        let mut s = Signer::new(&t);
+        let body = br#"{"QueueUrl":"http://127.0.0.1:9324/000000000000/q","MessageBody":"hello"}"#;
+        let (date, auth) = s.sign("AmazonSQS.SendMessage", body, 1_772_600_767);
+        assert_eq!(date, "20260304T050607Z");
+        assert_eq!(
+            auth,
+            "AWS4-HMAC-SHA256 Credential=guest/20260304/us-east-1/sqs/aws4_request, \
+             SignedHeaders=content-type;host;x-amz-date;x-amz-target, \
+             Signature=b801773dcfc9d2ad1ed00133dc8980ba53058d25aee88221cdfaf79e640d0b0f"
+        );
+    }
+}
