@@ -246,12 +246,12 @@ fn write_query_samples() {
     println!("wrote {}", out.display());
 }
 
-// ---- Known answers captured from boto3 (shared/vectors/aws) ----
+// ---- Known answers captured from boto3 (a copy of shared/vectors/aws in tests/vectors/aws) ----
 
 /// `(request body, reply body)` of a capture.
 fn capture(name: &str) -> (String, String) {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../shared/vectors/aws")
+        .join("tests/vectors/aws")
         .join(name);
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let (request, response) = text.split_once("=== RESPONSE ===").unwrap();
