@@ -273,6 +273,35 @@ async fn ttl_expiry_dead_letters_with_x_death() {
 }
 
 #[tokio::test]
+async fn expired_lease_over_the_limit_dead_letters_on_the_next_receive() {
+    let c = core();
+    declare(&c, "dlq2", &[]);
+    declare(
+        &c,
+        "sqs",
+        &[
+            ("x-delivery-limit", Value::I32(0)),
+            ("x-dead-letter-exchange", Value::string("")),
+            ("x-dead-letter-routing-key", Value::string("dlq2")),
+        ],
+    );
+    publish(&c, "sqs", "m");
+    let first = c.receive("/", "sqs", 1, Duration::from_millis(20)).unwrap();
+    assert_eq!(first.len(), 1);
+    tokio::time::sleep(Duration::from_millis(80)).await;
+    // Back in its queue after the lease, as SQS shows it until the next receive.
+    let q = c.queue_handle("/", "sqs").unwrap();
+    assert_eq!(q.stats().ready, 1);
+    assert!(
+        c.receive("/", "sqs", 1, Duration::from_secs(30))
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(q.stats().ready, 0);
+    assert_eq!(c.queue_handle("/", "dlq2").unwrap().stats().ready, 1);
+}
+
+#[tokio::test]
 async fn delivery_limit_dead_letters() {
     let c = core();
     declare(&c, "dlq", &[]);

@@ -101,6 +101,10 @@ impl Sqs {
                 _ = tokio::time::sleep_until(deadline) => {}
             }
         };
+        // In flight only once the leases are on disk: a crash after the reply must
+        // not hand the messages to someone else before their visibility ends.
+        let lsn = got.iter().map(|d| d.lease_lsn).max().unwrap_or(0);
+        self.durable(lsn).await?;
         let messages: Vec<Value> = got
             .iter()
             .map(|d| self.message_json(&name, d, &system, &wanted))

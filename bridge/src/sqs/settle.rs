@@ -75,7 +75,8 @@ impl Sqs {
         }
     }
 
-    fn change_one(&self, queue: &str, h: &str, timeout: i64) -> Result<(), SqsError> {
+    /// Returns the LSN to wait for.
+    fn change_one(&self, queue: &str, h: &str, timeout: i64) -> Result<u64, SqsError> {
         if !(0..=43_200).contains(&timeout) {
             return Err(SqsError::invalid_parameter_value(format!(
                 "Value {timeout} for parameter VisibilityTimeout is invalid. Reason: Must be between 0 and 43200."
@@ -96,7 +97,7 @@ impl Sqs {
             Some(r.delivery_count),
             Duration::from_secs(timeout as u64),
         ) {
-            Ok(()) => Ok(()),
+            Ok(lsn) => Ok(lsn),
             Err(e) if e.kind == ErrorKind::NotAllowed && e.message.contains("again") => {
                 Err(expired(h))
             }
@@ -108,7 +109,7 @@ impl Sqs {
                         "Value {h} for parameter ReceiptHandle is invalid. Reason: Message does not exist or is not available for visibility timeout change."
                     )))
                 } else {
-                    Ok(())
+                    Ok(0)
                 }
             }
             Err(_) => Err(not_inflight()),
@@ -140,7 +141,7 @@ impl Sqs {
         Ok(reply)
     }
 
-    pub(super) fn change_message_visibility(
+    pub(super) async fn change_message_visibility(
         &self,
         i: &Value,
         ctx: &Ctx,
@@ -149,11 +150,12 @@ impl Sqs {
         let h = input::req_str(i, "ReceiptHandle")?;
         let t = input::opt_int(i, "VisibilityTimeout")?
             .ok_or_else(|| input::missing("VisibilityTimeout"))?;
-        self.change_one(&name, h, t)?;
+        let lsn = self.change_one(&name, h, t)?;
+        self.durable(lsn).await?;
         Ok(json!({}))
     }
 
-    pub(super) fn change_message_visibility_batch(
+    pub(super) async fn change_message_visibility_batch(
         &self,
         i: &Value,
         ctx: &Ctx,
@@ -161,12 +163,13 @@ impl Sqs {
         let name = self.queue_name(i, ctx)?;
         let entries = input::list(i, "Entries")?;
         let ids = batch::check(entries, "ChangeMessageVisibilityBatchRequestEntry")?;
-        let (reply, _) = batch::each(&ids, entries, |e| {
+        let (reply, lsn) = batch::each(&ids, entries, |e| {
             let h = input::req_str(e, "ReceiptHandle")?;
             let t = input::opt_int(e, "VisibilityTimeout")?
                 .ok_or_else(|| input::missing("VisibilityTimeout"))?;
-            self.change_one(&name, h, t).map(|()| 0)
+            self.change_one(&name, h, t)
         });
+        self.durable(lsn).await?;
         Ok(reply)
     }
 }

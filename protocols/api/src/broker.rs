@@ -118,12 +118,13 @@ pub trait QueueHandle: Send + Sync {
     /// available again at once. Fails with `NotFound` when the delivery is no longer
     /// in flight, and with `NotAllowed` when `delivery_count` is given and the
     /// message has been handed out again since (a stale SQS receipt handle).
+    /// Returns the LSN that must be durable before the change is reported (0: none).
     fn set_visibility(
         &self,
         seq: u64,
         delivery_count: Option<u32>,
         timeout: Duration,
-    ) -> Result<(), BrokerError>;
+    ) -> Result<u64, BrokerError>;
     /// Acknowledges a leased delivery only if it is still the `delivery_count`-th
     /// hand-out of message `seq` (SQS DeleteMessage with the latest receipt handle).
     /// Returns `None` when it was not, else the LSN that must be durable before the
@@ -165,6 +166,10 @@ pub struct Delivery {
     /// Wall-clock ms of its first hand-out (SQS `ApproximateFirstReceiveTimestamp`);
     /// not kept across restarts.
     pub first_delivered_ms: u64,
+    /// For a leased delivery of a journaled message: the LSN of its Lease record,
+    /// durable before the receiver should be told (so a restart keeps it in
+    /// flight); 0 otherwise.
+    pub lease_lsn: u64,
 }
 
 impl std::fmt::Debug for Delivery {

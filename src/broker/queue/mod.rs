@@ -311,12 +311,14 @@ impl Queue {
     }
 
     /// Journals a lease so that a restart keeps the message invisible until it ends.
-    fn journal_lease(&self, e: &Entry, wall: u64, until: Instant) {
+    /// Returns the record's LSN (0 when the message is not journaled).
+    fn journal_lease(&self, e: &Entry, wall: u64, until: Instant) -> u64 {
         if let (Some(store), true) = (&self.store, e.lsn != 0) {
             let left = until.saturating_duration_since(Instant::now());
             let until_ms = wall + left.as_millis() as u64;
-            store.leased(self.id, e.seq, e.delivery_count, until_ms);
+            return store.leased(self.id, e.seq, e.delivery_count, until_ms);
         }
+        0
     }
 
     /// The arguments as declared or last set.
@@ -530,6 +532,11 @@ impl Queue {
                 fx.dead.push((e, DeathReason::Expired));
                 continue;
             }
+            if over_limit(st, &e) {
+                st.ready().group_settled(e.msg.group());
+                fx.dead.push((e, DeathReason::DeliveryLimit));
+                continue;
+            }
             // A read failure is logged in `load`; the journal still has a
             // persistent message, so it comes back after a restart.
             let Some(message) = self.load(&mut e) else {
@@ -548,6 +555,7 @@ impl Queue {
                 redelivered: e.redelivered,
                 delivery_count: e.delivery_count,
                 first_delivered_ms: e.first_ms,
+                lease_lsn: 0,
             };
             c.sink.push(SinkEvent::Deliver {
                 consumer: c.tag,
@@ -623,16 +631,20 @@ impl Queue {
         }
     }
 
-    /// Puts a delivery back (original position, redelivered) unless it has used up
-    /// its delivery limit.
-    fn requeue_locked(&self, st: &mut State, mut e: Entry, fx: &mut Effects) {
+    /// Puts a delivery back (original position, redelivered). A returned push
+    /// delivery that has used up its delivery limit is dead-lettered now (as
+    /// RabbitMQ does); an expired lease keeps it until the next hand-out tries it
+    /// (as SQS moves a message on the receive that exceeds maxReceiveCount).
+    /// Returns the LSN of the Return record (0 when none was written).
+    fn requeue_locked(&self, st: &mut State, mut e: Entry, lease: bool, fx: &mut Effects) -> u64 {
         e.redelivered = true;
-        if st.args.delivery_limit.is_some_and(|l| e.delivery_count > l) {
+        if !lease && over_limit(st, &e) {
             fx.dead.push((e, DeathReason::DeliveryLimit));
-            return;
+            return 0;
         }
+        let mut lsn = 0;
         if let (Some(store), true) = (&self.store, e.lsn != 0) {
-            store.returned(self.id, e.seq, e.delivery_count);
+            lsn = store.returned(self.id, e.seq, e.delivery_count);
         }
         // Requeued entries were read back for delivery: they stay in memory.
         st.ready_bytes += e.size;
@@ -641,6 +653,7 @@ impl Queue {
         }
         st.ready().requeue(e);
         self.notify_ready();
+        lsn
     }
 
     fn take_in_flight(&self, st: &mut State, seq: u64, fx: &mut Effects) -> Option<Entry> {
@@ -675,7 +688,9 @@ impl Queue {
                     Settle::Ack => {
                         self.forget(&mut st, &e);
                     }
-                    Settle::Requeue => self.requeue_locked(&mut st, e, &mut fx),
+                    Settle::Requeue => {
+                        self.requeue_locked(&mut st, e, false, &mut fx);
+                    }
                     Settle::Reject => fx.dead.push((e, DeathReason::Rejected)),
                 }
             }
@@ -813,6 +828,11 @@ impl Queue {
                 fx.dead.push((e, DeathReason::Expired));
                 continue;
             }
+            if over_limit(st, &e) {
+                st.ready().group_settled(e.msg.group());
+                fx.dead.push((e, DeathReason::DeliveryLimit));
+                continue;
+            }
             if grouped && group.as_ref().is_none_or(|g| g.as_deref() != e.msg.group()) {
                 group = Some(e.msg.group().map(str::to_string));
             }
@@ -823,6 +843,11 @@ impl Queue {
             if e.first_ms == 0 {
                 e.first_ms = wall.max(1);
             }
+            let mut lease_lsn = 0;
+            if let Some(at) = lease {
+                st.leases.insert((at, e.seq));
+                lease_lsn = self.journal_lease(&e, wall, at);
+            }
             out.push(Delivery {
                 message,
                 queue: self.handle(),
@@ -830,11 +855,8 @@ impl Queue {
                 redelivered: e.redelivered,
                 delivery_count: e.delivery_count,
                 first_delivered_ms: e.first_ms,
+                lease_lsn,
             });
-            if let Some(at) = lease {
-                st.leases.insert((at, e.seq));
-                self.journal_lease(&e, wall, at);
-            }
             st.in_flight.insert(
                 e.seq,
                 InFlight {
@@ -1091,7 +1113,7 @@ impl TimerTarget for Queue {
                     f.lease = None;
                 }
                 if let Some(e) = self.take_in_flight(&mut st, seq, &mut fx) {
-                    self.requeue_locked(&mut st, e, &mut fx);
+                    self.requeue_locked(&mut st, e, true, &mut fx);
                 }
             }
             if let Some(ms) = st.args.expires {
@@ -1135,9 +1157,9 @@ impl QueueHandle for Queue {
         seq: u64,
         delivery_count: Option<u32>,
         timeout: Duration,
-    ) -> Result<(), BrokerError> {
+    ) -> Result<u64, BrokerError> {
         let mut fx = Effects::default();
-        {
+        let lsn = {
             let mut st = self.lock();
             let Some(f) = st.in_flight.get_mut(&seq) else {
                 return Err(BrokerError::not_found("message is not in flight"));
@@ -1150,24 +1172,27 @@ impl QueueHandle for Queue {
                     "message was delivered again since",
                 ));
             }
-            if timeout.is_zero() {
-                if let Some(e) = self.take_in_flight(&mut st, seq, &mut fx) {
-                    self.requeue_locked(&mut st, e, &mut fx);
+            let lsn = if timeout.is_zero() {
+                match self.take_in_flight(&mut st, seq, &mut fx) {
+                    Some(e) => self.requeue_locked(&mut st, e, true, &mut fx),
+                    None => 0,
                 }
             } else {
                 let at = Instant::now() + timeout;
                 f.lease = Some(at);
                 st.leases.remove(&(old, seq));
                 st.leases.insert((at, seq));
-                if let Some(f) = st.in_flight.get(&seq) {
-                    self.journal_lease(&f.entry, wall_ms(), at);
+                match st.in_flight.get(&seq) {
+                    Some(f) => self.journal_lease(&f.entry, wall_ms(), at),
+                    None => 0,
                 }
-            }
+            };
             self.pump(&mut st, &mut fx);
             self.arm_timer(&mut st);
-        }
+            lsn
+        };
         self.finish(fx);
-        Ok(())
+        Ok(lsn)
     }
 
     fn settle_leased(&self, seq: u64, delivery_count: u32) -> Option<u64> {
@@ -1251,7 +1276,7 @@ impl QueueHandle for Orphan {
         &self.0
     }
     fn settle(&self, _: &[u64], _: Settle) {}
-    fn set_visibility(&self, _: u64, _: Option<u32>, _: Duration) -> Result<(), BrokerError> {
+    fn set_visibility(&self, _: u64, _: Option<u32>, _: Duration) -> Result<u64, BrokerError> {
         Err(BrokerError::not_found("queue deleted"))
     }
     fn settle_leased(&self, _: u64, _: u32) -> Option<u64> {
@@ -1266,6 +1291,11 @@ impl QueueHandle for Orphan {
     fn ready_notify(&self) -> Arc<tokio::sync::Notify> {
         Arc::new(tokio::sync::Notify::new())
     }
+}
+
+/// Whether a message has been handed out as often as the delivery limit allows.
+fn over_limit(st: &State, e: &Entry) -> bool {
+    st.args.delivery_limit.is_some_and(|l| e.delivery_count > l)
 }
 
 /// Keeps `lsn` in the journal until `until`, coalescing pins of the same second.
