@@ -29,6 +29,7 @@
 # use), MOSQUITTO_BIN (default: mosquitto on PATH), MOSQUITTO_CONF_EXTRA (lines
 # appended to mosquitto's config, e.g. 'max_inflight_messages 100').
 set -euo pipefail
+. "$(dirname "$0")/lib.sh"
 
 DURATION=5
 SIZE=128
@@ -94,17 +95,6 @@ TMP="$(mktemp -d -t sb-mqtt-bench.XXXXXX)"
 MQ_PID=""
 SB_PID=""
 RESULTS=""
-stop_pid() { # pid name
-    local pid="$1"
-    [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null || return 0
-    kill -TERM "$pid" 2>/dev/null || true
-    for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    if kill -0 "$pid" 2>/dev/null; then
-        echo "$2 did not stop on SIGTERM within 10 s: SIGKILL" >&2
-        kill -KILL "$pid" 2>/dev/null || true
-    fi
-    wait "$pid" 2>/dev/null || true
-}
 cleanup() {
     local rc=$?
     trap - EXIT INT TERM
@@ -145,8 +135,6 @@ if [[ -z "$MOSQUITTO" ]]; then
 fi
 MQ_VERSION="$( { "$MOSQUITTO" -h 2>/dev/null || true; } | sed -n 's/^mosquitto version \([^ ]*\).*/\1/p' | head -n1)"
 
-port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-
 MQ_PORT=""
 start_mosquitto() {
     local try port
@@ -182,44 +170,11 @@ EOF
 SB_MQTT=""
 start_switchboard() {
     SB_MQTT=""
-    [[ -x "$SB_BIN" ]] || return 0
-    rm -rf "$TMP/sb-data"
-    mkdir -p "$TMP/sb-data"
-    "$SB_BIN" --data-dir "$TMP/sb-data" --bind 127.0.0.1 \
-        --amqp-port 0 --mqtt-port 0 --mqtt-ws-port 0 --stomp-port 0 --stomp-ws-port 0 --http-port 0 --admin-port 0 \
-        >"$TMP/sb.out" 2>"$TMP/sb.err" &
-    SB_PID=$!
-    local listen=""
-    for _ in $(seq 300); do
-        listen="$(grep -m1 '^listening ' "$TMP/sb.out" || true)"
-        [[ -n "$listen" ]] && break
-        kill -0 "$SB_PID" 2>/dev/null || break
-        sleep 0.1
-    done
-    if [[ -z "$listen" ]]; then
-        echo "switchboard did not print its 'listening' line; its stderr:" >&2
-        tail -n 30 "$TMP/sb.err" >&2 || true
-        exit 1
-    fi
-    local addr
-    addr="$(sed -n 's/.*[[:space:]]mqtt=\([^[:space:]]*:[0-9][0-9]*\).*/\1/p' <<<"$listen")"
-    if [[ -n "$addr" ]] && port_open "${addr##*:}"; then
-        SB_MQTT="mqtt://127.0.0.1:${addr##*:}"
-    fi
+    sb_start mqtt
+    [[ -z "$SB_PORT" ]] || SB_MQTT="mqtt://127.0.0.1:$SB_PORT"
 }
 
-# CPU used by other processes spoils the figures on a 2-core machine: say so.
-busy_pct() {
-    local a b c d e f g t1 i1 t2 i2
-    read -r _ a b c d e f g _ </proc/stat; t1=$((a+b+c+d+e+f+g)); i1=$((d+e))
-    sleep 1
-    read -r _ a b c d e f g _ </proc/stat; t2=$((a+b+c+d+e+f+g)); i2=$((d+e))
-    echo $(( 100 * ((t2 - t1) - (i2 - i1)) / (t2 - t1 > 0 ? t2 - t1 : 1) ))
-}
-if [[ -r /proc/stat ]]; then
-    BUSY="$(busy_pct)"
-    (( BUSY < 20 )) || echo "warning: the machine is ${BUSY}% busy before the runs: figures will be noisy" >&2
-fi
+warn_if_busy
 
 # --- runs
 RESULTS="${OUT:-$(mktemp -t sb-mqtt-results.XXXXXX)}"

@@ -42,6 +42,7 @@
 # is set, switchboard are; falls back to target/release/switchboard), SWITCHBOARD_BIN,
 # RABBITMQ_STOMP_URL / RABBITMQ_PID, ACTIVEMQ_JAVA_OPTS.
 set -euo pipefail
+. "$(dirname "$0")/lib.sh"
 
 DURATION=5
 SIZE=128
@@ -83,17 +84,6 @@ TMP="$(mktemp -d -t sb-stomp-bench.XXXXXX)"
 RESULTS=""
 RB_PID=""; RB_NODE=""; RB_WRAPPER=""; AMQ_PID=""; SB_PID=""
 
-stop_pid() { # pid name
-    local pid="$1"
-    [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null || return 0
-    kill -TERM "$pid" 2>/dev/null || true
-    for _ in $(seq 150); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    if kill -0 "$pid" 2>/dev/null; then
-        echo "$2 did not stop on SIGTERM within 15 s: SIGKILL" >&2
-        kill -KILL "$pid" 2>/dev/null || true
-    fi
-    wait "$pid" 2>/dev/null || true
-}
 RABBITMQCTL=/usr/lib/rabbitmq/bin/rabbitmqctl
 stop_rabbit() {
     [[ -n "$RB_NODE" ]] || return 0
@@ -128,7 +118,6 @@ fi
 [[ -x "$BENCH" ]] || { echo "missing $BENCH (build it, or set CARGO_TARGET_DIR)" >&2; exit 1; }
 [[ -x "$SB_BIN" ]] || echo "warning: no switchboard binary at $SB_BIN: its column will be n/a" >&2
 
-port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 free_port() { # a port p with p..p+2 free
     local p
     for _ in $(seq 50); do
@@ -136,12 +125,6 @@ free_port() { # a port p with p..p+2 free
         port_open "$p" || port_open $((p + 1)) || port_open $((p + 2)) || { echo "$p"; return 0; }
     done
     echo "no free port found" >&2; return 1
-}
-apt_install() {
-    echo "installing $1 (Debian package)" >&2
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get install -y "$1" >/dev/null 2>&1 \
-        || { apt-get update >/dev/null && apt-get install -y "$1" >/dev/null; }
 }
 
 # --- RabbitMQ: our own node, unless RABBITMQ_STOMP_URL names one.
@@ -243,41 +226,11 @@ EOF
 SB_URL=""
 start_switchboard() {
     SB_URL=""
-    [[ -x "$SB_BIN" ]] || return 0
-    rm -rf "$TMP/sb-data"; mkdir -p "$TMP/sb-data"
-    "$SB_BIN" --data-dir "$TMP/sb-data" --bind 127.0.0.1 --amqp-port 0 --mqtt-port 0 \
-        --mqtt-ws-port 0 --stomp-port 0 --stomp-ws-port 0 --http-port 0 --admin-port 0 \
-        >"$TMP/sb.out" 2>"$TMP/sb.err" &
-    SB_PID=$!
-    local listen=""
-    for _ in $(seq 300); do
-        listen="$(grep -m1 '^listening ' "$TMP/sb.out" || true)"
-        [[ -n "$listen" ]] && break
-        kill -0 "$SB_PID" 2>/dev/null || break
-        sleep 0.1
-    done
-    if [[ -z "$listen" ]]; then
-        echo "switchboard did not print its 'listening' line; its stderr:" >&2
-        tail -n 30 "$TMP/sb.err" >&2 || true
-        exit 1
-    fi
-    local addr
-    addr="$(sed -n 's/.*[[:space:]]stomp=\([^[:space:]]*:[0-9][0-9]*\).*/\1/p' <<<"$listen")"
-    [[ -n "$addr" ]] && port_open "${addr##*:}" && SB_URL="stomp://guest:guest@127.0.0.1:${addr##*:}"
-    return 0
+    sb_start stomp
+    [[ -z "$SB_PORT" ]] || SB_URL="stomp://guest:guest@127.0.0.1:$SB_PORT"
 }
 
-busy_pct() {
-    local a b c d e f g t1 i1 t2 i2
-    read -r _ a b c d e f g _ </proc/stat; t1=$((a+b+c+d+e+f+g)); i1=$((d+e))
-    sleep 1
-    read -r _ a b c d e f g _ </proc/stat; t2=$((a+b+c+d+e+f+g)); i2=$((d+e))
-    echo $(( 100 * ((t2 - t1) - (i2 - i1)) / (t2 - t1 > 0 ? t2 - t1 : 1) ))
-}
-if [[ -r /proc/stat ]]; then
-    BUSY="$(busy_pct)"
-    (( BUSY < 20 )) || echo "warning: the machine is ${BUSY}% busy before the runs: figures will be noisy" >&2
-fi
+warn_if_busy
 
 # --- runs
 SYSTEMS=(rabbitmq)

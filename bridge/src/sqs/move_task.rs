@@ -260,7 +260,8 @@ impl Sqs {
                 break Ok("CANCELLED");
             }
             let started = tokio::time::Instant::now();
-            let batch = self.rate_limit(task.rate).min(10);
+            // A slow task takes no more per batch than it may move per second.
+            let batch = task.rate.map_or(10, |r| r.clamp(1, 10) as usize);
             let got = match self.broker.receive(&self.cfg.vhost, &source, batch, LEASE) {
                 Ok(g) => g,
                 Err(e) => break Err(e.message),
@@ -336,10 +337,6 @@ impl Sqs {
             t.map_or(0, |t| self.store_task(&t))
         };
         let _ = self.durable(lsn).await;
-    }
-
-    fn rate_limit(&self, rate: Option<i64>) -> usize {
-        rate.map_or(10, |r| r.clamp(1, 10) as usize)
     }
 }
 
