@@ -14,8 +14,7 @@
 use crate::store::{Placement, Recovered, Store};
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{SystemTime, UNIX_EPOCH};
-use switchboard_api::{BrokerError, ErrorKind, KeySpace, Message};
+use switchboard_api::{BrokerError, ErrorKind, KeySpace, Message, wall_ms};
 
 pub const RESERVED_PREFIX: &str = "amq.keyed.";
 
@@ -52,13 +51,6 @@ struct Entry {
     /// Wall-clock ms; 0 = never.
     expires_at_ms: u64,
     msg: Arc<Message>,
-}
-
-fn wall_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
 }
 
 impl Keyed {

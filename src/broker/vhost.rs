@@ -530,9 +530,7 @@ impl Vhost {
 
     pub fn publish(&self, mut msg: Message) -> Result<PublishOutcome, BrokerError> {
         if msg.timestamp_ms == 0 {
-            msg.timestamp_ms = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_millis() as u64);
+            msg.timestamp_ms = switchboard_api::wall_ms();
         }
         let queues = self.route(&msg)?;
         Ok(self.deliver(queues, msg))

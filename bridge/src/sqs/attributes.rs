@@ -2,7 +2,7 @@
 //! queue arguments they become.
 
 use super::meta::QueueMeta;
-use super::{Ctx, Sqs, SqsError, input, now_secs};
+use super::{Ctx, Sqs, SqsError, input};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use switchboard_api::{Table, Value as HeaderValue};
@@ -336,7 +336,7 @@ impl Sqs {
             };
         }
         check_fifo_combination(&meta)?;
-        meta.modified = now_secs();
+        meta.modified = switchboard_api::wall_secs();
         if meta.created == 0 {
             meta.created = meta.modified;
         }

@@ -215,14 +215,3 @@ fn core_error(e: BrokerError) -> SqsError {
         _ => SqsError::internal(e.message),
     }
 }
-
-/// Seconds since the epoch.
-fn now_secs() -> u64 {
-    now_ms() / 1000
-}
-
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
-}

@@ -9,7 +9,7 @@
 //! after a restart.
 
 use super::convert::TYPES_HEADER;
-use super::{Ctx, Sqs, SqsError, input, now_ms};
+use super::{Ctx, Sqs, SqsError, input};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use serde::{Deserialize, Serialize};
@@ -147,7 +147,7 @@ impl Sqs {
             status: "RUNNING".into(),
             moved: 0,
             to_move,
-            started_ms: now_ms(),
+            started_ms: switchboard_api::wall_ms(),
             failure: None,
         };
         let flag = Arc::new(AtomicBool::new(false));

@@ -3,7 +3,7 @@
 
 use super::attributes::{check_fifo_combination, parse_redrive};
 use super::meta::QueueMeta;
-use super::{Ctx, Sqs, SqsError, core_error, input, no_queue, now_secs};
+use super::{Ctx, Sqs, SqsError, core_error, input, no_queue};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Value, json};
@@ -78,7 +78,7 @@ impl Sqs {
             meta.attributes.remove("FifoQueue");
         }
         meta.tags = tags.into_iter().collect();
-        meta.created = now_secs();
+        meta.created = switchboard_api::wall_secs();
         meta.modified = meta.created;
         let decl = QueueDecl {
             name: name.to_string(),

@@ -218,7 +218,7 @@ impl Sqs {
     /// FIFO sequence numbers: increasing across the broker's life, also over
     /// restarts (they start from the clock).
     fn next_sequence(&self) -> String {
-        let now = u128::from(super::now_ms()) * 1_000_000;
+        let now = u128::from(switchboard_api::wall_ms()) * 1_000_000;
         let mut st = self.lock();
         st.last_sequence = (st.last_sequence + 1).max(now);
         format!("{:020}", st.last_sequence)

@@ -6,11 +6,13 @@
 //! attributes all become a [`Table`] of [`Value`]s.
 
 mod broker;
+mod clock;
 mod error;
 mod message;
 mod value;
 
 pub use broker::*;
+pub use clock::{wall_ms, wall_secs};
 pub use error::{BrokerError, ErrorKind};
 pub use message::{Message, Properties};
 pub use value::{Table, Value};

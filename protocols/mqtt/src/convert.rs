@@ -27,12 +27,6 @@ pub const H_ORDER: &str = "x-mqtt-user-property-order";
 /// MQTT 5 payload format indicator (1 = UTF-8).
 pub const H_FORMAT: &str = "x-mqtt-payload-format";
 
-fn now_secs() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
-
 pub fn qos_u8(q: QoS) -> u8 {
     q.value()
 }
@@ -94,7 +88,7 @@ pub fn to_message(p: &Publish, topic: &str, client_id: &str) -> Message {
         if let Some(e) = props.message_expiry_interval {
             m.properties.expiration = Some((u64::from(e.get()) * 1000).to_string());
             // Lets a later delivery report the time left, as MQTT 5 requires.
-            m.properties.timestamp = Some(now_secs());
+            m.properties.timestamp = Some(switchboard_api::wall_secs());
         }
         if props.is_utf8_payload {
             headers.insert(H_FORMAT.into(), Value::U8(1));
@@ -231,7 +225,7 @@ pub fn to_publish(
             let waited = m
                 .properties
                 .timestamp
-                .map_or(0, |t| now_secs().saturating_sub(t));
+                .map_or(0, |t| switchboard_api::wall_secs().saturating_sub(t));
             let left = ms.div_ceil(1000).saturating_sub(waited).max(1);
             NonZeroU32::new(left.min(u64::from(u32::MAX)) as u32).unwrap_or(NonZeroU32::MIN)
         });

@@ -25,12 +25,6 @@ const FRAME_HEADERS: &[&str] = &[
     "activemq.prefetchSize",
 ];
 
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
-}
-
 /// Builds the message for a SEND. `reply_to` has already been resolved (a
 /// `/temp-queue/` replaced by the connection's private queue).
 pub fn to_message(f: &Frame, exchange: &str, key: &str, reply_to: Option<String>) -> Message {
@@ -56,7 +50,7 @@ pub fn to_message(f: &Frame, exchange: &str, key: &str, reply_to: Option<String>
                 if let Ok(at) = v.parse::<u64>()
                     && at != 0
                 {
-                    p.expiration = Some(at.saturating_sub(now_ms()).to_string());
+                    p.expiration = Some(at.saturating_sub(switchboard_api::wall_ms()).to_string());
                 }
             }
             "amqp-message-id" => p.message_id = Some(v.clone()),

@@ -1,8 +1,7 @@
 //! Building the dead-lettered copy of a message, with RabbitMQ's `x-death` history.
 
 use super::DeathReason;
-use std::time::{SystemTime, UNIX_EPOCH};
-use switchboard_api::{Message, Table, Value};
+use switchboard_api::{Message, Table, Value, wall_secs};
 
 /// The message to publish to the dead-letter exchange. `x-death` is an array of
 /// tables, most recent first, one per (queue, reason) with a `count`; the
@@ -14,10 +13,7 @@ pub fn dead_letter_message(
     dl_routing_key: Option<&str>,
 ) -> Message {
     let mut m = msg.clone();
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
+    let now = wall_secs();
     let original_expiration = m.properties.expiration.take();
     let headers = m.properties.headers.get_or_insert_with(Table::new);
     let mut deaths: Vec<Value> = match headers.remove("x-death") {

@@ -33,7 +33,7 @@ use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
 use switchboard_api::{
     BrokerError, ConnectionId, ConsumerHandle, ConsumerSpec, Credit, Delivery, DeliverySink,
-    Message, QueueHandle, Settle, SinkEvent, Table, Wake,
+    Message, QueueHandle, Settle, SinkEvent, Table, Wake, wall_ms,
 };
 use tokio::time::Instant;
 
@@ -1306,15 +1306,6 @@ fn pin(st: &mut State, until: Instant, lsn: u64) {
         }
         _ => st.dedup_pins.push_back((until, lsn)),
     }
-}
-
-/// Wall-clock milliseconds since the epoch: journal deadlines must survive a restart,
-/// which `Instant` does not.
-fn wall_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
 }
 
 #[cfg(test)]
