@@ -14,7 +14,7 @@
 use crate::store::{Placement, Recovered, Store};
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
-use switchboard_api::{BrokerError, ErrorKind, KeySpace, Message, wall_ms};
+use switchboard_api::{BrokerError, KeySpace, Message, wall_ms};
 
 pub const RESERVED_PREFIX: &str = "amq.keyed.";
 
@@ -120,7 +120,9 @@ impl Keyed {
                     false,
                     &Default::default(),
                 )
-                .map_err(|e| BrokerError::new(ErrorKind::Internal, e.to_string()))?;
+                .map_err(|e| BrokerError::Store {
+                    reason: e.to_string(),
+                })?;
         }
         Ok(st.id)
     }

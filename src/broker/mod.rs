@@ -220,8 +220,8 @@ impl Core {
             .unwrap_or_else(|e| e.into_inner())
             .get(name)
             .cloned()
-            .ok_or_else(|| {
-                BrokerError::not_allowed(format!("NOT_ALLOWED - vhost {name} not found"))
+            .ok_or_else(|| BrokerError::NoVhost {
+                vhost: name.to_string(),
             })
     }
 }

@@ -391,10 +391,10 @@ async fn exclusive_queue_belongs_to_its_connection() {
     };
     c.declare_queue("/", &decl, 1).unwrap();
     let e = c.get("/", "ex", 2, true).unwrap_err();
-    assert_eq!(e.kind, switchboard_api::ErrorKind::ResourceLocked);
+    assert_eq!(e.kind(), switchboard_api::ErrorKind::ResourceLocked);
     c.connection_closed(1);
     assert_eq!(
-        c.get("/", "ex", 1, true).unwrap_err().kind,
+        c.get("/", "ex", 1, true).unwrap_err().kind(),
         switchboard_api::ErrorKind::NotFound
     );
 }

@@ -49,11 +49,7 @@ impl Users {
         password: &str,
         peer: SocketAddr,
     ) -> Result<User, BrokerError> {
-        let refused = || {
-            BrokerError::access_refused(
-                "ACCESS_REFUSED - Login was refused using authentication mechanism PLAIN. For details see the broker logfile.",
-            )
-        };
+        let refused = || BrokerError::LoginRefused;
         let u = self.users.get(name).ok_or_else(refused)?;
         // Constant-time enough for passwords of equal length; the compare must not
         // stop at the first differing byte.
@@ -67,9 +63,9 @@ impl Users {
             return Err(refused());
         }
         if u.loopback_only && !peer.ip().is_loopback() {
-            return Err(BrokerError::access_refused(format!(
-                "ACCESS_REFUSED - user '{name}' can only connect via localhost"
-            )));
+            return Err(BrokerError::LoopbackOnly {
+                user: name.to_string(),
+            });
         }
         Ok(User {
             name: u.name.clone(),
@@ -87,11 +83,13 @@ impl Users {
         let u = self
             .users
             .get(name)
-            .ok_or_else(|| BrokerError::access_refused(format!("unknown access key '{name}'")))?;
+            .ok_or_else(|| BrokerError::UnknownAccessKey {
+                key: name.to_string(),
+            })?;
         if u.loopback_only && !peer.ip().is_loopback() {
-            return Err(BrokerError::access_refused(format!(
-                "user '{name}' can only connect via localhost"
-            )));
+            return Err(BrokerError::LoopbackOnly {
+                user: name.to_string(),
+            });
         }
         let mut secrets: Vec<String> = u.secret_key.iter().cloned().collect();
         secrets.push(u.password.clone());
@@ -117,8 +115,8 @@ mod tests {
         assert!(u.authenticate("guest", "guest", local).is_ok());
         assert!(u.authenticate("guest", "guest", local6).is_ok());
         let e = u.authenticate("guest", "guest", remote).unwrap_err();
-        assert_eq!(e.kind, ErrorKind::AccessRefused);
-        assert!(e.message.contains("can only connect via localhost"));
+        assert_eq!(e.kind(), ErrorKind::AccessRefused);
+        assert!(e.to_string().contains("can only connect via localhost"));
     }
 
     #[test]

@@ -9,8 +9,8 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock, Weak};
 use switchboard_api::{
-    BrokerError, ConnectionId, ExchangeDecl, KeySpace, Message, PublishOutcome, QueueDecl,
-    QueueInfo, Table,
+    BrokerError, ConnectionId, Entity, ExchangeDecl, KeySpace, Message, Mismatch, PublishOutcome,
+    QueueDecl, QueueInfo, Table,
 };
 
 pub struct Vhost {
@@ -50,10 +50,9 @@ impl Paging {
 
 fn store_err(e: DefinitionsError) -> BrokerError {
     tracing::error!("cannot persist definitions: {e}");
-    BrokerError::new(
-        switchboard_api::ErrorKind::Internal,
-        format!("INTERNAL_ERROR - {e}"),
-    )
+    BrokerError::Store {
+        reason: e.to_string(),
+    }
 }
 
 /// Durable end of a binding: both ends must be durable for the binding to be.
@@ -130,21 +129,17 @@ impl Vhost {
     }
 
     pub fn exchange(&self, name: &str) -> Result<Arc<Exchange>, BrokerError> {
-        self.exchanges().get(name).cloned().ok_or_else(|| {
-            BrokerError::not_found(format!(
-                "NOT_FOUND - no exchange '{name}' in vhost '{}'",
-                self.name
-            ))
-        })
+        self.exchanges()
+            .get(name)
+            .cloned()
+            .ok_or_else(|| BrokerError::no_exchange(name, &self.name))
     }
 
     pub fn queue(&self, name: &str) -> Result<Arc<Queue>, BrokerError> {
-        self.queues().get(name).cloned().ok_or_else(|| {
-            BrokerError::not_found(format!(
-                "NOT_FOUND - no queue '{name}' in vhost '{}'",
-                self.name
-            ))
-        })
+        self.queues()
+            .get(name)
+            .cloned()
+            .ok_or_else(|| BrokerError::no_queue(name, &self.name))
     }
 
     /// The queue, if this connection may use it (exclusive queues belong to one).
@@ -156,12 +151,10 @@ impl Vhost {
 
     fn check_owner(&self, q: &Queue, conn: ConnectionId) -> Result<(), BrokerError> {
         match q.exclusive_owner {
-            Some(owner) if owner != conn => Err(BrokerError::locked(format!(
-                "RESOURCE_LOCKED - cannot obtain exclusive access to locked queue '{}' in vhost '{}'. \
-                 It could be originally declared on another connection or the exclusive property \
-                 value does not match that of the original declaration.",
-                q.name, self.name
-            ))),
+            Some(owner) if owner != conn => Err(BrokerError::Locked {
+                queue: q.name.clone(),
+                vhost: self.name.clone(),
+            }),
             _ => Ok(()),
         }
     }
@@ -172,10 +165,14 @@ impl Vhost {
                 return Ok(());
             }
             let inequivalent = |what: &str, got: &str, cur: &str| {
-                BrokerError::precondition(format!(
-                    "PRECONDITION_FAILED - inequivalent arg '{what}' for exchange '{}' in vhost '{}': received '{got}' but current is '{cur}'",
-                    d.name, self.name
-                ))
+                BrokerError::Inequivalent(Box::new(Mismatch {
+                    entity: Entity::Exchange,
+                    name: d.name.clone(),
+                    vhost: self.name.clone(),
+                    argument: what.to_string(),
+                    received: Some(format!("'{got}'")),
+                    current: Some(format!("'{cur}'")),
+                }))
             };
             if x.kind.as_str() != d.kind {
                 return Err(inequivalent("type", &d.kind, x.kind.as_str()));
@@ -204,22 +201,16 @@ impl Vhost {
             return Ok(());
         }
         if d.passive {
-            return Err(BrokerError::not_found(format!(
-                "NOT_FOUND - no exchange '{}' in vhost '{}'",
-                d.name, self.name
-            )));
+            return Err(BrokerError::no_exchange(&d.name, &self.name));
         }
         if d.name.starts_with("amq.") {
-            return Err(BrokerError::access_refused(format!(
-                "ACCESS_REFUSED - exchange name '{}' contains reserved prefix 'amq.*'",
-                d.name
-            )));
+            return Err(BrokerError::ReservedName {
+                entity: Entity::Exchange,
+                name: d.name.clone(),
+            });
         }
-        let kind = Kind::parse(&d.kind).ok_or_else(|| {
-            BrokerError::invalid(format!(
-                "COMMAND_INVALID - unknown exchange type '{}'",
-                d.kind
-            ))
+        let kind = Kind::parse(&d.kind).ok_or_else(|| BrokerError::UnknownExchangeType {
+            kind: d.kind.clone(),
         })?;
         if let (Some(store), true) = (&self.store, d.durable) {
             let def = ExchangeDef {
@@ -261,19 +252,20 @@ impl Vhost {
 
     pub fn delete_exchange(&self, name: &str, if_unused: bool) -> Result<(), BrokerError> {
         if name.is_empty() || name.starts_with("amq.") {
-            return Err(BrokerError::access_refused(format!(
-                "ACCESS_REFUSED - operation not permitted on the default exchange or built-in exchange '{name}'"
-            )));
+            return Err(BrokerError::BuiltInExchange {
+                name: Some(name.to_string()),
+            });
         }
         // Deleting what does not exist succeeds, as in RabbitMQ.
         let Ok(x) = self.exchange(name) else {
             return Ok(());
         };
         if if_unused && x.has_bindings() {
-            return Err(BrokerError::precondition(format!(
-                "PRECONDITION_FAILED - exchange '{name}' in vhost '{}' in use",
-                self.name
-            )));
+            return Err(BrokerError::InUse {
+                entity: Entity::Exchange,
+                name: name.to_string(),
+                vhost: self.name.clone(),
+            });
         }
         if let (Some(store), true) = (&self.store, x.durable) {
             store.remove_exchange(&self.name, name).map_err(store_err)?;
@@ -288,9 +280,7 @@ impl Vhost {
 
     fn check_bindable_source(&self, source: &str) -> Result<Arc<Exchange>, BrokerError> {
         if source.is_empty() {
-            return Err(BrokerError::access_refused(
-                "ACCESS_REFUSED - operation not permitted on the default exchange",
-            ));
+            return Err(BrokerError::BuiltInExchange { name: None });
         }
         self.exchange(source)
     }
@@ -348,10 +338,10 @@ impl Vhost {
             return Ok(info(&q));
         }
         if d.name.starts_with("amq.") {
-            return Err(BrokerError::access_refused(format!(
-                "ACCESS_REFUSED - queue name '{}' contains reserved prefix 'amq.*'",
-                d.name
-            )));
+            return Err(BrokerError::ReservedName {
+                entity: Entity::Queue,
+                name: d.name.clone(),
+            });
         }
         let name = if d.name.is_empty() {
             self.server_name()
@@ -361,10 +351,14 @@ impl Vhost {
         if let Some(q) = self.queues().get(&name).cloned() {
             self.check_owner(&q, conn)?;
             let ineq = |what: &str| {
-                BrokerError::precondition(format!(
-                    "PRECONDITION_FAILED - inequivalent arg '{what}' for queue '{name}' in vhost '{}'",
-                    self.name
-                ))
+                BrokerError::Inequivalent(Box::new(Mismatch {
+                    entity: Entity::Queue,
+                    name: name.clone(),
+                    vhost: self.name.clone(),
+                    argument: what.to_string(),
+                    received: None,
+                    current: None,
+                }))
             };
             if q.durable != d.durable {
                 return Err(ineq("durable"));
@@ -434,20 +428,21 @@ impl Vhost {
         let q = match self.queue_for(name, conn) {
             Ok(q) => q,
             // Deleting what does not exist succeeds, as in RabbitMQ.
-            Err(e) if e.kind == switchboard_api::ErrorKind::NotFound => return Ok(0),
+            Err(BrokerError::NotFound { .. }) => return Ok(0),
             Err(e) => return Err(e),
         };
         if if_unused && q.consumer_count() > 0 {
-            return Err(BrokerError::precondition(format!(
-                "PRECONDITION_FAILED - queue '{name}' in vhost '{}' in use",
-                self.name
-            )));
+            return Err(BrokerError::InUse {
+                entity: Entity::Queue,
+                name: name.to_string(),
+                vhost: self.name.clone(),
+            });
         }
         if if_empty && q.total_count() > 0 {
-            return Err(BrokerError::precondition(format!(
-                "PRECONDITION_FAILED - queue '{name}' in vhost '{}' is not empty",
-                self.name
-            )));
+            return Err(BrokerError::NotEmpty {
+                queue: name.to_string(),
+                vhost: self.name.clone(),
+            });
         }
         Ok(self.remove_queue(name))
     }
@@ -484,10 +479,10 @@ impl Vhost {
         }
         let x = self.exchange(&msg.exchange)?;
         if x.internal {
-            return Err(BrokerError::access_refused(format!(
-                "ACCESS_REFUSED - cannot publish to internal exchange '{}' in vhost '{}'",
-                x.name, self.name
-            )));
+            return Err(BrokerError::InternalExchange {
+                exchange: x.name.clone(),
+                vhost: self.name.clone(),
+            });
         }
         let mut visited: Vec<*const Exchange> = Vec::new();
         self.route_from(&x, msg, &mut out, &mut visited);
@@ -587,8 +582,7 @@ impl Vhost {
             Ok(a) => a,
             Err(e) => {
                 tracing::warn!(
-                    "queue '{name}' has arguments this version refuses ({}); using defaults",
-                    e.message
+                    "queue '{name}' has arguments this version refuses ({e}); using defaults"
                 );
                 QueueArgs::default()
             }
@@ -656,10 +650,10 @@ impl Vhost {
         let q = self.queue(name)?;
         let args = QueueArgs::parse(arguments, name, &self.name)?;
         if args.grouped != q.args().grouped {
-            return Err(BrokerError::precondition(format!(
-                "PRECONDITION_FAILED - the ordering of queue '{name}' in vhost '{}' cannot change",
-                self.name
-            )));
+            return Err(BrokerError::OrderingFixed {
+                queue: name.to_string(),
+                vhost: self.name.clone(),
+            });
         }
         if let (Some(store), true) = (&self.store, q.id != 0) {
             store

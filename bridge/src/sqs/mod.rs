@@ -105,7 +105,7 @@ impl Sqs {
         if let Some(user) = &ctx.user {
             self.broker
                 .open_vhost(user, &self.cfg.vhost)
-                .map_err(|e| SqsError::access_denied(e.message))?;
+                .map_err(|e| SqsError::access_denied(e.to_string()))?;
         }
         let i = &input;
         match action {
@@ -204,14 +204,17 @@ fn no_queue() -> SqsError {
     SqsError::queue_does_not_exist("The specified queue does not exist.")
 }
 
-/// A core error where SQS has no better word for it.
+/// A core error where SQS has no better word for it: AWS's code for its kind, and
+/// the core's plain sentence of the facts (never another protocol's reply text).
 fn core_error(e: BrokerError) -> SqsError {
-    match e.kind {
+    match e.kind() {
         ErrorKind::NotFound => no_queue(),
-        ErrorKind::PreconditionFailed | ErrorKind::NotAllowed => {
-            SqsError::invalid_parameter_value(e.message)
+        ErrorKind::PreconditionFailed | ErrorKind::NotAllowed | ErrorKind::InvalidArgument => {
+            SqsError::invalid_parameter_value(e.to_string())
         }
-        ErrorKind::AccessRefused => SqsError::access_denied(e.message),
-        _ => SqsError::internal(e.message),
+        ErrorKind::AccessRefused | ErrorKind::ResourceLocked => {
+            SqsError::access_denied(e.to_string())
+        }
+        ErrorKind::ResourceError | ErrorKind::Internal => SqsError::internal(e.to_string()),
     }
 }

@@ -264,7 +264,7 @@ impl Sqs {
             let batch = task.rate.map_or(10, |r| r.clamp(1, 10) as usize);
             let got = match self.broker.receive(&self.cfg.vhost, &source, batch, LEASE) {
                 Ok(g) => g,
-                Err(e) => break Err(e.message),
+                Err(e) => break Err(e.to_string()),
             };
             if got.is_empty() {
                 break Ok("COMPLETED");
@@ -296,7 +296,7 @@ impl Sqs {
                 {
                     Ok(o) => lsn = lsn.max(o.lsn),
                     Err(e) => {
-                        failed = Some(e.message);
+                        failed = Some(e.to_string());
                         break;
                     }
                 }

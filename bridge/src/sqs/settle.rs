@@ -6,7 +6,7 @@ use super::{Ctx, Sqs, SqsError, batch, input};
 use serde_json::{Value, json};
 use std::collections::{HashSet, VecDeque};
 use std::time::Duration;
-use switchboard_api::ErrorKind;
+use switchboard_api::{BrokerError, ErrorKind};
 
 /// How many deletions are remembered; older ones are forgotten first.
 const DELETED_MEMORY: usize = 100_000;
@@ -98,12 +98,10 @@ impl Sqs {
             Duration::from_secs(timeout as u64),
         ) {
             Ok(lsn) => Ok(lsn),
-            Err(e) if e.kind == ErrorKind::NotAllowed && e.message.contains("again") => {
-                Err(expired(h))
-            }
+            Err(BrokerError::DeliveredAgain) => Err(expired(h)),
             // Deleted: AWS says the handle is invalid. Visible again (the lease
             // ended): AWS answers 200 and changes nothing.
-            Err(e) if e.kind == ErrorKind::NotFound => {
+            Err(e) if e.kind() == ErrorKind::NotFound => {
                 if self.lock().deleted.contains(queue, r.seq) {
                     Err(SqsError::invalid_parameter_value(format!(
                         "Value {h} for parameter ReceiptHandle is invalid. Reason: Message does not exist or is not available for visibility timeout change."

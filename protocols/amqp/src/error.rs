@@ -53,7 +53,7 @@ impl AmqpError {
     /// Maps a core error raised by method `ids` the way RabbitMQ does: 403/404/405/406
     /// close the channel; 503/530/541 close the connection.
     pub fn from_broker(e: BrokerError, ids: (u16, u16)) -> Self {
-        let (code, conn) = match e.kind {
+        let (code, conn) = match e.kind() {
             ErrorKind::NotFound => (NOT_FOUND, false),
             ErrorKind::PreconditionFailed => (PRECONDITION_FAILED, false),
             ErrorKind::AccessRefused => (ACCESS_REFUSED, false),
@@ -63,11 +63,44 @@ impl AmqpError {
             ErrorKind::InvalidArgument => (COMMAND_INVALID, true),
             ErrorKind::Internal => (INTERNAL_ERROR, true),
         };
+        let text = reply_text(code, &e);
         if conn {
-            Self::connection(code, e.message, ids)
+            Self::connection(code, text, ids)
         } else {
-            Self::channel(code, e.message, ids)
+            Self::channel(code, text, ids)
         }
+    }
+}
+
+/// RabbitMQ's reply text for a core error closing with `code`: the code's name, then
+/// the facts (`NOT_FOUND - no queue 'q' in vhost '/'`), so clients and tests written
+/// against RabbitMQ read the same words.
+pub fn reply_text(code: u16, e: &BrokerError) -> String {
+    if let BrokerError::LoginRefused = e {
+        // RabbitMQ never says whether the user or the password was wrong.
+        return "ACCESS_REFUSED - Login was refused using authentication mechanism PLAIN. \
+                For details see the broker logfile."
+            .to_string();
+    }
+    format!("{} - {e}", reply_name(code))
+}
+
+fn reply_name(code: u16) -> &'static str {
+    match code {
+        CONNECTION_FORCED => "CONNECTION_FORCED",
+        NO_ROUTE => "NO_ROUTE",
+        ACCESS_REFUSED => "ACCESS_REFUSED",
+        NOT_FOUND => "NOT_FOUND",
+        RESOURCE_LOCKED => "RESOURCE_LOCKED",
+        PRECONDITION_FAILED => "PRECONDITION_FAILED",
+        FRAME_ERROR => "FRAME_ERROR",
+        COMMAND_INVALID => "COMMAND_INVALID",
+        CHANNEL_ERROR => "CHANNEL_ERROR",
+        UNEXPECTED_FRAME => "UNEXPECTED_FRAME",
+        RESOURCE_ERROR => "RESOURCE_ERROR",
+        NOT_ALLOWED => "NOT_ALLOWED",
+        NOT_IMPLEMENTED => "NOT_IMPLEMENTED",
+        _ => "INTERNAL_ERROR",
     }
 }
 

@@ -392,7 +392,11 @@ impl Session {
                     AmqpError::connection(ACCESS_REFUSED, "ACCESS_REFUSED - not authenticated", id)
                 })?;
                 if let Err(e) = self.broker.open_vhost(&user, &vhost) {
-                    return Err(AmqpError::connection(NOT_ALLOWED, e.message, id));
+                    return Err(AmqpError::connection(
+                        NOT_ALLOWED,
+                        reply_text(NOT_ALLOWED, &e),
+                        id,
+                    ));
                 }
                 self.vhost = vhost;
                 self.phase = Phase::Open;
@@ -464,7 +468,11 @@ impl Session {
                 );
                 Ok(())
             }
-            Err(e) => Err(AmqpError::connection(ACCESS_REFUSED, e.message, id)),
+            Err(e) => Err(AmqpError::connection(
+                ACCESS_REFUSED,
+                reply_text(ACCESS_REFUSED, &e),
+                id,
+            )),
         }
     }
 

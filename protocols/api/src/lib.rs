@@ -13,6 +13,6 @@ mod value;
 
 pub use broker::*;
 pub use clock::{wall_ms, wall_secs};
-pub use error::{BrokerError, ErrorKind};
+pub use error::{BrokerError, Entity, ErrorKind, Mismatch};
 pub use message::{Message, Properties};
 pub use value::{Table, Value};

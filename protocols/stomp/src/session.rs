@@ -32,9 +32,12 @@ impl StompError {
     }
 }
 
+/// RabbitMQ's STOMP plugin words a core error as the AMQP reply it would close with
+/// (`NOT_FOUND - no queue 'q' in vhost '/'`); so do we.
 impl From<BrokerError> for StompError {
     fn from(e: BrokerError) -> StompError {
-        StompError::new(e.message.clone(), e.message)
+        let text = format!("{} - {e}", e.kind().as_str().to_ascii_uppercase());
+        StompError::new(text.clone(), text)
     }
 }
 

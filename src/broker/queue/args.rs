@@ -1,6 +1,6 @@
 //! Queue arguments (`x-…`), parsed and validated once at declare time.
 
-use switchboard_api::{BrokerError, Table, Value};
+use switchboard_api::{BrokerError, Entity, Mismatch, Table, Value};
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Overflow {
@@ -47,9 +47,12 @@ pub const EQUIVALENCE_ARGS: &[&str] = &[
 ];
 
 fn invalid(name: &str, queue: &str, vhost: &str, why: impl std::fmt::Display) -> BrokerError {
-    BrokerError::precondition(format!(
-        "PRECONDITION_FAILED - invalid arg '{name}' for queue '{queue}' in vhost '{vhost}': {why}"
-    ))
+    BrokerError::InvalidArgument {
+        queue: queue.to_string(),
+        vhost: vhost.to_string(),
+        argument: name.to_string(),
+        reason: why.to_string(),
+    }
 }
 
 impl QueueArgs {
@@ -144,9 +147,12 @@ impl QueueArgs {
             }
         }
         if a.dead_letter_routing_key.is_some() && a.dead_letter_exchange.is_none() {
-            return Err(BrokerError::precondition(format!(
-                "PRECONDITION_FAILED - invalid arg 'x-dead-letter-routing-key' for queue '{queue}' in vhost '{vhost}': {{routing_key_but_no_dlx_defined}}"
-            )));
+            return Err(invalid(
+                "x-dead-letter-routing-key",
+                queue,
+                vhost,
+                "{routing_key_but_no_dlx_defined}",
+            ));
         }
         Ok(a)
     }
@@ -167,11 +173,14 @@ pub fn check_equivalent(
             _ => false,
         };
         if !same {
-            return Err(BrokerError::precondition(format!(
-                "PRECONDITION_FAILED - inequivalent arg '{name}' for queue '{queue}' in vhost '{vhost}': received {} but current is {}",
-                describe(b),
-                describe(a)
-            )));
+            return Err(BrokerError::Inequivalent(Box::new(Mismatch {
+                entity: Entity::Queue,
+                name: queue.to_string(),
+                vhost: vhost.to_string(),
+                argument: name.to_string(),
+                received: Some(describe(b)),
+                current: Some(describe(a)),
+            })));
         }
     }
     Ok(())

@@ -711,11 +711,10 @@ impl Queue {
             if st.consumers.iter().any(|c| c.exclusive)
                 || (spec.exclusive && !st.consumers.is_empty())
             {
-                return Err(BrokerError::access_refused(format!(
-                    "ACCESS_REFUSED - queue '{}' in vhost '{}' in exclusive use",
-                    self.name,
-                    self.vhost_name()
-                )));
+                return Err(BrokerError::ExclusiveUse {
+                    queue: self.name.clone(),
+                    vhost: self.vhost_name(),
+                });
             }
             let c = Consumer {
                 id,
@@ -1003,11 +1002,7 @@ impl Queue {
     }
 
     fn not_found(&self) -> BrokerError {
-        BrokerError::not_found(format!(
-            "NOT_FOUND - no queue '{}' in vhost '{}'",
-            self.name,
-            self.vhost_name()
-        ))
+        BrokerError::no_queue(&self.name, self.vhost_name())
     }
 
     fn vhost_name(&self) -> String {
@@ -1162,15 +1157,13 @@ impl QueueHandle for Queue {
         let lsn = {
             let mut st = self.lock();
             let Some(f) = st.in_flight.get_mut(&seq) else {
-                return Err(BrokerError::not_found("message is not in flight"));
+                return Err(BrokerError::NotInFlight);
             };
             let Some(old) = f.lease else {
-                return Err(BrokerError::not_allowed("delivery is not leased"));
+                return Err(BrokerError::NotLeased);
             };
             if delivery_count.is_some_and(|n| n != f.entry.delivery_count) {
-                return Err(BrokerError::not_allowed(
-                    "message was delivered again since",
-                ));
+                return Err(BrokerError::DeliveredAgain);
             }
             let lsn = if timeout.is_zero() {
                 match self.take_in_flight(&mut st, seq, &mut fx) {
@@ -1277,7 +1270,7 @@ impl QueueHandle for Orphan {
     }
     fn settle(&self, _: &[u64], _: Settle) {}
     fn set_visibility(&self, _: u64, _: Option<u32>, _: Duration) -> Result<u64, BrokerError> {
-        Err(BrokerError::not_found("queue deleted"))
+        Err(BrokerError::QueueDeleted)
     }
     fn settle_leased(&self, _: u64, _: u32) -> Option<u64> {
         None
