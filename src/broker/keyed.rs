@@ -1,5 +1,5 @@
-//! Durable key → message maps beside the queues: MQTT retained messages and MQTT
-//! session state ([`KeySpace`]).
+//! Durable key → message maps beside the queues, one per (vhost, [`switchboard_api::KeySpace`]):
+//! MQTT retained messages and session state, SQS queue metadata and move tasks.
 //!
 //! Each (vhost, space) is journaled as a hidden queue: the definitions file gives it
 //! an id under the reserved name `amq.keyed.<space>` (clients cannot declare `amq.`
@@ -14,21 +14,21 @@
 use crate::store::{Placement, Recovered, Store};
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
-use switchboard_api::{BrokerError, KeySpace, Message, wall_ms};
+use switchboard_api::{BrokerError, Message, wall_ms};
 
 pub const RESERVED_PREFIX: &str = "amq.keyed.";
 
-pub fn reserved_name(space: KeySpace) -> String {
-    format!("{RESERVED_PREFIX}{}", space.as_str())
+pub fn reserved_name(space: &str) -> String {
+    format!("{RESERVED_PREFIX}{space}")
 }
 
-pub fn space_of(name: &str) -> Option<KeySpace> {
-    let s = name.strip_prefix(RESERVED_PREFIX)?;
-    KeySpace::ALL.into_iter().find(|k| k.as_str() == s)
+/// The key space a definitions entry stands for, if it is one.
+pub fn space_of(name: &str) -> Option<&str> {
+    name.strip_prefix(RESERVED_PREFIX)
 }
 
 pub struct Keyed {
-    space: KeySpace,
+    space: String,
     vhost: String,
     store: Option<Arc<Store>>,
     inner: Mutex<Inner>,
@@ -54,9 +54,9 @@ struct Entry {
 }
 
 impl Keyed {
-    pub fn new(space: KeySpace, vhost: &str, store: Option<Arc<Store>>) -> Keyed {
+    pub fn new(space: &str, vhost: &str, store: Option<Arc<Store>>) -> Keyed {
         Keyed {
-            space,
+            space: space.to_string(),
             vhost: vhost.to_string(),
             store,
             inner: Mutex::new(Inner {
@@ -116,7 +116,7 @@ impl Keyed {
             st.id = store
                 .put_queue(
                     &self.vhost,
-                    &reserved_name(self.space),
+                    &reserved_name(&self.space),
                     false,
                     &Default::default(),
                 )
@@ -256,7 +256,7 @@ mod tests {
 
     #[test]
     fn put_replaces_and_none_removes() {
-        let k = Keyed::new(KeySpace::Retained, "/", None);
+        let k = Keyed::new("retained", "/", None);
         k.put("a.b", Some(msg("1"))).unwrap();
         k.put("a.b", Some(msg("2"))).unwrap();
         k.put("a.c", Some(msg("3"))).unwrap();
@@ -276,7 +276,7 @@ mod tests {
         {
             let (store, _) = Store::open(dir.path(), crate::store::Fsync::Batch).unwrap();
             let store = Arc::new(store);
-            let k = Keyed::new(KeySpace::Retained, "/", Some(store.clone()));
+            let k = Keyed::new("retained", "/", Some(store.clone()));
             k.put("a", Some(msg("1"))).unwrap();
             k.put("b", Some(msg("2"))).unwrap();
             k.put("a", Some(msg("3"))).unwrap();
@@ -289,8 +289,8 @@ mod tests {
         }
         let (store, rec) = Store::open(dir.path(), crate::store::Fsync::Batch).unwrap();
         let store = Arc::new(store);
-        let k = Keyed::new(KeySpace::Retained, "/", Some(store.clone()));
-        let id = rec.definitions.queues[&("/".to_string(), reserved_name(KeySpace::Retained))].id;
+        let k = Keyed::new("retained", "/", Some(store.clone()));
+        let id = rec.definitions.queues[&("/".to_string(), reserved_name("retained"))].id;
         k.set_id(id);
         let mut stale = Vec::new();
         store
@@ -308,7 +308,7 @@ mod tests {
 
     #[test]
     fn expired_values_disappear() {
-        let k = Keyed::new(KeySpace::Retained, "/", None);
+        let k = Keyed::new("retained", "/", None);
         let mut m = msg("x");
         m.properties.expiration = Some("0".into());
         k.put("t", Some(m)).unwrap();

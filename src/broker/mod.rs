@@ -111,7 +111,7 @@ impl Core {
         }
         enum Target {
             Queue(Arc<queue::Queue>),
-            Keyed(Arc<Vhost>, switchboard_api::KeySpace),
+            Keyed(Arc<keyed::Keyed>),
         }
         let mut by_id = HashMap::new();
         let mut dedup_queues = std::collections::HashSet::new();
@@ -123,8 +123,9 @@ impl Core {
             let Ok(v) = self.vhost(vhost) else { continue };
             let target = match keyed::space_of(name) {
                 Some(space) => {
-                    v.keyed(space).set_id(q.id);
-                    Target::Keyed(v, space)
+                    let k = v.keyed(space);
+                    k.set_id(q.id);
+                    Target::Keyed(k)
                 }
                 None => Target::Queue(v.restore_queue(name, q)),
             };
@@ -140,7 +141,7 @@ impl Core {
                         q.restore(std::iter::once(m), r.clean);
                     }
                     Some(Target::Queue(q)) => q.restore_dedup(&m),
-                    Some(Target::Keyed(v, space)) if live => v.keyed(*space).restore(m, &mut stale),
+                    Some(Target::Keyed(k)) if live => k.restore(m, &mut stale),
                     _ => {}
                 });
             if let Err(e) = r {
@@ -424,11 +425,11 @@ impl Broker for Core {
         key: &str,
         value: Option<Message>,
     ) -> Result<u64, BrokerError> {
-        self.vhost(vhost)?.keyed(space).put(key, value)
+        self.vhost(vhost)?.keyed(space.as_str()).put(key, value)
     }
 
     fn keyed_get(&self, vhost: &str, space: KeySpace, key: &str) -> Option<Arc<Message>> {
-        self.vhost(vhost).ok()?.keyed(space).get(key)
+        self.vhost(vhost).ok()?.keyed(space.as_str()).get(key)
     }
 
     fn keyed_scan(
@@ -438,7 +439,7 @@ impl Broker for Core {
         filter: &mut dyn FnMut(&str) -> bool,
     ) -> Vec<(String, Arc<Message>)> {
         match self.vhost(vhost) {
-            Ok(v) => v.keyed(space).scan(filter),
+            Ok(v) => v.keyed(space.as_str()).scan(filter),
             Err(_) => Vec::new(),
         }
     }
@@ -480,8 +481,8 @@ async fn compact(inner: std::sync::Weak<Inner>, store: Arc<Store>) {
             if keyed_min.is_some_and(|k| k < first_kept) && min_live.is_none_or(|q| q >= first_kept)
             {
                 for v in &vhosts {
-                    for space in KeySpace::ALL {
-                        v.keyed(space).relocate_below(first_kept);
+                    for k in v.keyed_spaces() {
+                        k.relocate_below(first_kept);
                     }
                 }
             }

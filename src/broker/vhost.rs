@@ -9,8 +9,8 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock, Weak};
 use switchboard_api::{
-    BrokerError, ConnectionId, Entity, ExchangeDecl, KeySpace, Message, Mismatch, PublishOutcome,
-    QueueDecl, QueueInfo, Table,
+    BrokerError, ConnectionId, Entity, ExchangeDecl, Message, Mismatch, PublishOutcome, QueueDecl,
+    QueueInfo, Table,
 };
 
 pub struct Vhost {
@@ -22,16 +22,8 @@ pub struct Vhost {
     names: AtomicU64,
     store: Option<Arc<Store>>,
     paging: Option<Arc<Paging>>,
-    /// Retained messages and session state, indexed by [`keyed_index`].
-    keyed: [Keyed; 3],
-}
-
-fn keyed_index(space: KeySpace) -> usize {
-    match space {
-        KeySpace::Retained => 0,
-        KeySpace::Sessions => 1,
-        KeySpace::Sqs => 2,
-    }
+    /// Key spaces by name, opened on first use (see [`Vhost::keyed`]).
+    keyed: RwLock<HashMap<String, Arc<Keyed>>>,
 }
 
 /// Where queues page out, and how much each keeps in memory.
@@ -109,7 +101,7 @@ impl Vhost {
             me: me.clone(),
             timers,
             names: AtomicU64::new(0),
-            keyed: KeySpace::ALL.map(|k| Keyed::new(k, name, store.clone())),
+            keyed: RwLock::default(),
             store,
             paging,
         })
@@ -632,11 +624,34 @@ impl Vhost {
 
     /// The same for the keyed stores (kept apart: they relocate instead of waiting).
     pub fn keyed_min_live_lsn(&self) -> Option<u64> {
-        self.keyed.iter().filter_map(Keyed::min_live_lsn).min()
+        self.keyed_spaces()
+            .iter()
+            .filter_map(|k| k.min_live_lsn())
+            .min()
     }
 
-    pub fn keyed(&self, space: KeySpace) -> &Keyed {
-        &self.keyed[keyed_index(space)]
+    /// The key space `space`, opened empty the first time it is named. Only
+    /// frontends name spaces (clients cannot), so the map stays as small as the code.
+    pub fn keyed(&self, space: &str) -> Arc<Keyed> {
+        if let Some(k) = self
+            .keyed
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(space)
+        {
+            return k.clone();
+        }
+        self.keyed
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(space.to_string())
+            .or_insert_with(|| Arc::new(Keyed::new(space, &self.name, self.store.clone())))
+            .clone()
+    }
+
+    pub fn keyed_spaces(&self) -> Vec<Arc<Keyed>> {
+        let spaces = self.keyed.read().unwrap_or_else(|e| e.into_inner());
+        spaces.values().cloned().collect()
     }
 
     pub fn queue_names(&self) -> Vec<String> {

@@ -7,7 +7,7 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use switchboard_api::{KeySpace, Message, Properties};
+use switchboard_api::{Message, Properties};
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
 pub struct QueueMeta {
@@ -68,7 +68,7 @@ impl Sqs {
         }
         let stored = self
             .broker
-            .keyed_get(&self.cfg.vhost, KeySpace::Sqs, &key(name))
+            .keyed_get(&self.cfg.vhost, super::SQS_SPACE, &key(name))
             .and_then(|m| serde_json::from_slice::<QueueMeta>(&m.body).ok());
         let meta = Arc::new(stored.unwrap_or_else(|| {
             let mut m = QueueMeta::default();
@@ -87,7 +87,7 @@ impl Sqs {
         self.lock().meta.insert(name.to_string(), Arc::new(meta));
         let lsn = self
             .broker
-            .keyed_put(&self.cfg.vhost, KeySpace::Sqs, &key(name), Some(value))
+            .keyed_put(&self.cfg.vhost, super::SQS_SPACE, &key(name), Some(value))
             .map_err(super::core_error)?;
         self.durable(lsn).await
     }
@@ -96,7 +96,7 @@ impl Sqs {
         self.lock().meta.remove(name);
         let lsn = self
             .broker
-            .keyed_put(&self.cfg.vhost, KeySpace::Sqs, &key(name), None)
+            .keyed_put(&self.cfg.vhost, super::SQS_SPACE, &key(name), None)
             .map_err(super::core_error)?;
         self.durable(lsn).await
     }

@@ -31,7 +31,10 @@ use meta::QueueMeta;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
-use switchboard_api::{Broker, BrokerError, ErrorKind, User};
+use switchboard_api::{Broker, BrokerError, ErrorKind, KeySpace, User};
+
+/// Queue metadata and message move tasks, in the core's durable keyed store.
+const SQS_SPACE: KeySpace = KeySpace::new("sqs");
 
 /// What a request brings besides its parameters.
 pub struct Ctx {

@@ -18,7 +18,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
-use switchboard_api::{KeySpace, Message, PublishOptions};
+use switchboard_api::{Message, PublishOptions};
 
 const PREFIX: &str = "task/";
 /// How long a batch stays leased while it is being moved.
@@ -48,7 +48,7 @@ pub struct Tasks {
 pub fn resume(sqs: &Arc<Sqs>) {
     let found = sqs
         .broker
-        .keyed_scan(&sqs.cfg.vhost, KeySpace::Sqs, &mut |k| {
+        .keyed_scan(&sqs.cfg.vhost, super::SQS_SPACE, &mut |k| {
             k.starts_with(PREFIX)
         });
     let mut running = Vec::new();
@@ -85,7 +85,7 @@ impl Sqs {
         };
         let key = format!("{PREFIX}{}", t.handle);
         self.broker
-            .keyed_put(&self.cfg.vhost, KeySpace::Sqs, &key, Some(value))
+            .keyed_put(&self.cfg.vhost, super::SQS_SPACE, &key, Some(value))
             .unwrap_or(0)
     }
 

@@ -73,27 +73,21 @@ impl PublishOutcome {
     }
 }
 
-/// Durable key → message maps kept beside the queues (same journal, same
-/// durability contract). A frontend owns what it stores in them.
+/// Names a durable key → message map kept beside the queues (same journal, same
+/// durability contract). A frontend names its own spaces and owns what it stores in
+/// them; the core opens a space the first time it is used and finds it again at
+/// start-up by its name, so a new frontend adds a space without editing this crate
+/// or the core. The name is part of the data directory's format: never rename one.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum KeySpace {
-    /// MQTT retained messages, keyed by topic as published.
-    Retained,
-    /// Per-session protocol state (MQTT packet-id state machines), keyed by session.
-    Sessions,
-    /// SQS queue metadata (attributes, tags, policy) and message move tasks.
-    Sqs,
-}
+pub struct KeySpace(&'static str);
 
 impl KeySpace {
-    pub const ALL: [KeySpace; 3] = [KeySpace::Retained, KeySpace::Sessions, KeySpace::Sqs];
+    pub const fn new(name: &'static str) -> KeySpace {
+        KeySpace(name)
+    }
 
     pub fn as_str(self) -> &'static str {
-        match self {
-            KeySpace::Retained => "retained",
-            KeySpace::Sessions => "sessions",
-            KeySpace::Sqs => "sqs",
-        }
+        self.0
     }
 }
 

@@ -16,7 +16,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
-use switchboard_api::{Broker, Credit, Inbox, KeySpace, PublishOptions, ReadRoom, SinkEvent};
+use switchboard_api::{Broker, Credit, Inbox, PublishOptions, ReadRoom, SinkEvent};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -499,7 +499,7 @@ async fn handshake<S: AsyncRead + AsyncWrite + Unpin>(
     let conn = broker.connection_opened();
     if c.clean_start {
         let _ = broker.delete_queue(&cfg.vhost, &queue, false, false, conn);
-        let _ = broker.keyed_put(&cfg.vhost, KeySpace::Sessions, &client_id, None);
+        let _ = broker.keyed_put(&cfg.vhost, crate::SESSIONS, &client_id, None);
     }
     let present = !c.clean_start && broker.queue_exists(&cfg.vhost, &queue);
     let parked = registry.unpark(&cfg.vhost, &client_id);
@@ -585,7 +585,7 @@ fn publish_will(
                 m.properties.delivery_mode = Some(2);
                 m
             });
-            let _ = broker.keyed_put(&vhost, KeySpace::Retained, &msg.routing_key, value);
+            let _ = broker.keyed_put(&vhost, crate::RETAINED, &msg.routing_key, value);
         }
         if let Err(e) = broker.publish(&vhost, msg, PublishOptions::default()) {
             tracing::warn!("will of {client_id} not published: {e}");

@@ -8,7 +8,7 @@ use crate::session::{Session, reason};
 use crate::topic;
 use rmqtt_codec::types::{Publish, QoS};
 use rmqtt_codec::v5::{self, DisconnectReasonCode as D, PublishAck2Reason, PublishAckReason};
-use switchboard_api::{KeySpace, PublishOptions, Settle};
+use switchboard_api::{PublishOptions, Settle};
 
 pub type Violation = (D, &'static str);
 
@@ -56,7 +56,7 @@ impl Session {
             });
             lsn = self
                 .broker
-                .keyed_put(&self.vhost, KeySpace::Retained, &key, value)
+                .keyed_put(&self.vhost, crate::RETAINED, &key, value)
                 .unwrap_or(0);
         }
         let ack = match self

@@ -20,6 +20,12 @@ pub use connection::serve;
 pub use registry::Registry;
 
 use std::time::Duration;
+use switchboard_api::KeySpace;
+
+/// Retained messages, keyed by topic as published.
+const RETAINED: KeySpace = KeySpace::new("retained");
+/// Each session's own state (subscriptions, QoS 2 packet ids), keyed by client id.
+const SESSIONS: KeySpace = KeySpace::new("sessions");
 
 #[derive(Clone, Debug)]
 pub struct Config {

@@ -14,8 +14,8 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::num::NonZeroU32;
 use std::sync::Arc;
 use switchboard_api::{
-    Broker, ConnectionId, ConsumerHandle, ConsumerSpec, Credit, Delivery, DeliverySink, KeySpace,
-    Message, QueueDecl, Settle, Table, Value,
+    Broker, ConnectionId, ConsumerHandle, ConsumerSpec, Credit, Delivery, DeliverySink, Message,
+    QueueDecl, Settle, Table, Value,
 };
 
 pub const SESSION_PREFIX: &str = "mqtt-session-";
@@ -155,7 +155,7 @@ impl Session {
     pub fn load_state(&mut self) {
         let Some(m) = self
             .broker
-            .keyed_get(&self.vhost, KeySpace::Sessions, &self.client_id)
+            .keyed_get(&self.vhost, crate::SESSIONS, &self.client_id)
         else {
             return;
         };
@@ -239,7 +239,7 @@ impl Session {
         m.properties.delivery_mode = Some(2);
         m.properties.headers = Some(h);
         self.broker
-            .keyed_put(&self.vhost, KeySpace::Sessions, &self.client_id, Some(m))
+            .keyed_put(&self.vhost, crate::SESSIONS, &self.client_id, Some(m))
             .unwrap_or(0)
     }
 
@@ -410,7 +410,7 @@ impl Session {
     fn send_retained(&mut self, filter: &str, opts: SubscriptionOptions, id: Option<NonZeroU32>) {
         let found = self
             .broker
-            .keyed_scan(&self.vhost, KeySpace::Retained, &mut |key| {
+            .keyed_scan(&self.vhost, crate::RETAINED, &mut |key| {
                 topic::matches(filter, &topic::from_routing_key(key))
             });
         for (_, m) in found {
@@ -522,7 +522,7 @@ impl Session {
                 .delete_queue(&self.vhost, &self.queue, false, false, self.conn);
             let _ = self
                 .broker
-                .keyed_put(&self.vhost, KeySpace::Sessions, &self.client_id, None);
+                .keyed_put(&self.vhost, crate::SESSIONS, &self.client_id, None);
             parked.clear();
         }
         self.broker.connection_closed(self.conn);
