@@ -4,6 +4,7 @@
 //! `session` is one connection's state machine, `methods` holds the per-class
 //! handlers, `connection` is the tokio loop around a socket.
 
+mod channel;
 pub mod codec;
 mod connection;
 mod convert;

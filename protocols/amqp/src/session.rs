@@ -2,19 +2,16 @@
 //! (in `out`), broker calls in between. `connection.rs` owns the socket.
 
 use crate::Config;
+use crate::channel::{Channel, Unacked, settle_grouped};
 use crate::codec::{self, Frame};
 use crate::convert::short;
 use crate::error::*;
-use amq_protocol::protocol::{AMQPClass, BasicProperties, basic, channel, connection};
+use amq_protocol::protocol::{AMQPClass, basic, channel, connection};
 use amq_protocol::types::{AMQPValue, FieldTable};
-use bytes::{Bytes, BytesMut};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use switchboard_api::{
-    Broker, ConnectionId, ConsumerHandle, Credit, DeliverySink, Message, QueueHandle, Settle,
-    SinkEvent, User,
-};
+use switchboard_api::{Broker, ConnectionId, DeliverySink, QueueHandle, Settle, SinkEvent, User};
 use tokio::sync::mpsc;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,73 +35,6 @@ impl DeliverySink for Sink {
         if let Err(mpsc::error::SendError(SinkEvent::Deliver { delivery, .. })) = self.0.send(event)
         {
             delivery.queue.settle(&[delivery.seq], Settle::Requeue);
-        }
-    }
-}
-
-/// A publish being assembled from its method, header and body frames.
-pub(crate) struct Pending {
-    pub exchange: String,
-    pub routing_key: String,
-    pub mandatory: bool,
-    pub properties: Option<Box<BasicProperties>>,
-    pub body_size: u64,
-    pub body: BytesMut,
-    pub single: Option<Bytes>,
-}
-
-pub(crate) struct ChanConsumer {
-    pub id: u64,
-    pub handle: Box<dyn ConsumerHandle>,
-    pub no_ack: bool,
-}
-
-pub(crate) struct Unacked {
-    pub queue: Arc<dyn QueueHandle>,
-    pub seq: u64,
-}
-
-#[derive(Default)]
-pub(crate) struct Tx {
-    pub publishes: Vec<(Message, bool, Box<BasicProperties>)>,
-    pub settles: Vec<(u64, bool, Settle)>,
-}
-
-pub(crate) struct Channel {
-    /// We sent channel.close and wait for close-ok; everything else is dropped.
-    pub closing: bool,
-    pub publish: Option<Pending>,
-    pub confirm: bool,
-    pub publish_seq: u64,
-    /// Highest publish seq to confirm with one `basic.ack multiple` at the next flush.
-    pub ack_upto: Option<u64>,
-    /// Confirms (and returns, commit-oks) waiting for the journal, in order.
-    pub awaiting: std::collections::VecDeque<crate::methods::confirms::Awaiting>,
-    pub tx: Option<Tx>,
-    pub next_tag: u64,
-    pub unacked: BTreeMap<u64, Unacked>,
-    pub consumers: HashMap<String, ChanConsumer>,
-    /// Prefetch for consumers created from now on (`basic.qos` global=false).
-    pub prefetch: u32,
-    /// Channel-wide prefetch (`basic.qos` global=true).
-    pub shared: Arc<Credit>,
-}
-
-impl Channel {
-    fn new() -> Self {
-        Channel {
-            closing: false,
-            publish: None,
-            confirm: false,
-            publish_seq: 0,
-            ack_upto: None,
-            awaiting: Default::default(),
-            tx: None,
-            next_tag: 1,
-            unacked: BTreeMap::new(),
-            consumers: HashMap::new(),
-            prefetch: 0,
-            shared: Arc::new(Credit::new(0)),
         }
     }
 }
@@ -694,26 +624,6 @@ impl Session {
         } else {
             0
         }
-    }
-}
-
-/// Settles deliveries, one call per run of the same queue (the common case is one
-/// queue per channel, so this is one lock per batch).
-pub(crate) fn settle_grouped(list: impl IntoIterator<Item = Unacked>, how: Settle) {
-    let mut run: Option<(Arc<dyn QueueHandle>, Vec<u64>)> = None;
-    for u in list {
-        match &mut run {
-            Some((q, seqs)) if Arc::ptr_eq(q, &u.queue) => seqs.push(u.seq),
-            _ => {
-                if let Some((q, seqs)) = run.take() {
-                    q.settle(&seqs, how);
-                }
-                run = Some((u.queue, vec![u.seq]));
-            }
-        }
-    }
-    if let Some((q, seqs)) = run {
-        q.settle(&seqs, how);
     }
 }
 
