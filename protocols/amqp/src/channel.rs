@@ -1,6 +1,7 @@
 //! Per-channel state of an AMQP session. It lives apart from `session.rs` so that
 //! both the session and the method handlers under `methods/` can name it without
-//! the session importing back from its handlers.
+//! the session importing back from its handlers. The `channel.*` methods
+//! themselves are in `methods/channel.rs`.
 
 use amq_protocol::protocol::BasicProperties;
 use bytes::{Bytes, BytesMut};

@@ -1,7 +1,11 @@
-//! AMQP methods on an open channel, one file per class.
+//! AMQP methods, one file per class. `Session::dispatch` calls `connection` and
+//! `channel` itself (they run before a channel is open); the others go through
+//! [`Session::method`] on an open channel.
 
 mod basic;
+mod channel;
 mod confirms;
+mod connection;
 mod exchange;
 mod publish;
 mod queue;
