@@ -1,9 +1,11 @@
 //! AMQP 0-9-1 frontend: RabbitMQ's clients talk to the Switchboard core.
 //!
 //! `codec` turns bytes into frames (with `amq-protocol` for method payloads),
-//! `session` is one connection's state machine, `methods` holds the per-class
-//! handlers, `connection` is the tokio loop around a socket.
+//! `session` is one connection's state machine, `channel` the state it keeps per
+//! channel, `methods` holds the per-class handlers, `connection` is the tokio loop
+//! around a socket.
 
+mod channel;
 pub mod codec;
 mod connection;
 mod convert;

@@ -348,7 +348,7 @@ fn handle_input<S: AsyncRead + AsyncWrite + Unpin>(
     io: &mut Io<S>,
     s: &mut Session,
     hold_publish: bool,
-) -> Result<Input, crate::inbound::Violation> {
+) -> Result<Input, crate::session::Violation> {
     loop {
         if hold_publish && io.rbuf.first().is_some_and(|b| b >> 4 == 3) {
             return Ok(Input::Held);

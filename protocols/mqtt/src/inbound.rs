@@ -4,13 +4,11 @@
 
 use crate::codec::{Packet, packet_id};
 use crate::convert;
-use crate::session::{Session, reason};
+use crate::session::{Session, Violation, reason};
 use crate::topic;
 use rmqtt_codec::types::{Publish, QoS};
 use rmqtt_codec::v5::{self, DisconnectReasonCode as D, PublishAck2Reason, PublishAckReason};
 use switchboard_api::{PublishOptions, Settle};
-
-pub type Violation = (D, &'static str);
 
 impl Session {
     pub fn publish(&mut self, p: Box<Publish>) -> Result<(), Violation> {

@@ -243,7 +243,7 @@ impl Session {
             .unwrap_or(0)
     }
 
-    pub fn subscribe(&mut self, s: v5::Subscribe) -> Result<(), crate::inbound::Violation> {
+    pub fn subscribe(&mut self, s: v5::Subscribe) -> Result<(), Violation> {
         // MQTT 5 §3.8.3.1: no-local on a shared subscription is a protocol error.
         if s.topic_filters
             .iter()
@@ -549,6 +549,11 @@ fn unpack_opts(b: u8) -> SubscriptionOptions {
         },
     }
 }
+
+/// A protocol violation by the client: the DISCONNECT reason code and why. Defined
+/// here rather than in `inbound.rs` because `subscribe` returns one too, and the
+/// session does not import from the handlers that extend it.
+pub type Violation = (v5::DisconnectReasonCode, &'static str);
 
 /// A reason string for MQTT 5 packets.
 pub fn reason(s: impl Into<String>) -> Option<ByteString> {

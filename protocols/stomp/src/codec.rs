@@ -33,10 +33,15 @@
 //! LF, CR or `:` in a name of an unescaped frame: 1.0, version unknown, CONNECT,
 //! STOMP, CONNECTED; CR under 1.1) the STOMP 1.2 escape is written anyway, as
 //! RabbitMQ does for every version: a header's content can never split or corrupt a
-//! frame we send. The encoder lives in `frame.rs` and is re-exported here.
+//! frame we send. The encoder lives in `frame.rs`, [`Version`] in `version.rs` and
+//! [`FrameError`] in `error.rs` (frame.rs needs them too, and must not import the
+//! codec that imports it); all are re-exported here.
 
+pub use crate::error::FrameError;
+use crate::error::show;
 pub use crate::frame::{CONTENT_LENGTH, encode_frame, encoded_size};
 use crate::frame::{Command, Escaping, Frame, escaping, unescape};
+pub use crate::version::Version;
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 /// The traits, re-exported so callers need not name `tokio_util`.
 pub use tokio_util::codec::{Decoder, Encoder};
@@ -48,36 +53,6 @@ const COMMAND_LINE_MAX: usize = Command::MAX_LEN + 2;
 /// Bytes reserved ahead for a body whose content-length is known: enough to read
 /// efficiently, not so much that a header alone makes us allocate `max_body`.
 const BODY_RESERVE: usize = 64 * 1024;
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Version {
-    V10,
-    V11,
-    V12,
-}
-
-impl Version {
-    pub const ALL: [Version; 3] = [Version::V10, Version::V11, Version::V12];
-
-    /// As written in `accept-version` and `version` headers.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Version::V10 => "1.0",
-            Version::V11 => "1.1",
-            Version::V12 => "1.2",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Version> {
-        Version::ALL.into_iter().find(|v| v.as_str() == s)
-    }
-}
-
-impl std::fmt::Display for Version {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Limits {
@@ -103,66 +78,6 @@ pub enum Item {
     Frame(Frame),
     /// A bare EOL (LF or CR LF) between frames.
     HeartBeat,
-}
-
-/// Why the bytes are not a STOMP frame. The `Display` text is meant for the
-/// `message` header of the ERROR frame; client bytes in it are quoted with Rust
-/// escapes and cut at 40 characters.
-#[derive(Debug, thiserror::Error)]
-pub enum FrameError {
-    #[error("unknown command \"{0}\"")]
-    UnknownCommand(String),
-    #[error("header line \"{0}\" has no ':' between name and value")]
-    HeaderWithoutColon(String),
-    #[error("frame headers exceed the limit of {max} bytes")]
-    HeadersTooLong { max: usize },
-    #[error("frame has more than {max} headers")]
-    TooManyHeaders { max: usize },
-    #[error("frame body exceeds the limit of {max} bytes")]
-    BodyTooLarge { max: usize },
-    #[error("content-length \"{0}\" is not a number")]
-    ContentLengthNotANumber(String),
-    #[error("content-length {length} exceeds the limit of {max} bytes")]
-    ContentLengthTooLarge { length: String, max: usize },
-    #[error("frame not terminated by a NUL byte after its content-length of {0} bytes")]
-    NotTerminated(usize),
-    #[error(
-        "invalid escape sequence \"{sequence}\" in header line \"{line}\" (STOMP {version} allows {allowed})",
-        allowed = allowed_escapes(*.version)
-    )]
-    InvalidEscape {
-        sequence: String,
-        line: String,
-        version: Version,
-    },
-    #[error("carriage return not followed by line feed in \"{0}\" (escape it as \\r, STOMP 1.2)")]
-    BareCarriageReturn(String),
-    #[error("header line \"{0}\" is not valid UTF-8")]
-    InvalidUtf8(String),
-    #[error("connection closed in the middle of a frame")]
-    Truncated,
-    #[error("i/o error: {0}")]
-    Io(#[from] std::io::Error),
-}
-
-fn allowed_escapes(v: Version) -> &'static str {
-    match v {
-        Version::V12 => "only \\r, \\n, \\c and \\\\",
-        _ => "only \\n, \\c and \\\\",
-    }
-}
-
-/// Client bytes quoted for an error message: lossy UTF-8, Rust escapes, 40 chars.
-pub(crate) fn show(bytes: &[u8]) -> String {
-    let mut out = String::new();
-    for (i, c) in String::from_utf8_lossy(bytes).chars().enumerate() {
-        if i == 40 {
-            out.push('…');
-            break;
-        }
-        out.extend(c.escape_debug());
-    }
-    out
 }
 
 /// A frame whose command and headers have been read.

@@ -8,7 +8,8 @@
 //! [`encoded_size`]) are here too, next to the model they write; `codec` re-exports
 //! the encoder and documents the rules.
 
-use crate::codec::{FrameError, Version, show};
+use crate::error::{FrameError, show};
+use crate::version::Version;
 use bytes::{BufMut, Bytes, BytesMut};
 
 /// Every command of STOMP 1.0–1.2, client frames then server frames.

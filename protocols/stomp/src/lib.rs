@@ -2,15 +2,18 @@
 //! byte stream into frames and back (framing, header escaping by version, limits),
 //! [`destination`] maps both dialects' destinations (RabbitMQ's and ActiveMQ's) onto
 //! the core, [`convert`] headers onto message properties; `session.rs` and
-//! `send.rs` are the protocol state, `connection.rs` the tokio loop.
+//! `send.rs` are the protocol state, `connection.rs` the tokio loop. `version.rs`
+//! and `error.rs` hold what `frame` and `codec` both name; `codec` re-exports them.
 
 pub mod codec;
 mod connection;
 pub mod convert;
 pub mod destination;
+mod error;
 pub mod frame;
 mod send;
 mod session;
+mod version;
 
 pub use connection::serve;
 

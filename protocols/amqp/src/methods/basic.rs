@@ -1,7 +1,8 @@
+use crate::channel::{ChanConsumer, Unacked, settle_grouped};
 use crate::codec;
 use crate::convert::{properties_to_amqp, short, table_from_amqp};
 use crate::error::*;
-use crate::session::{ChanConsumer, Session, Unacked, settle_grouped};
+use crate::session::Session;
 use amq_protocol::protocol::{AMQPClass, basic};
 use switchboard_api::{ConsumerSpec, Delivery, Settle, Value};
 

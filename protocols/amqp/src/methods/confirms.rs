@@ -2,27 +2,10 @@
 //! tx.commit-ok, each released only once the journal has made the publish durable
 //! (DESIGN.md §3), and always in publish order per channel.
 
+use crate::channel::{Awaiting, Confirm};
 use crate::codec;
 use crate::session::Session;
 use amq_protocol::protocol::{AMQPClass, basic, tx};
-
-/// What a channel owes its publisher for one publish (or commit).
-pub(crate) enum Confirm {
-    Ack(u64),
-    Nack(u64),
-    /// basic.return frames, then (in confirm mode) a single ack: lapin attaches a
-    /// return to the very next confirm it reads, so nothing may come between.
-    Return {
-        frames: Vec<u8>,
-        ack: Option<u64>,
-    },
-    CommitOk,
-}
-
-pub(crate) struct Awaiting {
-    pub lsn: u64,
-    pub what: Confirm,
-}
 
 impl Session {
     /// The journal position known durable now (everything, without a store).

@@ -1,12 +1,17 @@
-//! AMQP methods on an open channel, one file per class.
+//! AMQP methods, one file per class. `Session::dispatch` calls `connection` and
+//! `channel` itself (they run before a channel is open); the others go through
+//! [`Session::method`] on an open channel.
 
 mod basic;
-pub(crate) mod confirms;
+mod channel;
+mod confirms;
+mod connection;
 mod exchange;
 mod publish;
 mod queue;
 mod tx;
 
+use crate::channel::Channel;
 use crate::error::*;
 use crate::session::Session;
 use amq_protocol::protocol::{AMQPClass, access, confirm};
@@ -57,7 +62,7 @@ impl Session {
         }
     }
 
-    pub(crate) fn chan(&mut self, ch: u16) -> Result<&mut crate::session::Channel> {
+    pub(crate) fn chan(&mut self, ch: u16) -> Result<&mut Channel> {
         self.channels.get_mut(&ch).ok_or_else(|| {
             AmqpError::connection(
                 CHANNEL_ERROR,

@@ -1,9 +1,9 @@
 //! basic.publish: method, content header and body frames assembled into a message.
 
-use super::confirms::Confirm;
+use crate::channel::{Confirm, Pending};
 use crate::convert::properties_from_amqp;
 use crate::error::*;
-use crate::session::{Pending, Session};
+use crate::session::Session;
 use amq_protocol::protocol::{BasicProperties, basic};
 use bytes::{Bytes, BytesMut};
 use switchboard_api::{Message, PublishOptions};

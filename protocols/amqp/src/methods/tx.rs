@@ -1,6 +1,6 @@
-use super::confirms::Confirm;
+use crate::channel::{Confirm, Tx};
 use crate::error::*;
-use crate::session::{Session, Tx};
+use crate::session::Session;
 use amq_protocol::protocol::{AMQPClass, tx};
 
 impl Session {
