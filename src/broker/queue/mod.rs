@@ -13,6 +13,7 @@
 
 mod args;
 mod deadletter;
+mod owner;
 mod ready;
 mod spill;
 
@@ -21,10 +22,10 @@ pub use spill::Spill;
 pub use args::{QueueArgs, check_equivalent};
 use deadletter::dead_letter_message;
 pub use deadletter::is_cycle;
+pub use owner::QueueOwner;
 use ready::Ready;
 
 use super::timer::{TimerTarget, Timers};
-use super::vhost::Vhost;
 use crate::store::{Placement, Recovered, Store};
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::path::PathBuf;
@@ -182,7 +183,7 @@ pub struct Queue {
     /// Long polls waiting for a ready message; allocated on first use.
     ready_notify: std::sync::OnceLock<Arc<tokio::sync::Notify>>,
     me: Weak<Queue>,
-    vhost: Weak<Vhost>,
+    owner: Weak<dyn QueueOwner>,
     timers: Timers,
     next_consumer: AtomicU64,
     /// Set for durable queues: persistent messages are journaled.
@@ -206,7 +207,7 @@ pub struct QueueConfig {
 }
 
 impl Queue {
-    pub fn new(cfg: QueueConfig, vhost: Weak<Vhost>, timers: Timers) -> Arc<Queue> {
+    pub fn new(cfg: QueueConfig, owner: Weak<dyn QueueOwner>, timers: Timers) -> Arc<Queue> {
         let ready = if cfg.args.grouped {
             Ready::grouped()
         } else {
@@ -235,7 +236,7 @@ impl Queue {
                 ..Default::default()
             }),
             me: me.clone(),
-            vhost,
+            owner,
             timers,
             next_consumer: AtomicU64::new(1),
         });
@@ -1011,9 +1012,9 @@ impl Queue {
     }
 
     fn vhost_name(&self) -> String {
-        self.vhost
+        self.owner
             .upgrade()
-            .map(|v| v.name.clone())
+            .map(|o| o.owner_name().to_string())
             .unwrap_or_default()
     }
 
@@ -1052,7 +1053,7 @@ impl Queue {
         if fx.dead.is_empty() && !fx.delete_self {
             return;
         }
-        let Some(vhost) = self.vhost.upgrade() else {
+        let Some(owner) = self.owner.upgrade() else {
             return;
         };
         let args = self.lock().args.clone();
@@ -1067,7 +1068,7 @@ impl Queue {
                     reason,
                     args.dead_letter_routing_key.as_deref(),
                 );
-                vhost.publish_dead_letter(dlx, msg);
+                owner.dead_letter(dlx, msg);
             }
             self.drop_payload(&e);
             if e.lsn != 0 {
@@ -1083,7 +1084,7 @@ impl Queue {
             }
         }
         if fx.delete_self {
-            vhost.remove_queue(&self.name);
+            owner.remove_queue(&self.name);
         }
     }
 }
