@@ -1,5 +1,6 @@
-//! Durable key → message maps beside the queues: MQTT retained messages and MQTT
-//! session state ([`KeySpace`]).
+//! Durable key → message maps beside the queues, one per [`KeySpace`]: MQTT
+//! retained messages, MQTT session state, and the SQS bridge's queue metadata and
+//! message move tasks.
 //!
 //! Each (vhost, space) is journaled as a hidden queue: the definitions file gives it
 //! an id under the reserved name `amq.keyed.<space>` (clients cannot declare `amq.`
@@ -7,9 +8,10 @@
 //! and recovery hands the live values back. The key travels as the value's routing
 //! key, so nothing but the message itself is stored.
 //!
-//! Values live long (a retained message may never change), so unlike queue messages
-//! they would pin the oldest journal segment forever; [`Keyed::relocate_below`]
-//! re-appends the few that do, letting compaction retire the segment.
+//! Values live long (a retained message or an SQS queue's metadata may never
+//! change), so unlike queue messages they would pin the oldest journal segment
+//! forever; [`Keyed::relocate_below`] re-appends the few that do, letting
+//! compaction retire the segment.
 
 use crate::store::{Placement, Recovered, Store};
 use std::collections::{BTreeSet, HashMap};

@@ -22,7 +22,7 @@ pub struct Vhost {
     names: AtomicU64,
     store: Option<Arc<Store>>,
     paging: Option<Arc<Paging>>,
-    /// Retained messages and session state, indexed by [`keyed_index`].
+    /// The keyed stores, one per [`KeySpace`], indexed by [`keyed_index`].
     keyed: [Keyed; 3],
 }
 
