@@ -1,4 +1,4 @@
-//! Switchboard: one broker core behind AMQP 0-9-1 and MQTT (and, later, STOMP, SQS/SNS).
+//! Switchboard: one broker core behind AMQP 0-9-1, MQTT, STOMP and the SQS HTTP API.
 
 pub mod alarms;
 pub mod broker;

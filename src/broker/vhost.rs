@@ -2,7 +2,7 @@
 
 use super::exchange::{Dest, Exchange, Kind};
 use super::keyed::Keyed;
-use super::queue::{Enqueued, Queue, QueueArgs, QueueConfig, check_equivalent};
+use super::queue::{Enqueued, Queue, QueueArgs, QueueConfig, QueueOwner, check_equivalent};
 use super::timer::Timers;
 use crate::store::{BindingDef, DefinitionsError, ExchangeDef, QueueDef, Store};
 use std::collections::HashMap;
@@ -389,11 +389,16 @@ impl Vhost {
                 args,
                 raw_args: d.arguments.clone(),
             },
-            self.me.clone(),
+            self.owner(),
             self.timers.clone(),
         );
         let q = self.queues_mut().entry(name).or_insert(q).clone();
         Ok(info(&q))
+    }
+
+    /// This vhost as its queues see it: only what they may ask of it.
+    fn owner(&self) -> Weak<dyn QueueOwner> {
+        self.me.clone()
     }
 
     fn server_name(&self) -> String {
@@ -542,17 +547,6 @@ impl Vhost {
         outcome
     }
 
-    /// Publishes a dead-lettered message from queue `from`. A missing dead-letter
-    /// exchange drops it silently (RabbitMQ does the same); a cycle is broken.
-    pub fn publish_dead_letter(&self, dlx: &str, mut msg: Message) {
-        msg.exchange = dlx.to_string();
-        let Ok(mut queues) = self.route(&msg) else {
-            return;
-        };
-        queues.retain(|q| !super::queue::is_cycle(&msg, &q.name));
-        self.deliver(queues, msg);
-    }
-
     /// Exclusive queues of a closed connection go away.
     pub fn connection_closed(&self, conn: ConnectionId) {
         let mine: Vec<String> = self
@@ -591,7 +585,7 @@ impl Vhost {
                 args,
                 raw_args: def.args.clone(),
             },
-            self.me.clone(),
+            self.owner(),
             self.timers.clone(),
         );
         self.queues_mut().insert(name.to_string(), q.clone());
@@ -681,6 +675,27 @@ impl Vhost {
 
     pub fn has_queue(&self, name: &str) -> bool {
         self.queues().contains_key(name)
+    }
+}
+
+impl QueueOwner for Vhost {
+    fn owner_name(&self) -> &str {
+        &self.name
+    }
+
+    /// A missing dead-letter exchange drops the copy silently (RabbitMQ does the
+    /// same); a cycle is broken.
+    fn dead_letter(&self, dlx: &str, mut msg: Message) {
+        msg.exchange = dlx.to_string();
+        let Ok(mut queues) = self.route(&msg) else {
+            return;
+        };
+        queues.retain(|q| !super::queue::is_cycle(&msg, &q.name));
+        self.deliver(queues, msg);
+    }
+
+    fn remove_queue(&self, name: &str) {
+        Vhost::remove_queue(self, name);
     }
 }
 

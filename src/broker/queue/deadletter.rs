@@ -1,6 +1,6 @@
 //! Building the dead-lettered copy of a message, with RabbitMQ's `x-death` history.
 
-use super::DeathReason;
+use super::entry::DeathReason;
 use switchboard_api::{Message, Table, Value, wall_secs};
 
 /// The message to publish to the dead-letter exchange. `x-death` is an array of

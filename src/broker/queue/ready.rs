@@ -7,7 +7,7 @@
 //! - Grouped queues keep one lane per group; a group with a message in flight is not
 //!   offered to anyone until that message is settled (SQS FIFO, JMSXGroupID).
 
-use super::Entry;
+use super::entry::Entry;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
 /// FIFO by sequence number with cheap appends and ordered re-insertion.

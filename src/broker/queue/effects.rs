@@ -1,0 +1,63 @@
+//! Work found under a queue's lock and done after it is released: dead-lettering
+//! (which publishes into other queues), waking queues that wait for shared credit,
+//! and deleting the queue itself (auto-delete, `x-expires`). Doing it here is what
+//! keeps two queue locks from ever being held at once.
+
+use super::deadletter::dead_letter_message;
+use super::entry::{DeathReason, Entry};
+use super::state::Queue;
+use std::sync::Arc;
+use switchboard_api::Credit;
+
+/// Work to do after the lock is released.
+#[derive(Default)]
+pub(super) struct Effects {
+    pub(super) dead: Vec<(Entry, DeathReason)>,
+    pub(super) delete_self: bool,
+    /// Shared credits that went from exhausted to available.
+    pub(super) wake: Vec<Arc<Credit>>,
+}
+
+impl Queue {
+    pub(super) fn finish(&self, fx: Effects) {
+        for c in &fx.wake {
+            c.wake_waiters();
+        }
+        if fx.dead.is_empty() && !fx.delete_self {
+            return;
+        }
+        let Some(owner) = self.owner.upgrade() else {
+            return;
+        };
+        let args = self.lock().args.clone();
+        let mut settled = Vec::new();
+        for (mut e, reason) in fx.dead {
+            if let Some(dlx) = &args.dead_letter_exchange
+                && let Some(original) = self.load(&mut e)
+            {
+                let msg = dead_letter_message(
+                    &original,
+                    &self.name,
+                    reason,
+                    args.dead_letter_routing_key.as_deref(),
+                );
+                owner.dead_letter(dlx, msg);
+            }
+            self.drop_payload(&e);
+            if e.lsn != 0 {
+                settled.push(e);
+            }
+        }
+        // Only now, with the dead-lettered copy journaled, may the original stop
+        // being live: a crash in between finds it in one place or both, never none.
+        if !settled.is_empty() {
+            let mut st = self.lock();
+            for e in &settled {
+                self.forget(&mut st, e);
+            }
+        }
+        if fx.delete_self {
+            owner.remove_queue(&self.name);
+        }
+    }
+}
