@@ -43,6 +43,8 @@ use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
+use crate::percent::percent_decode;
+
 /// The only algorithm verified (SigV4A's `AWS4-ECDSA-P256-SHA256` is not).
 pub const ALGORITHM: &str = "AWS4-HMAC-SHA256";
 /// `X-Amz-Content-Sha256` value of a client that did not hash the body.
@@ -413,8 +415,8 @@ fn canonical_query(query: &str) -> String {
         .map(|pair| {
             let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
             let (mut n, mut v) = (String::new(), String::new());
-            uri_encode(&mut n, &percent_decode(name), false);
-            uri_encode(&mut v, &percent_decode(value), false);
+            uri_encode(&mut n, &percent_decode(name.as_bytes(), false), false);
+            uri_encode(&mut v, &percent_decode(value.as_bytes(), false), false);
             (n, v)
         })
         .collect();
@@ -429,34 +431,6 @@ fn canonical_query(query: &str) -> String {
         out.push_str(value);
     }
     out
-}
-
-/// Decodes `%XX`; a `%` not followed by two hex digits is kept as it is.
-fn percent_decode(s: &str) -> Vec<u8> {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%'
-            && let (Some(hi), Some(lo)) = (
-                bytes.get(i + 1).and_then(|&b| hex_value(b)),
-                bytes.get(i + 2).and_then(|&b| hex_value(b)),
-            )
-        {
-            out.push(hi << 4 | lo);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    out
-}
-
-fn hex_value(b: u8) -> Option<u8> {
-    char::from(b)
-        .to_digit(16)
-        .and_then(|d| u8::try_from(d).ok())
 }
 
 fn is_space(c: char) -> bool {
