@@ -415,10 +415,7 @@ async fn main() -> ExitCode {
     let run_id = format!(
         "sb-bench-{}-{}",
         std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_millis())
-            .unwrap_or(0)
+        switchboard_api::wall_ms()
     );
     let mut failed = false;
     for (i, name) in cli.scenarios.iter().enumerate() {

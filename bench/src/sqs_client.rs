@@ -1,27 +1,26 @@
 //! A lean SQS client for the benchmark: one keep-alive HTTP/1.1 connection (hyper's
 //! connection-level client, no pool), AWS JSON 1.0 requests (`POST /`,
-//! `X-Amz-Target: AmazonSQS.<Action>`) signed with SigV4 by a small signer of its own
-//! (hmac + sha2; the signing key is derived once per day).
+//! `X-Amz-Target: AmazonSQS.<Action>`) signed with the bridge's SigV4 steps, so the
+//! client signs exactly as the server verifies (the signing key is derived once per
+//! day).
 //!
 //! Requests are signed for every server, including those that do not check
 //! signatures (moto), so the client does the same work against each.
 
 use anyhow::{Context, Result, anyhow, bail};
 use bytes::Bytes;
-use hmac::{Hmac, Mac};
 use http_body_util::{BodyExt, Full};
 use hyper::Request;
 use hyper::client::conn::http1::{self, SendRequest};
 use hyper_util::rt::TokioIo;
 use serde::de::DeserializeOwned;
-use sha2::{Digest, Sha256};
-use std::fmt::Write as _;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
+use switchboard_bridge::sigv4::{self, Authorization};
 use tokio::net::TcpStream;
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 const CONTENT_TYPE: &str = "application/x-amz-json-1.0";
-const SIGNED_HEADERS: &str = "content-type;host;x-amz-date;x-amz-target";
+const SIGNED_HEADERS: [&str; 4] = ["content-type", "host", "x-amz-date", "x-amz-target"];
 
 /// `http://[access_key:secret@]host:port[/?region=R]`: access key and secret
 /// default to guest/guest (a broker user), the region to us-east-1.
@@ -80,38 +79,11 @@ pub struct Signer {
     secret: String,
     region: String,
     host: String,
-    /// (yyyymmdd, signing key) of the last day signed for.
-    key: Option<(String, [u8; 32])>,
+    /// The signing key of the last day signed for, and the `Authorization` for that
+    /// day, whose signature each request replaces.
+    day: Option<([u8; 32], Authorization)>,
     /// (unix second, `yyyymmddThhmmssZ`) of the last request.
     stamp: Option<(u64, String)>,
-}
-
-fn hmac(key: &[u8], data: &[u8]) -> [u8; 32] {
-    let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("HMAC accepts any key length");
-    mac.update(data);
-    mac.finalize().into_bytes().into()
-}
-
-/// `yyyymmddThhmmssZ` for seconds since the epoch (UTC).
-pub fn amz_date(secs: u64) -> String {
-    let days = (secs / 86_400) as i64;
-    let rem = secs % 86_400;
-    // Howard Hinnant's civil_from_days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}{m:02}{d:02}T{:02}{:02}{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
 }
 
 impl Signer {
@@ -121,15 +93,16 @@ impl Signer {
             secret: t.secret.clone(),
             region: t.region.clone(),
             host: t.host.clone(),
-            key: None,
+            day: None,
             stamp: None,
         }
     }
 
     /// `(x-amz-date, authorization)` for a request with this target and body, at `secs`.
-    pub fn sign(&mut self, target: &str, body: &[u8], secs: u64) -> (String, String) {
+    pub fn sign(&mut self, target: &str, body: &[u8], secs: u64) -> Result<(String, String)> {
         if self.stamp.as_ref().is_none_or(|(s, _)| *s != secs) {
-            self.stamp = Some((secs, amz_date(secs)));
+            let unix = i64::try_from(secs).context("wall clock out of range")?;
+            self.stamp = Some((secs, sigv4::format_basic(unix)));
         }
         let ts = self
             .stamp
@@ -137,32 +110,39 @@ impl Signer {
             .map(|(_, t)| t.clone())
             .unwrap_or_default();
         let date = &ts[..8];
-        if self.key.as_ref().is_none_or(|(d, _)| d != date) {
-            let mut k = hmac(format!("AWS4{}", self.secret).as_bytes(), date.as_bytes());
-            for part in [self.region.as_str(), "sqs", "aws4_request"] {
-                k = hmac(&k, part.as_bytes());
+        let (key, auth) = match &mut self.day {
+            Some((key, auth)) if auth.date == date => (key, auth),
+            day => {
+                let auth = Authorization {
+                    access_key: self.access_key.clone(),
+                    date: date.to_string(),
+                    region: self.region.clone(),
+                    service: "sqs".into(),
+                    signed_headers: SIGNED_HEADERS.map(String::from).to_vec(),
+                    signature: String::new(),
+                };
+                let key = sigv4::signing_key(&self.secret, date, &self.region, "sqs");
+                let (key, auth) = day.insert((key, auth));
+                (key, auth)
             }
-            self.key = Some((date.to_string(), k));
-        }
-        let key = self.key.as_ref().map(|(_, k)| *k).unwrap_or_default();
-        let mut canonical = String::with_capacity(256);
-        let _ = write!(
-            canonical,
-            "POST\n/\n\ncontent-type:{CONTENT_TYPE}\nhost:{}\nx-amz-date:{ts}\nx-amz-target:{target}\n\n{SIGNED_HEADERS}\n{}",
-            self.host,
-            hex::encode(Sha256::digest(body))
-        );
-        let scope = format!("{date}/{}/sqs/aws4_request", self.region);
-        let to_sign = format!(
-            "AWS4-HMAC-SHA256\n{ts}\n{scope}\n{}",
-            hex::encode(Sha256::digest(canonical.as_bytes()))
-        );
-        let signature = hex::encode(hmac(&key, to_sign.as_bytes()));
-        let auth = format!(
-            "AWS4-HMAC-SHA256 Credential={}/{scope}, SignedHeaders={SIGNED_HEADERS}, Signature={signature}",
-            self.access_key
-        );
-        (ts, auth)
+        };
+        let headers: [(&str, &[u8]); 4] = [
+            ("content-type", CONTENT_TYPE.as_bytes()),
+            ("host", self.host.as_bytes()),
+            ("x-amz-date", ts.as_bytes()),
+            ("x-amz-target", target.as_bytes()),
+        ];
+        let req = sigv4::Request {
+            method: "POST",
+            path: "/",
+            query: "",
+            headers: &headers,
+            body,
+        };
+        let canonical = sigv4::canonical_request(&req, &auth.signed_headers)?;
+        let to_sign = sigv4::string_to_sign(&ts, &auth.scope(), &canonical);
+        auth.signature = sigv4::signature(key, &to_sign);
+        Ok((ts, auth.to_string()))
     }
 }
 
@@ -235,10 +215,8 @@ impl Client {
     /// or a [`CallError`] (any other status).
     pub async fn call_raw(&mut self, action: &'static str, body: Vec<u8>) -> Result<Bytes> {
         let target = format!("AmazonSQS.{action}");
-        let secs = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
-        let (date, auth) = self.signer.sign(&target, &body, secs);
+        let secs = switchboard_api::wall_secs();
+        let (date, auth) = self.signer.sign(&target, &body, secs)?;
         let req = Request::post("/")
             .header("host", &self.host)
             .header("content-type", CONTENT_TYPE)
@@ -324,13 +302,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn dates() {
-        assert_eq!(amz_date(0), "19700101T000000Z");
-        assert_eq!(amz_date(951_782_400), "20000229T000000Z");
-        assert_eq!(amz_date(1_772_600_767), "20260304T050607Z");
-    }
-
-    #[test]
     fn targets() {
         let t = Target::parse("http://127.0.0.1:9324").unwrap();
         assert_eq!(
@@ -353,7 +324,9 @@ mod tests {
         let t = Target::parse("http://127.0.0.1:9324").unwrap();
         let mut s = Signer::new(&t);
         let body = br#"{"QueueUrl":"http://127.0.0.1:9324/000000000000/q","MessageBody":"hello"}"#;
-        let (date, auth) = s.sign("AmazonSQS.SendMessage", body, 1_772_600_767);
+        let (date, auth) = s
+            .sign("AmazonSQS.SendMessage", body, 1_772_600_767)
+            .unwrap();
         assert_eq!(date, "20260304T050607Z");
         assert_eq!(
             auth,

@@ -12,11 +12,8 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 use switchboard_api::Broker;
-
-/// AWS allows requests signed up to 15 minutes before or after its own clock.
-const MAX_SKEW: Duration = Duration::from_secs(15 * 60);
 
 pub fn router(broker: Arc<dyn Broker>, cfg: Config) -> Router {
     let sqs = Sqs::new(broker, cfg);
@@ -150,7 +147,7 @@ fn authenticate(
     let now = SystemTime::now();
     let mut last = None;
     for secret in &secrets {
-        match sigv4::verify(&req, &auth, secret, now, MAX_SKEW) {
+        match sigv4::verify(&req, &auth, secret, now, sigv4::MAX_SKEW) {
             Ok(()) => return Ok(Some(user)),
             Err(e) => last = Some(e),
         }

@@ -7,6 +7,7 @@
 //! (`sqs::Sqs::call`).
 
 mod http;
+mod percent;
 pub mod sigv4;
 pub mod sqs;
 

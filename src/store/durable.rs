@@ -12,7 +12,8 @@
 
 use super::codec::{DecodeError, Head, Placement, Record, encode_enqueue};
 use super::definitions::{BindingDef, Definitions, DefinitionsError, ExchangeDef, QueueDef};
-use super::journal::{FsyncMode, Journal, JournalConfig, Lsn};
+use super::journal::{Journal, JournalConfig};
+use super::shared::{FsyncMode, Lsn};
 use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
 use std::path::{Path, PathBuf};

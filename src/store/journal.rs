@@ -12,19 +12,16 @@ use std::fs::{self, File, OpenOptions};
 use std::mem;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::thread::JoinHandle;
-use std::time::Duration;
 
 use tokio::sync::watch;
 
-use super::StoreError;
-use super::recovery::{self, RecoveryReport, SegMeta};
+use super::error::StoreError;
+use super::recovery::{self, RecoveryReport};
 use super::segment::{self, HEADER_LEN};
+use super::shared::{FsyncMode, Lsn, Pending, SegMeta, Shared, lock};
 use super::writer;
-
-/// Log sequence number: 1, 2, 3, ... one per record, never reused; 0 = "nothing".
-pub type Lsn = u64;
 
 pub const DEFAULT_SEGMENT_BYTES: u64 = 64 << 20;
 pub const DEFAULT_MAX_PENDING_BYTES: usize = 64 << 20;
@@ -32,24 +29,6 @@ pub const DEFAULT_MAX_PENDING_BYTES: usize = 64 << 20;
 /// Smallest segment accepted: room for a header and a little payload. (Tests use
 /// 4 KiB; production 64 MiB.)
 const MIN_SEGMENT_BYTES: u64 = 64;
-
-/// When a record counts as durable.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum FsyncMode {
-    /// fdatasync every segment a batch touched before reporting the batch durable.
-    /// Nothing reported durable is lost on power loss. The default.
-    #[default]
-    Batch,
-    /// Report a batch durable once written to the OS; fdatasync at most once per
-    /// interval (and at close). A kill -9 of the process loses nothing reported
-    /// durable (the OS has it), but power loss or a kernel crash can lose up to
-    /// the last interval of records already reported durable.
-    Interval(Duration),
-    /// Report a batch durable once written to the OS; never fdatasync except at
-    /// [`Journal::close`]. Power loss can lose everything the OS had not yet
-    /// written back on its own (typically up to ~30 s). For tests and benchmarks.
-    Never,
-}
 
 #[derive(Clone, Debug)]
 pub struct JournalConfig {
@@ -115,51 +94,6 @@ struct Handle {
     /// Held open for its advisory lock; released at close.
     lock_file: Mutex<Option<File>>,
     report: RecoveryReport,
-}
-
-/// What the handle and the writer thread share.
-pub(super) struct Shared {
-    pub(super) dir: PathBuf,
-    pub(super) fsync: FsyncMode,
-    pub(super) segment_bytes: u64,
-    pub(super) max_pending: usize,
-    pub(super) state: Mutex<Pending>,
-    /// The writer waits here for data or close.
-    pub(super) work: Condvar,
-    /// Appenders wait here while the pending buffer is full.
-    pub(super) space: Condvar,
-    pub(super) durable: AtomicU64,
-    pub(super) synced: AtomicU64,
-    pub(super) durable_tx: watch::Sender<Lsn>,
-    /// Sync waiters (`wait_durable_blocking`) wait on `durable_cv` under this.
-    pub(super) durable_lock: Mutex<()>,
-    pub(super) durable_cv: Condvar,
-    pub(super) failed: AtomicBool,
-    /// The writer thread has exited.
-    pub(super) stopped: AtomicBool,
-    pub(super) segments: Mutex<VecDeque<SegMeta>>,
-    /// Serializes `retire_before` calls: deletions must happen oldest first.
-    pub(super) retire_lock: Mutex<()>,
-    pub(super) records: AtomicU64,
-    pub(super) batches: AtomicU64,
-    pub(super) fsyncs: AtomicU64,
-    pub(super) bytes_written: AtomicU64,
-}
-
-pub(super) struct Pending {
-    /// Framed records not yet taken by the writer; CRCs are filled in by the writer.
-    pub(super) buf: Vec<u8>,
-    pub(super) next_lsn: Lsn,
-    pub(super) epoch: u64,
-    pub(super) closing: bool,
-    /// The writer is (about to be) waiting on `work` and needs a notify.
-    pub(super) writer_idle: bool,
-}
-
-/// Mutex poisoning is not fatal here: the append path restores its invariants on
-/// unwind (see `Unwind`) and nothing else panics while holding a lock.
-pub(super) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 impl Journal {

@@ -74,9 +74,11 @@
 pub(crate) mod codec;
 mod definitions;
 mod durable;
+mod error;
 mod journal;
 mod recovery;
 mod segment;
+mod shared;
 #[cfg(test)]
 mod tests;
 mod writer;
@@ -84,39 +86,7 @@ mod writer;
 pub use codec::Placement;
 pub use definitions::{BindingDef, DefinitionsError, ExchangeDef, QueueDef};
 pub use durable::{Fsync, OpenError, Recovered, Recovery, Store};
-pub use journal::{FsyncMode, Journal, JournalConfig, JournalStats, Lsn};
+pub use error::StoreError;
+pub use journal::{Journal, JournalConfig, JournalStats};
 pub use recovery::RecoveryReport;
-
-use std::path::PathBuf;
-
-/// What can go wrong opening or waiting on the journal. Errors in the writer thread
-/// are not returned anywhere (appends never fail): they mark the journal failed,
-/// see [`Journal::is_failed`].
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    #[error("journal I/O failed ({op} {path}): {source}")]
-    Io {
-        op: &'static str,
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("journal directory {0} is in use by another process or handle")]
-    Locked(PathBuf),
-    #[error("invalid journal configuration: {0}")]
-    Config(String),
-    /// The journal stopped (I/O error in the writer, or closed) before the awaited
-    /// record became durable.
-    #[error("journal failed or closed before the record became durable")]
-    NotDurable,
-}
-
-impl StoreError {
-    pub(crate) fn io(op: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        StoreError::Io {
-            op,
-            path: path.into(),
-            source,
-        }
-    }
-}
+pub use shared::{FsyncMode, Lsn};

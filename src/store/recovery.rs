@@ -4,9 +4,9 @@
 use std::fs::{self, File, OpenOptions};
 use std::path::{Path, PathBuf};
 
-use super::StoreError;
-use super::journal::Lsn;
+use super::error::StoreError;
 use super::segment::{self, Parsed};
+use super::shared::{Lsn, SegMeta};
 
 /// What [`Journal::open`](super::Journal::open) found.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -23,13 +23,6 @@ pub struct RecoveryReport {
     pub cut: Option<String>,
     /// Segment files deleted because they followed the cut.
     pub segments_removed: usize,
-}
-
-/// A segment file of the journal.
-#[derive(Clone, Copy, Debug)]
-pub(super) struct SegMeta {
-    pub first_lsn: Lsn,
-    pub len: u64,
 }
 
 pub(super) struct Recovered {

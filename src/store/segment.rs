@@ -6,7 +6,7 @@ use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
-use super::journal::Lsn;
+use super::shared::Lsn;
 
 /// `u32 payload_len | u32 crc32c | u64 epoch | u64 lsn`, little-endian.
 pub(super) const HEADER_LEN: usize = 24;

@@ -13,9 +13,8 @@ use std::sync::{Arc, PoisonError};
 use std::thread::JoinHandle;
 use std::time::Instant;
 
-use super::journal::{FsyncMode, Lsn, Shared, lock};
-use super::recovery::SegMeta;
 use super::segment::{self, HEADER_LEN};
+use super::shared::{FsyncMode, Lsn, SegMeta, Shared, lock};
 
 /// A batch buffer that grew past this during a burst is shrunk back once batches
 /// are small again, so two idle buffers do not pin a burst's worth of memory.

@@ -37,11 +37,17 @@
 //! - payload: the hex SHA-256 of the body, or the `X-Amz-Content-Sha256` header.
 
 use std::fmt::Write as _;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
+
+use crate::percent::percent_decode;
+
+mod time;
+pub use time::format_basic;
+use time::{parse_basic, parse_http_date, unix_seconds};
 
 /// The only algorithm verified (SigV4A's `AWS4-ECDSA-P256-SHA256` is not).
 pub const ALGORITHM: &str = "AWS4-HMAC-SHA256";
@@ -238,20 +244,10 @@ pub fn verify(
         )));
     }
 
-    let canonical = canonical_request(req, auth)?;
-    let scope = format!(
-        "{}/{}/{}/aws4_request",
-        auth.date, auth.region, auth.service
-    );
-    let string_to_sign = format!(
-        "{ALGORITHM}\n{timestamp}\n{scope}\n{}",
-        hex::encode(Sha256::digest(&canonical))
-    );
-    let mut key = hmac(format!("AWS4{secret}").as_bytes(), auth.date.as_bytes());
-    for part in [&auth.region, &auth.service, "aws4_request"] {
-        key = hmac(&key, part.as_bytes());
-    }
-    let expected = hex::encode(hmac(&key, string_to_sign.as_bytes()));
+    let canonical = canonical_request(req, &auth.signed_headers)?;
+    let string_to_sign = string_to_sign(&timestamp, &auth.scope(), &canonical);
+    let key = signing_key(secret, &auth.date, &auth.region, &auth.service);
+    let expected = signature(&key, &string_to_sign);
     let given = auth.signature.to_ascii_lowercase();
     if bool::from(expected.as_bytes().ct_eq(given.as_bytes())) {
         return Ok(());
@@ -273,9 +269,62 @@ fn hmac(key: &[u8], data: &[u8]) -> [u8; 32] {
     mac.finalize().into_bytes().into()
 }
 
-/// The canonical request the client signed, as bytes (header values need not be
-/// UTF-8).
-fn canonical_request(req: &Request, auth: &Authorization) -> Result<Vec<u8>, SigV4Error> {
+// --- signing ----------------------------------------------------------------------
+//
+// The steps `verify` takes, public so that a client (the benchmark's) signs with the
+// very recipe the server checks.
+
+/// The key that signs a day's requests for one region and service. It changes only
+/// with the date, so a client may derive it once a day.
+pub fn signing_key(secret: &str, date: &str, region: &str, service: &str) -> [u8; 32] {
+    let mut key = hmac(format!("AWS4{secret}").as_bytes(), date.as_bytes());
+    for part in [region, service, "aws4_request"] {
+        key = hmac(&key, part.as_bytes());
+    }
+    key
+}
+
+/// What is signed: the algorithm, the request time (`X-Amz-Date` form), the
+/// credential scope and the hash of the canonical request.
+pub fn string_to_sign(timestamp: &str, scope: &str, canonical_request: &[u8]) -> String {
+    format!(
+        "{ALGORITHM}\n{timestamp}\n{scope}\n{}",
+        hex::encode(Sha256::digest(canonical_request))
+    )
+}
+
+/// The hex signature `Authorization` carries.
+pub fn signature(key: &[u8; 32], string_to_sign: &str) -> String {
+    hex::encode(hmac(key, string_to_sign.as_bytes()))
+}
+
+impl Authorization {
+    /// The credential scope: `yyyymmdd/region/service/aws4_request`.
+    pub fn scope(&self) -> String {
+        format!(
+            "{}/{}/{}/aws4_request",
+            self.date, self.region, self.service
+        )
+    }
+}
+
+/// The header value, as [`parse_authorization`] reads it.
+impl std::fmt::Display for Authorization {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{ALGORITHM} Credential={}/{}, SignedHeaders={}, Signature={}",
+            self.access_key,
+            self.scope(),
+            self.signed_headers.join(";"),
+            self.signature
+        )
+    }
+}
+
+/// The canonical request for `signed_headers` (in the order given), as bytes: header
+/// values need not be UTF-8. An error when a signed header is not in the request.
+pub fn canonical_request(req: &Request, signed_headers: &[String]) -> Result<Vec<u8>, SigV4Error> {
     let payload_hash = payload_hash(req)?;
     let mut out = Vec::with_capacity(256 + req.path.len() + req.query.len());
     out.extend_from_slice(req.method.as_bytes());
@@ -284,7 +333,7 @@ fn canonical_request(req: &Request, auth: &Authorization) -> Result<Vec<u8>, Sig
     out.push(b'\n');
     out.extend_from_slice(canonical_query(req.query).as_bytes());
     out.push(b'\n');
-    for name in &auth.signed_headers {
+    for name in signed_headers {
         out.extend(name.bytes().map(|b| b.to_ascii_lowercase()));
         out.push(b':');
         let mut found = false;
@@ -308,7 +357,7 @@ fn canonical_request(req: &Request, auth: &Authorization) -> Result<Vec<u8>, Sig
         out.push(b'\n');
     }
     out.push(b'\n');
-    out.extend_from_slice(auth.signed_headers.join(";").as_bytes());
+    out.extend_from_slice(signed_headers.join(";").as_bytes());
     out.push(b'\n');
     out.extend_from_slice(payload_hash.as_bytes());
     Ok(out)
@@ -413,8 +462,8 @@ fn canonical_query(query: &str) -> String {
         .map(|pair| {
             let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
             let (mut n, mut v) = (String::new(), String::new());
-            uri_encode(&mut n, &percent_decode(name), false);
-            uri_encode(&mut v, &percent_decode(value), false);
+            uri_encode(&mut n, &percent_decode(name.as_bytes(), false), false);
+            uri_encode(&mut v, &percent_decode(value.as_bytes(), false), false);
             (n, v)
         })
         .collect();
@@ -429,34 +478,6 @@ fn canonical_query(query: &str) -> String {
         out.push_str(value);
     }
     out
-}
-
-/// Decodes `%XX`; a `%` not followed by two hex digits is kept as it is.
-fn percent_decode(s: &str) -> Vec<u8> {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%'
-            && let (Some(hi), Some(lo)) = (
-                bytes.get(i + 1).and_then(|&b| hex_value(b)),
-                bytes.get(i + 2).and_then(|&b| hex_value(b)),
-            )
-        {
-            out.push(hi << 4 | lo);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    out
-}
-
-fn hex_value(b: u8) -> Option<u8> {
-    char::from(b)
-        .to_digit(16)
-        .and_then(|d| u8::try_from(d).ok())
 }
 
 fn is_space(c: char) -> bool {
@@ -509,132 +530,6 @@ fn check_skew(request: i64, now: i64, max_skew: Duration) -> Result<(), SigV4Err
         )));
     }
     Ok(())
-}
-
-fn unix_seconds(t: SystemTime) -> i64 {
-    match t.duration_since(UNIX_EPOCH) {
-        Ok(d) => i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
-        Err(e) => i64::try_from(e.duration().as_secs()).map_or(i64::MIN, |s| -s),
-    }
-}
-
-/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's
-/// `days_from_civil`).
-fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
-    let y = if month <= 2 { year - 1 } else { year };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let doy = (153 * ((month + 9) % 12) + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
-fn civil_from_days(days: i64) -> (i64, i64, i64) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (year, month, day)
-}
-
-fn days_in_month(year: i64, month: i64) -> i64 {
-    match month {
-        2 if year % 4 == 0 && (year % 100 != 0 || year % 400 == 0) => 29,
-        2 => 28,
-        4 | 6 | 9 | 11 => 30,
-        _ => 31,
-    }
-}
-
-fn unix_time(date: (i64, i64, i64), hour: i64, minute: i64, second: i64) -> Option<i64> {
-    let (year, month, day) = date;
-    let valid = (1..=12).contains(&month)
-        && (1..=days_in_month(year, month)).contains(&day)
-        && (0..24).contains(&hour)
-        && (0..60).contains(&minute)
-        && (0..60).contains(&second);
-    valid.then(|| days_from_civil(year, month, day) * 86_400 + hour * 3600 + minute * 60 + second)
-}
-
-/// `20261125T171309Z`, the ISO 8601 basic format SigV4 signs.
-fn format_basic(t: i64) -> String {
-    let (year, month, day) = civil_from_days(t.div_euclid(86_400));
-    let secs = t.rem_euclid(86_400);
-    format!(
-        "{year:04}{month:02}{day:02}T{:02}{:02}{:02}Z",
-        secs / 3600,
-        secs / 60 % 60,
-        secs % 60
-    )
-}
-
-fn digits(s: &str) -> Option<i64> {
-    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    s.parse().ok()
-}
-
-fn parse_basic(s: &str) -> Option<i64> {
-    let b = s.as_bytes();
-    if b.len() != 16 || b[8] != b'T' || b[15] != b'Z' {
-        return None;
-    }
-    let n = |range: std::ops::Range<usize>| s.get(range).and_then(digits);
-    unix_time(
-        (n(0..4)?, n(4..6)?, n(6..8)?),
-        n(9..11)?,
-        n(11..13)?,
-        n(13..15)?,
-    )
-}
-
-/// RFC 7231's IMF-fixdate and the RFC 2822 dates it descends from:
-/// `[Wed, ]25 Nov 2026 17:13:09 GMT|UT|UTC|Z|+hhmm|-hhmm`.
-fn parse_http_date(s: &str) -> Option<i64> {
-    let s = s.split_once(',').map_or(s, |(_, rest)| rest);
-    let mut words = s.split_ascii_whitespace();
-    let day = words.next().filter(|d| d.len() <= 2).and_then(digits)?;
-    let month = match words.next()? {
-        "Jan" => 1,
-        "Feb" => 2,
-        "Mar" => 3,
-        "Apr" => 4,
-        "May" => 5,
-        "Jun" => 6,
-        "Jul" => 7,
-        "Aug" => 8,
-        "Sep" => 9,
-        "Oct" => 10,
-        "Nov" => 11,
-        "Dec" => 12,
-        _ => return None,
-    };
-    let year = words.next().filter(|y| y.len() == 4).and_then(digits)?;
-    let mut hms = words.next()?.split(':');
-    let mut field = || hms.next().filter(|f| f.len() == 2).and_then(digits);
-    let (hour, minute, second) = (field()?, field()?, field()?);
-    let offset = match words.next()? {
-        "GMT" | "UT" | "UTC" | "Z" => 0,
-        zone => {
-            let sign = match zone.as_bytes().first()? {
-                b'+' => 1,
-                b'-' => -1,
-                _ => return None,
-            };
-            let hhmm = zone.get(1..).filter(|z| z.len() == 4).and_then(digits)?;
-            sign * (hhmm / 100 * 3600 + hhmm % 100 * 60)
-        }
-    };
-    if words.next().is_some() {
-        return None;
-    }
-    Some(unix_time((year, month, day), hour, minute, second)? - offset)
 }
 
 #[cfg(test)]

@@ -1,5 +1,6 @@
 use super::*;
 use proptest::prelude::*;
+use std::time::UNIX_EPOCH;
 
 /// The request side of the captures in shared/vectors/aws/ (boto3 1.43.11 against
 /// moto on 127.0.0.1:5001, access key `AKIDEXAMPLE`, secret `secret`), verbatim up
@@ -214,15 +215,20 @@ impl Raw {
         at(t.expect("a request time"))
     }
 
-    fn verify_with(&self, secret: &str, now: SystemTime) -> Result<(), SigV4Error> {
-        let headers = self.header_refs();
-        let req = Request {
+    /// The request as the verifier sees it, over `headers` from [`Raw::header_refs`].
+    fn request<'a>(&'a self, headers: &'a [(&'a str, &'a [u8])]) -> Request<'a> {
+        Request {
             method: &self.method,
             path: &self.path,
             query: &self.query,
-            headers: &headers,
+            headers,
             body: &self.body,
-        };
+        }
+    }
+
+    fn verify_with(&self, secret: &str, now: SystemTime) -> Result<(), SigV4Error> {
+        let headers = self.header_refs();
+        let req = self.request(&headers);
         let auth = parse_authorization(self.header("authorization"))?;
         verify(&req, &auth, secret, now, MAX_SKEW)
     }
@@ -250,6 +256,24 @@ fn is_mismatch(r: Result<(), SigV4Error>) -> bool {
 
 fn is_incomplete(r: Result<(), SigV4Error>) -> bool {
     matches!(r, Err(SigV4Error::Incomplete(_)))
+}
+
+/// The public signing steps give botocore's signature back, and the header they
+/// format parses to the same parts: what a client that signs with them relies on.
+#[test]
+fn signing_steps_reproduce_captured_signatures() {
+    for (name, _) in CAPTURES {
+        let raw = capture(name);
+        let auth = parse_authorization(raw.header("authorization")).unwrap();
+        let headers = raw.header_refs();
+        let req = raw.request(&headers);
+        let timestamp = format_basic(unix_seconds(raw.signed_at()));
+        let canonical = canonical_request(&req, &auth.signed_headers).unwrap();
+        let key = signing_key("secret", &auth.date, &auth.region, &auth.service);
+        let signed = signature(&key, &string_to_sign(&timestamp, &auth.scope(), &canonical));
+        assert_eq!(signed, auth.signature, "{name}");
+        assert_eq!(parse_authorization(&auth.to_string()), Ok(auth), "{name}");
+    }
 }
 
 #[test]
@@ -324,13 +348,7 @@ fn wrong_secret_or_signature_is_a_mismatch() {
     );
 
     let headers = raw.header_refs();
-    let req = Request {
-        method: &raw.method,
-        path: &raw.path,
-        query: &raw.query,
-        headers: &headers,
-        body: &raw.body,
-    };
+    let req = raw.request(&headers);
     let good = parse_authorization(raw.header("authorization")).unwrap();
     let now = raw.signed_at();
     let mut auth = good.clone();
@@ -415,13 +433,7 @@ fn clock_skew_beyond_fifteen_minutes_is_expired() {
         Err(SigV4Error::Expired(_))
     ));
     let headers = raw.header_refs();
-    let req = Request {
-        method: &raw.method,
-        path: &raw.path,
-        query: &raw.query,
-        headers: &headers,
-        body: &raw.body,
-    };
+    let req = raw.request(&headers);
     let auth = parse_authorization(raw.header("authorization")).unwrap();
     assert_eq!(
         verify(&req, &auth, "secret", at(signed + 90), Duration::from_secs(30)),
@@ -481,13 +493,7 @@ fn request_time_comes_from_x_amz_date_or_date() {
 fn host_must_be_signed() {
     let raw = capture("sqs_query_send");
     let headers = raw.header_refs();
-    let req = Request {
-        method: &raw.method,
-        path: &raw.path,
-        query: &raw.query,
-        headers: &headers,
-        body: &raw.body,
-    };
+    let req = raw.request(&headers);
     let mut auth = parse_authorization(raw.header("authorization")).unwrap();
     auth.signed_headers.retain(|h| h != "host");
     assert!(is_incomplete(verify(

@@ -38,17 +38,6 @@ const FIFO_ONLY: &[&str] = &[
     "FifoThroughputLimit",
 ];
 
-pub fn default_int(name: &str) -> i64 {
-    match name {
-        "VisibilityTimeout" => 30,
-        // AWS raised the default and maximum from 256 KiB to 1 MiB in 2025.
-        "MaximumMessageSize" => 1_048_576,
-        "MessageRetentionPeriod" => 345_600,
-        "KmsDataKeyReusePeriodSeconds" => 300,
-        _ => 0,
-    }
-}
-
 fn invalid(name: &str) -> SqsError {
     SqsError::invalid_attribute_value(format!("Invalid value for the parameter {name}."))
 }

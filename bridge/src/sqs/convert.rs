@@ -80,7 +80,7 @@ pub fn parse(attrs: Option<&Map<String, Json>>, what: &str) -> Result<Attributes
                         "Can't cast the value of message ({what}) attribute '{name}' to a number."
                     )));
                 }
-                if !super::send::valid_chars(s) {
+                if !valid_chars(s) {
                     return Err(SqsError::invalid_message_contents(format!(
                         "Invalid characters found in the value of message ({what}) attribute '{name}'."
                     )));
@@ -102,6 +102,14 @@ pub fn parse(attrs: Option<&Map<String, Json>>, what: &str) -> Result<Attributes
         out.insert(name.clone(), a);
     }
     Ok(out)
+}
+
+/// The characters SQS accepts in a message body or attribute value: XML's, minus
+/// nothing else. It lives here, below send, because attribute parsing needs it too.
+pub fn valid_chars(s: &str) -> bool {
+    s.chars().all(|c| {
+        matches!(c, '\u{9}' | '\u{A}' | '\u{D}' | '\u{20}'..='\u{D7FF}' | '\u{E000}'..='\u{FFFD}' | '\u{10000}'..='\u{10FFFF}')
+    })
 }
 
 /// SQS numbers: up to 38 significant digits, within ±10^126.
@@ -227,6 +235,14 @@ mod tests {
             string_value: s.map(str::to_string),
             binary_value: b.map(Bytes::copy_from_slice),
         }
+    }
+
+    #[test]
+    fn sqs_character_rule() {
+        assert!(valid_chars("hello\tworld\r\n€𝄞"));
+        assert!(!valid_chars("nul\0"));
+        assert!(!valid_chars("\u{FFFF}"));
+        assert!(!valid_chars("\u{1}"));
     }
 
     #[test]

@@ -35,10 +35,23 @@ impl QueueMeta {
     pub fn int(&self, name: &str) -> i64 {
         self.attr(name)
             .and_then(|v| v.parse().ok())
-            .unwrap_or_else(|| super::attributes::default_int(name))
+            .unwrap_or_else(|| default_int(name))
     }
     pub fn flag(&self, name: &str) -> bool {
         self.attr(name).is_some_and(|v| v == "true")
+    }
+}
+
+/// AWS's default for an integer attribute the user has not set; meta holds it so
+/// that `QueueMeta::int` answers without reaching up into the attribute rules.
+pub fn default_int(name: &str) -> i64 {
+    match name {
+        "VisibilityTimeout" => 30,
+        // AWS raised the default and maximum from 256 KiB to 1 MiB in 2025.
+        "MaximumMessageSize" => 1_048_576,
+        "MessageRetentionPeriod" => 345_600,
+        "KmsDataKeyReusePeriodSeconds" => 300,
+        _ => 0,
     }
 }
 

@@ -61,7 +61,7 @@ impl Sqs {
                 let same = match current.attr(k) {
                     Some(c) => c == v,
                     None => match v.parse::<i64>() {
-                        Ok(n) => n == super::attributes::default_int(k),
+                        Ok(n) => n == super::meta::default_int(k),
                         Err(_) => v == "false",
                     },
                 };

@@ -1,6 +1,6 @@
 //! SendMessage and SendMessageBatch.
 
-use super::convert::{self, SEQUENCE_HEADER, TRACE_HEADER};
+use super::convert::{self, SEQUENCE_HEADER, TRACE_HEADER, valid_chars};
 use super::digest::{content_dedup_id, md5_hex, md5_of_attributes};
 use super::meta::QueueMeta;
 use super::{Ctx, Sqs, SqsError, batch, input, no_queue};
@@ -14,13 +14,6 @@ use switchboard_api::{Message, Properties, PublishOptions, Table};
 const DEDUP_WINDOW: Duration = Duration::from_secs(300);
 /// Replies remembered for duplicates, at most.
 const DEDUP_REPLIES: usize = 50_000;
-
-/// The characters SQS accepts in a message: XML's, minus nothing else.
-pub fn valid_chars(s: &str) -> bool {
-    s.chars().all(|c| {
-        matches!(c, '\u{9}' | '\u{A}' | '\u{D}' | '\u{20}'..='\u{D7FF}' | '\u{E000}'..='\u{FFFD}' | '\u{10000}'..='\u{10FFFF}')
-    })
-}
 
 /// Replies to FIFO sends within the deduplication window, so a duplicate is answered
 /// with the original's MessageId and SequenceNumber.
@@ -314,18 +307,5 @@ impl Sqs {
         }
         self.durable(lsn).await?;
         Ok(json!({ "Successful": ok, "Failed": failed }))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::valid_chars;
-
-    #[test]
-    fn sqs_character_rule() {
-        assert!(valid_chars("hello\tworld\r\n€𝄞"));
-        assert!(!valid_chars("nul\0"));
-        assert!(!valid_chars("\u{FFFF}"));
-        assert!(!valid_chars("\u{1}"));
     }
 }

@@ -17,6 +17,7 @@ use std::ops::Bound;
 use serde_json::{Map, Value};
 
 use super::SqsError;
+use crate::percent::percent_decode;
 
 /// The namespace of every Query reply, errors included.
 pub const XMLNS: &str = "http://queue.amazonaws.com/doc/2012-11-05/";
@@ -74,10 +75,10 @@ pub fn decode_form(form: &[u8]) -> Result<Vec<(String, String)>, SqsError> {
             Some(at) => (&pair[..at], &pair[at + 1..]),
             None => (pair, &[][..]),
         };
-        let name = percent_decode(name).ok_or_else(|| {
+        let name = form_text(name).ok_or_else(|| {
             SqsError::invalid_parameter_value("A parameter name is not valid UTF-8.")
         })?;
-        let value = percent_decode(value).ok_or_else(|| {
+        let value = form_text(value).ok_or_else(|| {
             SqsError::invalid_parameter_value(format!(
                 "Value for parameter {name} is invalid. Reason: it is not valid UTF-8."
             ))
@@ -600,26 +601,10 @@ fn index(segment: &str) -> Option<u32> {
     segment.parse().ok()
 }
 
-fn percent_decode(raw: &[u8]) -> Option<String> {
-    let hex = |b: Option<&u8>| (*b? as char).to_digit(16);
-    let mut out = Vec::with_capacity(raw.len());
-    let mut i = 0;
-    while let Some(&b) = raw.get(i) {
-        match b {
-            b'+' => out.push(b' '),
-            b'%' => match (hex(raw.get(i + 1)), hex(raw.get(i + 2))) {
-                (Some(hi), Some(lo)) => {
-                    out.push((hi * 16 + lo) as u8);
-                    i += 2;
-                }
-                // As browsers and form_urlencoded do: a stray `%` stands for itself.
-                _ => out.push(b'%'),
-            },
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    String::from_utf8(out).ok()
+/// A form field as text: Query parameters are UTF-8, and bytes that are not are
+/// refused rather than replaced.
+fn form_text(raw: &[u8]) -> Option<String> {
+    String::from_utf8(percent_decode(raw, true)).ok()
 }
 
 // ---- Replies -------------------------------------------------------------------------
