@@ -1,4 +1,4 @@
-//! WebSocket transports (MQTT on 15675, later STOMP on 15674): the handshake picks
+//! WebSocket transports (MQTT on 15675, STOMP on 15674): the handshake picks
 //! one of the frontend's subprotocols, then the WebSocket's messages are bridged to
 //! an in-memory byte pipe that the frontend's ordinary `serve` reads, so TCP and
 //! WebSocket connections share every line of session code. Frontends never see

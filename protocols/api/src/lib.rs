@@ -1,9 +1,10 @@
 //! The vocabulary shared by the core and every protocol frontend.
 //!
-//! Frontends (`switchboard-amqp`, later MQTT, STOMP and the SQS/SNS bridge) depend on
-//! this crate only; the root package implements [`Broker`]. Nothing here knows a wire
-//! format: AMQP field tables, MQTT user properties, STOMP headers and SQS message
-//! attributes all become a [`Table`] of [`Value`]s.
+//! The frontends (AMQP, MQTT, STOMP) and the AWS bridge depend on this crate only;
+//! the root package implements [`Broker`]. Nothing here knows a wire format: AMQP
+//! field tables, MQTT user properties, STOMP headers and SQS message attributes all
+//! become a [`Table`] of [`Value`]s, and the core's failures are facts
+//! ([`BrokerError`]) each frontend words in its own protocol.
 
 mod broker;
 mod clock;
