@@ -4,7 +4,7 @@
 use super::effects::Effects;
 use super::entry::DeathReason;
 use super::ready::Ready;
-use super::state::{Consumer, InFlight, Queue, State, over_limit};
+use super::state::{Consumer, InFlight, Queue, State};
 use std::sync::Weak;
 use std::sync::atomic::Ordering;
 use switchboard_api::{BrokerError, ConsumerHandle, ConsumerSpec, Delivery, SinkEvent, Wake};
@@ -82,18 +82,10 @@ impl Queue {
             let Some(ci) = self.pick_consumer(st) else {
                 break;
             };
-            let Some(mut e) = st.ready().pop() else { break };
-            self.popped(st, &e);
-            if e.expires_at.is_some_and(|t| t <= now) {
-                st.ready().group_settled(e.msg.group());
-                fx.dead.push((e, DeathReason::Expired));
+            let Some(e) = st.ready().pop() else { break };
+            let Some(mut e) = self.take_live(st, e, now, fx) else {
                 continue;
-            }
-            if over_limit(st, &e) {
-                st.ready().group_settled(e.msg.group());
-                fx.dead.push((e, DeathReason::DeliveryLimit));
-                continue;
-            }
+            };
             // A read failure is logged in `load`; the journal still has a
             // persistent message, so it comes back after a restart.
             let Some(message) = self.load(&mut e) else {

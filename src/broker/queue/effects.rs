@@ -5,9 +5,10 @@
 
 use super::deadletter::dead_letter_message;
 use super::entry::{DeathReason, Entry};
-use super::state::Queue;
+use super::state::{Queue, State, over_limit};
 use std::sync::Arc;
 use switchboard_api::Credit;
+use tokio::time::Instant;
 
 /// Work to do after the lock is released.
 #[derive(Default)]
@@ -19,6 +20,29 @@ pub(super) struct Effects {
 }
 
 impl Queue {
+    /// Bookkeeping for an entry just taken from `ready` to hand out: one that has
+    /// expired or used up its deliveries goes to the dead-letter list instead, and
+    /// `None` tells the caller to take the next one.
+    pub(super) fn take_live(
+        &self,
+        st: &mut State,
+        e: Entry,
+        now: Instant,
+        fx: &mut Effects,
+    ) -> Option<Entry> {
+        self.popped(st, &e);
+        let reason = if e.expires_at.is_some_and(|t| t <= now) {
+            DeathReason::Expired
+        } else if over_limit(st, &e) {
+            DeathReason::DeliveryLimit
+        } else {
+            return Some(e);
+        };
+        st.ready().group_settled(e.msg.group());
+        fx.dead.push((e, reason));
+        None
+    }
+
     pub(super) fn finish(&self, fx: Effects) {
         for c in &fx.wake {
             c.wake_waiters();

@@ -78,18 +78,10 @@ impl Queue {
                     .or_else(|| st.ready().pop()),
                 _ => st.ready().pop(),
             };
-            let Some(mut e) = next else { break };
-            self.popped(st, &e);
-            if e.expires_at.is_some_and(|t| t <= now) {
-                st.ready().group_settled(e.msg.group());
-                fx.dead.push((e, DeathReason::Expired));
+            let Some(e) = next else { break };
+            let Some(mut e) = self.take_live(st, e, now, fx) else {
                 continue;
-            }
-            if over_limit(st, &e) {
-                st.ready().group_settled(e.msg.group());
-                fx.dead.push((e, DeathReason::DeliveryLimit));
-                continue;
-            }
+            };
             if grouped && group.as_ref().is_none_or(|g| g.as_deref() != e.msg.group()) {
                 group = Some(e.msg.group().map(str::to_string));
             }
