@@ -10,9 +10,10 @@
 //!   segment only after everything appended so far is durable and nothing live is in
 //!   it; so a crash never finds a message neither in its old place nor in its new one.
 
-use super::codec::{DecodeError, Head, Placement, Record, encode_enqueue};
+use super::codec::DecodeError;
 use super::definitions::{BindingDef, Definitions, DefinitionsError, ExchangeDef, QueueDef};
 use super::journal::{Journal, JournalConfig};
+use super::record::{Head, Placement, Record, encode_enqueue};
 use super::shared::{FsyncMode, Lsn};
 use std::collections::{BTreeMap, HashMap};
 use std::fs::File;

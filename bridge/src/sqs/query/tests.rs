@@ -1,3 +1,4 @@
+use super::actions::ACTIONS;
 use super::*;
 use proptest::prelude::*;
 use quick_xml::events::Event;
