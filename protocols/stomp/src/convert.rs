@@ -6,7 +6,7 @@
 //! and back; structured header values (an AMQP table or array, like `x-death`)
 //! travel as JSON text, since STOMP headers are strings.
 
-use crate::frame::Frame;
+use crate::frame::{Frame, boolean};
 use std::fmt::Write;
 use switchboard_api::{Message, Table, Value};
 
@@ -42,7 +42,9 @@ pub fn to_message(f: &Frame, exchange: &str, key: &str, reply_to: Option<String>
             "content-encoding" => p.content_encoding = Some(v.clone()),
             "correlation-id" => p.correlation_id = Some(v.clone()),
             "reply-to" => {}
-            "persistent" => p.delivery_mode = Some(if v == "true" { 2 } else { 1 }),
+            "persistent" => {
+                p.delivery_mode = Some(if boolean(v) == Some(true) { 2 } else { 1 });
+            }
             "priority" => p.priority = v.parse::<u8>().ok(),
             "expiration" => p.expiration = v.parse::<u64>().ok().map(|n| n.to_string()),
             // ActiveMQ: an absolute time in ms; 0 means never.

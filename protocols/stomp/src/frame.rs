@@ -117,6 +117,15 @@ pub struct Frame {
     pub body: Bytes,
 }
 
+/// A STOMP boolean header value (see [`Frame::flag`]).
+pub fn boolean(v: &str) -> Option<bool> {
+    match v {
+        "true" | "True" => Some(true),
+        "false" | "False" => Some(false),
+        _ => None,
+    }
+}
+
 impl Frame {
     pub fn new(command: Command) -> Frame {
         Frame {
@@ -132,6 +141,13 @@ impl Frame {
             .iter()
             .find(|(n, _)| n == name)
             .map(|(_, v)| v.as_str())
+    }
+
+    /// A boolean header as RabbitMQ reads it: `true`/`false`, and `True`/`False`
+    /// because Python clients send `str(True)`. Anything else is no answer (`None`),
+    /// so each caller keeps its own default.
+    pub fn flag(&self, name: &str) -> Option<bool> {
+        boolean(self.header(name)?)
     }
 
     /// Appends a header (an existing one of the same name still wins in [`header`]).

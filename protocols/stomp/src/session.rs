@@ -90,9 +90,9 @@ pub fn required<'a>(f: &'a Frame, name: &str) -> Result<&'a str> {
     })
 }
 
-/// Whether a header says yes, STOMP style.
+/// Whether a header says yes, STOMP style: present and not `true` means no.
 fn yes(f: &Frame, name: &str) -> Option<bool> {
-    f.header(name).map(|v| v == "true")
+    f.header(name).map(|_| f.flag(name) == Some(true))
 }
 
 impl Session {
@@ -343,9 +343,9 @@ impl Session {
         } else {
             vec![n]
         };
-        let how = match (nack, f.header("requeue")) {
+        let how = match (nack, f.flag("requeue")) {
             (false, _) => Settle::Ack,
-            (true, Some("false")) => Settle::Reject,
+            (true, Some(false)) => Settle::Reject,
             (true, _) => Settle::Requeue,
         };
         for k in numbers {
