@@ -85,6 +85,22 @@ def test_unacked_messages_return_to_other_consumers(stomp_clients):
     b.sync()
 
 
+@pytest.mark.parametrize("false", ["false", "False"])
+def test_nack_requeue_false_does_not_redeliver(stomp_clients, false):
+    """NACK requeue:false drops (or dead-letters) the message, as RabbitMQ does; Python
+    clients write the boolean as str(False)."""
+    q = stomp_clients.track_queue(qname())
+    _fill(stomp_clients, q, 2)
+    c = stomp_clients.connected()
+    c.subscribe(f"/queue/{q}", ack="client-individual")
+    first, second = c.take(2)
+    c.nack(first, receipt=True, requeue=false)
+    c.ack(second, receipt=True)
+    assert c.quiet(0.5), f"redelivered after requeue:{false}: {c.rec.messages}"
+    c.disconnect()
+    assert _leftover(stomp_clients, q, 0) == []
+
+
 @pytest.mark.parametrize("version", ["1.1", "1.2"])
 def test_nack_requeues_and_redelivers(stomp_clients, version):
     q = stomp_clients.track_queue(qname())

@@ -3,6 +3,8 @@ reply-to), and durable topic subscriptions in RabbitMQ's and ActiveMQ's dialects
 
 from __future__ import annotations
 
+import pytest
+
 import stomputil
 from stomputil import qname, uid
 
@@ -242,12 +244,14 @@ def _send_n(stomp_clients, dest, n, prefix="m"):
     p.disconnect()
 
 
-def test_durable_subscription_rabbitmq_style(stomp_clients):
+@pytest.mark.parametrize("true,false", [("true", "false"), ("True", "False")])
+def test_durable_subscription_rabbitmq_style(stomp_clients, true, false):
     """durable:true + auto-delete:false + id: messages published while the
-    subscriber is away wait for it."""
+    subscriber is away wait for it. Python clients write the booleans as str(True),
+    which RabbitMQ reads the same way."""
     t = f"pytest.{uid()}.dur"
     sid = f"dur-{uid()}"
-    hdrs = {"durable": "true", "auto-delete": "false"}
+    hdrs = {"durable": true, "auto-delete": false}
 
     def forget():   # RabbitMQ deletes it on UNSUBSCRIBE durable:true of a live one
         c = stomp_clients.connected()

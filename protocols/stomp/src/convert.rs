@@ -251,4 +251,15 @@ mod tests {
         let v = Value::Array(vec![Value::Table(death)]);
         assert_eq!(header_text(&v), r#"[{"count":1,"reason":"rejected"}]"#);
     }
+
+    #[test]
+    fn persistent_reads_python_booleans() {
+        for (v, persistent) in [("True", true), ("true", true), ("False", false), ("yes", false)] {
+            let f = Frame::new(Command::Send)
+                .with_header("destination", "/queue/q")
+                .with_header("persistent", v);
+            let m = to_message(&f, "", "q", None);
+            assert_eq!(m.properties.persistent(), persistent, "persistent:{v}");
+        }
+    }
 }
