@@ -3,6 +3,8 @@ redelivery, prefetch."""
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 import stomputil
@@ -222,3 +224,41 @@ def test_auto_ack_delivers_everything_without_acks(stomp_clients):
     c = stomp_clients.connected()
     c.subscribe(f"/queue/{q}")
     assert c.bodies(50) == [f"m{i}" for i in range(50)]
+
+
+# --- DISCONNECT and auto-ack ------------------------------------------------------
+
+
+@stomputil.requires_switchboard("RabbitMQ's plugin keeps the subscriptions until it "
+                                "has answered the DISCONNECT (the window this pins shut)")
+def test_disconnect_cancels_subscriptions_before_its_receipt(stomp_clients, ch):
+    """A client that sent DISCONNECT has stopped listening, so the broker drops its
+    subscriptions as soon as it reads the frame, not when it has answered it: the
+    RECEIPT waits for the client's earlier persistent SEND to be durable (a 4 MiB body
+    makes that wait long enough to watch), and a message published meanwhile must
+    not be handed to the departing client (with ack:auto it would be settled on the
+    way out and lost), but wait in the queue for the next consumer, undelivered."""
+    q = stomp_clients.track_queue(qname())
+    side = stomp_clients.track_queue(qname("side"))
+    producer = stomp_clients.connected()
+    leaver = stomp_clients.raw()
+    leaver.connect()
+    leaver.send("SUBSCRIBE", [("destination", f"/queue/{q}"), ("id", "s"), ("ack", "auto"),
+                              ("receipt", "s")])
+    leaver.expect("RECEIPT")
+    assert ch.queue_declare(q, passive=True).method.consumer_count == 1
+    leaver.send_bytes(
+        stomputil.encode_frame("SEND", [("destination", f"/queue/{side}"),
+                                        ("persistent", "true")], b"d" * (4 << 20))
+        + stomputil.encode_frame("DISCONNECT", [("receipt", "bye")]))
+    deadline = time.monotonic() + 5
+    while ch.queue_declare(q, passive=True).method.consumer_count != 0:
+        assert time.monotonic() < deadline, "the subscription outlived the DISCONNECT"
+    early = leaver.poll(0.0)
+    assert early is None, f"the subscription lasted until the RECEIPT: {early}"
+    producer.send(f"/queue/{q}", "after")
+    frames = leaver.wait_closed()
+    assert [f.command for f in frames] == ["RECEIPT"], frames
+    left = _leftover(stomp_clients, q, 1)
+    assert [m.body for m in left] == ["after"]
+    assert left[0].headers.get("redelivered") == "false", "handed to the departing client"
