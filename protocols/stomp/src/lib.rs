@@ -5,12 +5,14 @@
 //! `send.rs` are the protocol state, `connection.rs` the tokio loop.
 
 pub mod codec;
+mod connect;
 mod connection;
 pub mod convert;
 pub mod destination;
 pub mod frame;
 mod send;
 mod session;
+mod wire;
 
 pub use connection::serve;
 
