@@ -61,3 +61,35 @@ impl Inbox {
             .collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cancelled(consumer: u64) -> SinkEvent {
+        SinkEvent::Cancelled { consumer }
+    }
+
+    fn consumer(e: &SinkEvent) -> u64 {
+        match e {
+            SinkEvent::Cancelled { consumer } | SinkEvent::Deliver { consumer, .. } => *consumer,
+        }
+    }
+
+    #[test]
+    fn a_batch_stops_at_its_size_and_leaves_the_rest_waiting() {
+        let inbox = Inbox::default();
+        for i in 1..=BATCH as u64 + 10 {
+            inbox.push(cancelled(i));
+        }
+        let Some(first) = inbox.try_pop() else {
+            panic!("the inbox lost its events");
+        };
+        let taken: Vec<u64> = inbox.batch(first).map(|e| consumer(&e)).collect();
+        assert_eq!(taken, (1..=BATCH as u64).collect::<Vec<_>>());
+        assert_eq!(
+            inbox.try_pop().map(|e| consumer(&e)),
+            Some(BATCH as u64 + 1)
+        );
+    }
+}

@@ -121,3 +121,37 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Io<S> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn transfer_writes_before_it_reads_and_reports_a_close() {
+        let (a, mut b) = tokio::io::duplex(1024);
+        let mut io = Io::new(a);
+        b.write_all(b"in").await.ok();
+        io.wbuf.extend_from_slice(b"out");
+        assert_eq!(io.transfer(true).await.ok(), Some(Moved::Wrote(3)));
+        assert_eq!(io.transfer(true).await.ok(), Some(Moved::Read(2)));
+        assert_eq!(&io.rbuf[..], b"in");
+        drop(b);
+        assert_eq!(io.transfer(true).await.ok(), Some(Moved::Read(0)));
+    }
+
+    #[tokio::test]
+    async fn output_over_the_limit_stops_deliveries_until_flushed() {
+        let (a, mut b) = tokio::io::duplex(64 * 1024);
+        let mut io = Io::new(a);
+        io.wbuf.extend_from_slice(&vec![0; OUTPUT_LIMIT]);
+        assert!(!io.accepting());
+        let reader = tokio::spawn(async move {
+            let mut sink = Vec::new();
+            b.read_to_end(&mut sink).await.map(|_| sink.len())
+        });
+        io.close(None).await;
+        assert!(io.accepting());
+        assert!(io.wbuf.capacity() <= KEEP_WRITE_CAPACITY);
+        assert_eq!(reader.await.ok().and_then(Result::ok), Some(OUTPUT_LIMIT));
+    }
+}
