@@ -257,7 +257,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
 
     /// Encodes the pending packets whose journal position is durable, in order.
     fn release(&mut self) {
-        release(&mut self.wire, &mut self.session, self.durable_lsn);
+        while let Some((lsn, _)) = self.session.pending.front() {
+            if *lsn > self.durable_lsn {
+                break;
+            }
+            if let Some((_, p)) = self.session.pending.pop_front() {
+                self.wire.encode(p);
+            }
+        }
     }
 
     fn disconnect(&mut self, code: D, why: &str) {
@@ -385,18 +392,6 @@ fn handle_input<S: AsyncRead + AsyncWrite + Unpin>(
                 ));
             }
             _ => return Err((D::ProtocolError, "packet a client may not send")),
-        }
-    }
-}
-
-/// Encodes the pending packets whose journal position is durable, in order.
-fn release<S: AsyncRead + AsyncWrite + Unpin>(wire: &mut Wire<S>, s: &mut Session, durable: u64) {
-    while let Some((lsn, _)) = s.pending.front() {
-        if *lsn > durable {
-            break;
-        }
-        if let Some((_, p)) = s.pending.pop_front() {
-            wire.encode(p);
         }
     }
 }
