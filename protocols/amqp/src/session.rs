@@ -12,8 +12,7 @@ use amq_protocol::protocol::{AMQPClass, basic};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use switchboard_api::{Broker, ConnectionId, DeliverySink, QueueHandle, Settle, SinkEvent, User};
-use tokio::sync::mpsc;
+use switchboard_api::{Broker, ConnectionId, Inbox, QueueHandle, Settle, SinkEvent, User};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Phase {
@@ -25,19 +24,6 @@ pub enum Phase {
     Closing,
     /// Done: flush and drop the socket.
     Closed,
-}
-
-/// Delivers queue events into the connection task.
-pub struct Sink(pub mpsc::UnboundedSender<SinkEvent>);
-
-impl DeliverySink for Sink {
-    fn push(&self, event: SinkEvent) {
-        // The connection is gone: hand the message straight back.
-        if let Err(mpsc::error::SendError(SinkEvent::Deliver { delivery, .. })) = self.0.send(event)
-        {
-            delivery.queue.settle(&[delivery.seq], Settle::Requeue);
-        }
-    }
 }
 
 pub struct Session {
@@ -61,7 +47,9 @@ pub struct Session {
     pub(crate) channels: HashMap<u16, Channel>,
     /// Bytes to write to the socket.
     pub out: Vec<u8>,
-    pub(crate) sink: Arc<Sink>,
+    /// Where this connection's consumers receive deliveries; the connection task
+    /// drains it (and requeues what is left once the consumers are cancelled).
+    pub(crate) sink: Arc<Inbox>,
     /// Consumer id → (channel, consumer tag).
     pub(crate) consumers: HashMap<u64, (u16, String)>,
     pub(crate) next_consumer: u64,
@@ -76,7 +64,7 @@ impl Session {
         broker: Arc<dyn Broker>,
         cfg: Arc<Config>,
         peer: SocketAddr,
-        events: mpsc::UnboundedSender<SinkEvent>,
+        inbox: Arc<Inbox>,
     ) -> Session {
         let conn_id = broker.connection_opened();
         let durable = broker.durable_watch();
@@ -96,8 +84,9 @@ impl Session {
             has_published: false,
 
             channels: HashMap::new(),
-            out: Vec::with_capacity(64 * 1024),
-            sink: Arc::new(Sink(events)),
+            // Grows with use: an idle connection should not hold 64 KiB.
+            out: Vec::new(),
+            sink: inbox,
             consumers: HashMap::new(),
             next_consumer: 1,
             auto_acked: Vec::new(),

@@ -188,100 +188,12 @@ pub enum SinkEvent {
     },
 }
 
-/// Where a queue pushes deliveries for a consumer. Implementations must not block:
-/// the queue calls this while dispatching. Flow control comes from credit, so an
-/// unbounded channel is fine.
+/// Where a queue pushes deliveries for a consumer. Implementations must not block
+/// and must not call back into the queue: the queue calls this while dispatching,
+/// under its lock. Flow control comes from credit, so an unbounded queue (a
+/// connection's `Inbox`) is fine.
 pub trait DeliverySink: Send + Sync {
     fn push(&self, event: SinkEvent);
-}
-
-/// A [`DeliverySink`] a connection task awaits: a plain deque plus a wake-up. It
-/// allocates nothing while empty (a channel's first block is ~2 KiB, which matters
-/// at 10,000 idle connections).
-#[derive(Default)]
-pub struct Inbox {
-    q: Mutex<std::collections::VecDeque<SinkEvent>>,
-    notify: tokio::sync::Notify,
-}
-
-impl DeliverySink for Inbox {
-    fn push(&self, event: SinkEvent) {
-        self.q
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push_back(event);
-        self.notify.notify_one();
-    }
-}
-
-impl Inbox {
-    pub fn try_pop(&self) -> Option<SinkEvent> {
-        self.q.lock().unwrap_or_else(|e| e.into_inner()).pop_front()
-    }
-
-    /// The next event. Cancel-safe: nothing is taken until the future completes.
-    pub async fn recv(&self) -> SinkEvent {
-        loop {
-            if let Some(e) = self.try_pop() {
-                return e;
-            }
-            self.notify.notified().await;
-        }
-    }
-
-    /// Deliveries pushed but not yet taken (to requeue them when the connection ends).
-    pub fn drain_deliveries(&self) -> Vec<Delivery> {
-        let mut q = self.q.lock().unwrap_or_else(|e| e.into_inner());
-        q.drain(..)
-            .filter_map(|e| match e {
-                SinkEvent::Deliver { delivery, .. } => Some(delivery),
-                SinkEvent::Cancelled { .. } => None,
-            })
-            .collect()
-    }
-}
-
-/// Waits for a change of an optional watch (the broker's durable position or
-/// alarm); never completes when there is none, so it can sit in a `select!`.
-pub async fn changed<T>(
-    w: &mut Option<tokio::sync::watch::Receiver<T>>,
-) -> Result<(), tokio::sync::watch::error::RecvError> {
-    match w.as_mut() {
-        Some(w) => w.changed().await,
-        None => std::future::pending().await,
-    }
-}
-
-/// Sizes a connection's read buffer: small at first, so idle connections stay
-/// cheap, doubling (up to 64 KiB) whenever a read fills all the room it had, so a
-/// busy connection reads many frames per system call instead of a few bytes.
-pub struct ReadRoom {
-    want: usize,
-}
-
-impl Default for ReadRoom {
-    fn default() -> Self {
-        ReadRoom { want: 512 }
-    }
-}
-
-impl ReadRoom {
-    const MAX: usize = 64 * 1024;
-
-    /// Makes room before a read; returns how much there is.
-    pub fn prepare(&mut self, buf: &mut bytes::BytesMut) -> usize {
-        if buf.capacity() - buf.len() < self.want {
-            buf.reserve(self.want);
-        }
-        buf.capacity() - buf.len()
-    }
-
-    /// After a read of `n` bytes into `room`.
-    pub fn read(&mut self, n: usize, room: usize) {
-        if n >= room {
-            self.want = (self.want * 2).min(Self::MAX);
-        }
-    }
 }
 
 /// Something that wants to hear when credit frees up (a queue waiting to dispatch).

@@ -5,15 +5,18 @@
 //! field tables, MQTT user properties, STOMP headers and SQS message attributes all
 //! become a [`Table`] of [`Value`]s, and the core's failures are facts
 //! ([`BrokerError`]) each frontend words in its own protocol.
+//! [`conn`] holds the parts every frontend's connection loop is built from.
 
 mod broker;
 mod clock;
+pub mod conn;
 mod error;
 mod message;
 mod value;
 
 pub use broker::*;
 pub use clock::{wall_ms, wall_secs};
+pub use conn::{Inbox, ReadRoom, changed};
 pub use error::{BrokerError, Entity, ErrorKind, Mismatch};
 pub use message::{Message, Properties};
 pub use value::{Table, Value};

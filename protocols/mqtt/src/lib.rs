@@ -8,6 +8,7 @@
 //! packet ids) live in the core's durable keyed stores.
 
 pub mod codec;
+mod connect;
 mod connection;
 pub mod convert;
 mod deliver;
@@ -15,6 +16,8 @@ mod inbound;
 pub mod registry;
 mod session;
 pub mod topic;
+mod will;
+mod wire;
 
 pub use connection::serve;
 pub use registry::Registry;

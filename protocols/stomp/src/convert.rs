@@ -254,7 +254,12 @@ mod tests {
 
     #[test]
     fn persistent_reads_python_booleans() {
-        for (v, persistent) in [("True", true), ("true", true), ("False", false), ("yes", false)] {
+        for (v, persistent) in [
+            ("True", true),
+            ("true", true),
+            ("False", false),
+            ("yes", false),
+        ] {
             let f = Frame::new(Command::Send)
                 .with_header("destination", "/queue/q")
                 .with_header("persistent", v);

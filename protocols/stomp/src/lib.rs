@@ -6,6 +6,7 @@
 //! and `error.rs` hold what `frame` and `codec` both name; `codec` re-exports them.
 
 pub mod codec;
+mod connect;
 mod connection;
 pub mod convert;
 pub mod destination;
@@ -14,6 +15,7 @@ pub mod frame;
 mod send;
 mod session;
 mod version;
+mod wire;
 
 pub use connection::serve;
 

@@ -1,0 +1,238 @@
+//! CONNECT (or STOMP): read it within the timeout, agree on a version and
+//! heart-beats, log the client in, pick its vhost, answer CONNECTED.
+
+use crate::Config;
+use crate::codec::{Codec, Version};
+use crate::frame::{Command, Frame};
+use crate::send::error_frame;
+use crate::session::{Session, StompError};
+use crate::wire::Wire;
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use switchboard_api::conn::{Inbox, Io};
+use switchboard_api::{Broker, User};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio_util::sync::CancellationToken;
+
+/// Heart-beat intervals agreed on CONNECT: how often we send, how often the
+/// client promised to (zero: none).
+#[derive(Clone, Copy)]
+pub(crate) struct Beats {
+    pub send: Duration,
+    pub recv: Duration,
+}
+
+/// Reads CONNECT and answers it; `None` when the connection is over (refused,
+/// timed out, closed, or the broker is stopping).
+pub(crate) async fn open<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: S,
+    peer: SocketAddr,
+    broker: &Arc<dyn Broker>,
+    cfg: &Arc<Config>,
+    shutdown: &CancellationToken,
+    inbox: Arc<Inbox>,
+) -> Option<(Wire<S>, Session, Beats)> {
+    let mut wire = Wire {
+        io: Io::new(stream),
+        codec: Codec::new(cfg.limits),
+    };
+    let mut f = read_connect(&mut wire, cfg, shutdown).await?;
+    let version = version(&mut wire, &f).await?;
+    if version == Version::V10 {
+        // STOMP 1.0 brokers trim header values; the codec does it for frames
+        // decoded as 1.0, but this CONNECT was decoded before the version was known.
+        f.trim_v10_values();
+    }
+    let user = login(&mut wire, &f, peer, broker, cfg).await?;
+    let vhost = vhost(&mut wire, &f, &user, broker, cfg).await?;
+    let (beats, hb) = negotiate(f.header("heart-beat"), cfg.heartbeat_floor);
+    let conn = broker.connection_opened();
+    let session_id = format!("session-{conn}");
+    let connected = Frame::new(Command::Connected)
+        .with_header("version", version.as_str())
+        .with_header("session", session_id.as_str())
+        .with_header("server", concat!("Switchboard/", env!("CARGO_PKG_VERSION")))
+        .with_header("heart-beat", hb);
+    wire.encode(connected);
+    wire.codec.set_version(version);
+    let session = Session {
+        broker: broker.clone(),
+        cfg: cfg.clone(),
+        conn,
+        vhost,
+        version,
+        client_id: f
+            .header("client-id")
+            .map_or_else(|| user.name.clone(), str::to_string),
+        inbox,
+        subs: HashMap::new(),
+        by_tag: HashMap::new(),
+        next_tag: 0,
+        unacked: BTreeMap::new(),
+        next_ack: 1,
+        temp: HashMap::new(),
+        tx: HashMap::new(),
+        pending: VecDeque::new(),
+        sent_lsn: 0,
+    };
+    Some((wire, session, beats))
+}
+
+/// The first frame, within the connect timeout; it must be CONNECT or STOMP.
+async fn read_connect<S: AsyncRead + AsyncWrite + Unpin>(
+    wire: &mut Wire<S>,
+    cfg: &Config,
+    shutdown: &CancellationToken,
+) -> Option<Frame> {
+    let first = tokio::select! {
+        r = tokio::time::timeout(cfg.connect_timeout, wire.read_frame()) => r,
+        _ = shutdown.cancelled() => return None,
+    };
+    let f = match first {
+        Ok(Ok(Some(f))) => f,
+        Ok(Err(e)) => {
+            let receipt = wire.refused_receipt();
+            wire.encode(error_frame(&e, receipt.as_deref()));
+            let _ = wire.io.flush().await;
+            return None;
+        }
+        Ok(Ok(None)) | Err(_) => return None,
+    };
+    if !matches!(f.command, Command::Connect | Command::Stomp) {
+        let e = StompError::new(
+            "Expected CONNECT",
+            format!(
+                "the first frame must be CONNECT or STOMP, not {}",
+                f.command.as_str()
+            ),
+        );
+        wire.fail(&e, Some(&f)).await;
+        return None;
+    }
+    Some(f)
+}
+
+/// The newest version both sides speak, or an ERROR saying which we do.
+async fn version<S: AsyncRead + AsyncWrite + Unpin>(
+    wire: &mut Wire<S>,
+    f: &Frame,
+) -> Option<Version> {
+    if let Some(v) = pick_version(f.header("accept-version")) {
+        return Some(v);
+    }
+    let err = error_frame(
+        &StompError::new(
+            "Supported protocol versions are 1.0,1.1,1.2",
+            "no common protocol version",
+        ),
+        f.header("receipt"),
+    )
+    .with_header("version", "1.0,1.1,1.2");
+    wire.encode(err);
+    let _ = wire.io.flush().await;
+    None
+}
+
+fn pick_version(accept: Option<&str>) -> Option<Version> {
+    let Some(a) = accept else {
+        return Some(Version::V10);
+    };
+    let offered: Vec<&str> = a.split(',').map(str::trim).collect();
+    [
+        ("1.2", Version::V12),
+        ("1.1", Version::V11),
+        ("1.0", Version::V10),
+    ]
+    .into_iter()
+    .find(|(s, _)| offered.contains(s))
+    .map(|(_, v)| v)
+}
+
+/// The user `login`/`passcode` name (or the anonymous one, on loopback, when
+/// configured).
+async fn login<S: AsyncRead + AsyncWrite + Unpin>(
+    wire: &mut Wire<S>,
+    f: &Frame,
+    peer: SocketAddr,
+    broker: &Arc<dyn Broker>,
+    cfg: &Config,
+) -> Option<User> {
+    let creds = match (f.header("login"), f.header("passcode")) {
+        (Some(u), p) => Some((u.to_string(), p.unwrap_or("").to_string())),
+        (None, _) if peer.ip().is_loopback() => cfg.anonymous_user.clone(),
+        (None, _) => None,
+    };
+    let e = match creds.map(|(u, p)| broker.authenticate(&u, &p, peer)) {
+        Some(Ok(u)) => return Some(u),
+        Some(Err(e)) => {
+            tracing::info!(%peer, "STOMP login refused: {e}");
+            StompError::new("Access refused", "bad login or passcode")
+        }
+        None => StompError::new("Access refused", "login and passcode required"),
+    };
+    wire.fail(&e, Some(f)).await;
+    None
+}
+
+/// The vhost `host` names, if the user may use it.
+async fn vhost<S: AsyncRead + AsyncWrite + Unpin>(
+    wire: &mut Wire<S>,
+    f: &Frame,
+    user: &User,
+    broker: &Arc<dyn Broker>,
+    cfg: &Config,
+) -> Option<String> {
+    let vhost = match f.header("host") {
+        Some(h) if broker.open_vhost(user, h).is_ok() => h.to_string(),
+        // Many clients put the server's host name here (stomp.py does): that is
+        // not a vhost, so it means the default one.
+        Some(h) if h == "localhost" || h.parse::<std::net::IpAddr>().is_ok() => {
+            cfg.default_vhost.clone()
+        }
+        Some(h) => {
+            let e = StompError::new(
+                "Virtual host access denied",
+                format!(
+                    "vhost '{h}' does not exist or user '{}' may not use it",
+                    user.name
+                ),
+            );
+            wire.fail(&e, Some(f)).await;
+            return None;
+        }
+        None => cfg.default_vhost.clone(),
+    };
+    if broker.open_vhost(user, &vhost).is_err() {
+        let e = StompError::new(
+            "Virtual host access denied",
+            format!("no access to '{vhost}'"),
+        );
+        wire.fail(&e, Some(f)).await;
+        return None;
+    }
+    Some(vhost)
+}
+
+fn negotiate(header: Option<&str>, floor: Duration) -> (Beats, String) {
+    let (cx, cy) = header
+        .and_then(|h| h.split_once(','))
+        .map(|(a, b)| {
+            (
+                a.trim().parse::<u64>().unwrap_or(0),
+                b.trim().parse::<u64>().unwrap_or(0),
+            )
+        })
+        .unwrap_or((0, 0));
+    let floor = floor.as_millis() as u64;
+    let send = if cy == 0 { 0 } else { cy.max(floor) };
+    let recv = if cx == 0 { 0 } else { cx.max(floor) };
+    (
+        Beats {
+            send: Duration::from_millis(send),
+            recv: Duration::from_millis(recv),
+        },
+        format!("{send},{recv}"),
+    )
+}
