@@ -76,6 +76,7 @@ impl Session {
                 self.receipt(&f, 0);
             }
             Command::Disconnect => {
+                self.leave();
                 self.receipt(&f, 0);
                 return Ok(Next::Disconnect);
             }

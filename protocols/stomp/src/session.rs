@@ -393,6 +393,17 @@ impl Session {
     /// The connection is over: cancel subscriptions and put back what was not
     /// acknowledged (also what was still in the inbox).
     pub fn close(&mut self) {
+        self.leave();
+        self.broker.connection_closed(self.conn);
+    }
+
+    /// Ends every subscription and gives back what was handed out and not
+    /// acknowledged (and what is still waiting in the inbox), oldest first. Done
+    /// when DISCONNECT is read, not when it is answered: the client has stopped
+    /// listening, and an `ack:auto` delivery written meanwhile would be settled and
+    /// lost.
+    pub fn leave(&mut self) {
+        self.by_tag.clear();
         for (_, s) in self.subs.drain() {
             s.consumer.cancel();
         }
@@ -405,7 +416,6 @@ impl Session {
         for d in back {
             d.queue.settle(&[d.seq], Settle::Requeue);
         }
-        self.broker.connection_closed(self.conn);
     }
 }
 
