@@ -22,47 +22,92 @@ pub enum Destination {
     TempQueue(String),
 }
 
-fn non_empty(s: &str, what: &str) -> Result<String, String> {
-    if s.is_empty() {
-        Err(format!("{what} name missing"))
-    } else if s.len() > 255 {
-        Err(format!("{what} name longer than 255 bytes"))
-    } else {
-        Ok(s.to_string())
+/// A destination RabbitMQ's STOMP plugin would refuse, with its words.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DestinationError {
+    /// A known kind with the wrong number of parts (`/queue/a/b`, `/exchange/x/k/l`).
+    Invalid { kind: &'static str, rest: String },
+    /// Not a kind of destination at all.
+    Unknown(String),
+}
+
+impl DestinationError {
+    /// The ERROR frame's `message` header.
+    pub fn message(&self) -> &'static str {
+        match self {
+            DestinationError::Invalid { .. } => "Invalid destination",
+            DestinationError::Unknown(_) => "Unknown destination",
+        }
+    }
+
+    /// The ERROR frame's body.
+    pub fn detail(&self) -> String {
+        match self {
+            DestinationError::Invalid { kind, rest } => {
+                format!("'{rest}' is not a valid {kind} destination")
+            }
+            DestinationError::Unknown(d) => format!(
+                "'{d}' is not a valid destination.\nValid destination types are: \
+                 /temp-queue, /exchange, /topic, /queue, /amq/queue, /reply-queue/."
+            ),
+        }
+    }
+}
+
+/// RabbitMQ's `%2F` in a name stands for a `/` (which would otherwise split it).
+fn unescape(part: &str) -> String {
+    part.replace("%2F", "/").replace("%2f", "/")
+}
+
+/// The one name a kind takes (`/queue/<name>`), or RabbitMQ's refusal.
+fn one_name(kind: &'static str, rest: &[&str]) -> Result<String, DestinationError> {
+    match rest {
+        [name] if !name.is_empty() && name.len() <= 255 => Ok(unescape(name)),
+        _ => Err(DestinationError::Invalid {
+            kind,
+            rest: rest.iter().map(|p| format!("/{p}")).collect(),
+        }),
     }
 }
 
 impl Destination {
-    pub fn parse(d: &str) -> Result<Destination, String> {
-        let bad = || {
-            format!(
-                "'{d}' is not a valid destination (use /queue/, /topic/, /exchange/, /amq/queue/, \
-                 /temp-queue/ or /reply-queue/)"
-            )
-        };
-        if let Some(q) = d.strip_prefix("/queue/") {
-            return Ok(Destination::Queue(non_empty(q, "queue")?));
+    /// Parses a destination as RabbitMQ's STOMP plugin does: a bare name is a queue;
+    /// a kind takes exactly its parts (`/exchange/x` or `/exchange/x/key`, one name
+    /// for the others), `%2F` standing for a `/` inside one.
+    pub fn parse(d: &str) -> Result<Destination, DestinationError> {
+        let parts: Vec<&str> = d.split('/').collect();
+        match parts.as_slice() {
+            [name] if !name.is_empty() && name.len() <= 255 => {
+                Ok(Destination::Queue(unescape(name)))
+            }
+            ["", "queue", rest @ ..] => one_name("queue", rest).map(Destination::Queue),
+            ["", "topic", rest @ ..] => one_name("topic", rest).map(Destination::Topic),
+            ["", "amq", "queue", rest @ ..] => {
+                one_name("amq/queue", rest).map(Destination::AmqQueue)
+            }
+            ["", "temp-queue", rest @ ..] => {
+                one_name("temp-queue", rest).map(Destination::TempQueue)
+            }
+            // RabbitMQ's own reply queues are named `amq.gen-…/…`: the rest is the name.
+            ["", "reply-queue", rest @ ..] if rest.iter().any(|p| !p.is_empty()) => {
+                Ok(Destination::ReplyQueue(rest.join("/")))
+            }
+            ["", "exchange", rest @ ..] => match rest {
+                [name] | [name, ""] if !name.is_empty() => Ok(Destination::Exchange {
+                    name: unescape(name),
+                    key: String::new(),
+                }),
+                [name, key] if !name.is_empty() => Ok(Destination::Exchange {
+                    name: unescape(name),
+                    key: unescape(key),
+                }),
+                _ => Err(DestinationError::Invalid {
+                    kind: "exchange",
+                    rest: rest.iter().map(|p| format!("/{p}")).collect(),
+                }),
+            },
+            _ => Err(DestinationError::Unknown(d.to_string())),
         }
-        if let Some(t) = d.strip_prefix("/topic/") {
-            return Ok(Destination::Topic(non_empty(t, "topic")?));
-        }
-        if let Some(rest) = d.strip_prefix("/exchange/") {
-            let (name, key) = rest.split_once('/').unwrap_or((rest, ""));
-            return Ok(Destination::Exchange {
-                name: non_empty(name, "exchange")?,
-                key: key.to_string(),
-            });
-        }
-        if let Some(q) = d.strip_prefix("/amq/queue/") {
-            return Ok(Destination::AmqQueue(non_empty(q, "queue")?));
-        }
-        if let Some(q) = d.strip_prefix("/reply-queue/") {
-            return Ok(Destination::ReplyQueue(non_empty(q, "queue")?));
-        }
-        if let Some(q) = d.strip_prefix("/temp-queue/") {
-            return Ok(Destination::TempQueue(non_empty(q, "temporary queue")?));
-        }
-        Err(bad())
     }
 
     /// Exchange and routing key a SEND to this destination publishes with.
@@ -83,6 +128,7 @@ impl Destination {
         match exchange {
             "" => format!("/queue/{key}"),
             "amq.topic" => format!("/topic/{key}"),
+            x if key.is_empty() => format!("/exchange/{x}"),
             x => format!("/exchange/{x}/{key}"),
         }
     }
@@ -112,12 +158,26 @@ mod tests {
             Ok(Destination::Topic("x.*".into()))
         );
         assert_eq!(
-            Destination::parse("/exchange/amq.direct/k/l"),
+            Destination::parse("/exchange/amq.direct/k%2Fl"),
             Ok(Destination::Exchange {
                 name: "amq.direct".into(),
                 key: "k/l".into()
             })
         );
+        assert_eq!(
+            Destination::parse("plain"),
+            Ok(Destination::Queue("plain".into()))
+        );
+        let e = Destination::parse("/queue/a/b").unwrap_err();
+        assert_eq!(
+            (e.message(), e.detail().as_str()),
+            (
+                "Invalid destination",
+                "'/a/b' is not a valid queue destination"
+            )
+        );
+        assert!(Destination::parse("/topic/a/b").is_err());
+        assert!(Destination::parse("/exchange/x/k/extra").is_err());
         assert_eq!(
             Destination::parse("/exchange/logs"),
             Ok(Destination::Exchange {
@@ -132,5 +192,9 @@ mod tests {
         assert_eq!(Destination::of_message("", "q"), "/queue/q");
         assert_eq!(Destination::of_message("amq.topic", "a.b"), "/topic/a.b");
         assert_eq!(Destination::of_message("logs", "k"), "/exchange/logs/k");
+        assert_eq!(
+            Destination::of_message("amq.fanout", ""),
+            "/exchange/amq.fanout"
+        );
     }
 }

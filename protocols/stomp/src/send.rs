@@ -17,10 +17,17 @@ impl Session {
     pub fn handle(&mut self, f: Frame) -> Result<Next> {
         match f.command {
             Command::Send => {
+                if f.header("message-id").is_some() {
+                    // The broker names messages; RabbitMQ refuses a client's name.
+                    return Err(StompError::new(
+                        "Invalid header",
+                        "'message-id' is not allowed on 'SEND'.",
+                    ));
+                }
                 if let Some(tx) = f.header("transaction") {
                     let tx = tx.to_string();
                     self.in_tx(&tx)?;
-                    self.receipt(&f, 0);
+                    // Its RECEIPT comes at COMMIT, when it is published (RabbitMQ).
                     self.tx.entry(tx).or_default().push(f);
                 } else {
                     let lsn = self.send(&f)?;
@@ -63,7 +70,11 @@ impl Session {
                 let mut lsn = 0;
                 for op in self.tx.remove(&tx).unwrap_or_default() {
                     match op.command {
-                        Command::Send => lsn = lsn.max(self.send(&op)?),
+                        Command::Send => {
+                            let sent = self.send(&op)?;
+                            self.receipt(&op, sent);
+                            lsn = lsn.max(sent);
+                        }
                         c => self.ack(&op, c == Command::Nack)?,
                     }
                 }
@@ -110,7 +121,7 @@ impl Session {
     /// Publishes a SEND; returns the LSN its receipt waits for.
     fn send(&mut self, f: &Frame) -> Result<u64> {
         let d = required(f, "destination")?;
-        let dest = Destination::parse(d).map_err(|e| StompError::new("Invalid destination", e))?;
+        let dest = Destination::parse(d)?;
         if let Destination::Queue(q) = &dest {
             self.declare_named(q, f)?;
         }

@@ -6,7 +6,7 @@
 use crate::Config;
 use crate::codec::Version;
 use crate::convert;
-use crate::destination::{Destination, binding_key};
+use crate::destination::{Destination, DestinationError, binding_key};
 use crate::frame::{Command, Frame};
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
@@ -29,6 +29,12 @@ impl StompError {
             message: message.into(),
             detail: detail.into(),
         }
+    }
+}
+
+impl From<DestinationError> for StompError {
+    fn from(e: DestinationError) -> StompError {
+        StompError::new(e.message(), e.detail())
     }
 }
 
@@ -122,16 +128,7 @@ impl Session {
     /// declares it, unless the frame's headers say otherwise (`x-` headers become
     /// queue arguments). An existing queue is taken as it is unless they do.
     pub fn declare_named(&self, name: &str, f: &Frame) -> Result<()> {
-        let mut arguments = Table::new();
-        for (k, v) in &f.headers {
-            if k.starts_with("x-") && !arguments.contains_key(k) {
-                let value = match v.parse::<i64>() {
-                    Ok(n) => Value::I64(n),
-                    Err(_) => Value::string(v.as_str()),
-                };
-                arguments.insert(k.clone(), value);
-            }
-        }
+        let arguments = queue_arguments(f);
         // A queue that exists is used as it is when the frame asks nothing of it:
         // queues made by others (an SQS queue with its arguments, an AMQP queue
         // with a TTL) would otherwise refuse a declare without those arguments.
@@ -154,8 +151,7 @@ impl Session {
 
     pub fn subscribe(&mut self, f: &Frame) -> Result<()> {
         let dest_s = required(f, "destination")?;
-        let dest =
-            Destination::parse(dest_s).map_err(|e| StompError::new("Invalid destination", e))?;
+        let dest = Destination::parse(dest_s)?;
         let id = match (f.header("id"), self.version) {
             (Some(id), _) => id.to_string(),
             (None, Version::V10) => dest_s.to_string(),
@@ -220,25 +216,39 @@ impl Session {
             yes(f, "durable").or(yes(f, "persistent")),
         ) {
             (Some(n), _) => Some(n.to_string()),
+            // RabbitMQ names a durable subscription's queue after its id: without
+            // one the next SUBSCRIBE could not find the queue again.
+            (None, Some(true)) if f.header("id").is_none() => {
+                return Err(StompError::new(
+                    "Missing Header",
+                    "Header 'id' is required for durable subscriptions",
+                ));
+            }
             (None, Some(true)) => Some(id.to_string()),
             _ => None,
         };
+        // `x-queue-name` names the queue (so an AMQP app can read it too), and the
+        // other `x-` headers shape it, as RabbitMQ's plugin does.
+        let mut arguments = queue_arguments(f);
+        let named = arguments
+            .remove("x-queue-name")
+            .and_then(|v| v.as_str().map(str::to_string));
         let queue = match durable_name {
             Some(n) => self.declare(QueueDecl {
-                name: format!("stomp-subscription-{}-{n}", self.client_id),
+                name: named.unwrap_or_else(|| format!("stomp-subscription-{}-{n}", self.client_id)),
                 durable: true,
                 exclusive: false,
                 auto_delete: yes(f, "auto-delete").unwrap_or(false),
                 passive: false,
-                arguments: Table::new(),
+                arguments,
             })?,
             None => self.declare(QueueDecl {
-                name: String::new(),
+                exclusive: named.is_none(),
+                name: named.unwrap_or_default(),
                 durable: false,
-                exclusive: true,
                 auto_delete: true,
                 passive: false,
-                arguments: Table::new(),
+                arguments,
             })?,
         };
         self.broker
@@ -417,6 +427,22 @@ impl Session {
             d.queue.settle(&[d.seq], Settle::Requeue);
         }
     }
+}
+
+/// The frame's `x-` headers as queue arguments (numbers as numbers), first of a
+/// repeated header winning.
+fn queue_arguments(f: &Frame) -> Table {
+    let mut arguments = Table::new();
+    for (k, v) in &f.headers {
+        if k.starts_with("x-") && !arguments.contains_key(k) {
+            let value = match v.parse::<i64>() {
+                Ok(n) => Value::I64(n),
+                Err(_) => Value::string(v.as_str()),
+            };
+            arguments.insert(k.clone(), value);
+        }
+    }
+    arguments
 }
 
 fn unknown_id(id: &str) -> StompError {
