@@ -112,3 +112,48 @@ def test_transactional_send_is_receipted_at_commit(stomp_clients):
     # RabbitMQ answers the COMMIT first and the SEND once its confirm is in; both
     # come after the COMMIT, which is the point.
     assert sorted(r.expect("RECEIPT")["receipt-id"] for _ in range(2)) == ["commit", "in-tx"]
+
+
+@pytest.mark.parametrize("frames,message,body", [
+    ([("FOO", [])], "Bad command", 'Could not interpret command "FOO"'),
+    ([("SEND", [])], "Missing destination", "\"SEND\" must include a 'destination' header"),
+    ([("SUBSCRIBE", [("destination", "/queue/pytest.stomp-dup"), ("id", "a")]),
+      ("SUBSCRIBE", [("destination", "/queue/pytest.stomp-dup"), ("id", "a")])],
+     "Duplicated subscription identifier", "already exists."),
+    ([("UNSUBSCRIBE", [("id", "zz")])], "No subscription found",
+     "UNSUBSCRIBE must refer to an existing subscription."),
+    ([("COMMIT", [("transaction", "zz")])], "Bad transaction",
+     'Invalid transaction identifier: "zz"'),
+    ([("SEND", [("destination", "/exchange/pytest-none")])], "not_found",
+     "NOT_FOUND - no exchange 'pytest-none' in vhost '/'"),
+    ([("SUBSCRIBE", [("destination", "/amq/queue/pytest-none"), ("id", "a")])], "not_found",
+     "NOT_FOUND - no queue 'pytest-none' in vhost '/'"),
+], ids=["command", "destination", "duplicate", "unsubscribe", "transaction", "exchange",
+        "amq-queue"])
+def test_error_frames_in_rabbitmqs_words(stomp_clients, frames, message, body):
+    r = stomp_clients.raw()
+    r.connect()
+    for command, headers in frames:
+        r.send(command, headers, b"x" if command == "SEND" else b"")
+    err = r.expect("ERROR")
+    assert err["message"] == message
+    assert err["version"] == "1.0,1.1,1.2"
+    assert body in err.body.decode()
+
+
+@pytest.mark.parametrize("kw,body", [
+    ({"passcode": "wrong"}, "Access refused for user 'guest'"),
+    ({"host": "pytest-no-such-vhost"}, "Virtual host 'pytest-no-such-vhost' access denied"),
+], ids=["login", "vhost"])
+def test_refused_connect_in_rabbitmqs_words(stomp_clients, kw, body):
+    r = stomp_clients.raw()
+    err = r.connect(expect="ERROR", **kw)
+    assert err["message"] == "Bad CONNECT"
+    assert body in err.body.decode()
+
+
+def test_version_mismatch_in_rabbitmqs_words(stomp_clients):
+    r = stomp_clients.raw()
+    err = r.connect(version="9.9", expect="ERROR")
+    assert err["message"] == "Version mismatch"
+    assert err["version"] == "1.0,1.1,1.2"

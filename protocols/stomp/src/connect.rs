@@ -123,13 +123,9 @@ async fn version<S: AsyncRead + AsyncWrite + Unpin>(
         return Some(v);
     }
     let err = error_frame(
-        &StompError::new(
-            "Supported protocol versions are 1.0,1.1,1.2",
-            "no common protocol version",
-        ),
+        &StompError::new("Version mismatch", "Supported versions are 1.0,1.1,1.2"),
         f.header("receipt"),
-    )
-    .with_header("version", "1.0,1.1,1.2");
+    );
     wire.encode(err);
     let _ = wire.io.flush().await;
     None
@@ -164,13 +160,13 @@ async fn login<S: AsyncRead + AsyncWrite + Unpin>(
         (None, _) if peer.ip().is_loopback() => cfg.anonymous_user.clone(),
         (None, _) => None,
     };
-    let e = match creds.map(|(u, p)| broker.authenticate(&u, &p, peer)) {
-        Some(Ok(u)) => return Some(u),
-        Some(Err(e)) => {
+    let e = match creds.map(|(u, p)| (broker.authenticate(&u, &p, peer), u)) {
+        Some((Ok(u), _)) => return Some(u),
+        Some((Err(e), login)) => {
             tracing::info!(%peer, "STOMP login refused: {e}");
-            StompError::new("Access refused", "bad login or passcode")
+            StompError::new("Bad CONNECT", format!("Access refused for user '{login}'"))
         }
-        None => StompError::new("Access refused", "login and passcode required"),
+        None => StompError::new("Bad CONNECT", "login and passcode required"),
     };
     wire.fail(&e, Some(f)).await;
     None
@@ -192,13 +188,7 @@ async fn vhost<S: AsyncRead + AsyncWrite + Unpin>(
             cfg.default_vhost.clone()
         }
         Some(h) => {
-            let e = StompError::new(
-                "Virtual host access denied",
-                format!(
-                    "vhost '{h}' does not exist or user '{}' may not use it",
-                    user.name
-                ),
-            );
+            let e = StompError::new("Bad CONNECT", format!("Virtual host '{h}' access denied"));
             wire.fail(&e, Some(f)).await;
             return None;
         }
@@ -206,8 +196,8 @@ async fn vhost<S: AsyncRead + AsyncWrite + Unpin>(
     };
     if broker.open_vhost(user, &vhost).is_err() {
         let e = StompError::new(
-            "Virtual host access denied",
-            format!("no access to '{vhost}'"),
+            "Bad CONNECT",
+            format!("Virtual host '{vhost}' access denied"),
         );
         wire.fail(&e, Some(f)).await;
         return None;

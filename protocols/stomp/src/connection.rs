@@ -273,7 +273,7 @@ fn handle_input<S: AsyncRead + AsyncWrite + Unpin>(
             Ok(Some(Item::HeartBeat)) => continue,
             Ok(None) => return Ok(Input::Done),
             Err(e) => {
-                let e = StompError::new(e.to_string(), e.to_string());
+                let e = StompError::from(e);
                 return Err((e, wire.refused_receipt()));
             }
         };

@@ -112,8 +112,8 @@ impl Session {
             Ok(())
         } else {
             Err(StompError::new(
-                "Invalid transaction",
-                format!("transaction '{tx}' was not begun"),
+                "Bad transaction",
+                format!("Invalid transaction identifier: \"{tx}\""),
             ))
         }
     }
@@ -179,7 +179,10 @@ impl Session {
 pub fn error_frame(e: &StompError, receipt: Option<&str>) -> Frame {
     let mut f = Frame::new(Command::Error)
         .with_header("message", e.message.as_str())
-        .with_header("content-type", "text/plain");
+        .with_header("content-type", "text/plain")
+        // RabbitMQ names the versions it speaks on every ERROR, not only when
+        // negotiation failed.
+        .with_header("version", "1.0,1.1,1.2");
     if let Some(r) = receipt {
         f = f.with_header("receipt-id", r);
     }

@@ -4,10 +4,11 @@
 //! that must be durable first (a RECEIPT means "accepted", DESIGN.md §3).
 
 use crate::Config;
-use crate::codec::Version;
 use crate::convert;
 use crate::destination::{Destination, DestinationError, binding_key};
+use crate::error::FrameError;
 use crate::frame::{Command, Frame};
+use crate::version::Version;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
 use switchboard_api::{
@@ -38,12 +39,25 @@ impl From<DestinationError> for StompError {
     }
 }
 
-/// RabbitMQ's STOMP plugin words a core error as the AMQP reply it would close with
-/// (`NOT_FOUND - no queue 'q' in vhost '/'`); so do we.
+/// Bytes that are not a frame; an unknown command in RabbitMQ's words.
+impl From<FrameError> for StompError {
+    fn from(e: FrameError) -> StompError {
+        match e {
+            FrameError::UnknownCommand(c) => StompError::new(
+                "Bad command",
+                format!("Could not interpret command \"{c}\""),
+            ),
+            e => StompError::new(e.to_string(), e.to_string()),
+        }
+    }
+}
+
+/// RabbitMQ's STOMP plugin words a core error as the AMQP reply it would close with:
+/// `message:not_found`, body `NOT_FOUND - no queue 'q' in vhost '/'`; so do we.
 impl From<BrokerError> for StompError {
     fn from(e: BrokerError) -> StompError {
-        let text = format!("{} - {e}", e.kind().as_str().to_ascii_uppercase());
-        StompError::new(text.clone(), text)
+        let kind = e.kind().as_str();
+        StompError::new(kind, format!("{} - {e}", kind.to_ascii_uppercase()))
     }
 }
 
@@ -90,8 +104,8 @@ pub type Result<T> = std::result::Result<T, StompError>;
 pub fn required<'a>(f: &'a Frame, name: &str) -> Result<&'a str> {
     f.header(name).ok_or_else(|| {
         StompError::new(
-            format!("Missing '{name}' header"),
-            format!("{} frames need a '{name}' header", f.command.as_str()),
+            format!("Missing {name}"),
+            format!("\"{}\" must include a '{name}' header", f.command.as_str()),
         )
     })
 }
@@ -164,8 +178,8 @@ impl Session {
         };
         if self.subs.contains_key(&id) {
             return Err(StompError::new(
-                "Duplicate subscription id",
-                format!("subscription '{id}' already exists on this connection"),
+                "Duplicated subscription identifier",
+                format!("A subscription identified by '{id}' already exists."),
             ));
         }
         let ack = match f.header("ack").unwrap_or("auto") {
@@ -310,8 +324,11 @@ impl Session {
         };
         let Some(sub) = self.subs.remove(id) else {
             return Err(StompError::new(
-                "Unknown subscription",
-                format!("no subscription '{id}' on this connection"),
+                "No subscription found",
+                format!(
+                    "UNSUBSCRIBE must refer to an existing subscription.\n\
+                     Subscription to \"id='{id}'\" not found."
+                ),
             ));
         };
         sub.consumer.cancel();
@@ -447,7 +464,7 @@ fn queue_arguments(f: &Frame) -> Table {
 
 fn unknown_id(id: &str) -> StompError {
     StompError::new(
-        "Unknown message id",
+        "Invalid header",
         format!("no unacknowledged message with id '{id}' on this connection"),
     )
 }

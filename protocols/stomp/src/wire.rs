@@ -28,7 +28,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Wire<S> {
                 Ok(Some(Item::Frame(f))) => return Ok(Some(f)),
                 Ok(Some(Item::HeartBeat)) => continue,
                 Ok(None) => {}
-                Err(e) => return Err(StompError::new(e.to_string(), e.to_string())),
+                Err(e) => return Err(StompError::from(e)),
             }
             match self.io.read().await {
                 Ok(0) | Err(_) => return Ok(None),
