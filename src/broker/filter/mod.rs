@@ -214,10 +214,10 @@ fn any_attr_scalar(v: &Value, ty: &str, f: &mut dyn FnMut(&Scalar<'_>) -> bool) 
                     return items.iter().any(|j| json_scalar(j).is_some_and(|x| f(&x)));
                 }
             }
-            if ty.starts_with("Number") {
-                if let Some(n) = Scalar::Str(Cow::Borrowed(s)).num() {
-                    return f(&Scalar::Num(n));
-                }
+            if ty.starts_with("Number")
+                && let Some(n) = Scalar::Str(Cow::Borrowed(s)).num()
+            {
+                return f(&Scalar::Num(n));
             }
             f(&Scalar::Str(Cow::Borrowed(s)))
         }
@@ -264,7 +264,7 @@ fn body_leaf(v: Option<&Json>, ms: &[Matcher], nonempty: bool) -> bool {
     };
     ms.iter().any(|m| match m {
         // AWS: the key must have a non-null value for `exists: true`.
-        Matcher::Exists(e) => *e == !v.is_null(),
+        Matcher::Exists(e) => *e != v.is_null(),
         m => match v {
             Json::Array(items) => items
                 .iter()
