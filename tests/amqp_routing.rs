@@ -10,11 +10,12 @@ mod common;
 
 use common::*;
 use lapin::{
-    BasicProperties, ExchangeKind,
+    BasicProperties, ErrorKind, ExchangeKind,
     options::{
         BasicAckOptions, BasicGetOptions, ExchangeBindOptions, ExchangeDeclareOptions,
         ExchangeDeleteOptions, QueueBindOptions, QueueDeleteOptions,
     },
+    protocol::{AMQPErrorKind, AMQPSoftError},
     types::{AMQPValue, FieldTable},
 };
 
@@ -409,5 +410,95 @@ async fn exchange_to_exchange_binding() {
     delete_queues(&ch, &[&q_dst, &q_src]).await;
     delete_exchange(&ch, &src).await;
     delete_exchange(&ch, &dst).await;
+    conn.close(200, "OK".into()).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn filter_policy_binding_selects_by_headers() {
+    let server = Server::start();
+    let conn = server.connect().await;
+    let ch = conn.create_channel().await.unwrap();
+    let ex = unique("filter-fanout");
+    let (q_all, q_sport) = (unique("filter-all"), unique("filter-sport"));
+
+    declare_exchange(&ch, &ex, ExchangeKind::Fanout).await;
+    declare_queue(&ch, &q_all, FieldTable::default()).await;
+    declare_queue(&ch, &q_sport, FieldTable::default()).await;
+    bind(&ch, &q_all, &ex, "", FieldTable::default()).await;
+    bind(
+        &ch,
+        &q_sport,
+        &ex,
+        "",
+        table(&[(
+            "x-filter-policy",
+            long_str(
+                r#"{"interest": [{"prefix": "bas"}, "rugby"], "price": [{"numeric": ["<", 100]}]}"#,
+            ),
+        )]),
+    )
+    .await;
+
+    for (name, interest, price) in [
+        ("a", "baseball", 10),
+        ("b", "rugby", 500),
+        ("c", "tennis", 1),
+    ] {
+        let props = BasicProperties::default().with_headers(table(&[
+            ("interest", long_str(interest)),
+            ("price", AMQPValue::LongInt(price)),
+        ]));
+        publish_with(&ch, &ex, "", name, props).await;
+    }
+
+    assert_eq!(drain(&ch, &q_all).await, ["a", "b", "c"]);
+    assert_eq!(drain(&ch, &q_sport).await, ["a"]);
+
+    delete_queues(&ch, &[&q_all, &q_sport]).await;
+    delete_exchange(&ch, &ex).await;
+    conn.close(200, "OK".into()).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_filter_policy_closes_the_channel_with_406() {
+    let server = Server::start();
+    let conn = server.connect().await;
+    let ch = conn.create_channel().await.unwrap();
+    let ex = unique("filter-bad");
+    let q = unique("filter-bad-q");
+    declare_exchange(&ch, &ex, ExchangeKind::Fanout).await;
+    declare_queue(&ch, &q, FieldTable::default()).await;
+
+    let err = ch
+        .queue_bind(
+            q.as_str().into(),
+            ex.as_str().into(),
+            "".into(),
+            QueueBindOptions::default(),
+            table(&[("x-filter-policy", long_str(r#"{"a": []}"#))]),
+        )
+        .await
+        .expect_err("a bad filter policy must be refused");
+    match err.kind() {
+        ErrorKind::ProtocolError(amqp) => {
+            assert_eq!(amqp.get_id(), 406, "reply code: {amqp}");
+            assert_eq!(
+                amqp.kind(),
+                &AMQPErrorKind::Soft(AMQPSoftError::PRECONDITIONFAILED)
+            );
+            assert!(
+                amqp.get_message()
+                    .as_str()
+                    .contains("Empty arrays are not allowed"),
+                "reply text carries AWS's reason: {:?}",
+                amqp.get_message()
+            );
+        }
+        other => panic!("expected a protocol error, got {other:?}"),
+    }
+
+    let ch = conn.create_channel().await.unwrap();
+    delete_queues(&ch, &[&q]).await;
+    delete_exchange(&ch, &ex).await;
     conn.close(200, "OK".into()).await.unwrap();
 }

@@ -1,7 +1,10 @@
 //! Exchanges and their bindings. Each exchange keeps the binding list (the truth, for
 //! listing and unbinding) plus an index for its type, updated incrementally so that a
-//! publish never rebuilds anything.
+//! publish never rebuilds anything. A binding may carry an SNS filter policy, checked
+//! after the type's own match; the index keeps it beside the destination so that
+//! direct and topic routing need not go back to the binding list.
 
+use super::filter::{FilterPolicy, LazyBody};
 use super::queue::Queue;
 use super::topic::TopicTrie;
 use std::collections::HashMap;
@@ -57,13 +60,54 @@ pub struct Binding {
     pub dest: Dest,
     pub key: String,
     pub args: Table,
+    pub filter: Option<Arc<FilterPolicy>>,
+}
+
+impl Binding {
+    fn target(&self) -> Target {
+        Target {
+            dest: self.dest.clone(),
+            filter: self.filter.clone(),
+        }
+    }
+}
+
+/// An index entry: where to, and the filter a message must pass on the way. Entries
+/// are equal when they lead to the same place through the same compiled filter (or
+/// both through none), so unfiltered bindings that differ only in arguments share one.
+#[derive(Clone)]
+struct Target {
+    dest: Dest,
+    filter: Option<Arc<FilterPolicy>>,
+}
+
+impl PartialEq for Target {
+    fn eq(&self, other: &Self) -> bool {
+        self.dest == other.dest
+            && match (&self.filter, &other.filter) {
+                (None, None) => true,
+                (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+                _ => false,
+            }
+    }
+}
+
+impl Target {
+    fn pass(&self, body: &LazyBody<'_>) -> bool {
+        self.filter.as_ref().is_none_or(|p| p.matches_with(body))
+    }
+}
+
+/// Whether a binding's filter lets the message through.
+fn pass(filter: &Option<Arc<FilterPolicy>>, body: &LazyBody<'_>) -> bool {
+    filter.as_ref().is_none_or(|p| p.matches_with(body))
 }
 
 #[derive(Default)]
 struct Bindings {
     all: Vec<Binding>,
-    direct: HashMap<String, Vec<Dest>>,
-    topic: TopicTrie<Dest>,
+    direct: HashMap<String, Vec<Target>>,
+    topic: TopicTrie<Target>,
 }
 
 pub struct Exchange {
@@ -113,7 +157,8 @@ impl Exchange {
     }
 
     /// Adds a binding; binding the same (destination, key, arguments) twice is a no-op.
-    pub fn bind(&self, dest: Dest, key: &str, args: &Table) {
+    /// `filter` is the policy compiled from `args` (the caller validates it first).
+    pub fn bind(&self, dest: Dest, key: &str, args: &Table, filter: Option<FilterPolicy>) {
         let mut b = self.write();
         if b.all
             .iter()
@@ -121,22 +166,28 @@ impl Exchange {
         {
             return;
         }
-        match self.kind {
-            Kind::Direct => b
-                .direct
-                .entry(key.to_string())
-                .or_default()
-                .push(dest.clone()),
-            Kind::Topic => {
-                b.topic.insert(key, dest.clone());
-            }
-            Kind::Fanout | Kind::Headers => {}
-        }
-        b.all.push(Binding {
+        let binding = Binding {
             dest,
             key: key.to_string(),
             args: args.clone(),
-        });
+            filter: filter.map(Arc::new),
+        };
+        let target = binding.target();
+        // Unfiltered bindings to one place with one key share an index entry.
+        let indexed = binding.filter.is_none()
+            && b.all
+                .iter()
+                .any(|x| x.dest == binding.dest && x.key == key && x.filter.is_none());
+        if !indexed {
+            match self.kind {
+                Kind::Direct => b.direct.entry(key.to_string()).or_default().push(target),
+                Kind::Topic => {
+                    b.topic.insert(key, target);
+                }
+                Kind::Fanout | Kind::Headers => {}
+            }
+        }
+        b.all.push(binding);
     }
 
     /// Removes a binding; returns whether it existed.
@@ -149,28 +200,28 @@ impl Exchange {
         else {
             return false;
         };
-        b.all.remove(i);
-        Self::unindex(&mut b, self.kind, dest, key);
+        let gone = b.all.remove(i);
+        Self::unindex(&mut b, self.kind, &gone.target(), key);
         true
     }
 
-    fn unindex(b: &mut Bindings, kind: Kind, dest: &Dest, key: &str) {
-        // The index holds one entry per (dest, key); keep it while another binding with
-        // the same pair but other arguments remains.
-        if b.all.iter().any(|x| &x.dest == dest && x.key == key) {
+    fn unindex(b: &mut Bindings, kind: Kind, target: &Target, key: &str) {
+        // Unfiltered bindings share an entry per (dest, key); keep it while another
+        // such binding with other arguments remains.
+        if b.all.iter().any(|x| x.key == key && x.target() == *target) {
             return;
         }
         match kind {
             Kind::Direct => {
                 if let Some(v) = b.direct.get_mut(key) {
-                    v.retain(|d| d != dest);
+                    v.retain(|d| d != target);
                     if v.is_empty() {
                         b.direct.remove(key);
                     }
                 }
             }
             Kind::Topic => {
-                b.topic.remove(key, dest);
+                b.topic.remove(key, target);
             }
             Kind::Fanout | Kind::Headers => {}
         }
@@ -179,17 +230,17 @@ impl Exchange {
     /// Removes every binding to `dest`; returns how many there were.
     pub fn unbind_all_to(&self, dest: &Dest) -> usize {
         let mut b = self.write();
-        let keys: Vec<String> = b
+        let gone: Vec<(String, Target)> = b
             .all
             .iter()
             .filter(|x| &x.dest == dest)
-            .map(|x| x.key.clone())
+            .map(|x| (x.key.clone(), x.target()))
             .collect();
         b.all.retain(|x| &x.dest != dest);
-        for k in &keys {
-            Self::unindex(&mut b, self.kind, dest, k);
+        for (k, t) in &gone {
+            Self::unindex(&mut b, self.kind, t, k);
         }
-        keys.len()
+        gone.len()
     }
 
     pub fn has_bindings(&self) -> bool {
@@ -199,19 +250,29 @@ impl Exchange {
     /// Calls `f` for each destination the message routes to (possibly with repeats).
     pub fn route(&self, msg: &Message, f: &mut impl FnMut(&Dest)) {
         let b = self.read();
+        // Costs nothing until a body-scope filter asks for the body.
+        let body = LazyBody::new(msg);
         match self.kind {
             Kind::Direct => {
                 if let Some(v) = b.direct.get(&msg.routing_key) {
-                    v.iter().for_each(&mut *f);
+                    v.iter().filter(|t| t.pass(&body)).for_each(|t| f(&t.dest));
                 }
             }
-            Kind::Fanout => b.all.iter().for_each(|x| f(&x.dest)),
-            Kind::Topic => b.topic.matches(&msg.routing_key, f),
+            Kind::Fanout => b
+                .all
+                .iter()
+                .filter(|x| pass(&x.filter, &body))
+                .for_each(|x| f(&x.dest)),
+            Kind::Topic => b.topic.matches(&msg.routing_key, &mut |t: &Target| {
+                if t.pass(&body) {
+                    f(&t.dest)
+                }
+            }),
             Kind::Headers => {
                 let empty = Table::new();
                 let headers = msg.properties.headers.as_ref().unwrap_or(&empty);
                 for x in &b.all {
-                    if headers_match(&x.args, headers) {
+                    if headers_match(&x.args, headers) && pass(&x.filter, &body) {
                         f(&x.dest)
                     }
                 }

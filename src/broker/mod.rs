@@ -2,6 +2,7 @@
 //! [`Core`] implements [`switchboard_api::Broker`], the only face frontends see.
 
 mod exchange;
+mod filter;
 mod keyed;
 mod queue;
 pub mod timer;

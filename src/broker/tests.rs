@@ -2,7 +2,7 @@
 
 use super::*;
 use std::sync::Mutex;
-use switchboard_api::{DeliverySink, Properties, QueueStats, Settle, SinkEvent, Value};
+use switchboard_api::{DeliverySink, ErrorKind, Properties, QueueStats, Settle, SinkEvent, Value};
 
 struct Collect(Mutex<Vec<Delivery>>, Mutex<Vec<u64>>);
 
@@ -475,4 +475,56 @@ async fn paged_out_messages_come_back_in_order() {
         std::iter::from_fn(|| c.get("/", "dlq", 1, true).unwrap().map(|(d, _)| body(&d))).collect();
     assert_eq!(dead, bodies);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn filter_policy_on_a_fanout_binding_selects_messages() {
+    let c = core();
+    let decl = ExchangeDecl {
+        name: "sns.orders".into(),
+        kind: "fanout".into(),
+        ..Default::default()
+    };
+    c.declare_exchange("/", &decl).unwrap();
+    declare(&c, "all", &[]);
+    declare(&c, "big", &[]);
+    c.bind_queue("/", "all", "sns.orders", "", &Table::new(), 1)
+        .unwrap();
+    let filtered: Table = [(
+        "x-filter-policy".to_string(),
+        Value::string(r#"{"price_usd": [{"numeric": [">=", 100]}]}"#),
+    )]
+    .into_iter()
+    .collect();
+    c.bind_queue("/", "big", "sns.orders", "", &filtered, 1)
+        .unwrap();
+    for (b, price) in [("cheap", 5), ("dear", 500)] {
+        let mut m = Message::new("sns.orders", "", bytes::Bytes::from(b));
+        m.properties = Properties {
+            headers: Some([("price_usd".to_string(), Value::I64(price))].into()),
+            ..Default::default()
+        };
+        c.publish("/", m, PublishOptions::default()).unwrap();
+    }
+    let got = |q: &str| {
+        let mut out = Vec::new();
+        while let Some((d, _)) = c.get("/", q, 1, true).unwrap() {
+            out.push(body(&d));
+        }
+        out
+    };
+    assert_eq!(got("all"), ["cheap", "dear"]);
+    assert_eq!(got("big"), ["dear"]);
+
+    let bad: Table = [(
+        "x-filter-policy".to_string(),
+        Value::string(r#"{"a": [{"regex": "x"}]}"#),
+    )]
+    .into_iter()
+    .collect();
+    let err = c
+        .bind_queue("/", "big", "sns.orders", "", &bad, 1)
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::PreconditionFailed);
+    assert_eq!(err.to_string(), "Unrecognized match type regex");
 }

@@ -84,6 +84,11 @@ pub enum BrokerError {
         argument: String,
         reason: String,
     },
+    /// A binding's SNS filter policy (`x-filter-policy`) that AWS would refuse;
+    /// `reason` is AWS's validation text, which the SNS bridge quotes after
+    /// `Invalid parameter: FilterPolicy: `.
+    #[error("{reason}")]
+    InvalidFilterPolicy { reason: String },
     #[error("the ordering of queue '{queue}' in vhost '{vhost}' cannot change")]
     OrderingFixed { queue: String, vhost: String },
     /// An exclusive queue declared by another connection.
@@ -174,6 +179,7 @@ impl BrokerError {
             NotFound { .. } | NotInFlight | QueueDeleted => ErrorKind::NotFound,
             Inequivalent(_)
             | InvalidArgument { .. }
+            | InvalidFilterPolicy { .. }
             | OrderingFixed { .. }
             | InUse { .. }
             | NotEmpty { .. } => ErrorKind::PreconditionFailed,

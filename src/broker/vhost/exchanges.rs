@@ -2,6 +2,7 @@
 
 use super::{Vhost, store_err};
 use crate::broker::exchange::{Dest, Exchange, Kind};
+use crate::broker::filter::{self, FilterPolicy};
 use crate::store::{BindingDef, ExchangeDef};
 use std::sync::Arc;
 use switchboard_api::{BrokerError, Entity, ExchangeDecl, Mismatch, Table};
@@ -163,12 +164,15 @@ impl Vhost {
         args: &Table,
     ) -> Result<(), BrokerError> {
         let x = self.check_bindable_source(source)?;
+        // Validated before persisting: a stored policy must be one that compiles.
+        let policy = filter::from_args(args)
+            .map_err(|reason| BrokerError::InvalidFilterPolicy { reason })?;
         if let (Some(store), true) = (&self.store, x.durable && dest_durable(&dest)) {
             store
                 .put_binding(&self.name, binding_def(source, &dest, key, args))
                 .map_err(store_err)?;
         }
-        x.bind(dest, key, args);
+        x.bind(dest, key, args, policy);
         Ok(())
     }
 
@@ -207,8 +211,21 @@ impl Vhost {
         } else {
             self.exchange(&b.dest).map(Dest::Exchange)
         };
-        if let Ok(dest) = dest {
-            x.bind(dest, &b.key, &b.args);
-        }
+        let Ok(dest) = dest else { return };
+        let policy = filter::from_args(&b.args).unwrap_or_else(|reason| {
+            // Only a change in the validation rules gets here. Keeping the binding
+            // (it is the subscription) but delivering nothing through it is the safe
+            // side: without its filter it would flood the subscriber with what it
+            // asked not to get.
+            tracing::warn!(
+                vhost = %self.name,
+                source = %b.source,
+                dest = %b.dest,
+                %reason,
+                "stored binding has an invalid filter policy; it will deliver nothing"
+            );
+            Some(FilterPolicy::reject_all())
+        });
+        x.bind(dest, &b.key, &b.args, policy);
     }
 }
