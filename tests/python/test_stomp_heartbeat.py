@@ -122,3 +122,9 @@ def test_messages_flow_alongside_heart_beats(stomp_clients):
     got = [r.expect("MESSAGE").body for _ in range(5)]
     assert got == [f"m{i}".encode() for i in range(5)]
     assert not r.eof
+
+
+@pytest.mark.parametrize("asked,answer", [("250,1500", "1000,1000"), ("4999,10000", "10000,4000")])
+def test_heart_beats_are_negotiated_in_whole_seconds_as_rabbitmq(stomp_clients, asked, answer):
+    r = stomp_clients.raw()
+    assert r.connect("1.2", heart_beat=asked)["heart-beat"] == answer

@@ -215,9 +215,16 @@ fn negotiate(header: Option<&str>, floor: Duration) -> (Beats, String) {
             )
         })
         .unwrap_or((0, 0));
+    // RabbitMQ counts heart-beats in whole seconds (anything under one second is
+    // one second); clients and tests written against it see the same values here.
+    let seconds = |ms: u64| match ms {
+        0 => 0,
+        1..1000 => 1000,
+        ms => ms / 1000 * 1000,
+    };
     let floor = floor.as_millis() as u64;
-    let send = if cy == 0 { 0 } else { cy.max(floor) };
-    let recv = if cx == 0 { 0 } else { cx.max(floor) };
+    let send = if cy == 0 { 0 } else { seconds(cy).max(floor) };
+    let recv = if cx == 0 { 0 } else { seconds(cx).max(floor) };
     (
         Beats {
             send: Duration::from_millis(send),
@@ -225,4 +232,18 @@ fn negotiate(header: Option<&str>, floor: Duration) -> (Beats, String) {
         },
         format!("{send},{recv}"),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn heart_beats_in_whole_seconds_as_rabbitmq() {
+        let floor = Duration::from_millis(100);
+        assert_eq!(negotiate(Some("0,0"), floor).1, "0,0");
+        assert_eq!(negotiate(Some("250,1500"), floor).1, "1000,1000");
+        assert_eq!(negotiate(Some("4999,10000"), floor).1, "10000,4000");
+        assert_eq!(negotiate(None, floor).1, "0,0");
+    }
 }
