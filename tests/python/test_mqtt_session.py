@@ -154,6 +154,21 @@ def test_v5_disconnect_can_shorten_session_expiry(mqtt_clients):
     assert s2.connect(clean_start=False, session_expiry=300).session_present is False
 
 
+def test_v5_disconnect_can_lengthen_session_expiry(mqtt_clients):
+    """MQTT 5 3.14.2.2.2: the interval sent on DISCONNECT replaces CONNECT's. 1 s on
+    CONNECT, 5 s on DISCONNECT: the session is still there 3 s later, with what it
+    was sent meanwhile."""
+    cid = mu.client_id()
+    t = mu.topic_prefix()
+    s1 = persistent(mqtt_clients, 5, cid=cid)
+    s1.connect(clean_start=False, session_expiry=1)
+    s1.subscribe(t, qos=1)
+    s1.disconnect(properties={"SessionExpiryInterval": 5})
+    mu.stays(lambda: True, 3.0)
+    s2 = persistent(mqtt_clients, 5, cid=cid)
+    assert s2.connect(clean_start=False, session_expiry=0).session_present is True
+
+
 # -- redelivery and exactly-once -----------------------------------------------------
 
 @pytest.mark.parametrize("version", [4, 5], ids=VERSION_IDS.get)

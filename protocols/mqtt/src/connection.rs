@@ -374,7 +374,7 @@ fn handle_input<S: AsyncRead + AsyncWrite + Unpin>(
                             "session expiry set on DISCONNECT after 0 on CONNECT",
                         ));
                     }
-                    s.expiry = e;
+                    s.set_expiry(e);
                 }
                 return Ok(Input::End(
                     if d.reason_code == D::DisconnectWithWillMessage {

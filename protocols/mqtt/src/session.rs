@@ -101,6 +101,27 @@ impl Session {
         Ok(())
     }
 
+    /// The expiry interval DISCONNECT sent, which replaces CONNECT's (MQTT 5
+    /// 3.14.2.2.2). A session that outlives the connection keeps its queue for that
+    /// long: the queue's `x-expires` follows.
+    pub fn set_expiry(&mut self, secs: u32) {
+        let changed = secs != self.expiry;
+        self.expiry = secs;
+        if !(changed && self.persistent() && self.queue_ready) {
+            return;
+        }
+        let mut arguments = Table::new();
+        if secs != u32::MAX {
+            arguments.insert("x-expires".into(), Value::I64(i64::from(secs) * 1000));
+        }
+        if let Err(e) = self
+            .broker
+            .set_queue_arguments(&self.vhost, &self.queue, &arguments)
+        {
+            tracing::warn!(client = %self.client_id, "session expiry not changed: {e}");
+        }
+    }
+
     /// Declares (or finds) the session queue and starts consuming from it.
     pub fn open_queue(&mut self) -> Result<(), switchboard_api::BrokerError> {
         if self.queue_ready {
