@@ -1,7 +1,9 @@
 //! The HTTP side: which protocol a request speaks, who sent it, and how the answer
-//! is written back. Everything SQS-specific happens in [`crate::sqs`].
+//! is written back. Everything SQS-specific happens in [`crate::sqs`], everything
+//! SNS-specific in [`crate::sns`].
 
 use crate::sigv4;
+use crate::sns::{self, Sns, SnsError};
 use crate::sqs::{Ctx, Sqs, SqsError, query};
 use crate::{Auth, Config};
 use axum::Router;
@@ -17,7 +19,14 @@ use switchboard_api::Broker;
 
 pub fn router(broker: Arc<dyn Broker>, cfg: Config) -> Router {
     let sqs = Sqs::new(broker, cfg);
-    Router::new().fallback(handle).with_state(sqs)
+    let sns = Sns::new(sqs.clone());
+    Router::new().fallback(handle).with_state(Apis { sqs, sns })
+}
+
+#[derive(Clone)]
+struct Apis {
+    sqs: Arc<Sqs>,
+    sns: Arc<Sns>,
 }
 
 enum Protocol {
@@ -25,10 +34,34 @@ enum Protocol {
     Json(String),
     /// AWS Query (form parameters, XML replies).
     Query,
+    /// SNS, which speaks Query only.
+    Sns,
+}
+
+/// Whether a Query request is for SNS: the service its signature is scoped to, or,
+/// unsigned (`auth = "none"`), SNS's API version or one of its action names.
+fn is_sns(parts: &axum::http::request::Parts, body: &Bytes) -> bool {
+    if let Some(auth) = parts
+        .headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| sigv4::parse_authorization(v).ok())
+    {
+        return auth.service == "sns";
+    }
+    let mut pairs =
+        query::decode_form(parts.uri.query().unwrap_or("").as_bytes()).unwrap_or_default();
+    pairs.extend(query::decode_form(body).unwrap_or_default());
+    match pairs.iter().find(|(k, _)| k == "Version") {
+        Some((_, v)) => v == sns::VERSION,
+        None => pairs
+            .iter()
+            .any(|(k, v)| k == "Action" && sns::ACTIONS.contains(&v.as_str())),
+    }
 }
 
 async fn handle(
-    State(sqs): State<Arc<Sqs>>,
+    State(Apis { sqs, sns }): State<Apis>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     req: Request,
 ) -> Response {
@@ -54,6 +87,10 @@ async fn handle(
             let e = SqsError::invalid_parameter_value("the request body is too large");
             return render_error(&proto, &e, &request_id);
         }
+    };
+    let proto = match proto {
+        Protocol::Query if is_sns(&parts, &body) => Protocol::Sns,
+        other => other,
     };
     let ctx = match authenticate(&sqs, &parts, &body, peer) {
         Ok(user) => Ctx {
@@ -81,15 +118,19 @@ async fn handle(
                 Err(e) => json_error(&e, &request_id),
             }
         }
+        Protocol::Sns => {
+            let (pairs, action) = match query_params(&parts, &body) {
+                Ok(x) => x,
+                Err(e) => return sns_error(&e.into(), &request_id),
+            };
+            let params = sns::Params::new(pairs);
+            match sns.call(&action, &params, &ctx).await {
+                Ok(out) => xml_ok(sns::xml::response(&action, out, &request_id), &request_id),
+                Err(e) => sns_error(&e, &request_id),
+            }
+        }
         Protocol::Query => {
-            // Old SDKs put the parameters in the URL (GET) or the body (POST).
-            let parsed =
-                query::decode_form(parts.uri.query().unwrap_or("").as_bytes()).and_then(|mut p| {
-                    p.extend(query::decode_form(&body)?);
-                    let action = query::action_of(&p)?.to_string();
-                    Ok((p, action))
-                });
-            let (pairs, action) = match parsed {
+            let (pairs, action) = match query_params(&parts, &body) {
                 Ok(x) => x,
                 Err(e) => return xml_error(&e, &request_id),
             };
@@ -103,6 +144,18 @@ async fn handle(
             }
         }
     }
+}
+
+/// A Query request's parameters and action: old SDKs put the parameters in the URL
+/// (GET) or the body (POST).
+fn query_params(
+    parts: &axum::http::request::Parts,
+    body: &Bytes,
+) -> Result<(Vec<(String, String)>, String), SqsError> {
+    let mut p = query::decode_form(parts.uri.query().unwrap_or("").as_bytes())?;
+    p.extend(query::decode_form(body)?);
+    let action = query::action_of(&p)?.to_string();
+    Ok((p, action))
 }
 
 /// The user the request acts as (`None` with `auth = "none"`).
@@ -184,6 +237,7 @@ fn render_error(proto: &Protocol, e: &SqsError, request_id: &str) -> Response {
     match proto {
         Protocol::Json(_) => json_error(e, request_id),
         Protocol::Query => xml_error(e, request_id),
+        Protocol::Sns => sns_error(&e.clone().into(), request_id),
     }
 }
 
@@ -227,6 +281,15 @@ fn xml_ok(xml: String, request_id: &str) -> Response {
     )
 }
 
+fn sns_error(e: &SnsError, request_id: &str) -> Response {
+    let status = StatusCode::from_u16(e.status).unwrap_or(StatusCode::BAD_REQUEST);
+    with_headers(
+        (status, Body::from(sns::xml::error(e, request_id))).into_response(),
+        "text/xml",
+        request_id,
+    )
+}
+
 fn xml_error(e: &SqsError, request_id: &str) -> Response {
     let status = StatusCode::from_u16(e.status).unwrap_or(StatusCode::BAD_REQUEST);
     with_headers(
@@ -234,4 +297,43 @@ fn xml_error(e: &SqsError, request_id: &str) -> Response {
         "text/xml",
         request_id,
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parts(uri: &str, auth: Option<&str>) -> axum::http::request::Parts {
+        let mut b = axum::http::Request::builder().uri(uri);
+        if let Some(a) = auth {
+            b = b.header(header::AUTHORIZATION, a);
+        }
+        b.body(())
+            .map(|r| r.into_parts().0)
+            .unwrap_or_else(|_| unreachable!())
+    }
+
+    #[test]
+    fn sns_is_told_from_sqs() {
+        let signed = |svc: &str| {
+            format!(
+                "AWS4-HMAC-SHA256 Credential=guest/20261125/us-east-1/{svc}/aws4_request, SignedHeaders=host, Signature=00"
+            )
+        };
+        let none = Bytes::new();
+        assert!(is_sns(&parts("/", Some(&signed("sns"))), &none));
+        assert!(!is_sns(&parts("/", Some(&signed("sqs"))), &none));
+        // Unsigned: the version decides, else the action name.
+        let form = |s: &'static str| Bytes::from_static(s.as_bytes());
+        assert!(is_sns(
+            &parts("/", None),
+            &form("Action=Publish&Version=2010-03-31")
+        ));
+        assert!(is_sns(&parts("/?Action=ListTopics", None), &none));
+        assert!(!is_sns(
+            &parts("/", None),
+            &form("Action=AddPermission&Version=2012-11-05")
+        ));
+        assert!(!is_sns(&parts("/", None), &form("Action=SendMessage")));
+    }
 }

@@ -1,4 +1,6 @@
-//! The AWS-compatible HTTP APIs on the shared core: SQS now (SNS is issue 7).
+//! The AWS-compatible HTTP APIs on the shared core: SQS, and SNS (Query protocol) on
+//! the same port, told apart by the SigV4 credential scope's service or, unsigned,
+//! by the form's `Version` and action.
 //!
 //! One HTTP listener serves both of SQS's wire protocols: AWS JSON 1.0 (an
 //! `X-Amz-Target: AmazonSQS.<Action>` header and a JSON body, what current SDKs send)
@@ -6,9 +8,11 @@
 //! translated to the JSON protocol's shapes, so each action is written once
 //! (`sqs::Sqs::call`).
 
+mod awsquery;
 mod http;
 mod percent;
 pub mod sigv4;
+pub mod sns;
 pub mod sqs;
 
 use std::net::SocketAddr;

@@ -621,3 +621,25 @@ def sqs(sqs_ep, sqs_client):
     s = sqsutil.Sqs(sqs_ep, sqs_client)
     yield s
     s.cleanup()
+
+
+# SNS fixtures (see snsutil.py): SNS answers on the SQS listener.
+
+
+@pytest.fixture(scope="session")
+def sns_client(sqs_ep):
+    """One boto3 SNS client for the session."""
+    import snsutil
+
+    return snsutil.client(sqs_ep)
+
+
+@pytest.fixture
+def sns(sqs_ep, sns_client):
+    """Endpoint, client and a topic factory (snsutil.Sns); deletes the topics the test
+    created."""
+    import snsutil
+
+    s = snsutil.Sns(sqs_ep, sns_client)
+    yield s
+    s.cleanup()

@@ -321,27 +321,28 @@ class _SigV4At(botocore.auth.SigV4Auth):
 
 def sign(ep: Endpoint, method: str, url: str, body: bytes, headers: Dict[str, str], *,
          access_key: Optional[str] = None, secret_key: Optional[str] = None,
-         when: Optional[datetime.datetime] = None) -> Dict[str, str]:
-    """Headers with SigV4 ``Authorization`` and ``X-Amz-Date`` added (service ``sqs``)."""
+         when: Optional[datetime.datetime] = None, service: str = "sqs") -> Dict[str, str]:
+    """Headers with SigV4 ``Authorization`` and ``X-Amz-Date`` added (for ``service``)."""
     creds = botocore.credentials.Credentials(access_key or ep.access_key,
                                              secret_key or ep.secret_key)
     req = botocore.awsrequest.AWSRequest(method=method, url=url, data=body, headers=dict(headers))
     if when is None:
-        botocore.auth.SigV4Auth(creds, "sqs", ep.region).add_auth(req)
+        botocore.auth.SigV4Auth(creds, service, ep.region).add_auth(req)
     else:
-        _SigV4At(creds, "sqs", ep.region, when.astimezone(datetime.timezone.utc)).add_auth(req)
+        _SigV4At(creds, service, ep.region, when.astimezone(datetime.timezone.utc)).add_auth(req)
     return dict(req.headers.items())
 
 
 def raw_request(ep: Endpoint, method: str, path: str, body: bytes = b"",
                 headers: Optional[Dict[str, str]] = None, *, sign_it: bool = True,
                 access_key: Optional[str] = None, secret_key: Optional[str] = None,
-                when: Optional[datetime.datetime] = None, timeout: float = 30) -> Response:
+                when: Optional[datetime.datetime] = None, timeout: float = 30,
+                service: str = "sqs") -> Response:
     url = ep.url + path
     hdrs = {"Host": ep.netloc, **(headers or {})}
     if sign_it:
         hdrs = sign(ep, method, url, body, hdrs, access_key=access_key, secret_key=secret_key,
-                    when=when)
+                    when=when, service=service)
     conn = http.client.HTTPConnection(ep.host, ep.port, timeout=timeout)
     try:
         conn.putrequest(method, path, skip_host=True, skip_accept_encoding=True)

@@ -66,6 +66,21 @@ pub fn format_basic(t: i64) -> String {
     )
 }
 
+/// `2026-11-25T17:14:08.224Z` from Unix milliseconds: the extended format with
+/// milliseconds that SNS envelopes carry (kept here beside the calendar arithmetic).
+pub fn format_iso_ms(ms: i64) -> String {
+    let t = ms.div_euclid(1000);
+    let (year, month, day) = civil_from_days(t.div_euclid(86_400));
+    let secs = t.rem_euclid(86_400);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
+        secs / 3600,
+        secs / 60 % 60,
+        secs % 60,
+        ms.rem_euclid(1000)
+    )
+}
+
 fn digits(s: &str) -> Option<i64> {
     if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
         return None;

@@ -162,9 +162,10 @@ pub fn to_headers(attrs: &Attributes, headers: &mut Table) {
     }
 }
 
-/// Whether a header is SQS's own bookkeeping or a dead-lettering record.
+/// Whether a header is SQS's or SNS's own bookkeeping or a dead-lettering record.
 fn internal(name: &str) -> bool {
     name.starts_with("x-sqs-")
+        || name.starts_with("x-sns-")
         || name.starts_with("x-death")
         || name.starts_with("x-first-death")
         || name.starts_with("x-last-death")

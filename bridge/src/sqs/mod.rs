@@ -11,11 +11,11 @@
 
 mod attributes;
 mod batch;
-mod convert;
+pub(crate) mod convert;
 pub mod digest;
 pub mod error;
 mod input;
-mod meta;
+pub(crate) mod meta;
 mod move_task;
 pub mod query;
 mod queues;
@@ -36,6 +36,20 @@ use switchboard_api::{Broker, BrokerError, ErrorKind, KeySpace, User};
 /// Queue metadata and message move tasks, in the core's durable keyed store.
 const SQS_SPACE: KeySpace = KeySpace::new("sqs");
 
+/// A hook for messages an SNS topic delivered to a queue: SNS renders their body
+/// (the notification envelope) for the subscription they came through. SQS holds
+/// it without knowing SNS, so the two modules do not import each other.
+pub trait Notifications: Send + Sync {
+    /// The body `queue`'s receiver gets instead of the stored one (and then no
+    /// message attributes, as on AWS); `None`: the message as stored.
+    fn envelope(
+        &self,
+        queue: &str,
+        message: &switchboard_api::Message,
+        base_url: &str,
+    ) -> Option<String>;
+}
+
 /// What a request brings besides its parameters.
 pub struct Ctx {
     /// `http://host:port` for the queue URLs in replies.
@@ -54,6 +68,8 @@ pub struct Sqs {
     cfg: Config,
     state: Mutex<State>,
     me: std::sync::Weak<Sqs>,
+    /// Weak: SNS holds the SQS service, not the other way round.
+    notifications: std::sync::OnceLock<std::sync::Weak<dyn Notifications>>,
 }
 
 #[derive(Default)]
@@ -81,6 +97,7 @@ impl Sqs {
             cfg,
             state: Mutex::default(),
             me: me.clone(),
+            notifications: std::sync::OnceLock::new(),
         });
         move_task::resume(&sqs);
         sqs
@@ -92,6 +109,15 @@ impl Sqs {
 
     pub fn broker(&self) -> &Arc<dyn Broker> {
         &self.broker
+    }
+
+    /// Installs the SNS hook (once; later calls are ignored).
+    pub fn set_notifications(&self, n: Arc<dyn Notifications>) {
+        let _ = self.notifications.set(Arc::downgrade(&n));
+    }
+
+    fn notifications(&self) -> Option<Arc<dyn Notifications>> {
+        self.notifications.get().and_then(std::sync::Weak::upgrade)
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -143,7 +169,7 @@ impl Sqs {
 
     /// Waits until the journal holds everything up to `lsn` on disk: the point at
     /// which SQS may answer 200.
-    async fn durable(&self, lsn: u64) -> Result<(), SqsError> {
+    pub(crate) async fn durable(&self, lsn: u64) -> Result<(), SqsError> {
         if lsn == 0 {
             return Ok(());
         }
@@ -162,7 +188,7 @@ impl Sqs {
         format!("{}/{}/{name}", ctx.base_url, self.cfg.account_id)
     }
 
-    fn queue_arn(&self, name: &str) -> String {
+    pub(crate) fn queue_arn(&self, name: &str) -> String {
         format!(
             "arn:aws:sqs:{}:{}:{name}",
             self.cfg.region, self.cfg.account_id
@@ -170,7 +196,7 @@ impl Sqs {
     }
 
     /// The queue name in an ARN of this region and account.
-    fn name_from_arn<'a>(&self, arn: &'a str) -> Option<&'a str> {
+    pub(crate) fn name_from_arn<'a>(&self, arn: &'a str) -> Option<&'a str> {
         let rest = arn.strip_prefix("arn:aws:sqs:")?;
         let mut parts = rest.splitn(3, ':');
         let (_region, account, name) = (parts.next()?, parts.next()?, parts.next()?);

@@ -107,7 +107,7 @@ impl Sqs {
         self.durable(lsn).await?;
         let messages: Vec<Value> = got
             .iter()
-            .map(|d| self.message_json(&name, d, &system, &wanted))
+            .map(|d| self.message_json(&name, d, &system, &wanted, &ctx.base_url))
             .collect();
         let reply = if messages.is_empty() {
             json!({})
@@ -132,9 +132,17 @@ impl Sqs {
         d: &Delivery,
         system: &[String],
         wanted: &[String],
+        base_url: &str,
     ) -> Value {
         let m = &d.message;
-        let body = String::from_utf8_lossy(&m.body);
+        // An SNS notification: the envelope replaces body and attributes.
+        let envelope = self
+            .notifications()
+            .and_then(|n| n.envelope(queue, m, base_url));
+        let body = match &envelope {
+            Some(e) => std::borrow::Cow::Borrowed(e.as_str()),
+            None => String::from_utf8_lossy(&m.body),
+        };
         let headers = m.properties.headers.as_ref();
         let header = |k: &str| headers.and_then(|h| h.get(k)).and_then(HeaderValue::as_str);
         let mut out = Map::new();
@@ -200,7 +208,7 @@ impl Sqs {
             out.insert("Attributes".into(), Value::Object(attrs));
         }
         let mut user = convert::from_headers(headers);
-        user.retain(|k, _| wanted_attribute(wanted, k));
+        user.retain(|k, _| envelope.is_none() && wanted_attribute(wanted, k));
         if let Some(md5) = md5_of_attributes(user.iter().map(|(k, v)| (k.as_str(), v))) {
             out.insert("MD5OfMessageAttributes".into(), json!(md5));
             out.insert(

@@ -240,7 +240,7 @@ impl Sqs {
 
     /// Refuses publishes while a resource alarm holds publishers back: a 503 that
     /// SDKs retry.
-    fn check_alarm(&self) -> Result<(), SqsError> {
+    pub(crate) fn check_alarm(&self) -> Result<(), SqsError> {
         if let Some(w) = self.broker.alarm_watch()
             && let Some(reason) = w.borrow().as_ref()
         {

@@ -19,11 +19,11 @@ use std::ops::Bound;
 
 use serde_json::{Map, Value};
 
-use crate::percent::percent_decode;
+use crate::awsquery::push_text;
 use crate::sqs::error::SqsError;
 use actions::Shape::{self, Bool, Int, List, Str, Struct};
 use actions::{Member, find};
-use xml::{close, open, push_text, write_members};
+use xml::{close, open, write_members};
 
 /// The namespace of every Query reply, errors included.
 pub const XMLNS: &str = "http://queue.amazonaws.com/doc/2012-11-05/";
@@ -69,29 +69,9 @@ pub fn params_to_json(action: &str, params: &[(String, String)]) -> Result<Value
     Ok(Value::Object(input))
 }
 
-/// Decodes `application/x-www-form-urlencoded` bytes into pairs, in order.
-///
-/// Not `form_urlencoded::parse`: that replaces bytes that are not UTF-8 with U+FFFD,
-/// which SQS accepts as message text, so a broken client would have its message body
-/// silently altered instead of refused.
+/// Decodes a form body; see [`crate::awsquery::decode_form`].
 pub fn decode_form(form: &[u8]) -> Result<Vec<(String, String)>, SqsError> {
-    let mut pairs = Vec::new();
-    for pair in form.split(|&b| b == b'&').filter(|p| !p.is_empty()) {
-        let (name, value) = match pair.iter().position(|&b| b == b'=') {
-            Some(at) => (&pair[..at], &pair[at + 1..]),
-            None => (pair, &[][..]),
-        };
-        let name = form_text(name).ok_or_else(|| {
-            SqsError::invalid_parameter_value("A parameter name is not valid UTF-8.")
-        })?;
-        let value = form_text(value).ok_or_else(|| {
-            SqsError::invalid_parameter_value(format!(
-                "Value for parameter {name} is invalid. Reason: it is not valid UTF-8."
-            ))
-        })?;
-        pairs.push((name, value));
-    }
-    Ok(pairs)
+    crate::awsquery::decode_form(form).map_err(|e| SqsError::invalid_parameter_value(e.0))
 }
 
 /// The XML reply for a successful action, from its JSON protocol output. Members the
@@ -257,12 +237,6 @@ fn index(segment: &str) -> Option<u32> {
         return None;
     }
     segment.parse().ok()
-}
-
-/// A form field as text: Query parameters are UTF-8, and bytes that are not are
-/// refused rather than replaced.
-fn form_text(raw: &[u8]) -> Option<String> {
-    String::from_utf8(percent_decode(raw, true)).ok()
 }
 
 #[cfg(test)]

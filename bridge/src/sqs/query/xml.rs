@@ -7,6 +7,7 @@ use serde_json::{Map, Value};
 
 use super::actions::Member;
 use super::actions::Shape::{self, Bool, Int, List, Str, Struct};
+use crate::awsquery::push_text;
 
 pub(super) fn write_members(x: &mut String, members: &[Member], value: &Map<String, Value>) {
     for member in members {
@@ -73,30 +74,4 @@ pub(super) fn close(x: &mut String, name: &str, suffix: &str) {
     x.push_str(name);
     x.push_str(suffix);
     x.push('>');
-}
-
-/// Appends `text` as XML character data that a parser gives back unchanged: CR is
-/// written as `&#xD;` because XML parsers turn a literal CR (or CR LF) into LF, as AWS
-/// does for message bodies. Characters XML 1.0 cannot carry at all, even as references
-/// (most C0 controls, U+FFFE, U+FFFF), become U+FFFD rather than make the whole reply
-/// unreadable. SQS refuses them in messages, so only data from elsewhere can hold them.
-pub(super) fn push_text(x: &mut String, text: &str) {
-    let mut done = 0;
-    for (at, c) in text.char_indices() {
-        let escaped = match c {
-            '&' => "&amp;",
-            '<' => "&lt;",
-            // Only needed after `]]`; escaping every one is simpler and as valid.
-            '>' => "&gt;",
-            '\r' => "&#xD;",
-            '\t' | '\n' | '\u{20}'..='\u{D7FF}' | '\u{E000}'..='\u{FFFD}' | '\u{10000}'.. => {
-                continue;
-            }
-            _ => "\u{FFFD}",
-        };
-        x.push_str(&text[done..at]);
-        x.push_str(escaped);
-        done = at + c.len_utf8();
-    }
-    x.push_str(&text[done..]);
 }

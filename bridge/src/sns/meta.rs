@@ -1,0 +1,119 @@
+//! What SNS keeps beyond the topic's exchange and the subscriptions' bindings:
+//! attributes, tags, and each subscription's endpoint and options. JSON in the
+//! durable keyed store, under `topic/<name>` and `sub/<topic>/<id>` (so a topic's
+//! subscriptions are one prefix scan away).
+
+use super::{SNS_SPACE, Sns, SnsError};
+use crate::sqs::meta::json_record;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use switchboard_api::Message;
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct TopicMeta {
+    /// Attributes as the user set them.
+    pub attributes: BTreeMap<String, String>,
+    pub tags: BTreeMap<String, String>,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct SubMeta {
+    pub topic: String,
+    pub id: String,
+    pub protocol: String,
+    pub endpoint: String,
+    /// `sqs`: the core queue bound to the topic's exchange.
+    pub queue: String,
+    /// RawMessageDelivery, FilterPolicy, FilterPolicyScope as set.
+    pub attributes: BTreeMap<String, String>,
+}
+
+impl SubMeta {
+    pub fn raw(&self) -> bool {
+        self.attributes
+            .get("RawMessageDelivery")
+            .is_some_and(|v| v.eq_ignore_ascii_case("true"))
+    }
+}
+
+fn topic_key(name: &str) -> String {
+    format!("topic/{name}")
+}
+
+fn sub_key(topic: &str, id: &str) -> String {
+    format!("sub/{topic}/{id}")
+}
+
+/// SQS's record format for the keyed store (persistent JSON).
+fn record(v: &impl Serialize) -> Result<Message, SnsError> {
+    Ok(json_record(v)?)
+}
+
+impl Sns {
+    pub(super) fn topic(&self, name: &str) -> Option<TopicMeta> {
+        let m = self
+            .broker
+            .keyed_get(&self.cfg.vhost, SNS_SPACE, &topic_key(name))?;
+        serde_json::from_slice(&m.body).ok()
+    }
+
+    /// Topic names, sorted.
+    pub(super) fn topic_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .broker
+            .keyed_scan(&self.cfg.vhost, SNS_SPACE, &mut |k| k.starts_with("topic/"))
+            .into_iter()
+            .filter_map(|(k, _)| k.strip_prefix("topic/").map(str::to_string))
+            .collect();
+        names.sort();
+        names
+    }
+
+    /// Stores `meta` (or removes the topic with `None`) and waits until it is durable.
+    pub(super) async fn put_topic(
+        &self,
+        name: &str,
+        meta: Option<&TopicMeta>,
+    ) -> Result<(), SnsError> {
+        let value = meta.map(record).transpose()?;
+        let lsn = self
+            .broker
+            .keyed_put(&self.cfg.vhost, SNS_SPACE, &topic_key(name), value)
+            .map_err(super::core_error)?;
+        Ok(self.sqs.durable(lsn).await?)
+    }
+
+    pub(super) fn sub(&self, topic: &str, id: &str) -> Option<SubMeta> {
+        let m = self
+            .broker
+            .keyed_get(&self.cfg.vhost, SNS_SPACE, &sub_key(topic, id))?;
+        serde_json::from_slice(&m.body).ok()
+    }
+
+    /// A topic's subscriptions (every topic's with `None`), in key order.
+    pub(super) fn subs(&self, topic: Option<&str>) -> Vec<SubMeta> {
+        let prefix = match topic {
+            Some(t) => sub_key(t, ""),
+            None => "sub/".to_string(),
+        };
+        self.broker
+            .keyed_scan(&self.cfg.vhost, SNS_SPACE, &mut |k| k.starts_with(&prefix))
+            .into_iter()
+            .filter_map(|(_, m)| serde_json::from_slice(&m.body).ok())
+            .collect()
+    }
+
+    pub(super) async fn put_sub(&self, sub: &SubMeta, keep: bool) -> Result<(), SnsError> {
+        let value = if keep { Some(record(sub)?) } else { None };
+        let lsn = self
+            .broker
+            .keyed_put(
+                &self.cfg.vhost,
+                SNS_SPACE,
+                &sub_key(&sub.topic, &sub.id),
+                value,
+            )
+            .map_err(super::core_error)?;
+        Ok(self.sqs.durable(lsn).await?)
+    }
+}

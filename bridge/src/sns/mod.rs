@@ -1,0 +1,207 @@
+//! Amazon SNS on the core, Query protocol only (SNS has no JSON protocol).
+//!
+//! A topic is a durable fanout exchange `sns.<name>` in the SQS vhost, so any
+//! protocol's queue bound to it receives what Publish sends. An `sqs` subscription
+//! is a binding of the SQS queue to that exchange, carrying the filter policy as
+//! binding arguments (`x-filter-policy`, `x-filter-policy-scope`) for the core's
+//! binding filter. Attributes, tags and subscriptions live in the durable keyed
+//! store ([`meta`]), so they survive a restart.
+//!
+//! The SNS envelope depends on the subscription (raw or not, its UnsubscribeURL),
+//! so Publish stores one message with the attributes as headers and SQS asks SNS to
+//! render the envelope when it hands the message out ([`Sns`] implements
+//! [`crate::sqs::Notifications`]).
+//!
+//! Not yet: http/https/email/sms/application/lambda/firehose subscriptions
+//! (http/https and email are the next slice), real SHA1-RSA signatures (the
+//! envelope's `Signature` is a stable placeholder), FIFO topics, Add/RemovePermission,
+//! data protection policies.
+
+mod error;
+mod meta;
+mod params;
+mod publish;
+mod subscriptions;
+mod topics;
+pub mod xml;
+
+pub use error::SnsError;
+pub use params::Params;
+
+use crate::Config;
+use crate::sqs::{Ctx, Sqs};
+use std::sync::Arc;
+use switchboard_api::{Broker, BrokerError, ErrorKind, KeySpace};
+
+/// Topics and subscriptions, in the core's durable keyed store.
+const SNS_SPACE: KeySpace = KeySpace::new("sns");
+
+/// SNS's action names, for telling an unsigned SNS request without `Version` from
+/// an SQS one (Add/RemovePermission are left out: SQS has them too).
+pub const ACTIONS: &[&str] = &[
+    "CheckIfPhoneNumberIsOptedOut",
+    "ConfirmSubscription",
+    "CreatePlatformApplication",
+    "CreatePlatformEndpoint",
+    "CreateTopic",
+    "DeleteEndpoint",
+    "DeletePlatformApplication",
+    "DeleteTopic",
+    "GetDataProtectionPolicy",
+    "GetSubscriptionAttributes",
+    "GetTopicAttributes",
+    "ListSubscriptions",
+    "ListSubscriptionsByTopic",
+    "ListTagsForResource",
+    "ListTopics",
+    "Publish",
+    "PublishBatch",
+    "SetSubscriptionAttributes",
+    "SetTopicAttributes",
+    "Subscribe",
+    "TagResource",
+    "Unsubscribe",
+    "UntagResource",
+];
+
+/// The Query protocol version SNS clients send.
+pub const VERSION: &str = "2010-03-31";
+
+/// One page of ListTopics / ListSubscriptions, as on AWS.
+const PAGE: usize = 100;
+
+pub struct Sns {
+    broker: Arc<dyn Broker>,
+    cfg: Config,
+    sqs: Arc<Sqs>,
+}
+
+impl Sns {
+    pub fn new(sqs: Arc<Sqs>) -> Arc<Sns> {
+        let sns = Arc::new(Sns {
+            broker: sqs.broker().clone(),
+            cfg: sqs.config().clone(),
+            sqs: sqs.clone(),
+        });
+        sqs.set_notifications(sns.clone());
+        sns
+    }
+
+    /// Runs one action; `Ok(None)` for actions whose reply has no Result element.
+    pub async fn call(
+        &self,
+        action: &str,
+        p: &Params,
+        ctx: &Ctx,
+    ) -> Result<Option<xml::Out>, SnsError> {
+        if let Some(user) = &ctx.user {
+            self.broker
+                .open_vhost(user, &self.cfg.vhost)
+                .map_err(|e| SnsError::authorization_error(e.to_string()))?;
+        }
+        match action {
+            "CreateTopic" => self.create_topic(p).await.map(Some),
+            "DeleteTopic" => self.delete_topic(p).await.map(|()| None),
+            "ListTopics" => self.list_topics(p).map(Some),
+            "GetTopicAttributes" => self.get_topic_attributes(p).map(Some),
+            "SetTopicAttributes" => self.set_topic_attributes(p).await.map(|()| None),
+            "TagResource" => self.tag_resource(p).await.map(Some),
+            "UntagResource" => self.untag_resource(p).await.map(Some),
+            "ListTagsForResource" => self.list_tags_for_resource(p).map(Some),
+            "Subscribe" => self.subscribe(p).await.map(Some),
+            "Unsubscribe" => self.unsubscribe(p).await.map(|()| None),
+            "ListSubscriptions" => self.list_subscriptions(p, None).map(Some),
+            "ListSubscriptionsByTopic" => {
+                let topic = self.topic_of(p.req("TopicArn")?)?;
+                self.list_subscriptions(p, Some(&topic)).map(Some)
+            }
+            "GetSubscriptionAttributes" => self.get_subscription_attributes(p).map(Some),
+            "SetSubscriptionAttributes" => self.set_subscription_attributes(p).await.map(|()| None),
+            "Publish" => self.publish(p, ctx).await.map(Some),
+            "PublishBatch" => self.publish_batch(p, ctx).await.map(Some),
+            other => Err(SnsError::invalid_action(format!(
+                "The action {other} is not valid for this endpoint."
+            ))),
+        }
+    }
+
+    fn topic_arn(&self, name: &str) -> String {
+        format!(
+            "arn:aws:sns:{}:{}:{name}",
+            self.cfg.region, self.cfg.account_id
+        )
+    }
+
+    fn exchange(name: &str) -> String {
+        format!("sns.{name}")
+    }
+
+    /// The topic an ARN names; it must exist.
+    fn topic_of(&self, arn: &str) -> Result<String, SnsError> {
+        let prefix = format!("arn:aws:sns:{}:{}:", self.cfg.region, self.cfg.account_id);
+        let name = arn
+            .strip_prefix(&prefix)
+            .filter(|n| !n.is_empty() && !n.contains(':'))
+            .ok_or_else(|| SnsError::bad("TopicArn"))?;
+        if self.topic(name).is_none() {
+            return Err(SnsError::no_topic());
+        }
+        Ok(name.to_string())
+    }
+
+    /// (topic, id) of a subscription ARN of this broker.
+    fn sub_of(&self, arn: &str) -> Option<(String, String)> {
+        let prefix = format!("arn:aws:sns:{}:{}:", self.cfg.region, self.cfg.account_id);
+        let (topic, id) = arn.strip_prefix(&prefix)?.split_once(':')?;
+        (!topic.is_empty() && !id.is_empty()).then(|| (topic.to_string(), id.to_string()))
+    }
+
+    fn sub_arn(&self, topic: &str, id: &str) -> String {
+        format!("{}:{id}", self.topic_arn(topic))
+    }
+}
+
+/// Which page of a sorted list a NextToken points at: the token is the last item of
+/// the previous page.
+fn page<'a, T>(
+    items: &'a [T],
+    key: impl Fn(&T) -> &str,
+    token: Option<&str>,
+) -> (&'a [T], Option<String>) {
+    let start = token.map_or(0, |t| items.partition_point(|i| key(i) <= t));
+    let end = (start + PAGE).min(items.len());
+    let next = (end < items.len()).then(|| key(&items[end - 1]).to_string());
+    (&items[start..end], next)
+}
+
+/// A core error in SNS's words.
+fn core_error(e: BrokerError) -> SnsError {
+    match e.kind() {
+        ErrorKind::NotFound => SnsError::not_found(e.to_string()),
+        ErrorKind::PreconditionFailed | ErrorKind::NotAllowed | ErrorKind::InvalidArgument => {
+            SnsError::bad(e)
+        }
+        ErrorKind::AccessRefused | ErrorKind::ResourceLocked => {
+            SnsError::authorization_error(e.to_string())
+        }
+        ErrorKind::ResourceError | ErrorKind::Internal => SnsError::internal(e.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::page;
+
+    #[test]
+    fn pages_follow_the_last_item() {
+        let items: Vec<String> = (0..250).map(|i| format!("t{i:03}")).collect();
+        let (first, next) = page(&items, |s| s, None);
+        assert_eq!(first.len(), 100);
+        assert_eq!(next.as_deref(), Some("t099"));
+        let (second, next) = page(&items, |s| s, next.as_deref());
+        assert_eq!(second[0], "t100");
+        let (third, next) = page(&items, |s| s, next.as_deref());
+        assert_eq!(third.len(), 50);
+        assert!(next.is_none());
+    }
+}

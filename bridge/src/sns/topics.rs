@@ -1,0 +1,227 @@
+//! CreateTopic, DeleteTopic, ListTopics, Get/SetTopicAttributes and the tagging
+//! actions (tags are kept on topics only: subscriptions cannot be tagged on AWS).
+
+use super::meta::TopicMeta;
+use super::xml::Out;
+use super::{Params, Sns, SnsError, core_error, page};
+use std::collections::BTreeMap;
+use switchboard_api::ExchangeDecl;
+
+/// Topic attributes a client may set (the rest are read-only or not known to SNS).
+const SETTABLE: &[&str] = &[
+    "DisplayName",
+    "Policy",
+    "DeliveryPolicy",
+    "KmsMasterKeyId",
+    "SignatureVersion",
+    "TracingConfig",
+    "ContentBasedDeduplication",
+    "ArchivePolicy",
+    "DataProtectionPolicy",
+];
+
+/// AWS's answer for a topic whose DeliveryPolicy is not set.
+const EFFECTIVE_DELIVERY_POLICY: &str = r#"{"http":{"defaultHealthyRetryPolicy":{"minDelayTarget":20,"maxDelayTarget":20,"numRetries":3,"numMaxDelayRetries":0,"numNoDelayRetries":0,"numMinDelayRetries":0,"backoffFunction":"linear"},"disableSubscriptionOverrides":false,"defaultRequestPolicy":{"headerContentType":"text/plain; charset=UTF-8"}}}"#;
+
+/// At most 50 tags per resource, as on AWS.
+const MAX_TAGS: usize = 50;
+
+fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 256
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+fn check_attribute(name: &str) -> Result<(), SnsError> {
+    if name == "FifoTopic" {
+        return Err(SnsError::bad(
+            "Attributes Reason: FIFO topics are not supported yet",
+        ));
+    }
+    if SETTABLE.contains(&name) {
+        Ok(())
+    } else {
+        Err(SnsError::bad(format!(
+            "Attributes Reason: Unknown attribute {name}"
+        )))
+    }
+}
+
+impl Sns {
+    pub(super) async fn create_topic(&self, p: &Params) -> Result<Out, SnsError> {
+        let name = p.req("Name")?;
+        if name.ends_with(".fifo") {
+            return Err(SnsError::bad(
+                "Topic Name: FIFO topics are not supported yet",
+            ));
+        }
+        if !valid_name(name) {
+            return Err(SnsError::bad("Topic Name"));
+        }
+        let attributes = p.map("Attributes", "key", "value")?;
+        for k in attributes.keys() {
+            check_attribute(k)?;
+        }
+        let tags = p.tags("Tags")?;
+        if tags.len() > MAX_TAGS {
+            return Err(SnsError::bad("Tags Reason: too many tags"));
+        }
+        // Idempotent: an existing topic keeps what it has, and gains the tags.
+        let mut meta = self.topic(name).unwrap_or(TopicMeta {
+            attributes,
+            tags: BTreeMap::new(),
+        });
+        meta.tags.extend(tags);
+        let decl = ExchangeDecl {
+            name: Sns::exchange(name),
+            kind: "fanout".into(),
+            durable: true,
+            ..Default::default()
+        };
+        self.broker
+            .declare_exchange(&self.cfg.vhost, &decl)
+            .map_err(core_error)?;
+        self.put_topic(name, Some(&meta)).await?;
+        let mut out = Out::default();
+        out.el("TopicArn", &self.topic_arn(name));
+        Ok(out)
+    }
+
+    pub(super) async fn delete_topic(&self, p: &Params) -> Result<(), SnsError> {
+        // Deleting a topic that does not exist succeeds on AWS.
+        let name = match self.topic_of(p.req("TopicArn")?) {
+            Ok(n) => n,
+            Err(e) if e.code == "NotFound" => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        for sub in self.subs(Some(&name)) {
+            self.unbind(&sub);
+            self.put_sub(&sub, false).await?;
+        }
+        match self
+            .broker
+            .delete_exchange(&self.cfg.vhost, &Sns::exchange(&name), false)
+        {
+            Ok(()) => {}
+            Err(e) if e.kind() == switchboard_api::ErrorKind::NotFound => {}
+            Err(e) => return Err(core_error(e)),
+        }
+        self.put_topic(&name, None).await
+    }
+
+    pub(super) fn list_topics(&self, p: &Params) -> Result<Out, SnsError> {
+        let names = self.topic_names();
+        let (items, next) = page(&names, |s| s.as_str(), p.get("NextToken"));
+        let mut out = Out::default();
+        out.open("Topics");
+        for name in items {
+            out.open("member")
+                .el("TopicArn", &self.topic_arn(name))
+                .close("member");
+        }
+        out.close("Topics");
+        if let Some(n) = next {
+            out.el("NextToken", &n);
+        }
+        Ok(out)
+    }
+
+    pub(super) fn get_topic_attributes(&self, p: &Params) -> Result<Out, SnsError> {
+        let name = self.topic_of(p.req("TopicArn")?)?;
+        let meta = self.topic(&name).ok_or_else(SnsError::no_topic)?;
+        let arn = self.topic_arn(&name);
+        let subs = self.subs(Some(&name)).len().to_string();
+        let mut attrs: BTreeMap<&str, String> = BTreeMap::new();
+        attrs.insert("TopicArn", arn.clone());
+        attrs.insert("Owner", self.cfg.account_id.clone());
+        attrs.insert("Policy", self.default_policy(&arn));
+        attrs.insert("DisplayName", String::new());
+        attrs.insert("SubscriptionsConfirmed", subs);
+        attrs.insert("SubscriptionsPending", "0".into());
+        attrs.insert("SubscriptionsDeleted", "0".into());
+        attrs.insert("EffectiveDeliveryPolicy", EFFECTIVE_DELIVERY_POLICY.into());
+        for (k, v) in &meta.attributes {
+            attrs.insert(k, v.clone());
+        }
+        let mut out = Out::default();
+        out.entries("Attributes", attrs.iter().map(|(k, v)| (*k, v.as_str())));
+        Ok(out)
+    }
+
+    pub(super) async fn set_topic_attributes(&self, p: &Params) -> Result<(), SnsError> {
+        let name = self.topic_of(p.req("TopicArn")?)?;
+        let attr = p.req("AttributeName")?;
+        check_attribute(attr)?;
+        let value = p.get("AttributeValue").unwrap_or("");
+        if attr == "Policy" && serde_json::from_str::<serde_json::Value>(value).is_err() {
+            return Err(SnsError::bad("Policy Error: null"));
+        }
+        let mut meta = self.topic(&name).ok_or_else(SnsError::no_topic)?;
+        meta.attributes.insert(attr.to_string(), value.to_string());
+        self.put_topic(&name, Some(&meta)).await
+    }
+
+    /// The policy AWS gives a new topic: its owner may do everything.
+    fn default_policy(&self, arn: &str) -> String {
+        let acct = &self.cfg.account_id;
+        serde_json::json!({
+            "Version": "2008-10-17",
+            "Id": "__default_policy_ID",
+            "Statement": [{
+                "Effect": "Allow",
+                "Sid": "__default_statement_ID",
+                "Principal": {"AWS": "*"},
+                "Action": ["SNS:GetTopicAttributes", "SNS:SetTopicAttributes",
+                    "SNS:AddPermission", "SNS:RemovePermission", "SNS:DeleteTopic",
+                    "SNS:Subscribe", "SNS:ListSubscriptionsByTopic", "SNS:Publish"],
+                "Resource": arn,
+                "Condition": {"StringEquals": {"AWS:SourceOwner": acct}},
+            }],
+        })
+        .to_string()
+    }
+
+    /// The topic a tagging action's ResourceArn names.
+    fn tagged(&self, p: &Params) -> Result<(String, TopicMeta), SnsError> {
+        let arn = p.req("ResourceArn")?;
+        let missing = || SnsError::resource_not_found("Resource does not exist");
+        let name = self.topic_of(arn).map_err(|_| missing())?;
+        let meta = self.topic(&name).ok_or_else(missing)?;
+        Ok((name, meta))
+    }
+
+    pub(super) async fn tag_resource(&self, p: &Params) -> Result<Out, SnsError> {
+        let (name, mut meta) = self.tagged(p)?;
+        meta.tags.extend(p.tags("Tags")?);
+        if meta.tags.len() > MAX_TAGS {
+            return Err(SnsError::bad("Tags Reason: too many tags"));
+        }
+        self.put_topic(&name, Some(&meta)).await?;
+        Ok(Out::default())
+    }
+
+    pub(super) async fn untag_resource(&self, p: &Params) -> Result<Out, SnsError> {
+        let (name, mut meta) = self.tagged(p)?;
+        for k in p.list("TagKeys") {
+            meta.tags.remove(&k);
+        }
+        self.put_topic(&name, Some(&meta)).await?;
+        Ok(Out::default())
+    }
+
+    pub(super) fn list_tags_for_resource(&self, p: &Params) -> Result<Out, SnsError> {
+        let (_, meta) = self.tagged(p)?;
+        let mut out = Out::default();
+        out.open("Tags");
+        for (k, v) in &meta.tags {
+            out.open("member")
+                .el("Key", k)
+                .el("Value", v)
+                .close("member");
+        }
+        out.close("Tags");
+        Ok(out)
+    }
+}
