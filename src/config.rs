@@ -139,6 +139,9 @@ pub struct MqttConfig {
     /// Unacknowledged QoS 1/2 messages per client (and the Receive Maximum we announce).
     pub max_inflight: u16,
     pub topic_alias_max: u16,
+    /// Longest keepalive a client may ask for, in seconds (mosquitto's
+    /// `max_keepalive`); 65535 = no limit.
+    pub max_keepalive: u16,
     /// Clients without credentials connect as this user, from loopback only
     /// (mosquitto 2's local-only default). Empty: credentials are always required.
     pub anonymous_user: String,
@@ -155,6 +158,7 @@ impl Default for MqttConfig {
             connect_timeout_ms: d.connect_timeout.as_millis() as u64,
             max_inflight: d.max_inflight,
             topic_alias_max: d.topic_alias_max,
+            max_keepalive: d.max_keepalive,
             anonymous_user,
             anonymous_password,
         }
@@ -169,6 +173,7 @@ impl From<&MqttConfig> for switchboard_mqtt::Config {
             connect_timeout: std::time::Duration::from_millis(c.connect_timeout_ms),
             max_inflight: c.max_inflight.max(1),
             topic_alias_max: c.topic_alias_max,
+            max_keepalive: c.max_keepalive,
             anonymous_user: (!c.anonymous_user.is_empty())
                 .then(|| (c.anonymous_user.clone(), c.anonymous_password.clone())),
             ..Default::default()

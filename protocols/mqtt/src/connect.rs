@@ -116,6 +116,14 @@ async fn handshake<S: AsyncRead + AsyncWrite + Unpin>(
         // 3.1.1 §3.1.2.9: a password without a user name is malformed; no CONNACK.
         return None;
     }
+    let keepalive = match keepalive(c.keep_alive, ctx.cfg.max_keepalive) {
+        Ok(k) => k,
+        Err(()) if !version.is_v5() => {
+            refuse(wire, C::ClientIdentifierNotValid, "keepalive above the maximum");
+            return None;
+        }
+        Err(()) => ctx.cfg.max_keepalive,
+    };
     let (client_id, assigned) = client_id(wire, &c, version, ctx.broker)?;
     if let Some(w) = &c.last_will
         && !topic::valid_name(&w.topic)
@@ -142,14 +150,25 @@ async fn handshake<S: AsyncRead + AsyncWrite + Unpin>(
         max_packet_size: Some(ctx.cfg.max_packet_size),
         assigned_client_id: assigned.map(Into::into),
         topic_alias_max: ctx.cfg.topic_alias_max,
+        server_keepalive_sec: (keepalive != c.keep_alive).then_some(keepalive),
         ..Default::default()
     })));
     Some(Accepted {
         session,
         claim,
         will: c.last_will,
-        keepalive: c.keep_alive,
+        keepalive,
     })
+}
+
+/// The keepalive the client asked for, unless it is above `max` (0, no keepalive at
+/// all, counts as above a configured maximum).
+fn keepalive(asked: u16, max: u16) -> Result<u16, ()> {
+    if max == u16::MAX || (asked != 0 && asked <= max) {
+        Ok(asked)
+    } else {
+        Err(())
+    }
 }
 
 /// The client id to use, and whether we made it up (5.0 tells the client).

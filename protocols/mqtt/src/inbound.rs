@@ -42,6 +42,18 @@ impl Session {
             self.send(0, pubrec(pid, PublishAckReason::Success));
             return Ok(());
         }
+        // Our Receive Maximum bounds the QoS 2 flows a 5.0 client leaves open (those
+        // we keep state for until PUBREL). QoS 1 needs no count here: its PUBACK
+        // goes out as soon as the message is durable, whatever the client does.
+        if p.qos == QoS::ExactlyOnce
+            && self.version.is_v5()
+            && self.in_qos2.len() >= usize::from(self.cfg.max_inflight)
+        {
+            return Err((
+                D::ReceiveMaximumExceeded,
+                "more unfinished QoS 2 publishes than the Receive Maximum",
+            ));
+        }
         let msg = convert::to_message(&p, &topic, &self.client_id);
         let mut lsn = 0;
         if p.retain {

@@ -45,6 +45,11 @@ pub struct Config {
     pub max_inflight: u16,
     /// Topic aliases a 5.0 client may use (CONNACK Topic Alias Maximum).
     pub topic_alias_max: u16,
+    /// Longest keepalive a client may ask for, in seconds (mosquitto's
+    /// `max_keepalive`); 65535 = no limit. A 5.0 client asking for more (or for 0)
+    /// is told this value as Server Keep Alive; a 3.1/3.1.1 client has no way to be
+    /// told, so it is refused with CONNACK 0x02, as mosquitto does.
+    pub max_keepalive: u16,
     /// User a client that sends no credentials is taken to be, from loopback only.
     pub anonymous_user: Option<(String, String)>,
 }
@@ -58,6 +63,7 @@ impl Default for Config {
             connect_timeout: Duration::from_secs(10),
             max_inflight: 128,
             topic_alias_max: 64,
+            max_keepalive: u16::MAX,
             anonymous_user: Some(("guest".into(), "guest".into())),
         }
     }
