@@ -119,7 +119,11 @@ async fn handshake<S: AsyncRead + AsyncWrite + Unpin>(
     let keepalive = match keepalive(c.keep_alive, ctx.cfg.max_keepalive) {
         Ok(k) => k,
         Err(()) if !version.is_v5() => {
-            refuse(wire, C::ClientIdentifierNotValid, "keepalive above the maximum");
+            refuse(
+                wire,
+                C::ClientIdentifierNotValid,
+                "keepalive above the maximum",
+            );
             return None;
         }
         Err(()) => ctx.cfg.max_keepalive,
