@@ -184,7 +184,7 @@ async fn heart_beat_eols_between_frames_are_ignored() {
 async fn the_server_sends_heart_beats_at_the_agreed_rate() {
     let Some(b) = Broker::start() else { return };
     // "0,500": we send none, we want one every 500 ms. The server may pick a
-    // longer interval (RabbitMQ's floor is 1 s; ours is 100 ms, so 500).
+    // longer interval: both RabbitMQ and we count in whole seconds, so 1000.
     let mut c = Stomp::connect_with(&b.addr, &[("heart-beat", "0,500")]).await;
     let hb = hdr(c.connected.as_ref().unwrap(), "heart-beat").to_string();
     let (sx, sy) = hb.split_once(',').expect("heart-beat x,y");
@@ -192,7 +192,7 @@ async fn the_server_sends_heart_beats_at_the_agreed_rate() {
     let every: u64 = sx.parse().unwrap();
     assert!((500..=1000).contains(&every), "heart-beat {hb}");
     if b.is_own() {
-        assert_eq!(hb, "500,0", "our floor is 100 ms");
+        assert_eq!(hb, "1000,0", "heart-beats in whole seconds, as RabbitMQ");
     }
     let window = Duration::from_millis(every * 5 + every / 5);
     let start = Instant::now();

@@ -47,6 +47,18 @@ def test_per_message_delay_is_refused(sqs):
     expect_error("InvalidParameterValue", send, sqs, url, "x", DelaySeconds=5)
 
 
+def test_per_message_delay_of_zero_is_accepted(sqs):
+    """AWS refuses only a real per-message delay on a FIFO queue; an explicit 0 is
+    what many SDK wrappers send by default."""
+    url = sqs.queue(fifo=True)
+    send(sqs, url, "no delay", DelaySeconds=0)
+    sqs.client.send_message_batch(QueueUrl=url, Entries=[
+        {"Id": "a", "MessageBody": "batched", "MessageGroupId": "g",
+         "MessageDeduplicationId": "d-batched", "DelaySeconds": 0}])
+    bodies = [m["Body"] for m in receive(sqs.client, url)]
+    assert bodies == ["no delay", "batched"]
+
+
 @requires_switchboard_sqs("moto answers MissingParameter for the whole batch; AWS answers "
                           "InvalidParameterValue")
 def test_batch_entry_without_group_id_fails_the_batch(sqs):
@@ -301,3 +313,15 @@ def test_standard_queue_accepts_a_message_group_id(sqs):
     url = sqs.queue()
     sqs.client.send_message(QueueUrl=url, MessageBody="tenant", MessageGroupId="tenant-1")
     assert receive_one(sqs.client, url)["Body"] == "tenant"
+
+
+def test_batch_entry_without_dedup_id_fails_the_batch_without_content_dedup(sqs):
+    url = sqs.queue(fifo=True)
+    e = expect_error("InvalidParameterValue", sqs.client.send_message_batch, QueueUrl=url,
+                     Entries=[{"Id": "a", "MessageBody": "x", "MessageGroupId": "g",
+                               "MessageDeduplicationId": "d1"},
+                              {"Id": "b", "MessageBody": "y", "MessageGroupId": "g"}])
+    assert e.response["Error"]["Message"] == (
+        "The queue should either have ContentBasedDeduplication enabled or "
+        "MessageDeduplicationId provided explicitly")
+    assert stays_empty(sqs.client, url, window=0.2)

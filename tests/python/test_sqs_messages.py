@@ -418,3 +418,30 @@ def test_message_attribute_selection(sqs, names, expected):
     m = receive_one(sqs.client, url, **kw)
     assert sorted(m.get("MessageAttributes", {})) == expected
     check_md5s(m)  # the digest covers the returned attributes only
+
+
+@pytest.mark.parametrize("selector,expected", [
+    (["*"], {"Hello", "Help.Me", "Other"}),
+    ([".*"], {"Hello", "Help.Me", "Other"}),
+    (["All"], {"Hello", "Help.Me", "Other"}),
+    (["Hel.*"], {"Hello", "Help.Me"}),
+    (["Other"], {"Other"}),
+])
+def test_message_attribute_names_select_by_wildcard_and_prefix(sqs, selector, expected):
+    url = sqs.queue()
+    attrs = {n: {"DataType": "String", "StringValue": n} for n in ("Hello", "Help.Me", "Other")}
+    sqs.client.send_message(QueueUrl=url, MessageBody="b", MessageAttributes=attrs)
+    m = receive_one(sqs.client, url, MessageAttributeNames=selector)
+    assert set(m.get("MessageAttributes", {})) == expected
+
+
+def test_batch_size_is_checked_before_any_entry(sqs):
+    """One entry of 1 MiB + 1 byte: the whole request is too long (400
+    BatchRequestTooLong), not a failed entry beside a sent one."""
+    url = sqs.queue()
+    e = expect_error("AWS.SimpleQueueService.BatchRequestTooLong", sqs.client.send_message_batch,
+                     QueueUrl=url, Entries=[{"Id": "big", "MessageBody": "x" * 1048577},
+                                            {"Id": "small", "MessageBody": "y"}])
+    assert e.response["Error"]["Message"] == (
+        "Batch requests cannot be longer than 1048576 bytes. You have sent 1048578 bytes.")
+    assert sqsutil.stays_empty(sqs.client, url, window=0.2)

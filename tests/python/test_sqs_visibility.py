@@ -300,3 +300,27 @@ def test_concurrent_long_polls_each_get_a_message(sqs):
     assert time.monotonic() - t0 < 8
     bodies = sorted(m["Body"] for got in results for m in got)
     assert bodies == ["one", "two"], results
+
+
+def test_delete_with_an_expired_standard_receipt_handle_deletes(sqs):
+    """A standard queue's receipt handle still deletes the message after its
+    visibility timeout ended (AWS; FIFO refuses it, see test_sqs_fifo)."""
+    url = sqs.queue()
+    sqs.send(url, "late delete")
+    m = receive_one(sqs.client, url, VisibilityTimeout=1)
+    time.sleep(1.5)  # visible again
+    sqs.client.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
+    assert stays_empty(sqs.client, url, window=1.0)
+
+
+def test_change_visibility_with_an_earlier_handle_of_a_received_again_message(sqs):
+    """Receive with VisibilityTimeout=0, receive again, then change the visibility
+    through the first handle: AWS applies it (standard queues)."""
+    url = sqs.queue()
+    sqs.send(url, "twice")
+    first = receive_one(sqs.client, url, VisibilityTimeout=0)
+    receive_one(sqs.client, url, VisibilityTimeout=30)
+    sqs.client.change_message_visibility(QueueUrl=url, ReceiptHandle=first["ReceiptHandle"],
+                                         VisibilityTimeout=0)
+    again = receive_one(sqs.client, url, timeout=2)
+    assert again["MessageId"] == first["MessageId"]

@@ -220,14 +220,15 @@ impl Sqs {
     }
 }
 
-/// `All`, `.*`, `prefix.*` or an exact name.
+/// `All`, `.*` or `*` (every name), `prefix.*` (names that start with `prefix`:
+/// `Hel.*` takes `Hello` and `Help.Me`, as AWS does) or an exact name.
 fn wanted_attribute(wanted: &[String], name: &str) -> bool {
     wanted.iter().any(|w| {
         w == "All"
             || w == ".*"
+            || w == "*"
             || w == name
-            || w.strip_suffix(".*")
-                .is_some_and(|p| name.strip_prefix(p).is_some_and(|r| r.starts_with('.')))
+            || w.strip_suffix(".*").is_some_and(|p| name.starts_with(p))
     })
 }
 
@@ -264,9 +265,11 @@ mod tests {
         let w = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
         assert!(wanted_attribute(&w(&["All"]), "x"));
         assert!(wanted_attribute(&w(&[".*"]), "x"));
+        assert!(wanted_attribute(&w(&["*"]), "x"));
         assert!(wanted_attribute(&w(&["bar.*"]), "bar.baz"));
-        assert!(!wanted_attribute(&w(&["bar.*"]), "barbaz"));
-        assert!(!wanted_attribute(&w(&["bar.*"]), "bar"));
+        assert!(wanted_attribute(&w(&["Hel.*"]), "Hello"));
+        assert!(wanted_attribute(&w(&["Hel.*"]), "Help.Me"));
+        assert!(!wanted_attribute(&w(&["Hel.*"]), "Yes"));
         assert!(wanted_attribute(&w(&["color"]), "color"));
         assert!(!wanted_attribute(&w(&[]), "color"));
     }

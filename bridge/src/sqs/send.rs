@@ -64,7 +64,20 @@ struct Prepared {
     reply: serde_json::Map<String, Value>,
     /// FIFO: the deduplication key, scoped as the queue's DeduplicationScope says.
     dedup: Option<String>,
-    size: usize,
+}
+
+/// An entry's size as AWS counts it for the batch limit: body and attributes (an
+/// entry too malformed to parse counts its body only; it fails on its own later).
+fn entry_size(e: &Value) -> usize {
+    let body = e
+        .get("MessageBody")
+        .and_then(Value::as_str)
+        .map_or(0, str::len);
+    let attrs = input::opt_object(e, "MessageAttributes")
+        .ok()
+        .and_then(|a| convert::parse(a, "user").ok())
+        .map_or(0, |a| convert::size(&a));
+    body + attrs
 }
 
 impl Sqs {
@@ -110,7 +123,8 @@ impl Sqs {
         }
         let fifo = meta.fifo();
         let delay = input::int_in(e, "DelaySeconds", 0, 900)?;
-        if fifo && delay.is_some() {
+        // AWS takes an explicit 0 on a FIFO queue; only a real delay is refused.
+        if fifo && delay.is_some_and(|d| d != 0) {
             return Err(SqsError::invalid_parameter_value(format!(
                 "Value {} for parameter DelaySeconds is invalid. Reason: The request include parameter that is not valid for this queue type.",
                 delay.unwrap_or(0)
@@ -204,7 +218,6 @@ impl Sqs {
             message,
             reply,
             dedup,
-            size,
         })
     }
 
@@ -276,21 +289,31 @@ impl Sqs {
                 "The request must contain the parameter MessageGroupId.",
             ));
         }
-        let mut prepared = Vec::with_capacity(entries.len());
-        let mut total = 0;
-        for (id, e) in ids.iter().zip(entries) {
-            let p = self.prepare(&name, &meta, e, ctx);
-            if let Ok(p) = &p {
-                total += p.size;
-            }
-            prepared.push((id, p));
+        // So does one without a deduplication id when the queue cannot derive one.
+        if meta.fifo()
+            && !meta.flag("ContentBasedDeduplication")
+            && entries
+                .iter()
+                .any(|e| e.get("MessageDeduplicationId").is_none_or(Value::is_null))
+        {
+            return Err(SqsError::invalid_parameter_value(
+                "The queue should either have ContentBasedDeduplication enabled or MessageDeduplicationId provided explicitly",
+            ));
         }
+        // The request's size is checked before any entry's own (AWS: one entry of
+        // 1 MiB + 1 byte fails the whole batch, not just itself).
         let max = meta.int("MaximumMessageSize") as usize;
+        let total: usize = entries.iter().map(entry_size).sum();
         if total > max {
             return Err(SqsError::batch_request_too_long(format!(
                 "Batch requests cannot be longer than {max} bytes. You have sent {total} bytes."
             )));
         }
+        let prepared: Vec<_> = ids
+            .iter()
+            .zip(entries)
+            .map(|(id, e)| (id, self.prepare(&name, &meta, e, ctx)))
+            .collect();
         self.check_alarm()?;
         let mut ok = Vec::new();
         let mut failed = Vec::new();

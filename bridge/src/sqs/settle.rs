@@ -60,10 +60,13 @@ impl Sqs {
     /// documents; a FIFO queue refuses it, as AWS does.
     fn delete_one(&self, queue: &str, h: &str, fifo: bool) -> Result<u64, SqsError> {
         let r = self.receipt(queue, h)?;
-        let settled = self
-            .broker
-            .queue_handle(&self.cfg.vhost, queue)
-            .and_then(|q| q.settle_leased(r.seq, r.delivery_count));
+        let q = self.broker.queue_handle(&self.cfg.vhost, queue);
+        let settled = q.as_ref().and_then(|q| {
+            q.settle_leased(r.seq, r.delivery_count)
+                // A standard queue's handle still deletes the message after its
+                // visibility timeout ended, as AWS does; FIFO's does not.
+                .or_else(|| if fifo { None } else { q.settle_visible(r.seq) })
+        });
         let mut st = self.lock();
         match settled {
             Some(lsn) => {
@@ -92,11 +95,10 @@ impl Sqs {
                 "Message does not exist or is not available for visibility timeout change.",
             )
         };
-        match q.set_visibility(
-            r.seq,
-            Some(r.delivery_count),
-            Duration::from_secs(timeout as u64),
-        ) {
+        // A standard queue's handle stays good after the message was received
+        // again (AWS applies it to the current lease); FIFO's names one receive.
+        let count = self.meta(queue).fifo().then_some(r.delivery_count);
+        match q.set_visibility(r.seq, count, Duration::from_secs(timeout as u64)) {
             Ok(lsn) => Ok(lsn),
             Err(BrokerError::DeliveredAgain) => Err(expired(h)),
             // Deleted: AWS says the handle is invalid. Visible again (the lease

@@ -124,6 +124,13 @@ pub trait QueueHandle: Send + Sync {
     /// Returns `None` when it was not, else the LSN that must be durable before the
     /// deletion is reported (0: nothing journaled).
     fn settle_leased(&self, seq: u64, delivery_count: u32) -> Option<u64>;
+    /// Deletes message `seq` if it waits in the queue, visible again (SQS
+    /// DeleteMessage on a standard queue with a handle whose visibility timeout
+    /// ended: AWS deletes the message). Returns `None` when it is not there, else the
+    /// LSN that must be durable before the deletion is reported.
+    fn settle_visible(&self, _seq: u64) -> Option<u64> {
+        None
+    }
     /// Removes every leased delivery (SQS PurgeQueue also deletes messages in
     /// flight; AMQP's purge leaves unacknowledged ones). Returns how many.
     fn purge_leased(&self) -> u32;

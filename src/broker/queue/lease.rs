@@ -285,6 +285,16 @@ impl QueueHandle for Queue {
         done
     }
 
+    fn settle_visible(&self, seq: u64) -> Option<u64> {
+        let mut st = self.lock();
+        let e = st.ready().remove(seq)?;
+        self.popped(&mut st, &e);
+        self.drop_payload(&e);
+        let lsn = self.forget(&mut st, &e);
+        self.arm_timer(&mut st);
+        Some(lsn)
+    }
+
     fn purge_leased(&self) -> u32 {
         let mut fx = Effects::default();
         let n = {

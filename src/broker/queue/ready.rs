@@ -60,6 +60,16 @@ impl Lane {
         }
     }
 
+    /// Takes message `seq` out of the lane wherever it is (a rare, explicit delete:
+    /// the search through `fifo` is fine there).
+    pub fn remove(&mut self, seq: u64) -> Option<Entry> {
+        if let Some(e) = self.requeued.remove(&seq) {
+            return Some(e);
+        }
+        let i = self.fifo.binary_search_by_key(&seq, |e| e.seq).ok()?;
+        self.fifo.remove(i)
+    }
+
     pub fn len(&self) -> usize {
         self.fifo.len() + self.requeued.len()
     }
@@ -110,6 +120,15 @@ impl Ready {
         match self {
             Ready::Plain(lanes) => lanes.iter().map(Lane::len).sum(),
             Ready::Grouped { len, .. } => *len,
+        }
+    }
+
+    /// Takes a ready message out by its sequence number (plain queues only: a
+    /// grouped queue's order must not be broken from the side).
+    pub fn remove(&mut self, seq: u64) -> Option<Entry> {
+        match self {
+            Ready::Plain(lanes) => lanes.iter_mut().find_map(|l| l.remove(seq)),
+            Ready::Grouped { .. } => None,
         }
     }
 
