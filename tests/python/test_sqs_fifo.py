@@ -325,3 +325,29 @@ def test_batch_entry_without_dedup_id_fails_the_batch_without_content_dedup(sqs)
         "The queue should either have ContentBasedDeduplication enabled or "
         "MessageDeduplicationId provided explicitly")
     assert stays_empty(sqs.client, url, window=0.2)
+
+
+def test_duplicate_is_answered_with_the_original_ids_and_this_requests_digests(sqs):
+    """The JavaScript v3 SDK checks MD5OfMessageBody/MD5OfMessageAttributes against
+    what it sent: a duplicate with a changed body gets the original's MessageId and
+    SequenceNumber, but the digests of the request at hand (AWS)."""
+    url = sqs.queue(fifo=True)
+    first = send(sqs, url, "first body", dedup="same-key", MessageAttributes={
+        "a": {"DataType": "String", "StringValue": "1"}})
+    again = send(sqs, url, "changed body", dedup="same-key", MessageAttributes={
+        "b": {"DataType": "Number", "StringValue": "2"}})
+    assert again["MessageId"] == first["MessageId"]
+    assert again["SequenceNumber"] == first["SequenceNumber"]
+    assert again["MD5OfMessageBody"] == sqsutil.md5_hex(b"changed body")
+    assert again["MD5OfMessageAttributes"] == sqsutil.md5_of_message_attributes(
+        {"b": {"DataType": "Number", "StringValue": "2"}})
+
+
+def test_purge_clears_the_deduplication_window(sqs):
+    """After PurgeQueue the same MessageDeduplicationId is a new message (AWS)."""
+    url = sqs.queue(fifo=True)
+    first = send(sqs, url, "before purge", dedup="reused")
+    sqs.client.purge_queue(QueueUrl=url)
+    again = send(sqs, url, "after purge", dedup="reused")
+    assert again["MessageId"] != first["MessageId"]
+    assert receive_one(sqs.client, url)["Body"] == "after purge"

@@ -150,12 +150,7 @@ impl Sns {
         let mut ids = HashSet::new();
         for e in &entries {
             let id = p.get(&format!("{e}.Id")).unwrap_or("");
-            let valid = !id.is_empty()
-                && id.len() <= 80
-                && id
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-            if !valid {
+            if !crate::sqs::batch::valid_id(id) {
                 return Err(SnsError::invalid_batch_entry_id(
                     "The Id of a batch entry in a batch request doesn't abide by the specification.",
                 ));

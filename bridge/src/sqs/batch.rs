@@ -7,6 +7,16 @@ use std::collections::HashSet;
 pub const MAX_ENTRIES: usize = 10;
 
 /// Checks the entry list of a batch request and returns the entry ids in order.
+/// AWS's rule for a batch entry's `Id` (SQS and SNS alike): 1 to 80 letters,
+/// digits, hyphens and underscores.
+pub(crate) fn valid_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 80
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
 pub fn check<'a>(entries: &'a [Value], shape: &str) -> Result<Vec<&'a str>, SqsError> {
     if entries.is_empty() {
         return Err(SqsError::empty_batch(format!(
@@ -23,12 +33,7 @@ pub fn check<'a>(entries: &'a [Value], shape: &str) -> Result<Vec<&'a str>, SqsE
     let mut ids = Vec::with_capacity(entries.len());
     for e in entries {
         let id = e.get("Id").and_then(Value::as_str).unwrap_or("");
-        let valid = !id.is_empty()
-            && id.len() <= 80
-            && id
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-        if !valid {
+        if !valid_id(id) {
             return Err(SqsError::invalid_batch_entry_id(
                 "A batch entry id can only contain alphanumeric characters, hyphens and underscores. It can be at most 80 letters long.",
             ));

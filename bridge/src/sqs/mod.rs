@@ -10,7 +10,7 @@
 //! → `x-ordering: grouped` with a 5-minute `x-dedup-window`.
 
 mod attributes;
-mod batch;
+pub(crate) mod batch;
 pub(crate) mod convert;
 pub mod digest;
 pub mod error;

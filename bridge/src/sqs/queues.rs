@@ -160,6 +160,7 @@ impl Sqs {
             st.purged
                 .retain(|_, t| now.duration_since(*t) < PURGE_INTERVAL);
             st.purged.insert(name.clone(), now);
+            st.dedup.forget_queue(&name);
         }
         self.broker
             .purge_queue(&self.cfg.vhost, &name, 0)

@@ -44,6 +44,12 @@ impl DedupCache {
             .map(|(_, v)| v.clone())
     }
 
+    /// PurgeQueue clears a FIFO queue's deduplication window (AWS): the replies go
+    /// with it. (The stale entries in `order` expire on their own.)
+    pub(super) fn forget_queue(&mut self, queue: &str) {
+        self.replies.retain(|(q, _), _| q != queue);
+    }
+
     fn put(&mut self, queue: &str, key: &str, reply: Value) {
         // Bounded: past this many ids in the window a duplicate is still dropped
         // (the core's window), only its reply gets a fresh MessageId.
@@ -235,7 +241,16 @@ impl Sqs {
         if let Some(key) = &p.dedup
             && let Some(original) = self.lock().dedup.get(queue, key)
         {
-            return Ok((0, original));
+            // AWS answers a duplicate with the original's MessageId and
+            // SequenceNumber but the digests of *this* request's body and
+            // attributes: SDKs check them against what they just sent.
+            let mut reply = p.reply;
+            for k in ["MessageId", "SequenceNumber"] {
+                if let Some(v) = original.get(k) {
+                    reply.insert(k.into(), v.clone());
+                }
+            }
+            return Ok((0, Value::Object(reply)));
         }
         let outcome = self
             .broker

@@ -209,6 +209,8 @@ impl Queue {
             self.drop_payload(e);
             self.forget(&mut st, e);
         }
+        // A purge starts the deduplication window afresh (SQS FIFO PurgeQueue).
+        st.dedup = Default::default();
         gone.len() as u32
     }
 }
