@@ -92,3 +92,19 @@ def test_envelope_via_the_sqs_query_protocol(sns, sqs):
     env = json.loads(r.value("Body"))
     assert env["Message"] == "via query"
     assert env["Type"] == "Notification"
+
+
+@requires_switchboard_sqs("an SNS topic as a core exchange is Switchboard's own")
+def test_a_stomp_subscriber_of_the_topic_exchange_gets_publish(sns, stomp_clients):
+    """An SNS topic is the exchange sns.<name>: a STOMP client subscribed to
+    /exchange/sns.<name> receives what Publish sends, attributes as headers."""
+    topic = sns.topic()
+    name = topic.rsplit(":", 1)[1]
+    c = stomp_clients.connected()
+    c.subscribe(f"/exchange/sns.{name}")
+    sns.client.publish(TopicArn=topic, Message="to stomp", MessageAttributes={
+        "colour": {"DataType": "String", "StringValue": "green"}})
+    m = c.take(1)[0]
+    assert m.body == "to stomp"
+    assert m.headers["colour"] == "green"
+    assert m.headers["destination"] == f"/exchange/sns.{name}"
