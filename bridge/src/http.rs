@@ -4,6 +4,7 @@
 
 use crate::sigv4;
 use crate::sns::{self, Sns, SnsError};
+use crate::sts;
 use crate::sqs::{Ctx, Sqs, SqsError, query};
 use crate::{Auth, Config};
 use axum::Router;
@@ -36,27 +37,44 @@ enum Protocol {
     Query,
     /// SNS, which speaks Query only.
     Sns,
+    /// STS's GetCallerIdentity (Query).
+    Sts,
 }
 
 /// Whether a Query request is for SNS: the service its signature is scoped to, or,
 /// unsigned (`auth = "none"`), SNS's API version or one of its action names.
 fn is_sns(parts: &axum::http::request::Parts, body: &Bytes) -> bool {
+    is_service(parts, body, "sns", sns::VERSION, sns::ACTIONS)
+}
+
+/// The same for STS (GetCallerIdentity only).
+fn is_sts(parts: &axum::http::request::Parts, body: &Bytes) -> bool {
+    is_service(parts, body, "sts", sts::VERSION, &["GetCallerIdentity"])
+}
+
+fn is_service(
+    parts: &axum::http::request::Parts,
+    body: &Bytes,
+    service: &str,
+    version: &str,
+    actions: &[&str],
+) -> bool {
     if let Some(auth) = parts
         .headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| sigv4::parse_authorization(v).ok())
     {
-        return auth.service == "sns";
+        return auth.service == service;
     }
     let mut pairs =
         query::decode_form(parts.uri.query().unwrap_or("").as_bytes()).unwrap_or_default();
     pairs.extend(query::decode_form(body).unwrap_or_default());
     match pairs.iter().find(|(k, _)| k == "Version") {
-        Some((_, v)) => v == sns::VERSION,
+        Some((_, v)) => v == version,
         None => pairs
             .iter()
-            .any(|(k, v)| k == "Action" && sns::ACTIONS.contains(&v.as_str())),
+            .any(|(k, v)| k == "Action" && actions.contains(&v.as_str())),
     }
 }
 
@@ -90,6 +108,7 @@ async fn handle(
     };
     let proto = match proto {
         Protocol::Query if is_sns(&parts, &body) => Protocol::Sns,
+        Protocol::Query if is_sts(&parts, &body) => Protocol::Sts,
         other => other,
     };
     let ctx = match authenticate(&sqs, &parts, &body, peer) {
@@ -118,6 +137,19 @@ async fn handle(
                 Err(e) => json_error(&e, &request_id),
             }
         }
+        Protocol::Sts => match query_params(&parts, &body) {
+            Ok((_, action)) if action == "GetCallerIdentity" => xml_ok(
+                sts::caller_identity(ctx.user.as_ref(), &sqs.config().account_id, &request_id),
+                &request_id,
+            ),
+            Ok((_, action)) => sns_error(
+                &SnsError::invalid_action(format!(
+                    "The action {action} is not valid for this endpoint."
+                )),
+                &request_id,
+            ),
+            Err(e) => sns_error(&e.into(), &request_id),
+        },
         Protocol::Sns => {
             let (pairs, action) = match query_params(&parts, &body) {
                 Ok(x) => x,
@@ -237,7 +269,7 @@ fn render_error(proto: &Protocol, e: &SqsError, request_id: &str) -> Response {
     match proto {
         Protocol::Json(_) => json_error(e, request_id),
         Protocol::Query => xml_error(e, request_id),
-        Protocol::Sns => sns_error(&e.clone().into(), request_id),
+        Protocol::Sns | Protocol::Sts => sns_error(&e.clone().into(), request_id),
     }
 }
 

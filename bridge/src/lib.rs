@@ -14,6 +14,7 @@ mod percent;
 pub mod sigv4;
 pub mod sns;
 pub mod sqs;
+mod sts;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -445,3 +445,13 @@ def test_batch_size_is_checked_before_any_entry(sqs):
     assert e.response["Error"]["Message"] == (
         "Batch requests cannot be longer than 1048576 bytes. You have sent 1048578 bytes.")
     assert sqsutil.stays_empty(sqs.client, url, window=0.2)
+
+
+def test_standard_queue_returns_the_message_group_id(sqs):
+    """Fair queues (2025): a standard queue accepts a MessageGroupId and returns it
+    as a system attribute (no deduplication id, no sequence number)."""
+    url = sqs.queue()
+    sqs.client.send_message(QueueUrl=url, MessageBody="tenant a", MessageGroupId="tenant-a")
+    m = receive_one(sqs.client, url, MessageSystemAttributeNames=["All"])
+    assert m["Attributes"]["MessageGroupId"] == "tenant-a"
+    assert not {"MessageDeduplicationId", "SequenceNumber"} & set(m["Attributes"])

@@ -489,6 +489,24 @@ def test_add_permission_with_an_existing_label_is_refused(sqs):
                  AWSAccountIds=["111122223333"], Actions=["ReceiveMessage"])
 
 
+def test_add_permission_allows_at_most_seven_actions(sqs):
+    url = sqs.queue()
+    actions = ["SendMessage", "ReceiveMessage", "DeleteMessage", "ChangeMessageVisibility",
+               "GetQueueAttributes", "GetQueueUrl", "PurgeQueue", "ListDeadLetterSourceQueues"]
+    e = expect_error("OverLimit", sqs.client.add_permission, QueueUrl=url, Label="Many",
+                     AWSAccountIds=["111122223333"], Actions=actions)
+    assert e.response["ResponseMetadata"]["HTTPStatusCode"] == 403
+    assert e.response["Error"]["Message"] == "8 Actions were found, maximum allowed is 7."
+
+
+@pytest.mark.parametrize("action", ["AddPermission", "DeleteQueue", "NotAnAction"])
+def test_add_permission_refuses_owner_only_and_unknown_actions(sqs, action):
+    url = sqs.queue()
+    e = expect_error("InvalidParameterValue", sqs.client.add_permission, QueueUrl=url,
+                     Label="Owner", AWSAccountIds=["111122223333"], Actions=[action])
+    assert e.response["Error"]["Message"].startswith(f"Value SQS:{action} for parameter ActionName")
+
+
 def test_remove_unknown_permission_label_is_refused(sqs):
     url = sqs.queue()
     expect_error("InvalidParameterValue", sqs.client.remove_permission, QueueUrl=url,

@@ -220,6 +220,30 @@ impl Sqs {
         if actions.is_empty() {
             return Err(input::missing("Actions"));
         }
+        if actions.len() > 7 {
+            return Err(SqsError::over_limit(format!(
+                "{} Actions were found, maximum allowed is 7.",
+                actions.len()
+            )));
+        }
+        // Only these may be shared; the rest (AddPermission, DeleteQueue …) stay
+        // the owner's, and AWS names the first one asked for.
+        const SHAREABLE: [&str; 9] = [
+            "*",
+            "ChangeMessageVisibility",
+            "DeleteMessage",
+            "GetQueueAttributes",
+            "GetQueueUrl",
+            "ListDeadLetterSourceQueues",
+            "PurgeQueue",
+            "ReceiveMessage",
+            "SendMessage",
+        ];
+        if let Some(a) = actions.iter().find(|a| !SHAREABLE.contains(&a.as_str())) {
+            return Err(SqsError::invalid_parameter_value(format!(
+                "Value SQS:{a} for parameter ActionName is invalid. Reason: Only the queue owner is allowed to invoke this action."
+            )));
+        }
         let mut meta = (*self.meta(&name)).clone();
         if meta.permissions.contains_key(label) {
             return Err(SqsError::invalid_parameter_value(format!(

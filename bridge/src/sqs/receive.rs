@@ -190,8 +190,10 @@ impl Sqs {
             "SequenceNumber",
             header(SEQUENCE_HEADER).map(str::to_string),
         );
+        // Standard queues take a MessageGroupId too (fair queues, 2025) and hand it
+        // back; deduplication ids are FIFO's alone.
+        put("MessageGroupId", m.group_id.clone());
         if m.group_id.is_some() && header(SEQUENCE_HEADER).is_some() {
-            put("MessageGroupId", m.group_id.clone());
             put(
                 "MessageDeduplicationId",
                 m.dedup_id
