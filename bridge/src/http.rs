@@ -4,8 +4,8 @@
 
 use crate::sigv4;
 use crate::sns::{self, Sns, SnsError};
-use crate::sts;
 use crate::sqs::{Ctx, Sqs, SqsError, query};
+use crate::sts;
 use crate::{Auth, Config};
 use axum::Router;
 use axum::body::Body;

@@ -12,7 +12,10 @@ const XMLNS: &str = "https://sts.amazonaws.com/doc/2011-06-15/";
 /// root when requests are not signed, `auth = "none"`).
 pub fn caller_identity(user: Option<&User>, account: &str, request_id: &str) -> String {
     let (arn, user_id) = match user {
-        Some(u) => (format!("arn:aws:iam::{account}:user/{}", u.name), u.name.clone()),
+        Some(u) => (
+            format!("arn:aws:iam::{account}:user/{}", u.name),
+            u.name.clone(),
+        ),
         None => (format!("arn:aws:iam::{account}:root"), account.to_string()),
     };
     let mut x = format!(
