@@ -15,10 +15,9 @@ use rmqtt_codec::v5::{self, DisconnectReasonCode as D};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
-use switchboard_api::conn::{Inbox, next_value};
+use switchboard_api::conn::{Inbox, Watches, next_value};
 use switchboard_api::{Broker, SinkEvent};
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::sync::watch;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -65,10 +64,7 @@ struct Conn<S> {
     /// When the keepalive runs out; `None` also while input is held by an alarm
     /// (the client's PINGREQs wait unread behind the held PUBLISH).
     deadline: Option<Instant>,
-    durable: Option<watch::Receiver<u64>>,
-    durable_lsn: u64,
-    alarm: Option<watch::Receiver<Option<String>>>,
-    blocked: bool,
+    watches: Watches,
     /// Decoding stopped before a PUBLISH because of a resource alarm, and the
     /// socket is not read (TCP back-pressure, DESIGN.md §3), so subscribers keep
     /// acknowledging.
@@ -96,10 +92,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
         broker: Arc<dyn Broker>,
         registry: Registry,
     ) -> Self {
-        let durable = broker.durable_watch();
-        let durable_lsn = durable.as_ref().map_or(u64::MAX, |w| *w.borrow());
-        let alarm = broker.alarm_watch();
-        let blocked = alarm.as_ref().is_some_and(|a| a.borrow().is_some());
         let Accepted {
             session,
             claim,
@@ -107,7 +99,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
             keepalive,
         } = accepted;
         let limit = (keepalive > 0).then(|| Duration::from_millis(u64::from(keepalive) * 1500));
+        let watches = Watches::new(broker.as_ref());
         Conn {
+            watches,
             wire,
             session,
             claim,
@@ -117,10 +111,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
             registry,
             limit,
             deadline: limit.map(|l| Instant::now() + l),
-            durable,
-            durable_lsn,
-            alarm,
-            blocked,
             held: false,
             // Packets that came in the same read as CONNECT (a client need not wait
             // for CONNACK, MQTT-3.1.4) are already buffered.
@@ -162,9 +152,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
             _ = shutdown.cancelled() => Wake::Shutdown,
             _ = self.claim.kicked.cancelled() => Wake::Kicked,
             _ = async { tokio::time::sleep_until(deadline.unwrap_or_else(Instant::now)).await }, if deadline.is_some() => Wake::KeepaliveTimeout,
-            v = next_value(&mut self.durable) => Wake::Durable(v),
+            v = next_value(&mut self.watches.durable) => Wake::Durable(v),
             ev = self.inbox.recv(), if accepting => Wake::Events(ev),
-            v = next_value(&mut self.alarm) => Wake::Alarm(v),
+            v = next_value(&mut self.watches.alarm) => Wake::Alarm(v),
             r = self.wire.io.read(), if !self.held => Wake::Read(r),
         }
     }
@@ -182,7 +172,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
                 return Some(End::Abrupt);
             }
             Wake::Durable(None) => return Some(End::Abrupt),
-            Wake::Durable(Some(lsn)) => self.durable_lsn = lsn,
+            Wake::Durable(Some(lsn)) => self.watches.durable_lsn = lsn,
             Wake::Events(first) => self.on_events(first),
             Wake::Alarm(v) => self.on_alarm(v),
             Wake::Read(Ok(0) | Err(_)) => return Some(End::Abrupt),
@@ -196,7 +186,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
 
     /// Handles the packets read so far; `Some` when they end the connection.
     fn on_input(&mut self) -> Option<End> {
-        match handle_input(&mut self.wire, &mut self.session, self.blocked) {
+        match handle_input(&mut self.wire, &mut self.session, self.watches.blocked) {
             Ok(Input::Done) => None,
             Ok(Input::Held) => {
                 self.held = true;
@@ -220,7 +210,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
                 break;
             }
         }
-        let end = match handle_input(&mut self.wire, &mut self.session, self.blocked) {
+        let end = match handle_input(&mut self.wire, &mut self.session, self.watches.blocked) {
             Ok(Input::End(e)) => e,
             _ => End::TakenOver,
         };
@@ -247,8 +237,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
 
     /// `None`: the alarm is gone (shutdown), so nothing is blocked any more.
     fn on_alarm(&mut self, v: Option<Option<String>>) {
-        self.blocked = v.is_some_and(|reason| reason.is_some());
-        if self.held && !self.blocked {
+        self.watches.blocked = v.is_some_and(|reason| reason.is_some());
+        if self.held && !self.watches.blocked {
             self.held = false;
             self.input = true;
             self.deadline = self.limit.map(|l| Instant::now() + l);
@@ -257,13 +247,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
 
     /// Encodes the pending packets whose journal position is durable, in order.
     fn release(&mut self) {
-        while let Some((lsn, _)) = self.session.pending.front() {
-            if *lsn > self.durable_lsn {
-                break;
-            }
-            if let Some((_, p)) = self.session.pending.pop_front() {
-                self.wire.encode(p);
-            }
+        for p in self.watches.release(&mut self.session.pending) {
+            self.wire.encode(p);
         }
     }
 

@@ -12,10 +12,9 @@ use crate::wire::Wire;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
-use switchboard_api::conn::{Inbox, next_value};
+use switchboard_api::conn::{Inbox, Watches, next_value};
 use switchboard_api::{Broker, SinkEvent};
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::sync::watch;
 use tokio::time::Instant;
 use tokio_util::codec::Decoder;
 use tokio_util::sync::CancellationToken;
@@ -47,10 +46,7 @@ struct Conn<S> {
     session: Session,
     beats: Beats,
     inbox: Arc<Inbox>,
-    durable: Option<watch::Receiver<u64>>,
-    durable_lsn: u64,
-    alarm: Option<watch::Receiver<Option<String>>>,
-    blocked: bool,
+    watches: Watches,
     /// Decoding stopped before a SEND because of a resource alarm, and the socket
     /// is not read (TCP back-pressure); the client's heart-beats are not checked
     /// meanwhile.
@@ -92,20 +88,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
         inbox: Arc<Inbox>,
         broker: &Arc<dyn Broker>,
     ) -> Self {
-        let durable = broker.durable_watch();
-        let durable_lsn = durable.as_ref().map_or(u64::MAX, |w| *w.borrow());
-        let alarm = broker.alarm_watch();
-        let blocked = alarm.as_ref().is_some_and(|a| a.borrow().is_some());
         let now = Instant::now();
         Conn {
             wire,
             session,
             beats,
             inbox,
-            durable,
-            durable_lsn,
-            alarm,
-            blocked,
+            watches: Watches::new(broker.as_ref()),
             held: false,
             recv_limit: (!beats.recv.is_zero()).then(|| beats.recv * 2),
             last_read: now,
@@ -156,8 +145,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
             _ = shutdown.cancelled() => Wake::Shutdown,
             _ = async { tokio::time::sleep_until(dead_at.unwrap_or_else(Instant::now)).await }, if dead_at.is_some() => Wake::HeartBeatsMissed,
             _ = async { tokio::time::sleep_until(send_at.unwrap_or_else(Instant::now)).await }, if send_at.is_some() => Wake::HeartBeatDue,
-            v = next_value(&mut self.durable) => Wake::Durable(v),
-            v = next_value(&mut self.alarm) => Wake::Alarm(v),
+            v = next_value(&mut self.watches.durable) => Wake::Durable(v),
+            v = next_value(&mut self.watches.alarm) => Wake::Alarm(v),
             ev = self.inbox.recv(), if accepting => Wake::Events(ev),
             r = self.wire.io.read(), if reading => Wake::Read(r),
         }
@@ -176,7 +165,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
             }
             Wake::HeartBeatDue => self.wire.io.wbuf.extend_from_slice(b"\n"),
             Wake::Durable(None) => return Flow::Stop,
-            Wake::Durable(Some(lsn)) => self.durable_lsn = lsn,
+            Wake::Durable(Some(lsn)) => self.watches.durable_lsn = lsn,
             Wake::Alarm(v) => self.on_alarm(v),
             Wake::Events(first) => self.on_events(first),
             Wake::Read(Ok(0) | Err(_)) => return Flow::Stop,
@@ -191,7 +180,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
     /// Handles the frames read so far; a client error is answered with ERROR and
     /// ends the connection.
     fn on_input(&mut self) -> Flow {
-        match handle_input(&mut self.wire, &mut self.session, self.blocked) {
+        match handle_input(&mut self.wire, &mut self.session, self.watches.blocked) {
             Ok(Input::Done) => {}
             Ok(Input::Held) => self.held = true,
             Ok(Input::Disconnect) => self.closing = true,
@@ -206,8 +195,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
 
     /// `None`: the alarm is gone (shutdown), so nothing is blocked any more.
     fn on_alarm(&mut self, v: Option<Option<String>>) {
-        self.blocked = v.is_some_and(|reason| reason.is_some());
-        if self.held && !self.blocked {
+        self.watches.blocked = v.is_some_and(|reason| reason.is_some());
+        if self.held && !self.watches.blocked {
             self.held = false;
             self.input = true;
             self.last_read = Instant::now();
@@ -232,13 +221,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
 
     /// Encodes the pending frames whose journal position is durable, in order.
     fn release(&mut self) {
-        while let Some((lsn, _)) = self.session.pending.front() {
-            if *lsn > self.durable_lsn {
-                break;
-            }
-            if let Some((_, f)) = self.session.pending.pop_front() {
-                self.wire.encode(f);
-            }
+        for f in self.watches.release(&mut self.session.pending) {
+            self.wire.encode(f);
         }
     }
 

@@ -7,7 +7,7 @@ use super::ready::Ready;
 use super::state::{Consumer, InFlight, Queue, State};
 use std::sync::Weak;
 use std::sync::atomic::Ordering;
-use switchboard_api::{BrokerError, ConsumerHandle, ConsumerSpec, Delivery, SinkEvent, Wake};
+use switchboard_api::{BrokerError, ConsumerHandle, ConsumerSpec, SinkEvent, Wake};
 use tokio::time::Instant;
 
 impl Queue {
@@ -97,15 +97,7 @@ impl Queue {
             if let Some(s) = &c.shared {
                 s.take();
             }
-            let delivery = Delivery {
-                message,
-                queue: self.handle(),
-                seq: e.seq,
-                redelivered: e.redelivered,
-                delivery_count: e.delivery_count,
-                first_delivered_ms: e.first_ms,
-                lease_lsn: 0,
-            };
+            let delivery = self.delivery(&e, message, 0);
             c.sink.push(SinkEvent::Deliver {
                 consumer: c.tag,
                 delivery,

@@ -94,15 +94,7 @@ impl Queue {
                 // handle given out before the restart still settles it.
                 let until = at(p.lease_until_ms);
                 st.leases.insert((until, e.seq));
-                st.in_flight.insert(
-                    e.seq,
-                    InFlight {
-                        entry: e,
-                        consumer: None,
-                        shared: None,
-                        lease: Some(until),
-                    },
-                );
+                st.in_flight.insert(e.seq, InFlight::pulled(e, Some(until)));
             } else if p.ready_at_ms > wall {
                 st.delayed.insert((at(p.ready_at_ms), e.seq), e);
             } else {

@@ -7,7 +7,7 @@ use super::entry::{DeathReason, Entry};
 use super::state::{InFlight, Queue, State, over_limit};
 use std::sync::Arc;
 use std::time::Duration;
-use switchboard_api::{BrokerError, Delivery, QueueHandle, Settle, wall_ms};
+use switchboard_api::{BrokerError, Delivery, Message, QueueHandle, Settle, wall_ms};
 use tokio::time::Instant;
 
 impl Queue {
@@ -15,6 +15,19 @@ impl Queue {
         match self.me.upgrade() {
             Some(q) => q,
             None => Arc::new(Orphan(self.name.clone())),
+        }
+    }
+
+    /// What the holder of `e`'s hand-out gets: the message and how to settle it.
+    pub(super) fn delivery(&self, e: &Entry, message: Arc<Message>, lease_lsn: u64) -> Delivery {
+        Delivery {
+            message,
+            queue: self.handle(),
+            seq: e.seq,
+            redelivered: e.redelivered,
+            delivery_count: e.delivery_count,
+            first_delivered_ms: e.first_ms,
+            lease_lsn,
         }
     }
 
@@ -97,24 +110,8 @@ impl Queue {
                 st.leases.insert((at, e.seq));
                 lease_lsn = self.journal_lease(&e, wall, at);
             }
-            out.push(Delivery {
-                message,
-                queue: self.handle(),
-                seq: e.seq,
-                redelivered: e.redelivered,
-                delivery_count: e.delivery_count,
-                first_delivered_ms: e.first_ms,
-                lease_lsn,
-            });
-            st.in_flight.insert(
-                e.seq,
-                InFlight {
-                    entry: e,
-                    consumer: None,
-                    shared: None,
-                    lease,
-                },
-            );
+            out.push(self.delivery(&e, message, lease_lsn));
+            st.in_flight.insert(e.seq, InFlight::pulled(e, lease));
         }
         out
     }

@@ -82,6 +82,18 @@ pub(super) struct InFlight {
     pub(super) lease: Option<Instant>,
 }
 
+impl InFlight {
+    /// Handed out by pull (basic.get, SQS ReceiveMessage), not to a consumer.
+    pub(super) fn pulled(entry: Entry, lease: Option<Instant>) -> InFlight {
+        InFlight {
+            entry,
+            consumer: None,
+            shared: None,
+            lease,
+        }
+    }
+}
+
 /// A push consumer and the credit it has used.
 pub(super) struct Consumer {
     pub(super) id: u64,

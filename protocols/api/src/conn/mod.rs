@@ -37,3 +37,43 @@ pub async fn next_value<T: Clone>(w: &mut Option<watch::Receiver<T>>) -> Option<
     }
     w.as_mut().map(|w| w.borrow_and_update().clone())
 }
+
+/// What a connection follows of the broker: the journal's durable position (the
+/// replies it holds wait for it) and the resource alarm (publishers are held while
+/// it is on). Both watches are optional: a broker without a journal or alarms.
+pub struct Watches {
+    pub durable: Option<watch::Receiver<u64>>,
+    /// Everything up to here is durable (`u64::MAX` without a journal).
+    pub durable_lsn: u64,
+    pub alarm: Option<watch::Receiver<Option<String>>>,
+    /// A resource alarm is on: hold publishers.
+    pub blocked: bool,
+}
+
+impl Watches {
+    pub fn new(broker: &dyn crate::Broker) -> Watches {
+        let durable = broker.durable_watch();
+        let durable_lsn = durable.as_ref().map_or(u64::MAX, |w| *w.borrow());
+        let alarm = broker.alarm_watch();
+        let blocked = alarm.as_ref().is_some_and(|a| a.borrow().is_some());
+        Watches {
+            durable,
+            durable_lsn,
+            alarm,
+            blocked,
+        }
+    }
+
+    /// Takes, in order, the replies at the front of `pending` whose journal
+    /// position is durable (a reply made later never overtakes an earlier one).
+    pub fn release<'a, T>(
+        &self,
+        pending: &'a mut std::collections::VecDeque<(u64, T)>,
+    ) -> impl Iterator<Item = T> + use<'a, T> {
+        let n = pending
+            .iter()
+            .take_while(|(lsn, _)| *lsn <= self.durable_lsn)
+            .count();
+        pending.drain(..n).map(|(_, t)| t)
+    }
+}
