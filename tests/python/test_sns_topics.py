@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 from botocore.exceptions import ClientError
 
+import sqsutil
 from snsutil import tname
 
 
@@ -48,6 +49,12 @@ def test_attributes_get_and_set(sns):
                                     AttributeValue="second")
     a = sns.client.get_topic_attributes(TopicArn=arn)["Attributes"]
     assert a["DisplayName"] == "second"
+
+
+@sqsutil.requires_switchboard_sqs("moto stores any attribute name; AWS answers "
+                                  "InvalidParameter")
+def test_unknown_topic_attribute_is_refused(sns):
+    arn = sns.topic()
     with pytest.raises(ClientError) as e:
         sns.client.set_topic_attributes(TopicArn=arn, AttributeName="Bogus",
                                         AttributeValue="x")

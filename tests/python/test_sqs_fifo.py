@@ -327,6 +327,8 @@ def test_batch_entry_without_dedup_id_fails_the_batch_without_content_dedup(sqs)
     assert stays_empty(sqs.client, url, window=0.2)
 
 
+@requires_switchboard_sqs("moto gives a duplicate a new MessageId; AWS answers with the "
+                          "original's (the recordings issue 11 cites)")
 def test_duplicate_is_answered_with_the_original_ids_and_this_requests_digests(sqs):
     """The JavaScript v3 SDK checks MD5OfMessageBody/MD5OfMessageAttributes against
     what it sent: a duplicate with a changed body gets the original's MessageId and

@@ -421,7 +421,8 @@ def test_message_attribute_selection(sqs, names, expected):
 
 
 @pytest.mark.parametrize("selector,expected", [
-    (["*"], {"Hello", "Help.Me", "Other"}),
+    pytest.param(["*"], {"Hello", "Help.Me", "Other"}, marks=requires_switchboard_sqs(
+        "moto selects nothing with '*'; AWS selects every attribute")),
     ([".*"], {"Hello", "Help.Me", "Other"}),
     (["All"], {"Hello", "Help.Me", "Other"}),
     (["Hel.*"], {"Hello", "Help.Me"}),
