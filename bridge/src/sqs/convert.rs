@@ -14,7 +14,7 @@ use serde_json::{Map, Value as Json};
 use std::collections::BTreeMap;
 use switchboard_api::{Table, Value};
 
-pub const TYPES_HEADER: &str = "x-sqs-attribute-types";
+pub const TYPES_HEADER: &str = switchboard_api::ATTRIBUTE_TYPES_HEADER;
 pub const SEQUENCE_HEADER: &str = "x-sqs-sequence-number";
 pub const TRACE_HEADER: &str = "x-sqs-aws-trace-header";
 pub const MAX_ATTRIBUTES: usize = 10;
@@ -164,7 +164,7 @@ pub fn to_headers(attrs: &Attributes, headers: &mut Table) {
 
 /// Whether a header is SQS's or SNS's own bookkeeping or a dead-lettering record.
 fn internal(name: &str) -> bool {
-    name.starts_with("x-sqs-")
+    name.starts_with(switchboard_api::BRIDGE_HEADER_PREFIX)
         || name.starts_with("x-sns-")
         || name.starts_with("x-death")
         || name.starts_with("x-first-death")

@@ -18,5 +18,5 @@ pub use broker::*;
 pub use clock::{wall_ms, wall_secs};
 pub use conn::{Inbox, ReadRoom, changed};
 pub use error::{BrokerError, Entity, ErrorKind, Mismatch};
-pub use message::{Message, Properties};
+pub use message::{ATTRIBUTE_TYPES_HEADER, BRIDGE_HEADER_PREFIX, Message, Properties};
 pub use value::{Table, Value};

@@ -1,6 +1,16 @@
 use crate::value::Table;
 use bytes::Bytes;
 
+/// Header with the data types of a message's attributes (`Number`, `String.Array`,
+/// custom suffixes …) where a plain header value does not say it. The AWS bridge
+/// writes and reads it; filter policies on bindings read it. Its name is part of the
+/// journal's format, hence the prefix it was born with.
+pub const ATTRIBUTE_TYPES_HEADER: &str = "x-sqs-attribute-types";
+
+/// Prefix of the AWS bridge's own bookkeeping headers (sequence numbers, trace
+/// header, attribute types): not message attributes, so never matched or shown.
+pub const BRIDGE_HEADER_PREFIX: &str = "x-sqs-";
+
 /// Message properties: the AMQP basic properties, which are a superset of what MQTT 5,
 /// STOMP and SQS carry. Protocol-specific attributes travel in `headers`.
 #[derive(Clone, Debug, Default, PartialEq)]

@@ -4,9 +4,9 @@
 //! `x-filter-policy-scope` (`MessageAttributes`, the default, or `MessageBody`), so
 //! the SNS bridge and any AMQP client set it the same way.
 //!
-//! Attribute scope reads message headers as the SQS bridge writes them: strings,
-//! integers, and the `x-sqs-attribute-types` table for `Number` values an integer
-//! would respell and for `String.Array` (a JSON array in a string).
+//! Attribute scope reads message headers as the api crate describes them: strings,
+//! integers, and the [`switchboard_api::ATTRIBUTE_TYPES_HEADER`] table for `Number`
+//! values an integer would respell and for `String.Array` (a JSON array in a string).
 
 mod model;
 mod parse;
@@ -24,7 +24,7 @@ use switchboard_api::{Message, Table, Value};
 
 pub const POLICY_ARG: &str = "x-filter-policy";
 pub const SCOPE_ARG: &str = "x-filter-policy-scope";
-const TYPES_HEADER: &str = "x-sqs-attribute-types";
+use switchboard_api::ATTRIBUTE_TYPES_HEADER as TYPES_HEADER;
 
 /// A validated policy, ready to match.
 #[derive(Debug)]
@@ -172,7 +172,8 @@ impl Attrs<'_> {
 
 /// SQS bookkeeping headers and binary values are not attributes a policy sees.
 fn visible(name: &str, v: &Value) -> bool {
-    !name.starts_with("x-sqs-") && !matches!(v, Value::Bytes(_) | Value::Table(_) | Value::Void)
+    !name.starts_with(switchboard_api::BRIDGE_HEADER_PREFIX)
+        && !matches!(v, Value::Bytes(_) | Value::Table(_) | Value::Void)
 }
 
 fn attrs_node(n: &Node, a: &Attrs<'_>) -> bool {
