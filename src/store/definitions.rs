@@ -119,6 +119,19 @@ impl Definitions {
     }
 }
 
+impl Definitions {
+    /// The file's body: what a standby starting from a snapshot receives.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        encode(self, &mut out);
+        out
+    }
+
+    pub fn from_bytes(body: &[u8]) -> Result<Definitions, DecodeError> {
+        decode(body)
+    }
+}
+
 fn encode(d: &Definitions, out: &mut Vec<u8>) {
     let mut e = Enc(out);
     e.u64(d.next_queue_id);

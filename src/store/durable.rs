@@ -12,6 +12,7 @@
 
 use super::codec::DecodeError;
 use super::definitions::{BindingDef, Definitions, DefinitionsError, ExchangeDef, QueueDef};
+use super::defop::DefOp;
 use super::journal::{Journal, JournalConfig};
 use super::record::{Head, Placement, Record, encode_enqueue};
 use super::shared::{FsyncMode, Lsn};
@@ -135,6 +136,7 @@ impl Store {
                         at.lease_until_ms = 0;
                     }
                 }
+                Ok(Head::Definitions) => {}
                 Ok(Head::Lease {
                     queue,
                     seq,
@@ -268,25 +270,40 @@ impl Store {
         name: &str,
         args: &switchboard_api::Table,
     ) -> Result<(), DefinitionsError> {
-        self.change(|d| {
-            if let Some(q) = d.queues.get_mut(&(vhost.to_string(), name.to_string())) {
-                q.args = args.clone();
-            }
+        self.change(DefOp::SetQueueArgs {
+            vhost: vhost.into(),
+            name: name.into(),
+            args: args.clone(),
         })
     }
 
-    fn change(&self, f: impl FnOnce(&mut Definitions)) -> Result<(), DefinitionsError> {
+    /// Applies `op` to the file (durable when this returns) and appends it to the
+    /// journal, which is how a standby learns of it. Both happen under the lock, so
+    /// the journal holds the changes in the order the file went through them.
+    fn change(&self, op: DefOp) -> Result<(), DefinitionsError> {
         let mut d = self.defs.lock().unwrap_or_else(|e| e.into_inner());
+        self.change_locked(&mut d, op)
+    }
+
+    fn change_locked(&self, d: &mut Definitions, op: DefOp) -> Result<(), DefinitionsError> {
         let before = d.clone();
-        f(&mut d);
-        if *d == before {
+        if !d.apply(&op) {
             return Ok(());
         }
         if let Err(e) = d.save(&self.dir) {
             *d = before;
             return Err(e);
         }
+        self.journal.append_with(64, |buf| op.encode(buf));
         Ok(())
+    }
+
+    /// The definitions as a standby starting from a snapshot gets them, with the
+    /// LSN the journal continues at: every change after them is a record at or
+    /// above it.
+    pub fn definitions_snapshot(&self) -> (Vec<u8>, Lsn) {
+        let d = self.defs.lock().unwrap_or_else(|e| e.into_inner());
+        (d.to_bytes(), self.journal.next_lsn())
     }
 
     /// Allocates a queue id and records the queue.
@@ -297,32 +314,28 @@ impl Store {
         auto_delete: bool,
         args: &switchboard_api::Table,
     ) -> Result<u64, DefinitionsError> {
-        let mut id = 0;
-        self.change(|d| {
-            if let Some(q) = d.queues.get(&(vhost.to_string(), name.to_string())) {
-                id = q.id;
-                return;
-            }
-            id = d.next_queue_id.max(1);
-            d.next_queue_id = id + 1;
-            d.queues.insert(
-                (vhost.to_string(), name.to_string()),
-                QueueDef {
-                    id,
-                    auto_delete,
-                    args: args.clone(),
-                },
-            );
-        })?;
+        let mut d = self.defs.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(q) = d.queues.get(&(vhost.to_string(), name.to_string())) {
+            return Ok(q.id);
+        }
+        let id = d.next_queue_id.max(1);
+        let op = DefOp::PutQueue {
+            vhost: vhost.into(),
+            name: name.into(),
+            def: QueueDef {
+                id,
+                auto_delete,
+                args: args.clone(),
+            },
+        };
+        self.change_locked(&mut d, op)?;
         Ok(id)
     }
 
     pub fn remove_queue(&self, vhost: &str, name: &str) -> Result<(), DefinitionsError> {
-        self.change(|d| {
-            d.queues.remove(&(vhost.to_string(), name.to_string()));
-            if let Some(bs) = d.bindings.get_mut(vhost) {
-                bs.retain(|b| !(b.dest_is_queue && b.dest == name));
-            }
+        self.change(DefOp::DelQueue {
+            vhost: vhost.into(),
+            name: name.into(),
         })
     }
 
@@ -332,44 +345,36 @@ impl Store {
         name: &str,
         def: ExchangeDef,
     ) -> Result<(), DefinitionsError> {
-        self.change(|d| {
-            d.exchanges
-                .insert((vhost.to_string(), name.to_string()), def);
+        self.change(DefOp::PutExchange {
+            vhost: vhost.into(),
+            name: name.into(),
+            def,
         })
     }
 
     pub fn remove_exchange(&self, vhost: &str, name: &str) -> Result<(), DefinitionsError> {
-        self.change(|d| {
-            d.exchanges.remove(&(vhost.to_string(), name.to_string()));
-            if let Some(bs) = d.bindings.get_mut(vhost) {
-                bs.retain(|b| b.source != name && (b.dest_is_queue || b.dest != name));
-            }
+        self.change(DefOp::DelExchange {
+            vhost: vhost.into(),
+            name: name.into(),
         })
     }
 
     pub fn put_binding(&self, vhost: &str, b: BindingDef) -> Result<(), DefinitionsError> {
-        self.change(|d| {
-            let bs = d.bindings.entry(vhost.to_string()).or_default();
-            if !bs.contains(&b) {
-                bs.push(b);
-            }
+        self.change(DefOp::PutBinding {
+            vhost: vhost.into(),
+            b,
         })
     }
 
     pub fn remove_binding(&self, vhost: &str, b: &BindingDef) -> Result<(), DefinitionsError> {
-        self.change(|d| {
-            if let Some(bs) = d.bindings.get_mut(vhost) {
-                bs.retain(|x| x != b);
-            }
+        self.change(DefOp::DelBinding {
+            vhost: vhost.into(),
+            b: b.clone(),
         })
     }
 
     pub fn put_vhost(&self, vhost: &str) -> Result<(), DefinitionsError> {
-        self.change(|d| {
-            if !d.vhosts.iter().any(|v| v == vhost) {
-                d.vhosts.push(vhost.to_string());
-            }
-        })
+        self.change(DefOp::PutVhost(vhost.into()))
     }
 
     /// Flushes the journal and leaves the marker that tells the next start that

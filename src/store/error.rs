@@ -23,6 +23,12 @@ pub enum StoreError {
     /// record became durable.
     #[error("journal failed or closed before the record became durable")]
     NotDurable,
+    /// A replicated record does not continue the journal where it ends.
+    #[error("replicated record has LSN {got}, the journal continues at {expected}")]
+    OutOfSequence { expected: u64, got: u64 },
+    /// A replicated frame or a segment read back for replication is not valid.
+    #[error("journal frame at LSN {lsn} is damaged: {why}")]
+    BadFrame { lsn: u64, why: &'static str },
 }
 
 impl StoreError {

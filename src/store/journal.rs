@@ -41,6 +41,12 @@ pub struct JournalConfig {
     /// Back-pressure: once this many bytes are waiting for the writer, `append`
     /// blocks until the writer takes them. Default 64 MiB.
     pub max_pending_bytes: usize,
+    /// LSN of the first record of a journal created empty (a standby starting
+    /// from a snapshot continues the active's numbering). Default 1.
+    pub first_lsn: Lsn,
+    /// Records after this LSN are cut at open (see `Journal::end_of_epoch`).
+    /// Default `Lsn::MAX`: keep every valid record.
+    pub keep_upto: Lsn,
 }
 
 /// `JournalConfig::new("journal")`: set `dir` when using `..Default::default()`.
@@ -59,6 +65,8 @@ impl JournalConfig {
             fsync: FsyncMode::Batch,
             epoch: 0,
             max_pending_bytes: DEFAULT_MAX_PENDING_BYTES,
+            first_lsn: 1,
+            keep_upto: Lsn::MAX,
         }
     }
 }
@@ -85,11 +93,11 @@ pub struct JournalStats {
 /// it (as [`Journal::close`], which blocks until the writer has flushed).
 #[derive(Clone)]
 pub struct Journal {
-    h: Arc<Handle>,
+    pub(super) h: Arc<Handle>,
 }
 
-struct Handle {
-    shared: Arc<Shared>,
+pub(super) struct Handle {
+    pub(super) shared: Arc<Shared>,
     writer: Mutex<Option<JoinHandle<()>>>,
     /// Held open for its advisory lock; released at close.
     lock_file: Mutex<Option<File>>,
@@ -123,8 +131,9 @@ impl Journal {
         fs::create_dir_all(&dir).map_err(|e| StoreError::io("create directory", &dir, e))?;
         let lock_file = lock_dir(&dir)?;
 
-        let mut rec = recovery::recover(&dir, &mut replay)?;
+        let mut rec = recovery::recover(&dir, cfg.keep_upto, &mut replay)?;
         if rec.segments.is_empty() {
+            rec.next_lsn = rec.next_lsn.max(cfg.first_lsn);
             // Fresh journal: its first segment, created the same way as every later
             // one (zero-filled under a temporary name, then renamed).
             let tmp = dir.join(segment::NEXT_TMP);
@@ -160,15 +169,21 @@ impl Journal {
             state: Mutex::new(Pending {
                 buf: Vec::new(),
                 next_lsn: rec.next_lsn,
-                epoch: cfg.epoch,
+                // Epochs only grow, also across a restart with the default config.
+                epoch: cfg.epoch.max(rec.report.last_epoch),
+                epochs: rec.report.epochs.clone(),
                 closing: false,
                 writer_idle: false,
             }),
             work: Condvar::new(),
             space: Condvar::new(),
             durable: AtomicU64::new(last),
+            local: AtomicU64::new(last),
+            gate: AtomicU64::new(Lsn::MAX),
             synced: AtomicU64::new(last),
             durable_tx,
+            written_tx: watch::Sender::new(last),
+            retain_from: AtomicU64::new(Lsn::MAX),
             durable_lock: Mutex::new(()),
             durable_cv: Condvar::new(),
             failed: AtomicBool::new(false),
@@ -233,6 +248,9 @@ impl Journal {
             return lsn;
         }
         let epoch = st.epoch;
+        if st.epochs.last().is_none_or(|e| e.0 != epoch) {
+            st.epochs.push((epoch, lsn));
+        }
         let start = st.buf.len();
         let mut guard = Unwind {
             p: &mut st,
@@ -350,7 +368,9 @@ impl Journal {
     pub fn retire_before(&self, lsn: Lsn) {
         let sh = &*self.h.shared;
         let _serial = lock(&sh.retire_lock);
-        let limit = lsn.min(self.durable_lsn().saturating_add(1));
+        let limit = lsn
+            .min(self.durable_lsn().saturating_add(1))
+            .min(sh.retain_from.load(Ordering::Acquire));
         let mut victims: VecDeque<SegMeta> = VecDeque::new();
         {
             let mut segs = lock(&sh.segments);

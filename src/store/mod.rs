@@ -73,21 +73,25 @@
 
 pub(crate) mod codec;
 mod definitions;
+mod defop;
 mod durable;
 mod error;
 mod journal;
 mod record;
 mod recovery;
+mod replicate;
 mod segment;
 mod shared;
 #[cfg(test)]
 mod tests;
 mod writer;
 
-pub use definitions::{BindingDef, DefinitionsError, ExchangeDef, QueueDef};
+pub use defop::DefOp;
+pub use definitions::{BindingDef, Definitions, DefinitionsError, ExchangeDef, QueueDef};
 pub use durable::{Fsync, OpenError, Recovered, Recovery, Store};
 pub use error::StoreError;
 pub use journal::{Journal, JournalConfig, JournalStats};
 pub use record::Placement;
 pub use recovery::RecoveryReport;
+pub use replicate::{Frames, Reader};
 pub use shared::{FsyncMode, Lsn};

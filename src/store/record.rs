@@ -148,6 +148,8 @@ pub enum Head {
         delivery_count: u32,
         until_ms: u64,
     },
+    /// A change to the definitions (`defop.rs`), not about any message.
+    Definitions,
 }
 
 impl Head {
@@ -178,6 +180,7 @@ impl Head {
                 delivery_count: d.u32()?,
                 until_ms: d.u64()?,
             },
+            super::defop::TAG_DEFS => Head::Definitions,
             t => return Err(DecodeError::UnknownTag(t)),
         })
     }

@@ -23,7 +23,11 @@ pub struct RecoveryReport {
     pub cut: Option<String>,
     /// Segment files deleted because they followed the cut.
     pub segments_removed: usize,
+    /// `(epoch, first LSN)` of every run of records of one epoch, oldest first.
+    pub epochs: Vec<(u64, Lsn)>,
 }
+
+const TRUNCATED: &str = "truncated for replication";
 
 pub(super) struct Recovered {
     /// Segments left, in LSN order.
@@ -35,8 +39,11 @@ pub(super) struct Recovered {
     pub report: RecoveryReport,
 }
 
+/// `keep_upto`: records after this LSN are cut as if torn (a standby dropping the
+/// suffix the new active never had); `Lsn::MAX` keeps every valid record.
 pub(super) fn recover(
     dir: &Path,
+    keep_upto: Lsn,
     replay: &mut dyn FnMut(Lsn, u64, &[u8]),
 ) -> Result<Recovered, StoreError> {
     let mut found = list_segments(dir)?;
@@ -78,6 +85,10 @@ pub(super) fn recover(
                     bad = Some("LSN out of sequence");
                     break;
                 }
+                Parsed::Record { lsn, .. } if lsn > keep_upto => {
+                    bad = Some(TRUNCATED);
+                    break;
+                }
                 Parsed::Record {
                     epoch,
                     lsn,
@@ -85,6 +96,9 @@ pub(super) fn recover(
                     next: after,
                 } => {
                     replay(lsn, epoch, payload);
+                    if report.epochs.last().is_none_or(|e| e.0 != epoch) {
+                        report.epochs.push((epoch, lsn));
+                    }
                     if report.records == 0 {
                         report.first_lsn = lsn;
                     }
@@ -104,7 +118,7 @@ pub(super) fn recover(
         let next_name_matches = found.get(i + 1).is_some_and(|s| s.0 == next);
         last = Some((path.clone(), data, off));
         if let Some(why) = bad {
-            if next_name_matches {
+            if next_name_matches && why != TRUNCATED {
                 // The next segment starts exactly where this one's records stop, so
                 // nothing was ever written here: damage in unused space, not data.
                 tracing::warn!(

@@ -51,9 +51,21 @@ pub(super) struct Shared {
     pub(super) work: Condvar,
     /// Appenders wait here while the pending buffer is full.
     pub(super) space: Condvar,
+    /// What clients may be told is durable: `min(local, gate)`.
     pub(super) durable: AtomicU64,
+    /// Durable in this node's own files (per the FsyncMode).
+    pub(super) local: AtomicU64,
+    /// Replication gate: the standby's acknowledged LSN while confirmations wait
+    /// for it (sync replication), `Lsn::MAX` otherwise.
+    pub(super) gate: AtomicU64,
     pub(super) synced: AtomicU64,
     pub(super) durable_tx: watch::Sender<Lsn>,
+    /// Last LSN written to the OS (readable from the segment files), for the
+    /// replication sender, which ships records before they are fsynced here.
+    pub(super) written_tx: watch::Sender<Lsn>,
+    /// Segments holding LSNs at or above this are kept by `retire_before` (a
+    /// replication sender still has to read them); `Lsn::MAX` = nothing to keep.
+    pub(super) retain_from: AtomicU64,
     /// Sync waiters (`wait_durable_blocking`) wait on `durable_cv` under this.
     pub(super) durable_lock: Mutex<()>,
     pub(super) durable_cv: Condvar,
@@ -74,6 +86,9 @@ pub(super) struct Pending {
     pub(super) buf: Vec<u8>,
     pub(super) next_lsn: Lsn,
     pub(super) epoch: u64,
+    /// `(epoch, first LSN written in it)`, oldest first: which epoch wrote which
+    /// LSNs, so that a new active can tell a rejoining node where they diverge.
+    pub(super) epochs: Vec<(u64, Lsn)>,
     pub(super) closing: bool,
     /// The writer is (about to be) waiting on `work` and needs a notify.
     pub(super) writer_idle: bool,

@@ -157,6 +157,23 @@ impl Drop for StopGuard {
     }
 }
 
+/// Publishes `min(local, gate)` as durable if it moved forward. Called by the writer
+/// after a sync and by replication after the standby acknowledges.
+pub(super) fn refresh_durable(sh: &Shared) {
+    let g = lock(&sh.durable_lock);
+    let lsn = sh
+        .local
+        .load(Ordering::Acquire)
+        .min(sh.gate.load(Ordering::Acquire));
+    if sh.durable.load(Ordering::Acquire) >= lsn {
+        return;
+    }
+    sh.durable.store(lsn, Ordering::Release);
+    sh.durable_tx.send_replace(lsn);
+    drop(g);
+    sh.durable_cv.notify_all();
+}
+
 fn wake_durable_waiters(sh: &Shared) {
     // Taking the lock orders this after any waiter's check-then-wait.
     drop(lock(&sh.durable_lock));
@@ -172,6 +189,7 @@ impl Writer {
                     if !self.sh.failed.load(Ordering::Acquire) {
                         let res = self.write_batch(&mut buf).and_then(|()| {
                             self.written = last;
+                            self.sh.written_tx.send_replace(last);
                             self.after_write()
                         });
                         if let Err(e) = res {
@@ -361,13 +379,8 @@ impl Writer {
     }
 
     fn publish(&self, lsn: Lsn) {
-        let sh = &*self.sh;
-        if sh.durable.load(Ordering::Acquire) >= lsn {
-            return;
-        }
-        sh.durable.store(lsn, Ordering::Release);
-        sh.durable_tx.send_replace(lsn);
-        wake_durable_waiters(sh);
+        self.sh.local.fetch_max(lsn, Ordering::AcqRel);
+        refresh_durable(&self.sh);
     }
 
     /// A disk error: from now on nothing is reported durable. The writer keeps

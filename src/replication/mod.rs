@@ -1,0 +1,3 @@
+//! Active/standby replication (DESIGN.md §5, docs/REPLICATION.md).
+
+pub mod lock;
