@@ -41,6 +41,62 @@ pub struct Config {
     /// Bytes of ready messages a queue keeps in memory; newer ones are paged out
     /// to a scratch file under the data directory until they near the head.
     pub queue_memory_bytes: u64,
+    /// Active/standby pair (docs/REPLICATION.md); off without `peer`.
+    pub replication: ReplicationConfig,
+}
+
+/// Whether confirmations wait for the standby.
+#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum ReplicationMode {
+    /// Nothing is confirmed until both stores hold it (RPO 0).
+    #[default]
+    Sync,
+    /// Confirm from the active's disk alone; a failover may lose the last records.
+    Async,
+}
+
+/// What the active does when its standby stops acknowledging.
+#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum StandbyDown {
+    /// Mark the standby out of sync (so it may not take over) and go on alone.
+    #[default]
+    Continue,
+    /// Hold every confirmation until a standby has caught up again.
+    Block,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(default)]
+pub struct ReplicationConfig {
+    /// Port the nodes of a pair talk on (0 = a free port).
+    pub port: u16,
+    /// The other node's replication address, `HOST:PORT`.
+    pub peer: Option<String>,
+    /// Who is active: `file:PATH`, `etcd:URL[,URL…]`, `static:active|standby`.
+    pub lock: String,
+    pub mode: ReplicationMode,
+    pub standby_down: StandbyDown,
+    /// A standby that acknowledges nothing for this long counts as down.
+    pub ack_timeout_ms: u64,
+    /// Lease TTL of the etcd lock; the active stops serving when it cannot renew
+    /// within it.
+    pub lease_ttl_ms: u64,
+}
+
+impl Default for ReplicationConfig {
+    fn default() -> Self {
+        ReplicationConfig {
+            port: 5680,
+            peer: None,
+            lock: String::new(),
+            mode: ReplicationMode::Sync,
+            standby_down: StandbyDown::Continue,
+            ack_timeout_ms: 1000,
+            lease_ttl_ms: 2000,
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
@@ -262,6 +318,7 @@ impl Default for Config {
             fsync: Fsync::Batch,
             limits: Limits::default(),
             queue_memory_bytes: 32 * 1024 * 1024,
+            replication: ReplicationConfig::default(),
         }
     }
 }

@@ -55,6 +55,58 @@ struct Cli {
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
     admin_port: Option<u16>,
+    #[command(flatten)]
+    #[serde(skip_serializing_if = "ReplicationFlags::is_empty")]
+    replication: ReplicationFlags,
+    #[command(subcommand)]
+    #[serde(skip)]
+    command: Option<Command>,
+}
+
+/// Running a node of an active/standby pair (docs/REPLICATION.md).
+#[derive(clap::Args, Debug, Serialize, Default)]
+struct ReplicationFlags {
+    /// Port the two nodes of a pair talk on (0 = any free port; default 5680).
+    #[arg(long = "replication-port")]
+    #[serde(rename = "port", skip_serializing_if = "Option::is_none")]
+    replication_port: Option<u16>,
+    /// The other node's replication address, HOST:PORT. Without it the node runs alone.
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    peer: Option<String>,
+    /// Who is active: file:PATH, etcd:URL[,URL...], static:active or static:standby.
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    lock: Option<String>,
+}
+
+impl ReplicationFlags {
+    fn is_empty(&self) -> bool {
+        self.replication_port.is_none() && self.peer.is_none() && self.lock.is_none()
+    }
+}
+
+#[derive(clap::Subcommand, Debug)]
+enum Command {
+    /// Control a running node of a pair through its replication port.
+    Ctl {
+        #[command(subcommand)]
+        action: CtlAction,
+    },
+}
+
+#[derive(clap::Subcommand, Debug)]
+enum CtlAction {
+    /// Show a node's role, epoch, last LSN and whether its pair is in sync.
+    Status {
+        /// The node's replication address, HOST:PORT.
+        node: String,
+    },
+    /// Make a standby with a static lock the active (a planned failover drill).
+    Promote {
+        /// The standby's replication address, HOST:PORT.
+        node: String,
+    },
 }
 
 fn load(cli: &Cli) -> anyhow::Result<Config> {
@@ -86,10 +138,16 @@ fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
-    let cfg = load(&cli)?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
+    if let Some(Command::Ctl { action }) = &cli.command {
+        return rt.block_on(ctl(action));
+    }
+    let cfg = load(&cli)?;
+    if cfg.replication.peer.is_some() {
+        return rt.block_on(run_pair_node(cli, cfg));
+    }
     rt.block_on(async move {
         let server = Server::start(&cfg).await?;
         let line = server.listening_line();
@@ -108,6 +166,54 @@ fn main() -> anyhow::Result<()> {
         server.shutdown(Duration::from_secs(5)).await;
         anyhow::Ok(())
     })
+}
+
+/// Prints the `listening` line to stdout, where scripts and tests read it.
+fn announce(line: &str) {
+    tracing::info!("{line}");
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{line}");
+    let _ = out.flush();
+}
+
+async fn run_pair_node(cli: Cli, cfg: switchboard::config::Config) -> anyhow::Result<()> {
+    let stop = tokio_util::sync::CancellationToken::new();
+    let mut node = tokio::spawn(switchboard::replication::run(cfg, announce, stop.clone()));
+    tokio::select! {
+        r = &mut node => return Ok(r??),
+        () = wait_for_signal(|| match load(&cli) {
+            Ok(_) => tracing::info!("SIGHUP: a node of a pair reloads nothing yet"),
+            Err(e) => tracing::error!("configuration not reloaded: {e:#}"),
+        }) => {}
+    }
+    tracing::info!("shutting down");
+    stop.cancel();
+    Ok(node.await??)
+}
+
+async fn ctl(action: &CtlAction) -> anyhow::Result<()> {
+    use switchboard::replication::wire::Msg;
+    match action {
+        CtlAction::Status { node } => {
+            let s = switchboard::replication::probe(node)
+                .await
+                .with_context(|| format!("no answer from {node}"))?;
+            println!(
+                "node={} role={} epoch={} last_lsn={} in_sync={}",
+                s.node,
+                if s.active { "active" } else { "standby" },
+                s.epoch,
+                s.last_lsn,
+                s.in_sync
+            );
+        }
+        CtlAction::Promote { node } => match switchboard::replication::promote(node).await? {
+            Msg::StatusReply(_) => println!("{node}: promoting"),
+            Msg::Refused { reason, .. } => anyhow::bail!("{node} refused: {reason}"),
+            other => anyhow::bail!("{node}: unexpected answer {other:?}"),
+        },
+    }
+    Ok(())
 }
 
 /// Waits for Ctrl-C or SIGTERM; calls `reload` on every SIGHUP meanwhile.

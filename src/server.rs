@@ -38,10 +38,70 @@ pub enum StartError {
     Store(#[from] OpenError),
 }
 
+/// The client listeners, bound before anything else so that a standby can forward
+/// on the same addresses it later serves on.
+pub struct Listeners {
+    pub amqp: Arc<TcpListener>,
+    pub mqtt: Arc<TcpListener>,
+    pub mqtt_ws: Arc<TcpListener>,
+    pub stomp: Arc<TcpListener>,
+    pub stomp_ws: Arc<TcpListener>,
+    pub http: Arc<TcpListener>,
+}
+
+impl Listeners {
+    pub async fn bind(cfg: &Config) -> Result<Listeners, StartError> {
+        let h = &cfg.bind;
+        Ok(Listeners {
+            amqp: bind("AMQP", h, cfg.amqp_port).await?,
+            mqtt: bind("MQTT", h, cfg.mqtt_port).await?,
+            mqtt_ws: bind("MQTT-WebSocket", h, cfg.mqtt_ws_port).await?,
+            stomp: bind("STOMP", h, cfg.stomp_port).await?,
+            stomp_ws: bind("STOMP-WebSocket", h, cfg.stomp_ws_port).await?,
+            http: bind("HTTP (SQS)", h, cfg.http_port).await?,
+        })
+    }
+
+    /// Each listener with the name the `listening` line gives it.
+    pub fn named(&self) -> [(&'static str, &Arc<TcpListener>); 6] {
+        [
+            ("amqp", &self.amqp),
+            ("mqtt", &self.mqtt),
+            ("mqtt-ws", &self.mqtt_ws),
+            ("stomp", &self.stomp),
+            ("stomp-ws", &self.stomp_ws),
+            ("http", &self.http),
+        ]
+    }
+
+    /// `amqp=127.0.0.1:5672 mqtt=… http=…`
+    pub fn describe(&self) -> String {
+        self.named()
+            .iter()
+            .map(|(name, l)| match l.local_addr() {
+                Ok(a) => format!("{name}={a}"),
+                Err(_) => format!("{name}=?"),
+            })
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+}
+
 impl Server {
     /// Binds every listener and starts serving. Must run inside a tokio runtime.
     pub async fn start(cfg: &Config) -> Result<Server, StartError> {
-        let (store, recovery) = Store::open(&cfg.data_dir, cfg.fsync)?;
+        let listeners = Listeners::bind(cfg).await?;
+        Server::start_on(cfg, &listeners, 0).await
+    }
+
+    /// Opens the store and serves on listeners bound earlier.
+    /// `epoch`: the journal's epoch from the first record on (replication).
+    pub async fn start_on(
+        cfg: &Config,
+        listeners: &Listeners,
+        epoch: u64,
+    ) -> Result<Server, StartError> {
+        let (store, recovery) = Store::open_at(&cfg.data_dir, cfg.fsync, epoch)?;
         let store = Arc::new(store);
         let paging = (cfg.data_dir.join("spill"), cfg.queue_memory_bytes as usize);
         let core = Core::with_store(
@@ -63,13 +123,19 @@ impl Server {
         let broker: Arc<dyn Broker> = Arc::new(core);
         let tracker = TaskTracker::new();
 
-        let (amqp, amqp_addr) = bind("AMQP", &cfg.bind, cfg.amqp_port).await?;
-        let (mqtt, mqtt_addr) = bind("MQTT", &cfg.bind, cfg.mqtt_port).await?;
-        let (mqtt_ws, mqtt_ws_addr) = bind("MQTT-WebSocket", &cfg.bind, cfg.mqtt_ws_port).await?;
-        let (stomp, stomp_addr) = bind("STOMP", &cfg.bind, cfg.stomp_port).await?;
-        let (stomp_ws, stomp_ws_addr) =
-            bind("STOMP-WebSocket", &cfg.bind, cfg.stomp_ws_port).await?;
-        let (http, http_addr) = bind("HTTP (SQS)", &cfg.bind, cfg.http_port).await?;
+        let addr = |l: &Arc<TcpListener>| {
+            l.local_addr().map_err(|source| StartError::Bind {
+                what: "a listener",
+                addr: cfg.bind.clone(),
+                source,
+            })
+        };
+        let (amqp, amqp_addr) = (listeners.amqp.clone(), addr(&listeners.amqp)?);
+        let (mqtt, mqtt_addr) = (listeners.mqtt.clone(), addr(&listeners.mqtt)?);
+        let (mqtt_ws, mqtt_ws_addr) = (listeners.mqtt_ws.clone(), addr(&listeners.mqtt_ws)?);
+        let (stomp, stomp_addr) = (listeners.stomp.clone(), addr(&listeners.stomp)?);
+        let (stomp_ws, stomp_ws_addr) = (listeners.stomp_ws.clone(), addr(&listeners.stomp_ws)?);
+        let (http, http_addr) = (listeners.http.clone(), addr(&listeners.http)?);
 
         let amqp_cfg = Arc::new(switchboard_amqp::Config::from(&cfg.amqp));
         let b = broker.clone();
@@ -188,6 +254,11 @@ impl Server {
         )
     }
 
+    /// The store this server writes to (replication ships its journal).
+    pub fn store(&self) -> &Arc<Store> {
+        &self.store
+    }
+
     /// Applies what can change at run time (SIGHUP): the resource-alarm limits.
     pub fn reload(&self, cfg: &Config) {
         self.limits.send_replace(cfg.limits);
@@ -210,25 +281,25 @@ impl Server {
     }
 }
 
-async fn bind(
+pub async fn bind(
     what: &'static str,
     host: &str,
     port: u16,
-) -> Result<(TcpListener, SocketAddr), StartError> {
+) -> Result<Arc<TcpListener>, StartError> {
     let addr = format!("{host}:{port}");
-    let err = |source| StartError::Bind {
-        what,
-        addr: addr.clone(),
-        source,
-    };
-    let l = TcpListener::bind(&addr).await.map_err(err)?;
-    let local = l.local_addr().map_err(err)?;
-    Ok((l, local))
+    let l = TcpListener::bind(&addr)
+        .await
+        .map_err(|source| StartError::Bind {
+            what,
+            addr: addr.clone(),
+            source,
+        })?;
+    Ok(Arc::new(l))
 }
 
 /// Accepts connections and runs `serve` for each on the tracker.
 async fn accept_loop<F, Fut>(
-    listener: TcpListener,
+    listener: Arc<TcpListener>,
     shutdown: CancellationToken,
     tracker: TaskTracker,
     serve: F,

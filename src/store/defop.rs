@@ -284,7 +284,10 @@ mod tests {
         }
         assert_eq!(d.next_queue_id, 10);
         assert!(d.queues.is_empty());
-        assert!(d.bindings["dev"].is_empty(), "deleting a queue drops its bindings");
+        assert!(
+            d.bindings["dev"].is_empty(),
+            "deleting a queue drops its bindings"
+        );
         assert!(!d.apply(&ops[0]), "a vhost put twice changes nothing");
     }
 }

@@ -80,23 +80,52 @@ pub struct Store {
 
 const CLEAN_MARKER: &str = "clean-shutdown";
 
+/// The journal of a data directory, as the store and a standby's replica open it.
+pub(super) fn journal_config(dir: &Path, fsync: Fsync) -> JournalConfig {
+    JournalConfig {
+        dir: dir.join("journal"),
+        fsync: match fsync {
+            Fsync::Batch => FsyncMode::Batch,
+            Fsync::Interval => FsyncMode::Interval(std::time::Duration::from_millis(10)),
+            Fsync::Never => FsyncMode::Never,
+        },
+        ..JournalConfig::default()
+    }
+}
+
+/// Takes the data directory's lock file: one process per data directory.
+pub(super) fn lock_data_dir(dir: &Path) -> Result<File, OpenError> {
+    let io = |source| OpenError::Io {
+        path: dir.to_path_buf(),
+        source,
+    };
+    std::fs::create_dir_all(dir).map_err(io)?;
+    let lock = File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(dir.join("LOCK"))
+        .map_err(io)?;
+    if lock.try_lock().is_err() {
+        return Err(OpenError::Locked(dir.to_path_buf()));
+    }
+    Ok(lock)
+}
+
 impl Store {
     /// Locks the data directory, loads definitions and replays the journal.
     pub fn open(dir: &Path, fsync: Fsync) -> Result<(Store, Recovery), OpenError> {
+        Store::open_at(dir, fsync, 0)
+    }
+
+    /// [`Store::open`], writing new records with `epoch` (a newly active node of a
+    /// pair: every record it appends, from the first, carries its epoch).
+    pub fn open_at(dir: &Path, fsync: Fsync, epoch: u64) -> Result<(Store, Recovery), OpenError> {
         let io = |source| OpenError::Io {
             path: dir.to_path_buf(),
             source,
         };
-        std::fs::create_dir_all(dir).map_err(io)?;
-        let lock = File::options()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(dir.join("LOCK"))
-            .map_err(io)?;
-        if lock.try_lock().is_err() {
-            return Err(OpenError::Locked(dir.to_path_buf()));
-        }
+        let lock = lock_data_dir(dir)?;
         let clean = dir.join(CLEAN_MARKER).exists();
         if clean {
             std::fs::remove_file(dir.join(CLEAN_MARKER)).map_err(io)?;
@@ -105,16 +134,8 @@ impl Store {
         let mut live: HashMap<u64, BTreeMap<u64, (Lsn, Placement)>> = HashMap::new();
         let mut records = 0u64;
         let mut bad: Option<DecodeError> = None;
-        let journal_dir = dir.join("journal");
-        let cfg = JournalConfig {
-            dir: journal_dir,
-            fsync: match fsync {
-                Fsync::Batch => FsyncMode::Batch,
-                Fsync::Interval => FsyncMode::Interval(std::time::Duration::from_millis(10)),
-                Fsync::Never => FsyncMode::Never,
-            },
-            ..JournalConfig::default()
-        };
+        let mut cfg = journal_config(dir, fsync);
+        cfg.epoch = epoch;
         let journal = Journal::open(cfg, |lsn, payload| {
             records += 1;
             match Head::decode(payload) {

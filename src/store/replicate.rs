@@ -271,6 +271,36 @@ impl Reader {
     }
 }
 
+/// Calls `f(epoch, lsn, payload)` for every frame of `bytes` (as a [`Reader`]
+/// produced them and the wire carried them), checking each frame's CRC.
+pub fn for_each_frame(
+    bytes: &[u8],
+    mut f: impl FnMut(u64, Lsn, &[u8]) -> Result<(), StoreError>,
+) -> Result<(), StoreError> {
+    let mut off = 0;
+    while off < bytes.len() {
+        match segment::parse_at(bytes, off) {
+            Parsed::Record {
+                epoch,
+                lsn,
+                payload,
+                next,
+            } => {
+                f(epoch, lsn, payload)?;
+                off = next;
+            }
+            Parsed::End => {
+                return Err(StoreError::BadFrame {
+                    lsn: 0,
+                    why: "empty frame",
+                });
+            }
+            Parsed::Corrupt(why) => return Err(StoreError::BadFrame { lsn: 0, why }),
+        }
+    }
+    Ok(())
+}
+
 /// The chunk ends inside the header at `pos` (fewer than a header's bytes left).
 fn header_is_partial(chunk: &[u8], pos: usize) -> bool {
     chunk.len() - pos < HEADER_LEN

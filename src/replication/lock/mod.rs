@@ -86,3 +86,40 @@ impl Lock {
         }
     }
 }
+
+impl Lock {
+    /// Waits until this node holds the lock; returns the record the previous
+    /// holder left. A static lock is "acquired" by the caller (see `node.rs`).
+    pub async fn acquire(&self) -> Result<Holder, LockError> {
+        match self {
+            Lock::File(f) => f.acquire().await,
+            Lock::Etcd(e) => e.acquire().await,
+            Lock::Static(_) => Ok(Holder::default()),
+        }
+    }
+
+    /// Rewrites the record; only the holder calls this.
+    pub async fn write(&self, h: &Holder) -> Result<(), LockError> {
+        match self {
+            Lock::File(f) => f.write(h),
+            Lock::Etcd(e) => e.write(h).await,
+            Lock::Static(_) => Ok(()),
+        }
+    }
+
+    pub async fn release(&self) {
+        match self {
+            Lock::File(f) => f.release(),
+            Lock::Etcd(e) => e.release().await,
+            Lock::Static(_) => {}
+        }
+    }
+
+    /// Resolves if the lock is lost while held (only an etcd lease can be).
+    pub async fn lost(&self) {
+        match self {
+            Lock::Etcd(e) => e.lost().await,
+            _ => std::future::pending().await,
+        }
+    }
+}

@@ -1,0 +1,259 @@
+//! The active's side of replication: answer a standby's Hello with where to start,
+//! ship journal frames as they are written, and turn its acknowledgements into the
+//! journal's gate, so that in sync mode nothing is confirmed to a client before the
+//! standby holds it. Also decides when the standby counts as in sync (recorded in
+//! the lock, which makes it eligible to take over) and when it counts as down.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio_util::sync::CancellationToken;
+
+use super::lock::Holder;
+use super::lock::Lock;
+use super::probe;
+use super::state::NodeState;
+use super::wire::{self, Msg, Start, WireError};
+use crate::config::{ReplicationConfig, ReplicationMode, StandbyDown};
+use crate::store::{Frames, Journal, Lsn, Store};
+
+/// A batch of frames sent in one message, about.
+const BATCH_BYTES: usize = 1 << 20;
+/// A standby this close behind (in records) starts gating confirmations; it
+/// catches the rest up while publishers wait for it.
+const CATCH_UP_SLACK: Lsn = 1000;
+const PING_EVERY: Duration = Duration::from_millis(200);
+
+pub(super) struct Leader {
+    pub store: Arc<Store>,
+    pub st: Arc<NodeState>,
+    pub lock: Arc<Lock>,
+    pub cfg: ReplicationConfig,
+    pub epoch: u64,
+    pub ports: Vec<(String, u16)>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// Confirmations do not wait for the standby yet.
+    CatchingUp,
+    /// They wait for it; it is in sync once it has what was confirmed before.
+    Joining {
+        target: Lsn,
+    },
+    InSync,
+}
+
+impl Leader {
+    fn journal(&self) -> &Journal {
+        self.store.journal()
+    }
+
+    /// Serves one standby from its Hello until it goes away or `cancel`.
+    pub async fn session(
+        self: Arc<Self>,
+        rd: OwnedReadHalf,
+        mut wr: OwnedWriteHalf,
+        hello: (u64, u64, Lsn),
+        cancel: CancellationToken,
+    ) {
+        let (their_epoch, last_epoch, last_lsn) = hello;
+        if their_epoch > self.epoch {
+            self.st.fence(&format!(
+                "the peer has seen epoch {their_epoch}, this node is at {}",
+                self.epoch
+            ));
+            return;
+        }
+        let journal = self.journal().clone();
+        let truncate_to = last_lsn.min(journal.end_of_epoch(last_epoch));
+        let first = pin_oldest(&journal);
+        let (start, from) = if truncate_to + 1 >= first {
+            (Start::Continue { truncate_to }, truncate_to + 1)
+        } else {
+            let (definitions, _) = self.store.definitions_snapshot();
+            (
+                Start::Snapshot {
+                    first_lsn: first,
+                    definitions,
+                },
+                first,
+            )
+        };
+        journal.set_retain_from(Some(from));
+        let welcome = Msg::Welcome {
+            epoch: self.epoch,
+            start,
+            ports: self.ports.clone(),
+        };
+        let mut phase = Phase::CatchingUp;
+        let res = match wire::write(&mut wr, &welcome).await {
+            Ok(()) => {
+                self.stream(&journal, from, rd, wr, &mut phase, &cancel)
+                    .await
+            }
+            Err(e) => Err(e),
+        };
+        if let Err(e) = res {
+            tracing::warn!("replication: standby connection: {e}");
+        }
+        journal.set_retain_from(None);
+        if !cancel.is_cancelled() {
+            self.standby_down(phase).await;
+        }
+    }
+
+    async fn stream(
+        &self,
+        journal: &Journal,
+        from: Lsn,
+        rd: OwnedReadHalf,
+        mut wr: OwnedWriteHalf,
+        phase: &mut Phase,
+        cancel: &CancellationToken,
+    ) -> Result<(), WireError> {
+        let mut acks = wire::spawn_reader(rd);
+        let mut reader = journal.reader(from);
+        let mut written = journal.subscribe_written();
+        let mut acked = from - 1;
+        let mut progress = Instant::now();
+        let mut retired = journal.first_lsn();
+        let mut tick = tokio::time::interval(PING_EVERY);
+        let timeout = Duration::from_millis(self.cfg.ack_timeout_ms.max(100));
+        loop {
+            let upto = *written.borrow_and_update();
+            while reader.position() <= upto {
+                let mut frames = Frames::default();
+                if let Err(e) = reader.read(upto, BATCH_BYTES, &mut frames) {
+                    tracing::error!("replication: cannot read the journal back: {e}");
+                    return Ok(());
+                }
+                if frames.bytes.is_empty() {
+                    break;
+                }
+                wire::write(&mut wr, &Msg::Records(frames.bytes)).await?;
+            }
+            let first = journal.first_lsn();
+            if first > retired {
+                wire::write(&mut wr, &Msg::Retire(first)).await?;
+                retired = first;
+            }
+            tokio::select! {
+                _ = cancel.cancelled() => return Ok(()),
+                r = written.changed() => if r.is_err() { return Ok(()) },
+                m = acks.recv() => match m {
+                    Some(Msg::Ack(a)) => {
+                        if a > acked {
+                            acked = a;
+                            progress = Instant::now();
+                            journal.set_retain_from(Some(a + 1));
+                        }
+                        self.on_ack(journal, a, phase).await;
+                    }
+                    Some(Msg::Ping) => {}
+                    _ => return Ok(()),
+                },
+                _ = tick.tick() => {
+                    if acked < journal.local_durable_lsn() && progress.elapsed() > timeout {
+                        tracing::warn!(acked, "replication: the standby stopped acknowledging");
+                        return Ok(());
+                    }
+                    wire::write(&mut wr, &Msg::Ping).await?;
+                }
+            }
+        }
+    }
+
+    async fn on_ack(&self, journal: &Journal, a: Lsn, phase: &mut Phase) {
+        let sync = self.cfg.mode == ReplicationMode::Sync;
+        self.st.lock().last_lsn = journal.local_durable_lsn();
+        match *phase {
+            Phase::CatchingUp => {
+                let local = journal.local_durable_lsn();
+                if local.saturating_sub(a) <= CATCH_UP_SLACK {
+                    if sync {
+                        journal.set_gate(Some(a));
+                    }
+                    *phase = Phase::Joining { target: local };
+                }
+            }
+            Phase::Joining { target } => {
+                if sync {
+                    journal.set_gate(Some(a));
+                }
+                if a >= target && self.record(true).await {
+                    tracing::info!(lsn = a, "replication: the standby is in sync");
+                    self.st.lock().in_sync = true;
+                    *phase = Phase::InSync;
+                }
+            }
+            Phase::InSync => {
+                if sync {
+                    journal.set_gate(Some(a));
+                }
+            }
+        }
+    }
+
+    /// The standby went away or stopped acknowledging.
+    async fn standby_down(&self, phase: Phase) {
+        if phase == Phase::CatchingUp {
+            return;
+        }
+        if self.cfg.standby_down == StandbyDown::Block && self.cfg.mode == ReplicationMode::Sync {
+            tracing::warn!(
+                "replication: standby down; confirmations wait until a standby catches up (standby_down = block)"
+            );
+            return;
+        }
+        // A static pair has no lock to say who is active: ask the peer, which may
+        // have been promoted while this node was cut off.
+        if let Some(s) = probe(&self.st.peer).await
+            && s.active
+            && s.epoch > self.epoch
+        {
+            self.st
+                .fence(&format!("the peer is active at epoch {}", s.epoch));
+            return;
+        }
+        // Out of sync is recorded before anything is confirmed without the standby:
+        // from then on it may not take over.
+        while !self.record(false).await {
+            if self.st.fenced.is_cancelled() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        self.st.lock().in_sync = false;
+        self.journal().set_gate(None);
+        tracing::warn!("replication: standby down; going on alone (standby_down = continue)");
+    }
+
+    /// Writes the lock's record; false if that failed (logged).
+    async fn record(&self, in_sync: bool) -> bool {
+        let h = Holder {
+            epoch: self.epoch,
+            node: self.st.node.clone(),
+            in_sync,
+        };
+        match self.lock.write(&h).await {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::warn!("replication: cannot record the standby's state in the lock: {e}");
+                false
+            }
+        }
+    }
+}
+
+/// The oldest LSN on disk, held against retirement (re-checked: compaction may
+/// retire it between reading and holding).
+fn pin_oldest(journal: &Journal) -> Lsn {
+    loop {
+        let first = journal.first_lsn();
+        journal.set_retain_from(Some(first));
+        if journal.first_lsn() == first {
+            return first;
+        }
+    }
+}
