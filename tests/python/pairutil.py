@@ -1,0 +1,165 @@
+"""Two real Switchboard processes on loopback forming an active/standby pair
+(docs/REPLICATION.md), for the replication tests.
+
+``Pair(lock="file")`` starts node ``a`` first (it takes the lock and becomes active)
+and then node ``b`` (standby); ``lock="static"`` starts them as ``static:active`` and
+``static:standby``. Each node gets free client ports, a free replication port and
+its own data directory; ``kill(n)`` is SIGKILL, ``start(n)`` restarts a node on the
+same ports and data directory. A thread per node reads its stdout, so the role a
+node announced last (``listening … role=active``) is always known."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Dict, List, Optional, Tuple
+
+from conftest import _switchboard_bin
+
+PORT_NAMES = ["amqp", "mqtt", "mqtt-ws", "stomp", "stomp-ws", "http"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Node:
+    def __init__(self, name: str, root: Path):
+        self.name = name
+        self.data_dir = root / name
+        self.ports: Dict[str, int] = {n: free_port() for n in PORT_NAMES}
+        self.repl_port = free_port()
+        self.proc: Optional[subprocess.Popen] = None
+        self.role: Optional[str] = None
+        self.lines: List[str] = []
+        self.stderr_path = root / f"{name}.stderr"
+
+    def addr(self, what: str) -> Tuple[str, int]:
+        return ("127.0.0.1", self.ports[what])
+
+    @property
+    def repl(self) -> str:
+        return f"127.0.0.1:{self.repl_port}"
+
+    def stderr(self) -> str:
+        try:
+            return self.stderr_path.read_text(errors="replace")[-6000:]
+        except OSError:
+            return ""
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+
+class Pair:
+    def __init__(self, lock: str = "file", extra_env: Optional[Dict[str, str]] = None):
+        self.root = Path(tempfile.mkdtemp(prefix="switchboard-pair-"))
+        self.kind = lock
+        self.lock_path = self.root / "active.lock"
+        self.env = extra_env or {}
+        self.nodes = {"a": Node("a", self.root), "b": Node("b", self.root)}
+        self.start("a", static_role="active")
+        self.wait_role("a", "active")
+        self.start("b", static_role="standby")
+        self.wait_role("b", "standby")
+
+    def other(self, n: str) -> str:
+        return "b" if n == "a" else "a"
+
+    def lock_spec(self, static_role: str) -> str:
+        if self.kind == "static":
+            return f"static:{static_role}"
+        return f"file:{self.lock_path}"
+
+    def start(self, n: str, static_role: str = "standby") -> None:
+        node, peer = self.nodes[n], self.nodes[self.other(n)]
+        cmd = [str(_switchboard_bin()), "--data-dir", str(node.data_dir), "--bind", "127.0.0.1",
+               "--amqp-port", str(node.ports["amqp"]), "--mqtt-port", str(node.ports["mqtt"]),
+               "--mqtt-ws-port", str(node.ports["mqtt-ws"]),
+               "--stomp-port", str(node.ports["stomp"]),
+               "--stomp-ws-port", str(node.ports["stomp-ws"]),
+               "--http-port", str(node.ports["http"]), "--admin-port", "0",
+               "--replication-port", str(node.repl_port), "--peer", peer.repl,
+               "--lock", self.lock_spec(static_role)]
+        node.role = None
+        err = open(node.stderr_path, "ab")
+        node.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err,
+                                     stdin=subprocess.DEVNULL,
+                                     env={**os.environ, **self.env})
+        err.close()
+        threading.Thread(target=self._read, args=(node, node.proc), daemon=True).start()
+
+    def _read(self, node: Node, proc: subprocess.Popen) -> None:
+        for raw in proc.stdout:
+            line = raw.decode("utf-8", "replace").strip()
+            if line.startswith("listening"):
+                if node.proc is proc:
+                    node.lines.append(line)
+                    node.role = line.rsplit("role=", 1)[-1]
+
+    def wait_role(self, n: str, role: str, timeout: float = 20.0) -> float:
+        """Waits until node ``n`` announced ``role``; returns the seconds it took."""
+        node = self.nodes[n]
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < timeout:
+            if node.role == role:
+                return time.monotonic() - t0
+            if node.proc is not None and node.proc.poll() is not None:
+                raise AssertionError(f"node {n} exited with {node.proc.returncode}:\n"
+                                     f"{node.stderr()}")
+            time.sleep(0.02)
+        raise AssertionError(f"node {n} did not become {role} within {timeout}s "
+                             f"(last role {node.role}):\n{node.stderr()}")
+
+    def status(self, n: str) -> Dict[str, str]:
+        out = subprocess.run([str(_switchboard_bin()), "ctl", "status", self.nodes[n].repl],
+                             capture_output=True, text=True, timeout=10)
+        if out.returncode != 0:
+            return {}
+        return dict(w.split("=", 1) for w in out.stdout.split())
+
+    def wait_in_sync(self, n: str, timeout: float = 20.0) -> None:
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < timeout:
+            s = self.status(n)
+            if s.get("role") == "active" and s.get("in_sync") == "true":
+                return
+            time.sleep(0.05)
+        raise AssertionError(f"node {n} never reported its standby in sync: {self.status(n)}")
+
+    def promote(self, n: str) -> subprocess.CompletedProcess:
+        return subprocess.run([str(_switchboard_bin()), "ctl", "promote", self.nodes[n].repl],
+                              capture_output=True, text=True, timeout=10)
+
+    def kill(self, n: str) -> None:
+        p = self.nodes[n].proc
+        if p is not None and p.poll() is None:
+            p.send_signal(signal.SIGKILL)
+            p.wait(timeout=10)
+
+    def signal(self, n: str, sig: int) -> None:
+        p = self.nodes[n].proc
+        if p is not None and p.poll() is None:
+            p.send_signal(sig)
+
+    def close(self) -> None:
+        for n in self.nodes:
+            p = self.nodes[n].proc
+            if p is not None and p.poll() is None:
+                p.send_signal(signal.SIGCONT)
+                p.send_signal(signal.SIGTERM)
+                try:
+                    p.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+                    p.wait(timeout=5)
+        shutil.rmtree(self.root, ignore_errors=True)
