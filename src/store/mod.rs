@@ -80,6 +80,8 @@ mod journal;
 mod record;
 mod recovery;
 mod replica;
+#[cfg(test)]
+mod replica_tests;
 mod replicate;
 mod segment;
 mod shared;
