@@ -23,6 +23,7 @@ from typing import Dict, List, Optional, Tuple
 
 from conftest import _switchboard_bin
 
+ETCD = os.environ.get("ETCD", "/usr/bin/etcd")
 PORT_NAMES = ["amqp", "mqtt", "mqtt-ws", "stomp", "stomp-ws", "http"]
 
 
@@ -66,11 +67,35 @@ class Pair:
         self.kind = lock
         self.lock_path = self.root / "active.lock"
         self.env = extra_env or {}
+        self.etcd: Optional[subprocess.Popen] = None
+        if lock == "etcd":
+            self._start_etcd()
         self.nodes = {"a": Node("a", self.root), "b": Node("b", self.root)}
         self.start("a", static_role="active")
         self.wait_role("a", "active")
         self.start("b", static_role="standby")
         self.wait_role("b", "standby")
+
+    def _start_etcd(self) -> None:
+        client, peer = free_port(), free_port()
+        self.etcd_url = f"http://127.0.0.1:{client}"
+        log = open(self.root / "etcd.log", "ab")
+        self.etcd = subprocess.Popen(
+            [ETCD, "--data-dir", str(self.root / "etcd"), "--name", "default",
+             "--listen-client-urls", self.etcd_url, "--advertise-client-urls", self.etcd_url,
+             "--listen-peer-urls", f"http://127.0.0.1:{peer}",
+             "--initial-advertise-peer-urls", f"http://127.0.0.1:{peer}",
+             "--initial-cluster", f"default=http://127.0.0.1:{peer}"],
+            stdout=log, stderr=log, stdin=subprocess.DEVNULL)
+        log.close()
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < 20:
+            try:
+                with socket.create_connection(("127.0.0.1", client), timeout=0.5):
+                    return
+            except OSError:
+                time.sleep(0.1)
+        raise AssertionError("etcd did not start")
 
     def other(self, n: str) -> str:
         return "b" if n == "a" else "a"
@@ -78,6 +103,8 @@ class Pair:
     def lock_spec(self, static_role: str) -> str:
         if self.kind == "static":
             return f"static:{static_role}"
+        if self.kind == "etcd":
+            return f"etcd:{self.etcd_url}"
         return f"file:{self.lock_path}"
 
     def start(self, n: str, static_role: str = "standby") -> None:
@@ -162,4 +189,7 @@ class Pair:
                 except subprocess.TimeoutExpired:
                     p.kill()
                     p.wait(timeout=5)
+        if self.etcd is not None:
+            self.etcd.kill()
+            self.etcd.wait(timeout=10)
         shutil.rmtree(self.root, ignore_errors=True)

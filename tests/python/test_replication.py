@@ -20,7 +20,9 @@ import pytest
 import stomp
 from botocore.config import Config
 
-from pairutil import Pair
+import os
+
+from pairutil import ETCD, Pair
 from support import requires_switchboard
 
 pytestmark = requires_switchboard("starts its own pair of Switchboard processes")
@@ -291,5 +293,24 @@ def test_a_stale_active_cannot_confirm_after_a_promotion():
         assert a.proc.returncode != 0
         got = amqp_drain(b.addr("amqp"), "repl-fence")
         assert sorted(got) == sorted(f"amqp-{i}" for i in range(5))
+    finally:
+        pair.close()
+
+
+@pytest.mark.skipif(not os.path.exists(ETCD), reason=f"{ETCD} not installed (Debian: etcd-server)")
+def test_with_an_etcd_lock_the_standby_takes_over_after_the_lease_expires():
+    pair = Pair("etcd")
+    try:
+        a, b = pair.nodes["a"], pair.nodes["b"]
+        pair.wait_in_sync("a")
+        amqp_publish(b.addr("amqp"), "repl-etcd", N)
+        pair.kill("a")
+        took = pair.wait_role("b", "active")
+        assert took < 10
+        assert set(amqp_drain(b.addr("amqp"), "repl-etcd")) == {f"amqp-{i}" for i in range(N)}
+        # The old active comes back as the standby of the new one.
+        pair.start("a")
+        pair.wait_role("a", "standby")
+        pair.wait_in_sync("b")
     finally:
         pair.close()
