@@ -315,7 +315,18 @@ impl Store {
             *d = before;
             return Err(e);
         }
-        self.journal.append_with(64, |buf| op.encode(buf));
+        let lsn = self.journal.append_with(64, |buf| op.encode(buf));
+        // With a standby, a declaration is not done until the standby has it too
+        // (a client may rely on the entity right after the answer, also after a
+        // failover). Bounded: a standby that stopped answering is handled by
+        // replication, not by holding this thread for ever.
+        if self.journal.is_gated()
+            && !self
+                .journal
+                .wait_durable_for(lsn, std::time::Duration::from_secs(5))
+        {
+            tracing::warn!(lsn, "definition change not acknowledged by the standby within 5 s");
+        }
         Ok(())
     }
 

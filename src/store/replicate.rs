@@ -123,6 +123,35 @@ impl Journal {
         refresh_durable(sh);
     }
 
+    /// Confirmations wait for a standby (a gate is set).
+    pub fn is_gated(&self) -> bool {
+        self.h.shared.gate.load(Ordering::Acquire) != Lsn::MAX
+    }
+
+    /// [`Journal::wait_durable_blocking`] for at most `timeout`; false if it is
+    /// not durable by then (or the journal stopped).
+    pub fn wait_durable_for(&self, lsn: Lsn, timeout: std::time::Duration) -> bool {
+        let sh = &*self.h.shared;
+        let deadline = std::time::Instant::now() + timeout;
+        let mut g = lock(&sh.durable_lock);
+        loop {
+            if sh.durable.load(Ordering::Acquire) >= lsn {
+                return true;
+            }
+            let now = std::time::Instant::now();
+            if now >= deadline
+                || sh.failed.load(Ordering::Acquire)
+                || sh.stopped.load(Ordering::Acquire)
+            {
+                return false;
+            }
+            g = match sh.durable_cv.wait_timeout(g, deadline - now) {
+                Ok((g, _)) => g,
+                Err(e) => e.into_inner().0,
+            };
+        }
+    }
+
     /// Keeps every segment holding `lsn` or later from being retired (a reader is
     /// there); `None` releases them.
     pub fn set_retain_from(&self, lsn: Option<Lsn>) {
