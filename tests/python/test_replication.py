@@ -9,6 +9,7 @@ Switchboard only: no peer broker runs this pair."""
 from __future__ import annotations
 
 import signal
+import threading
 import time
 import uuid
 
@@ -312,5 +313,65 @@ def test_with_an_etcd_lock_the_standby_takes_over_after_the_lease_expires():
         pair.start("a")
         pair.wait_role("a", "standby")
         pair.wait_in_sync("b")
+    finally:
+        pair.close()
+
+
+def test_the_standby_forwards_websocket_clients_too(pair):
+    import websocket  # websocket-client
+
+    b = pair.nodes["b"]
+    pair.wait_in_sync("a")
+    # STOMP over WebSocket through the standby's port: CONNECT, SEND with a receipt.
+    ws = websocket.create_connection(f"ws://127.0.0.1:{b.ports['stomp-ws']}/ws",
+                                     subprotocols=["v12.stomp"], timeout=5)
+    ws.send("CONNECT\naccept-version:1.2\nhost:/\nlogin:guest\npasscode:guest\n\n\x00")
+    assert ws.recv().startswith("CONNECTED")
+    ws.send("SEND\ndestination:/queue/repl-ws\npersistent:true\nreceipt:1\n\nover-ws\x00")
+    assert ws.recv().startswith("RECEIPT")
+    ws.close()
+    # MQTT over WebSocket through the standby's port.
+    m = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, transport="websockets",
+                    client_id="repl-ws-" + uuid.uuid4().hex[:6])
+    m.connect("127.0.0.1", b.ports["mqtt-ws"])
+    m.loop_start()
+    info = m.publish("repl/ws", "hello", qos=1)
+    info.wait_for_publish(timeout=10)
+    assert info.is_published()
+    m.disconnect()
+    m.loop_stop()
+    pair.kill("a")
+    pair.wait_role("b", "active")
+    assert amqp_drain(b.addr("amqp"), "repl-ws") == ["over-ws"]
+
+
+def test_with_standby_down_block_confirmations_wait_for_a_standby():
+    pair = Pair("file", extra_env={"SWITCHBOARD_REPLICATION__STANDBY_DOWN": "block"})
+    try:
+        a = pair.nodes["a"]
+        pair.wait_in_sync("a")
+        amqp_publish(a.addr("amqp"), "repl-block", 1)
+        pair.kill("b")
+        c = pika.BlockingConnection(pika.ConnectionParameters(*a.addr("amqp")))
+        ch = c.channel()
+        ch.confirm_delivery()
+        confirmed = []
+        # basic_publish with confirms blocks until the ack: run it on a thread (the
+        # only one using this connection until it is done).
+        def publish():
+            ch.basic_publish("", "repl-block", b"held", pika.BasicProperties(delivery_mode=2))
+            confirmed.append(time.monotonic())
+        t = threading.Thread(target=publish, daemon=True)
+        t.start()
+        time.sleep(3)
+        assert not confirmed, "confirmed while no standby holds the message"
+        pair.start("b")
+        pair.wait_role("b", "standby")
+        t.join(timeout=20)
+        assert confirmed, "not confirmed after the standby came back"
+        c.close()
+        pair.kill("a")
+        pair.wait_role("b", "active")
+        assert sorted(amqp_drain(pair.nodes["b"].addr("amqp"), "repl-block")) == ["amqp-0", "held"]
     finally:
         pair.close()
