@@ -58,9 +58,11 @@ impl Leader {
         cancel: CancellationToken,
     ) {
         let (their_epoch, last_epoch, last_lsn) = hello;
-        if their_epoch > self.epoch {
+        // A peer that has seen, or written, a newer epoch: another node took over.
+        if their_epoch.max(last_epoch) > self.epoch {
             self.st.fence(&format!(
-                "the peer has seen epoch {their_epoch}, this node is at {}",
+                "the peer has seen epoch {}, this node is at {}",
+                their_epoch.max(last_epoch),
                 self.epoch
             ));
             return;

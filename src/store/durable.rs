@@ -78,7 +78,7 @@ pub struct Store {
     _lock: File,
 }
 
-const CLEAN_MARKER: &str = "clean-shutdown";
+pub(super) const CLEAN_MARKER: &str = "clean-shutdown";
 
 /// The journal of a data directory, as the store and a standby's replica open it.
 pub(super) fn journal_config(dir: &Path, fsync: Fsync) -> JournalConfig {
@@ -325,7 +325,10 @@ impl Store {
                 .journal
                 .wait_durable_for(lsn, std::time::Duration::from_secs(5))
         {
-            tracing::warn!(lsn, "definition change not acknowledged by the standby within 5 s");
+            tracing::warn!(
+                lsn,
+                "definition change not acknowledged by the standby within 5 s"
+            );
         }
         Ok(())
     }

@@ -47,6 +47,13 @@ impl Replica {
     /// active never had (`Lsn::MAX` keeps all).
     pub fn open(dir: &Path, fsync: Fsync, keep_upto: Lsn) -> Result<Replica, ReplicaError> {
         let lock = lock_data_dir(dir)?;
+        // A clean-shutdown marker from a run as the active says nothing about the
+        // records a standby appends after it (the active's deliveries are not in
+        // them): drop it, so a take-over treats delivery counts as inexact.
+        let marker = dir.join(super::durable::CLEAN_MARKER);
+        if marker.exists() {
+            std::fs::remove_file(&marker).map_err(|e| StoreError::io("remove", &marker, e))?;
+        }
         let defs = Definitions::load(dir)?;
         let mut cfg = journal_config(dir, fsync);
         cfg.keep_upto = keep_upto;
