@@ -92,8 +92,7 @@ impl Sns {
             .sqs
             .name_from_arn(endpoint)
             .filter(|q| self.broker.queue_exists(&self.cfg.vhost, q))
-            .ok_or_else(|| SnsError::bad("SQS endpoint ARN"))?
-            .to_string();
+            .ok_or_else(|| SnsError::bad("SQS endpoint ARN"))?;
         let attributes = p.map("Attributes", "key", "value")?;
         for (k, v) in &attributes {
             check_attribute(k, v)?;

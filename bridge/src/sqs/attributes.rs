@@ -174,7 +174,7 @@ impl Sqs {
                 "Dead-letter queue and source queue must both be FIFO or both be standard.",
             ));
         }
-        let dlq = self.meta(target);
+        let dlq = self.meta(&target);
         if let Some(allow) = dlq.attr("RedriveAllowPolicy")
             && let Ok(j) = serde_json::from_str::<Value>(allow)
         {
