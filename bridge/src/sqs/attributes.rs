@@ -99,7 +99,13 @@ impl Sqs {
             "KmsMasterKeyId" => Ok((!value.is_empty()).then(|| value.to_string())),
             "SqsManagedSseEnabled" | "ContentBasedDeduplication" => boolean(),
             "FifoQueue" => match (creating, fifo) {
-                (true, _) => boolean(),
+                (true, true) => boolean(),
+                // AWS knows FifoQueue only on FIFO queues, even as "false".
+                (true, false) => boolean().and_then(|_| {
+                    Err(SqsError::invalid_attribute_name(
+                        "Unknown Attribute FifoQueue.",
+                    ))
+                }),
                 (false, true) => Err(SqsError::invalid_attribute_value(
                     "Invalid value for the parameter FifoQueue. Reason: Modifying queue type is not supported.",
                 )),
