@@ -168,3 +168,55 @@ def test_a_scope_naming_no_region_is_refused(sqs_ep):
     bad = sqsutil.client(dataclasses.replace(sqs_ep, region="Not-A-Region"))
     e = expect_error("SignatureDoesNotMatch", bad.list_queues, status=403)
     assert e.response["Error"]["Message"] == "Credential should be scoped to a valid region."
+
+
+# ---------------------------------------------------------------------------------
+# SNS follows the same rule: a topic belongs to the region of its CreateTopic.
+
+
+@pytest.fixture
+def sns_regions(sqs_ep):
+    import snsutil
+
+    made: Dict[str, "snsutil.Sns"] = {}
+
+    def get(region: str) -> "snsutil.Sns":
+        if region not in made:
+            ep = dataclasses.replace(sqs_ep, region=region)
+            made[region] = snsutil.Sns(ep, snsutil.client(ep))
+        return made[region]
+
+    yield get
+    for s in made.values():
+        s.cleanup()
+
+
+def all_topics(client) -> List[str]:
+    return [t["TopicArn"] for page in client.get_paginator("list_topics").paginate()
+            for t in page.get("Topics", [])]
+
+
+def test_sns_topic_belongs_to_its_region_and_delivers_there(regions, sns_regions):
+    import snsutil
+
+    away, home = sns_regions(AWAY), sns_regions(HOME)
+    name = snsutil.tname("region")
+    arn = away.topic(name)
+    account = arn.split(":")[4]
+    assert arn == f"arn:aws:sns:{AWAY}:{account}:{name}"
+    assert arn in all_topics(away.client)
+    assert not [t for t in all_topics(home.client) if t.endswith(":" + name)]
+    # The same name at home is another topic.
+    home_arn = home.topic(name)
+    assert home_arn == f"arn:aws:sns:{HOME}:{account}:{name}"
+    q = regions[AWAY].queue(qname("sns-away"))
+    sub = away.subscribe_queue(arn, regions[AWAY].arn(q), {"RawMessageDelivery": "true"})
+    assert sub.startswith(arn + ":")
+    subs = away.client.list_subscriptions()["Subscriptions"]
+    assert [s["SubscriptionArn"] for s in subs if s["TopicArn"] == arn] == [sub]
+    assert not [s for s in home.client.list_subscriptions()["Subscriptions"]
+                if s["TopicArn"] == arn]
+    away.client.publish(TopicArn=arn, Message="to the away topic")
+    home.client.publish(TopicArn=home_arn, Message="to the home topic")
+    assert receive_one(regions[AWAY].client, q)["Body"] == "to the away topic"
+    assert sqsutil.stays_empty(regions[AWAY].client, q, window=1.0)
