@@ -7,7 +7,10 @@
 //! the durable keyed store ([`meta`]); what the core has is set as queue arguments:
 //! DelaySeconds → `x-delivery-delay`, MessageRetentionPeriod → `x-message-ttl`,
 //! RedrivePolicy → dead-lettering to the target queue with `x-delivery-limit`, FIFO
-//! → `x-ordering: grouped` with a 5-minute `x-dedup-window`.
+//! → `x-ordering: grouped` with a 5-minute `x-dedup-window`. A standard queue is a
+//! plain core queue, whose ordering serves message groups in turns (fair queues).
+//! Queues of a region other than the configured one are core queues named
+//! `<region>/<name>` ([`region`]).
 
 mod attributes;
 pub(crate) mod batch;
