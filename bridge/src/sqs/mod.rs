@@ -10,7 +10,7 @@
 //! → `x-ordering: grouped` with a 5-minute `x-dedup-window`. A standard queue is a
 //! plain core queue, whose ordering serves message groups in turns (fair queues).
 //! Queues of a region other than the configured one are core queues named
-//! `<region>/<name>` ([`region`]).
+//! `<region>/<name>` (`region.rs`).
 
 mod attributes;
 pub(crate) mod batch;
