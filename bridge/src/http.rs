@@ -111,12 +111,15 @@ async fn handle(
         Protocol::Query if is_sts(&parts, &body) => Protocol::Sts,
         other => other,
     };
-    let ctx = match authenticate(&sqs, &parts, &body, peer) {
-        Ok(user) => Ctx {
+    let ctx = match authenticate(&sqs, &parts, &body, peer).and_then(|user| {
+        Ok(Ctx {
             base_url: base_url(sqs.config(), &parts.headers),
             user,
             path: parts.uri.path().to_string(),
-        },
+            region: signed_region(&parts)?,
+        })
+    }) {
+        Ok(ctx) => ctx,
         Err(e) => return render_error(&proto, &e, &request_id),
     };
     match proto {
@@ -188,6 +191,26 @@ fn query_params(
     p.extend(query::decode_form(body)?);
     let action = query::action_of(&p)?.to_string();
     Ok((p, action))
+}
+
+/// The region of the credential scope, when the request is signed (with `auth =
+/// "none"` too: SDKs sign anyway, and their region still picks the queues).
+fn signed_region(parts: &axum::http::request::Parts) -> Result<Option<String>, SqsError> {
+    let Some(auth) = parts
+        .headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| sigv4::parse_authorization(v).ok())
+    else {
+        return Ok(None);
+    };
+    if !crate::sqs::valid_region(&auth.region) {
+        // AWS's words for a scope naming no region it has.
+        return Err(SqsError::signature_does_not_match(
+            "Credential should be scoped to a valid region.",
+        ));
+    }
+    Ok(Some(auth.region))
 }
 
 /// The user the request acts as (`None` with `auth = "none"`).

@@ -36,7 +36,8 @@ pub struct Config {
     pub vhost: String,
     /// Account id in queue URLs and ARNs.
     pub account_id: String,
-    /// Region in ARNs.
+    /// The region of unsigned requests; its queues and topics keep their bare core
+    /// names (a signed request acts in its credential scope's region).
     pub region: String,
     pub auth: Auth,
     /// Scheme, host and port for queue URLs (`http://sqs.local:9324`); `None`: from

@@ -478,6 +478,33 @@ async fn paged_out_messages_come_back_in_order() {
 }
 
 #[tokio::test]
+async fn paged_out_messages_keep_their_group_turns() {
+    let dir = std::env::temp_dir().join(format!("sb-page-fair-{}", std::process::id()));
+    let c = Core::with_store(Users::default(), None, Some((dir.clone(), 100)));
+    declare(&c, "fair", &[]);
+    let send = |group: &str, body: &str| {
+        let mut m = msg("fair", body);
+        m.group_id = Some(group.into());
+        c.publish("/", m, PublishOptions::default()).unwrap();
+    };
+    for i in 0..30 {
+        send("noisy", &format!("n{i:0>40}"));
+    }
+    send("quiet", "q1");
+    send("quiet", "q2");
+    // Over a 100-byte budget the quiet messages are on disk, yet served in turn.
+    let got: Vec<String> = c
+        .receive("/", "fair", 4, Duration::from_secs(30))
+        .unwrap()
+        .iter()
+        .map(body)
+        .collect();
+    assert_eq!(got[1], "q1");
+    assert_eq!(got[3], "q2");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
 async fn filter_policy_on_a_fanout_binding_selects_messages() {
     let c = core();
     let decl = ExchangeDecl {

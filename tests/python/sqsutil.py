@@ -147,8 +147,9 @@ def client(ep: Endpoint, access_key: Optional[str] = None, secret_key: Optional[
 
 
 def account_of(queue_url: str) -> str:
-    """The account id in ``scheme://host/ACCOUNT/name``."""
-    return urllib.parse.urlsplit(queue_url).path.strip("/").split("/")[0]
+    """The account id in ``scheme://host/ACCOUNT/name`` (or, for a queue of another
+    region than Switchboard's default, ``scheme://host/queue/REGION/ACCOUNT/name``)."""
+    return urllib.parse.urlsplit(queue_url).path.strip("/").split("/")[-2]
 
 
 def name_of(queue_url: str) -> str:

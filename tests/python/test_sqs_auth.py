@@ -13,6 +13,7 @@ with HTTP 403, so both codes are accepted."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 
 import botocore
@@ -176,3 +177,28 @@ def test_access_keys_are_the_configured_users(private_broker):
                  sqsutil.client(ep, access_key="app", secret_key="wrong").list_queues)
     # guest is no longer a user once `users` is set
     expect_error("InvalidClientTokenId", sqsutil.client(ep).list_queues)
+
+
+@requires_switchboard_sqs("needs a private Switchboard with [sqs] region set")
+def test_unsigned_requests_act_in_the_configured_region(private_broker):
+    _, ep = private_broker('[sqs]\nauth = "none"\nregion = "eu-central-1"\n')
+    name = qname("unsigned-region")
+    r = sqsutil.json_request(ep, "CreateQueue", {"QueueName": name}, sign_it=False)
+    assert r.status == 200, r.text
+    url = r.json()["QueueUrl"]
+    assert url == f"{ep.url}/{sqsutil.SWITCHBOARD_ACCOUNT}/{name}"
+    central = sqsutil.client(dataclasses.replace(ep, region="eu-central-1"))
+    assert central.list_queues(QueueNamePrefix=name)["QueueUrls"] == [url]
+    assert sqsutil.queue_attrs(central, url, "QueueArn")["QueueArn"] == (
+        f"arn:aws:sqs:eu-central-1:{sqsutil.SWITCHBOARD_ACCOUNT}:{name}")
+    # A client signing for us-east-1 has a queue of that name of its own.
+    east = sqsutil.client(dataclasses.replace(ep, region="us-east-1"))
+    assert "QueueUrls" not in east.list_queues(QueueNamePrefix=name)
+    east_url = east.create_queue(QueueName=name)["QueueUrl"]
+    assert east_url == f"{ep.url}/queue/us-east-1/{sqsutil.SWITCHBOARD_ACCOUNT}/{name}"
+    east.send_message(QueueUrl=east_url, MessageBody="east")
+    # Unsigned, the region a URL names is the region it acts in.
+    r = sqsutil.json_request(ep, "ReceiveMessage", {"QueueUrl": east_url}, sign_it=False)
+    assert [m["Body"] for m in r.json()["Messages"]] == ["east"]
+    r = sqsutil.json_request(ep, "ReceiveMessage", {"QueueUrl": url}, sign_it=False)
+    assert "Messages" not in r.json()

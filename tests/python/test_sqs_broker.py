@@ -4,6 +4,7 @@ of dropping anything."""
 
 from __future__ import annotations
 
+import dataclasses
 import signal
 
 import sqsutil
@@ -51,7 +52,8 @@ def _sends(c, url) -> bool:
 def test_configured_account_region_and_base_url(private_broker):  # noqa: F811
     _, ep = private_broker('[sqs]\naccount_id = "123456789012"\nregion = "eu-west-1"\n'
                            'base_url = "http://sqs.example.test:4566"\n')
-    c = sqsutil.client(ep)
+    # A client of the configured region: its queues keep the plain URL.
+    c = sqsutil.client(dataclasses.replace(ep, region="eu-west-1"))
     name = qname()
     url = c.create_queue(QueueName=name)["QueueUrl"]
     assert url == f"http://sqs.example.test:4566/123456789012/{name}"

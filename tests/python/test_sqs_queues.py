@@ -121,6 +121,19 @@ def test_fifo_suffix_without_fifo_attribute_is_refused(sqs):
     expect_error("InvalidParameterValue", sqs.client.create_queue, QueueName=qname(fifo=True))
 
 
+@requires_switchboard_sqs("moto creates a standard queue given FifoQueue=false; AWS refuses "
+                          "the attribute on a standard queue")
+def test_standard_queue_with_fifo_queue_false_is_refused(sqs):
+    """AWS knows FifoQueue only on FIFO queues: "false" on a standard queue is an
+    unknown attribute (400 InvalidAttributeName "Unknown Attribute FifoQueue."), and
+    no queue is created."""
+    name = qname("fifo-false")
+    e = expect_error("InvalidAttributeName", sqs.client.create_queue, QueueName=name,
+                     Attributes={"FifoQueue": "false"}, status=400)
+    assert e.response["Error"]["Message"] == "Unknown Attribute FifoQueue."
+    expect_error(NONEXISTENT, sqs.client.get_queue_url, QueueName=name)
+
+
 def test_get_queue_url_of_missing_queue(sqs):
     e = expect_error(NONEXISTENT, sqs.client.get_queue_url, QueueName=qname("missing"),
                      status=400)

@@ -170,3 +170,22 @@ def test_sigkill_keeps_deletes_and_returns_in_flight_messages(private):
     assert sorted(m["Body"] for m in back) == sorted([in_flight["Body"], waiting]), back
     assert time.monotonic() - t_kill < 2 + 8
     assert sqsutil.stays_empty(c, url, window=0.5)  # the deleted one never comes back
+
+
+def test_fair_queue_groups_keep_their_turns_after_a_crash(private):
+    c = private.client
+    url = c.create_queue(QueueName=qname("fair-crash"))["QueueUrl"]
+    for start in range(0, 50, 10):
+        c.send_message_batch(QueueUrl=url, Entries=[
+            {"Id": str(i), "MessageBody": f"noisy-{start + i}", "MessageGroupId": "noisy"}
+            for i in range(10)])
+    c.send_message(QueueUrl=url, MessageBody="quiet-0", MessageGroupId="quiet")
+    c.send_message(QueueUrl=url, MessageBody="quiet-1", MessageGroupId="quiet")
+
+    private.restart(kill=True)
+    c = private.client
+    url = private.url(url)
+    first = sqsutil.receive_n(c, url, 10, MessageSystemAttributeNames=["MessageGroupId"])
+    bodies = [m["Body"] for m in first]
+    assert {"quiet-0", "quiet-1"} <= set(bodies), bodies
+    assert {m["Attributes"]["MessageGroupId"] for m in first} == {"noisy", "quiet"}

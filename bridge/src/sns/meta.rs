@@ -99,7 +99,9 @@ impl Sns {
         self.broker
             .keyed_scan(&self.cfg.vhost, SNS_SPACE, &mut |k| k.starts_with(&prefix))
             .into_iter()
-            .filter_map(|(_, m)| serde_json::from_slice(&m.body).ok())
+            .filter_map(|(_, m)| serde_json::from_slice::<SubMeta>(&m.body).ok())
+            // `sub/eu-west-1/` is also the start of region eu-west-1's topics' keys.
+            .filter(|s| topic.is_none_or(|t| s.topic == t))
             .collect()
     }
 

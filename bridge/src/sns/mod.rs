@@ -100,9 +100,9 @@ impl Sns {
                 .map_err(|e| SnsError::authorization_error(e.to_string()))?;
         }
         match action {
-            "CreateTopic" => self.create_topic(p).await.map(Some),
+            "CreateTopic" => self.create_topic(p, ctx).await.map(Some),
             "DeleteTopic" => self.delete_topic(p).await.map(|()| None),
-            "ListTopics" => self.list_topics(p).map(Some),
+            "ListTopics" => self.list_topics(p, ctx).map(Some),
             "GetTopicAttributes" => self.get_topic_attributes(p).map(Some),
             "SetTopicAttributes" => self.set_topic_attributes(p).await.map(|()| None),
             "TagResource" => self.tag_resource(p).await.map(Some),
@@ -110,10 +110,13 @@ impl Sns {
             "ListTagsForResource" => self.list_tags_for_resource(p).map(Some),
             "Subscribe" => self.subscribe(p).await.map(Some),
             "Unsubscribe" => self.unsubscribe(p).await.map(|()| None),
-            "ListSubscriptions" => self.list_subscriptions(p, None).map(Some),
+            "ListSubscriptions" => {
+                let region = self.sqs.region(ctx);
+                self.list_subscriptions(p, Err(region)).map(Some)
+            }
             "ListSubscriptionsByTopic" => {
                 let topic = self.topic_of(p.req("TopicArn")?)?;
-                self.list_subscriptions(p, Some(&topic)).map(Some)
+                self.list_subscriptions(p, Ok(&topic)).map(Some)
             }
             "GetSubscriptionAttributes" => self.get_subscription_attributes(p).map(Some),
             "SetSubscriptionAttributes" => self.set_subscription_attributes(p).await.map(|()| None),
@@ -125,35 +128,48 @@ impl Sns {
         }
     }
 
-    fn topic_arn(&self, name: &str) -> String {
-        format!(
-            "arn:aws:sns:{}:{}:{name}",
-            self.cfg.region, self.cfg.account_id
-        )
+    // A topic belongs to the region of the request that created it, named as SQS
+    // names queues (`sqs::region`): the configured region's topic `t` is `t` (exchange
+    // `sns.t`, as before regions), another region's is `<region>/t`.
+
+    fn topic_arn(&self, topic: &str) -> String {
+        let (region, name) = self.sqs.split_core(topic);
+        format!("arn:aws:sns:{region}:{}:{name}", self.cfg.account_id)
     }
 
-    fn exchange(name: &str) -> String {
-        format!("sns.{name}")
+    fn exchange(topic: &str) -> String {
+        format!("sns.{topic}")
     }
 
-    /// The topic an ARN names; it must exist.
+    /// The topic an ARN names (in the ARN's region); it must exist.
     fn topic_of(&self, arn: &str) -> Result<String, SnsError> {
-        let prefix = format!("arn:aws:sns:{}:{}:", self.cfg.region, self.cfg.account_id);
-        let name = arn
-            .strip_prefix(&prefix)
-            .filter(|n| !n.is_empty() && !n.contains(':'))
+        let topic = self
+            .arn_parts(arn)
+            .and_then(|(topic, rest)| rest.is_none().then_some(topic))
             .ok_or_else(|| SnsError::bad("TopicArn"))?;
-        if self.topic(name).is_none() {
+        if self.topic(&topic).is_none() {
             return Err(SnsError::no_topic());
         }
-        Ok(name.to_string())
+        Ok(topic)
     }
 
     /// (topic, id) of a subscription ARN of this broker.
     fn sub_of(&self, arn: &str) -> Option<(String, String)> {
-        let prefix = format!("arn:aws:sns:{}:{}:", self.cfg.region, self.cfg.account_id);
-        let (topic, id) = arn.strip_prefix(&prefix)?.split_once(':')?;
-        (!topic.is_empty() && !id.is_empty()).then(|| (topic.to_string(), id.to_string()))
+        let (topic, id) = self.arn_parts(arn)?;
+        Some((topic, id?.to_string()))
+    }
+
+    /// The topic of `arn:aws:sns:<region>:<account>:<name>[:<subscription id>]` and
+    /// the subscription id, if any.
+    fn arn_parts<'a>(&self, arn: &'a str) -> Option<(String, Option<&'a str>)> {
+        let mut parts = arn.strip_prefix("arn:aws:sns:")?.splitn(4, ':');
+        let (region, account, name) = (parts.next()?, parts.next()?, parts.next()?);
+        let id = parts.next();
+        let ok = account == self.cfg.account_id
+            && crate::sqs::valid_region(region)
+            && !name.is_empty()
+            && id.is_none_or(|i| !i.is_empty());
+        ok.then(|| (self.sqs.core_name(region, name), id))
     }
 
     fn sub_arn(&self, topic: &str, id: &str) -> String {

@@ -92,8 +92,7 @@ impl Sns {
             .sqs
             .name_from_arn(endpoint)
             .filter(|q| self.broker.queue_exists(&self.cfg.vhost, q))
-            .ok_or_else(|| SnsError::bad("SQS endpoint ARN"))?
-            .to_string();
+            .ok_or_else(|| SnsError::bad("SQS endpoint ARN"))?;
         let attributes = p.map("Attributes", "key", "value")?;
         for (k, v) in &attributes {
             check_attribute(k, v)?;
@@ -178,14 +177,16 @@ impl Sns {
         self.put_sub(&sub, false).await
     }
 
+    /// The subscriptions of one topic (`Ok`), or of every topic of a region (`Err`).
     pub(super) fn list_subscriptions(
         &self,
         p: &Params,
-        topic: Option<&str>,
+        scope: Result<&str, &str>,
     ) -> Result<Out, SnsError> {
         let mut subs: Vec<(String, SubMeta)> = self
-            .subs(topic)
+            .subs(scope.ok())
             .into_iter()
+            .filter(|s| scope.is_ok() || Err(self.sqs.split_core(&s.topic).0) == scope)
             .map(|s| (self.sub_arn(&s.topic, &s.id), s))
             .collect();
         subs.sort_by(|a, b| a.0.cmp(&b.0));

@@ -4,6 +4,7 @@
 use super::meta::TopicMeta;
 use super::xml::Out;
 use super::{Params, Sns, SnsError, core_error, page};
+use crate::sqs::Ctx;
 use std::collections::BTreeMap;
 use switchboard_api::ExchangeDecl;
 
@@ -50,16 +51,17 @@ fn check_attribute(name: &str) -> Result<(), SnsError> {
 }
 
 impl Sns {
-    pub(super) async fn create_topic(&self, p: &Params) -> Result<Out, SnsError> {
-        let name = p.req("Name")?;
-        if name.ends_with(".fifo") {
+    pub(super) async fn create_topic(&self, p: &Params, ctx: &Ctx) -> Result<Out, SnsError> {
+        let short = p.req("Name")?;
+        if short.ends_with(".fifo") {
             return Err(SnsError::bad(
                 "Topic Name: FIFO topics are not supported yet",
             ));
         }
-        if !valid_name(name) {
+        if !valid_name(short) {
             return Err(SnsError::bad("Topic Name"));
         }
+        let name = &self.sqs.core_name(self.sqs.region(ctx), short);
         let attributes = p.map("Attributes", "key", "value")?;
         for k in attributes.keys() {
             check_attribute(k)?;
@@ -111,8 +113,13 @@ impl Sns {
         self.put_topic(&name, None).await
     }
 
-    pub(super) fn list_topics(&self, p: &Params) -> Result<Out, SnsError> {
-        let names = self.topic_names();
+    pub(super) fn list_topics(&self, p: &Params, ctx: &Ctx) -> Result<Out, SnsError> {
+        let region = self.sqs.region(ctx);
+        let names: Vec<String> = self
+            .topic_names()
+            .into_iter()
+            .filter(|t| self.sqs.split_core(t).0 == region)
+            .collect();
         let (items, next) = page(&names, |s| s.as_str(), p.get("NextToken"));
         let mut out = Out::default();
         out.open("Topics");

@@ -99,7 +99,13 @@ impl Sqs {
             "KmsMasterKeyId" => Ok((!value.is_empty()).then(|| value.to_string())),
             "SqsManagedSseEnabled" | "ContentBasedDeduplication" => boolean(),
             "FifoQueue" => match (creating, fifo) {
-                (true, _) => boolean(),
+                (true, true) => boolean(),
+                // AWS knows FifoQueue only on FIFO queues, even as "false".
+                (true, false) => boolean().and_then(|_| {
+                    Err(SqsError::invalid_attribute_name(
+                        "Unknown Attribute FifoQueue.",
+                    ))
+                }),
                 (false, true) => Err(SqsError::invalid_attribute_value(
                     "Invalid value for the parameter FifoQueue. Reason: Modifying queue type is not supported.",
                 )),
@@ -174,7 +180,7 @@ impl Sqs {
                 "Dead-letter queue and source queue must both be FIFO or both be standard.",
             ));
         }
-        let dlq = self.meta(target);
+        let dlq = self.meta(&target);
         if let Some(allow) = dlq.attr("RedriveAllowPolicy")
             && let Ok(j) = serde_json::from_str::<Value>(allow)
         {

@@ -7,7 +7,10 @@
 //! the durable keyed store ([`meta`]); what the core has is set as queue arguments:
 //! DelaySeconds → `x-delivery-delay`, MessageRetentionPeriod → `x-message-ttl`,
 //! RedrivePolicy → dead-lettering to the target queue with `x-delivery-limit`, FIFO
-//! → `x-ordering: grouped` with a 5-minute `x-dedup-window`.
+//! → `x-ordering: grouped` with a 5-minute `x-dedup-window`. A standard queue is a
+//! plain core queue, whose ordering serves message groups in turns (fair queues).
+//! Queues of a region other than the configured one are core queues named
+//! `<region>/<name>` (`region.rs`).
 
 mod attributes;
 pub(crate) mod batch;
@@ -21,10 +24,12 @@ pub mod query;
 mod queues;
 mod receipt;
 mod receive;
+mod region;
 mod send;
 mod settle;
 
 pub use error::SqsError;
+pub use region::valid_region;
 
 use crate::Config;
 use meta::QueueMeta;
@@ -59,6 +64,9 @@ pub struct Ctx {
     /// The request path: old SDKs send Query requests to the queue URL itself and
     /// leave `QueueUrl` out.
     pub path: String,
+    /// The SigV4 credential scope's region; `None` for an unsigned request, which
+    /// acts in the configured region (or the one its queue URL names).
+    pub region: Option<String>,
 }
 
 /// The SQS service: a cheap handle on the broker plus the little state SQS keeps
@@ -182,50 +190,6 @@ impl Sqs {
             }
         }
         Ok(())
-    }
-
-    fn queue_url(&self, ctx: &Ctx, name: &str) -> String {
-        format!("{}/{}/{name}", ctx.base_url, self.cfg.account_id)
-    }
-
-    pub(crate) fn queue_arn(&self, name: &str) -> String {
-        format!(
-            "arn:aws:sqs:{}:{}:{name}",
-            self.cfg.region, self.cfg.account_id
-        )
-    }
-
-    /// The queue name in an ARN of this region and account.
-    pub(crate) fn name_from_arn<'a>(&self, arn: &'a str) -> Option<&'a str> {
-        let rest = arn.strip_prefix("arn:aws:sqs:")?;
-        let mut parts = rest.splitn(3, ':');
-        let (_region, account, name) = (parts.next()?, parts.next()?, parts.next()?);
-        (account == self.cfg.account_id && !name.is_empty()).then_some(name)
-    }
-
-    /// The queue an action names, by `QueueUrl` or the request path; it must exist.
-    fn queue_name(&self, input: &serde_json::Value, ctx: &Ctx) -> Result<String, SqsError> {
-        let url = match input::opt_str(input, "QueueUrl")? {
-            Some(u) => u.to_string(),
-            None if ctx.path.trim_matches('/').contains('/') => ctx.path.clone(),
-            None => {
-                return Err(SqsError::missing_parameter(
-                    "The request must contain the parameter QueueUrl.",
-                ));
-            }
-        };
-        let name = url
-            .split(['?', '#'])
-            .next()
-            .unwrap_or("")
-            .trim_end_matches('/')
-            .rsplit('/')
-            .next()
-            .unwrap_or("");
-        if name.is_empty() || !self.broker.queue_exists(&self.cfg.vhost, name) {
-            return Err(no_queue());
-        }
-        Ok(name.to_string())
     }
 }
 

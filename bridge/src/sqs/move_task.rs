@@ -115,8 +115,7 @@ impl Sqs {
                 SqsError::resource_not_found(
                     "The resource that you specified for the SourceArn parameter doesn't exist.",
                 )
-            })?
-            .to_string();
+            })?;
         if self.dead_letter_sources(&source).is_empty() {
             return Err(SqsError::invalid_parameter_value(
                 "Source queue must be configured as a Dead Letter Queue.",
@@ -125,7 +124,7 @@ impl Sqs {
         if let Some(d) = destination_arn
             && !self
                 .name_from_arn(d)
-                .is_some_and(|n| self.broker.queue_exists(&self.cfg.vhost, n))
+                .is_some_and(|n| self.broker.queue_exists(&self.cfg.vhost, &n))
         {
             return Err(SqsError::resource_not_found(
                 "The resource that you specified for the DestinationArn parameter doesn't exist.",
@@ -178,7 +177,7 @@ impl Sqs {
         let max = input::int_in(i, "MaxResults", 1, 10)?.unwrap_or(1) as usize;
         if self
             .name_from_arn(source_arn)
-            .is_none_or(|n| !self.broker.queue_exists(&self.cfg.vhost, n))
+            .is_none_or(|n| !self.broker.queue_exists(&self.cfg.vhost, &n))
         {
             return Err(SqsError::resource_not_found(
                 "The resource that you specified for the SourceArn parameter doesn't exist.",
@@ -247,14 +246,13 @@ impl Sqs {
         let Some(task) = self.lock().move_tasks.tasks.get(&handle).cloned() else {
             return;
         };
-        let Some(source) = self.name_from_arn(&task.source_arn).map(str::to_string) else {
+        let Some(source) = self.name_from_arn(&task.source_arn) else {
             return;
         };
         let fixed = task
             .destination_arn
             .as_deref()
-            .and_then(|d| self.name_from_arn(d))
-            .map(str::to_string);
+            .and_then(|d| self.name_from_arn(d));
         let outcome = loop {
             if cancel.load(Ordering::Acquire) {
                 break Ok("CANCELLED");

@@ -54,9 +54,10 @@ impl Sqs {
         if tags.len() > MAX_TAGS {
             return Err(too_many_tags());
         }
-        if self.broker.queue_exists(&self.cfg.vhost, name) {
+        let core = self.core_name(self.region(ctx), name);
+        if self.broker.queue_exists(&self.cfg.vhost, &core) {
             // Idempotent only when every attribute given equals the queue's.
-            let current = self.meta(name);
+            let current = self.meta(&core);
             for (k, v) in &meta.attributes {
                 let same = match current.attr(k) {
                     Some(c) => c == v,
@@ -71,7 +72,7 @@ impl Sqs {
                     )));
                 }
             }
-            return Ok(json!({ "QueueUrl": self.queue_url(ctx, name) }));
+            return Ok(json!({ "QueueUrl": self.queue_url(ctx, &core) }));
         }
         meta.attributes.insert("FifoQueue".into(), fifo.to_string());
         if !fifo {
@@ -81,7 +82,7 @@ impl Sqs {
         meta.created = switchboard_api::wall_secs();
         meta.modified = meta.created;
         let decl = QueueDecl {
-            name: name.to_string(),
+            name: core.clone(),
             durable: true,
             arguments: self.core_args(&meta),
             ..Default::default()
@@ -89,16 +90,17 @@ impl Sqs {
         self.broker
             .declare_queue(&self.cfg.vhost, &decl, 0)
             .map_err(core_error)?;
-        self.put_meta(name, meta).await?;
-        Ok(json!({ "QueueUrl": self.queue_url(ctx, name) }))
+        self.put_meta(&core, meta).await?;
+        Ok(json!({ "QueueUrl": self.queue_url(ctx, &core) }))
     }
 
     pub(super) fn get_queue_url(&self, i: &Value, ctx: &Ctx) -> Result<Value, SqsError> {
         let name = input::req_str(i, "QueueName")?;
-        if !self.broker.queue_exists(&self.cfg.vhost, name) {
+        let core = self.core_name(self.region(ctx), name);
+        if !valid_queue_name(name) || !self.broker.queue_exists(&self.cfg.vhost, &core) {
             return Err(no_queue());
         }
-        Ok(json!({ "QueueUrl": self.queue_url(ctx, name) }))
+        Ok(json!({ "QueueUrl": self.queue_url(ctx, &core) }))
     }
 
     pub(super) fn list_queues(&self, i: &Value, ctx: &Ctx) -> Result<Value, SqsError> {
@@ -108,11 +110,11 @@ impl Sqs {
             Some(t) => Some(decode_token(t)?),
             None => None,
         };
+        let region = self.region(ctx);
         let names: Vec<String> = self
-            .broker
-            .list_queues(&self.cfg.vhost)
+            .queues_in(region)
             .into_iter()
-            .filter(|n| n.starts_with(prefix) && valid_queue_name(n))
+            .filter(|n| n.starts_with(prefix))
             .filter(|n| after.as_ref().is_none_or(|a| n > a))
             .collect();
         let limit = max.map_or(1000, |m| m as usize);
@@ -121,7 +123,7 @@ impl Sqs {
         if !page.is_empty() {
             let urls: Vec<Value> = page
                 .iter()
-                .map(|n| Value::String(self.queue_url(ctx, n)))
+                .map(|n| Value::String(self.queue_url(ctx, &self.core_name(region, n))))
                 .collect();
             out.insert("QueueUrls".into(), Value::Array(urls));
         }
@@ -154,7 +156,8 @@ impl Sqs {
                 && now.duration_since(*at) < PURGE_INTERVAL
             {
                 return Err(SqsError::purge_in_progress(format!(
-                    "Only one PurgeQueue operation on {name} is allowed every 60 seconds."
+                    "Only one PurgeQueue operation on {} is allowed every 60 seconds.",
+                    self.split_core(&name).1
                 )));
             }
             st.purged
@@ -319,7 +322,7 @@ impl Sqs {
         self.broker
             .list_queues(&self.cfg.vhost)
             .into_iter()
-            .filter(|n| valid_queue_name(n))
+            .filter(|n| self.is_sqs_queue(n))
             .filter(|n| {
                 self.meta(n)
                     .attr("RedrivePolicy")

@@ -19,8 +19,8 @@
 //! - `lease.rs`: `basic.get`, leases, settling, purging (the [`QueueHandle`] side);
 //! - `timers.rs`: deadlines; `effects.rs`: what runs after the lock is released;
 //! - `journal.rs`: records, live LSNs, restore at start-up; `paging.rs`: memory budget;
-//! - `entry.rs`, `ready.rs`, `spill.rs`, `args.rs`, `deadletter.rs`, `owner.rs`: the
-//!   parts they share.
+//! - `entry.rs`, `ready.rs`, `fair.rs`, `spill.rs`, `args.rs`, `deadletter.rs`,
+//!   `owner.rs`: the parts they share.
 //!
 //! [`QueueHandle`]: switchboard_api::QueueHandle
 
@@ -31,6 +31,7 @@ mod dispatch;
 mod effects;
 mod enqueue;
 mod entry;
+mod fair;
 mod journal;
 mod lease;
 mod owner;

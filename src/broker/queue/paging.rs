@@ -11,6 +11,11 @@ impl Queue {
     /// Adds a ready entry, paging its message out when the queue is over budget.
     pub(super) fn push_ready(&self, st: &mut State, mut e: Entry) {
         st.ready_bytes += e.size;
+        // The group picks the entry's lane; paging out would lose it.
+        let grouped = match &e.msg {
+            Payload::Mem(m) if m.group_id.is_some() => Some(m.clone()),
+            _ => None,
+        };
         if let (Some(spill), Payload::Mem(m)) = (&self.spill, &e.msg)
             && st.mem_bytes + e.size > self.memory_budget
         {
@@ -24,7 +29,8 @@ impl Queue {
         if e.msg.is_mem() {
             st.mem_bytes += e.size;
         }
-        st.ready().push(e);
+        st.ready()
+            .push(e, grouped.as_ref().and_then(|m| m.group_id.as_deref()));
         self.notify_ready();
     }
 

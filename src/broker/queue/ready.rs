@@ -4,10 +4,13 @@
 //! - Within a lane, messages come out in sequence order; a requeued message goes back
 //!   to its original position (RabbitMQ's behaviour), not to the tail.
 //! - Priority queues keep one lane per priority and serve the highest first.
+//! - Within a priority, plain queues serve message groups in turns ([`FairLane`]):
+//!   a group's backlog does not hold up the other groups (SQS fair queues).
 //! - Grouped queues keep one lane per group; a group with a message in flight is not
 //!   offered to anyone until that message is settled (SQS FIFO, JMSXGroupID).
 
-use super::entry::Entry;
+use super::entry::{Entry, Payload};
+use super::fair::FairLane;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
 /// FIFO by sequence number with cheap appends and ordered re-insertion.
@@ -94,7 +97,7 @@ pub struct Group {
 /// All ready messages of a queue.
 pub enum Ready {
     /// Lanes indexed by priority (one lane when the queue has no `x-max-priority`).
-    Plain(Vec<Lane>),
+    Plain(Vec<FairLane>),
     Grouped {
         groups: HashMap<String, Group>,
         /// Groups with ready messages and nothing in flight, oldest first.
@@ -105,7 +108,7 @@ pub enum Ready {
 
 impl Ready {
     pub fn plain(max_priority: u8) -> Self {
-        Ready::Plain((0..=max_priority).map(|_| Lane::default()).collect())
+        Ready::Plain((0..=max_priority).map(|_| FairLane::default()).collect())
     }
 
     pub fn grouped() -> Self {
@@ -118,7 +121,7 @@ impl Ready {
 
     pub fn len(&self) -> usize {
         match self {
-            Ready::Plain(lanes) => lanes.iter().map(Lane::len).sum(),
+            Ready::Plain(lanes) => lanes.iter().map(FairLane::len).sum(),
             Ready::Grouped { len, .. } => *len,
         }
     }
@@ -132,27 +135,34 @@ impl Ready {
         }
     }
 
-    fn lane_for(lanes: &mut [Lane], priority: u8) -> &mut Lane {
+    fn lane_for(lanes: &mut [FairLane], priority: u8) -> &mut FairLane {
         let i = (priority as usize).min(lanes.len() - 1);
         &mut lanes[i]
     }
 
-    pub fn push(&mut self, e: Entry) {
-        self.insert(e, false)
+    /// Adds a new message. `group` is passed apart because a message paged out to
+    /// the spill file no longer has its group id at hand.
+    pub fn push(&mut self, e: Entry, group: Option<&str>) {
+        self.insert(e, group, false)
     }
 
+    /// Puts back a message that was handed out (always in memory then).
     pub fn requeue(&mut self, e: Entry) {
-        self.insert(e, true)
+        let m = match &e.msg {
+            Payload::Mem(m) if m.group_id.is_some() => Some(m.clone()),
+            _ => None,
+        };
+        self.insert(e, m.as_ref().and_then(|m| m.group_id.as_deref()), true)
     }
 
-    fn insert(&mut self, e: Entry, requeue: bool) {
+    fn insert(&mut self, e: Entry, group: Option<&str>, requeue: bool) {
         match self {
             Ready::Plain(lanes) => {
                 let lane = Self::lane_for(lanes, e.priority);
                 if requeue {
-                    lane.requeue(e)
+                    lane.requeue(e, group)
                 } else {
-                    lane.push(e)
+                    lane.push(e, group)
                 }
             }
             Ready::Grouped {
@@ -161,7 +171,7 @@ impl Ready {
                 len,
             } => {
                 *len += 1;
-                let key = e.msg.group().unwrap_or_default().to_string();
+                let key = group.unwrap_or_default().to_string();
                 let g = groups.entry(key.clone()).or_insert_with(|| Group {
                     lane: Lane::default(),
                     in_flight: 0,
@@ -182,7 +192,7 @@ impl Ready {
     /// The message that `pop` would return, if any.
     pub fn front(&self) -> Option<&Entry> {
         match self {
-            Ready::Plain(lanes) => lanes.iter().rev().find_map(Lane::front),
+            Ready::Plain(lanes) => lanes.iter().rev().find_map(FairLane::front),
             Ready::Grouped {
                 groups, available, ..
             } => available
@@ -196,7 +206,7 @@ impl Ready {
     /// marked in flight and stays blocked until [`Ready::group_settled`].
     pub fn pop(&mut self) -> Option<Entry> {
         match self {
-            Ready::Plain(lanes) => lanes.iter_mut().rev().find_map(Lane::pop),
+            Ready::Plain(lanes) => lanes.iter_mut().rev().find_map(FairLane::pop),
             Ready::Grouped {
                 groups,
                 available,
@@ -229,7 +239,7 @@ impl Ready {
     /// Removes the head without marking anything in flight (expiry, drop-head).
     pub fn discard_front(&mut self) -> Option<Entry> {
         match self {
-            Ready::Plain(_) => self.pop(),
+            Ready::Plain(lanes) => lanes.iter_mut().rev().find_map(FairLane::discard_front),
             Ready::Grouped {
                 groups,
                 available,
