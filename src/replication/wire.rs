@@ -306,7 +306,9 @@ pub async fn write<S: AsyncWrite + Unpin>(s: &mut S, msg: &Msg) -> Result<(), Wi
 /// Reads messages on their own task until the stream ends or fails: a read cut
 /// short by `select!` would lose bytes of the stream.
 pub fn spawn_reader(mut rd: tokio::net::tcp::OwnedReadHalf) -> tokio::sync::mpsc::Receiver<Msg> {
-    let (tx, rx) = tokio::sync::mpsc::channel(64);
+    // Small: each message may be a 1 MiB batch of records, and a standby catching
+    // up reads far faster than its disk writes.
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
     tokio::spawn(async move {
         while let Ok(Some(m)) = read(&mut rd).await {
             if tx.send(m).await.is_err() {

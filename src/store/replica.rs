@@ -34,6 +34,10 @@ pub enum ReplicaError {
     Snapshot(String),
 }
 
+/// A standby catching up appends as fast as the network delivers; a smaller
+/// pending buffer than the active's bounds its memory without slowing its disk.
+const REPLICA_PENDING_BYTES: usize = 8 << 20;
+
 pub struct Replica {
     dir: PathBuf,
     fsync: Fsync,
@@ -57,6 +61,7 @@ impl Replica {
         let defs = Definitions::load(dir)?;
         let mut cfg = journal_config(dir, fsync);
         cfg.keep_upto = keep_upto;
+        cfg.max_pending_bytes = REPLICA_PENDING_BYTES;
         let journal = Journal::open(cfg, |_, _| {})?;
         Ok(Replica {
             dir: dir.to_path_buf(),
@@ -102,6 +107,7 @@ impl Replica {
         let lock = lock_data_dir(&dir)?;
         let mut cfg = journal_config(&dir, fsync);
         cfg.first_lsn = first_lsn;
+        cfg.max_pending_bytes = REPLICA_PENDING_BYTES;
         let journal = Journal::open(cfg, |_, _| {})?;
         Ok(Replica {
             dir,
