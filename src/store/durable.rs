@@ -14,7 +14,7 @@ use super::codec::DecodeError;
 use super::definitions::{BindingDef, Definitions, DefinitionsError, ExchangeDef, QueueDef};
 use super::defop::DefOp;
 use super::journal::{Journal, JournalConfig};
-use super::record::{Head, Placement, Record, encode_enqueue};
+use super::record::{Head, Placement, Record, encode_dedup_reset, encode_enqueue};
 use super::shared::{FsyncMode, Lsn};
 use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
@@ -75,6 +75,8 @@ pub struct Store {
     dir: PathBuf,
     journal: Journal,
     defs: Mutex<Definitions>,
+    /// Per queue, the LSN of its last deduplication reset found at start-up.
+    dedup_resets: HashMap<u64, Lsn>,
     _lock: File,
 }
 
@@ -133,6 +135,7 @@ impl Store {
         let definitions = Definitions::load(dir)?;
         let mut live: HashMap<u64, BTreeMap<u64, (Lsn, Placement)>> = HashMap::new();
         let mut records = 0u64;
+        let mut dedup_resets = HashMap::new();
         let mut bad: Option<DecodeError> = None;
         let mut cfg = journal_config(dir, fsync);
         cfg.epoch = epoch;
@@ -158,6 +161,9 @@ impl Store {
                     }
                 }
                 Ok(Head::Definitions) => {}
+                Ok(Head::DedupReset { queue }) => {
+                    dedup_resets.insert(queue, lsn);
+                }
                 Ok(Head::Lease {
                     queue,
                     seq,
@@ -188,6 +194,7 @@ impl Store {
             dir: dir.to_path_buf(),
             journal,
             defs: Mutex::new(definitions.clone()),
+            dedup_resets,
             _lock: lock,
         };
         Ok((
@@ -228,9 +235,10 @@ impl Store {
                     return;
                 };
                 let found = live.get(&head.queue).and_then(|q| q.get(&head.seq));
+                let reset = self.dedup_resets.get(&head.queue).copied().unwrap_or(0);
                 let (at, is_live) = match found {
                     Some(&(live_lsn, at)) if live_lsn == lsn => (at, true),
-                    _ if dedup_queues.contains(&head.queue) => (head, false),
+                    _ if dedup_queues.contains(&head.queue) && lsn > reset => (head, false),
                     _ => return,
                 };
                 if let Ok(Record::Enqueue { message, .. }) = Record::decode(payload) {
@@ -252,6 +260,13 @@ impl Store {
         let hint = msg.body.len() + 128;
         self.journal
             .append_with(hint, |buf| encode_enqueue(buf, at, msg))
+    }
+
+    /// Empties the queue's deduplication window for good: settled messages before
+    /// this record are not read back into it at start-up.
+    pub fn dedup_reset(&self, queue: u64) -> Lsn {
+        self.journal
+            .append_with(9, |buf| encode_dedup_reset(buf, queue))
     }
 
     pub fn settle(&self, queue: u64, seq: u64) -> Lsn {

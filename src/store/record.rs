@@ -55,6 +55,15 @@ const TAG_ENQUEUE: u8 = 1;
 const TAG_SETTLE: u8 = 2;
 const TAG_RETURN: u8 = 3;
 const TAG_LEASE: u8 = 4;
+// 5 is a definitions record (defop.rs).
+const TAG_DEDUP_RESET: u8 = 6;
+
+/// The record that empties a queue's deduplication window.
+pub fn encode_dedup_reset(out: &mut Vec<u8>, queue: u64) {
+    let mut e = Enc(out);
+    e.u8(TAG_DEDUP_RESET);
+    e.u64(queue);
+}
 
 impl Record {
     pub fn encode(&self, out: &mut Vec<u8>) {
@@ -150,6 +159,11 @@ pub enum Head {
     },
     /// A change to the definitions (`defop.rs`), not about any message.
     Definitions,
+    /// The queue's deduplication window was emptied (SQS PurgeQueue): settled
+    /// messages before this record no longer count for it.
+    DedupReset {
+        queue: u64,
+    },
 }
 
 impl Head {
@@ -181,6 +195,7 @@ impl Head {
                 until_ms: d.u64()?,
             },
             super::defop::TAG_DEFS => Head::Definitions,
+            TAG_DEDUP_RESET => Head::DedupReset { queue: d.u64()? },
             t => return Err(DecodeError::UnknownTag(t)),
         })
     }

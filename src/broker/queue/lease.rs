@@ -206,7 +206,13 @@ impl Queue {
             self.drop_payload(e);
             self.forget(&mut st, e);
         }
-        // A purge starts the deduplication window afresh (SQS FIFO PurgeQueue).
+        // A purge starts the deduplication window afresh (SQS FIFO PurgeQueue), also
+        // for a restart, which would otherwise read the purged ids back.
+        if st.args.dedup_window.is_some()
+            && let Some(store) = &self.store
+        {
+            store.dedup_reset(self.id);
+        }
         st.dedup = Default::default();
         gone.len() as u32
     }
