@@ -137,7 +137,11 @@ impl<'a> R<'a> {
         String::from_utf8(self.bytes()?.to_vec()).map_err(|_| WireError::Malformed("not UTF-8"))
     }
     fn bool(&mut self) -> Result<bool, WireError> {
-        Ok(self.u8()? != 0)
+        match self.u8()? {
+            0 => Ok(false),
+            1 => Ok(true),
+            _ => Err(WireError::Malformed("a flag is 0 or 1")),
+        }
     }
 }
 

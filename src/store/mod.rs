@@ -97,5 +97,5 @@ pub use journal::{Journal, JournalConfig, JournalStats};
 pub use record::Placement;
 pub use recovery::RecoveryReport;
 pub use replica::{Replica, ReplicaError};
-pub use replicate::{Frames, Reader};
+pub use replicate::{Frames, Reader, for_each_frame};
 pub use shared::{FsyncMode, Lsn};
