@@ -12,15 +12,15 @@
 mod amqp;
 mod clock;
 mod mqtt;
-mod mqtt_client;
 mod mqtt_idle;
 mod procstat;
 mod report;
 mod scenario;
 mod sqs;
-mod sqs_client;
 mod stomp;
-mod stomp_client;
+
+// The protocol clients live in the library target, shared with the failover drill.
+use switchboard_bench::{mqtt_client, sqs_client, stomp_client};
 
 use anyhow::{Result, bail};
 use clap::Parser;

@@ -84,6 +84,7 @@ pub async fn run(url: &str, spec: &RunSpec) -> Result<ScenarioResult> {
         inflight: window.min(u16::MAX as usize) as u16,
         channel: window + 4,
         max_packet: (spec.size + 1024).max(10 * 1024),
+        clean_session: true,
     };
 
     // --- subscribers first, each with its SUBACK.
@@ -359,13 +360,13 @@ async fn pub_driver(mut lp: Loop, sh: Arc<PubShared>, qos: u8) -> Result<()> {
     let r = async {
         loop {
             match lp.next().await? {
-                Ev::Sent => {
+                Ev::Sent { .. } => {
                     sh.written.fetch_add(1, Ordering::Relaxed);
                     if qos == 0 {
                         sh.permits.add_permits(1);
                     }
                 }
-                Ev::PubAck { ok } => {
+                Ev::PubAck { ok, .. } => {
                     sh.acked.fetch_add(1, Ordering::Relaxed);
                     if !ok {
                         sh.nacked.fetch_add(1, Ordering::Relaxed);

@@ -70,6 +70,9 @@ pub struct Opts {
     pub channel: usize,
     /// Largest packet either way.
     pub max_packet: usize,
+    /// Start a new session (true), or resume the broker's persistent session for this
+    /// client id (false; v5: one that never expires).
+    pub clean_session: bool,
 }
 
 pub enum Client {
@@ -90,11 +93,15 @@ pub enum Ev {
         head: [u8; 16],
         len: usize,
     },
-    /// A publish was written to the socket (the loop has flushed it).
-    Sent,
+    /// A publish was written to the socket (the loop has flushed it), with its
+    /// packet id (0 for QoS 0).
+    Sent {
+        pkid: u16,
+    },
     /// A QoS 1 publish was acknowledged; `ok` is false for a v5 reason code >= 0x80.
     PubAck {
         ok: bool,
+        pkid: u16,
     },
     SubAck {
         ok: bool,
@@ -138,10 +145,13 @@ pub async fn connect(t: &Target, o: &Opts) -> Result<(Client, Loop, Option<u16>)
     let (client, mut lp) = if o.v5 {
         let mut m = rumqttc::v5::MqttOptions::new(&o.client_id, &t.host, t.port);
         m.set_keep_alive(o.keep_alive)
-            .set_clean_start(true)
+            .set_clean_start(o.clean_session)
             .set_outgoing_inflight_upper_limit(o.inflight)
             .set_max_packet_size(Some(o.max_packet as u32))
             .set_network_options(net);
+        if !o.clean_session {
+            m.set_session_expiry_interval(Some(u32::MAX));
+        }
         if let Some((u, p)) = &t.credentials {
             m.set_credentials(u, p);
         }
@@ -150,7 +160,7 @@ pub async fn connect(t: &Target, o: &Opts) -> Result<(Client, Loop, Option<u16>)
     } else {
         let mut m = rumqttc::MqttOptions::new(&o.client_id, &t.host, t.port);
         m.set_keep_alive(o.keep_alive)
-            .set_clean_session(true)
+            .set_clean_session(o.clean_session)
             .set_inflight(o.inflight)
             .set_max_packet_size(o.max_packet, o.max_packet);
         if let Some((u, p)) = &t.credentials {
@@ -197,14 +207,17 @@ impl Loop {
                         head: head_of(&p.payload),
                         len: p.payload.len(),
                     },
-                    Event::Incoming(Packet::PubAck(_)) => Ev::PubAck { ok: true },
+                    Event::Incoming(Packet::PubAck(a)) => Ev::PubAck {
+                        ok: true,
+                        pkid: a.pkid,
+                    },
                     Event::Incoming(Packet::SubAck(s)) => Ev::SubAck {
                         ok: s
                             .return_codes
                             .iter()
                             .all(|c| matches!(c, rumqttc::SubscribeReasonCode::Success(_))),
                     },
-                    Event::Outgoing(Outgoing::Publish(_)) => Ev::Sent,
+                    Event::Outgoing(Outgoing::Publish(pkid)) => Ev::Sent { pkid },
                     Event::Outgoing(Outgoing::Disconnect) => Ev::Disconnected,
                     _ => Ev::Other,
                 }
@@ -218,6 +231,7 @@ impl Loop {
                         len: p.payload.len(),
                     },
                     Event::Incoming(Packet::PubAck(a)) => Ev::PubAck {
+                        pkid: a.pkid,
                         ok: matches!(
                             a.reason,
                             p5::PubAckReason::Success | p5::PubAckReason::NoMatchingSubscribers
@@ -232,7 +246,7 @@ impl Loop {
                     Event::Incoming(Packet::Disconnect(d)) => {
                         bail!("the broker sent DISCONNECT ({:?})", d.reason_code)
                     }
-                    Event::Outgoing(Outgoing::Publish(_)) => Ev::Sent,
+                    Event::Outgoing(Outgoing::Publish(pkid)) => Ev::Sent { pkid },
                     Event::Outgoing(Outgoing::Disconnect) => Ev::Disconnected,
                     _ => Ev::Other,
                 }

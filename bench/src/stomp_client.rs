@@ -166,6 +166,9 @@ impl Conn {
     }
 
     /// The next whole frame already read (heart-beats skipped); ERROR is an error.
+    // A fallible step over the read buffer, not an iterator: `Iterator` cannot say
+    // "nothing yet" apart from "an error".
+    #[allow(clippy::should_implement_trait)]
     pub fn next(&mut self) -> Result<Option<Frame>> {
         loop {
             match self.codec.decode(&mut self.rbuf) {

@@ -1,0 +1,454 @@
+//! Two `switchboard` processes on loopback forming an active/standby pair, as
+//! tests/python/pairutil.py runs them: free ports, a data directory each under one
+//! temporary directory, the chosen lock (a file there, a private etcd, or static
+//! roles). The role a node announced last (`listening … role=…` on its stdout) is
+//! watched; `ctl status` and `ctl promote` go through the same binary.
+
+use std::path::{Path, PathBuf};
+use std::process::{ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+use tokio::sync::watch;
+
+use crate::LockKind;
+
+#[derive(Debug, thiserror::Error)]
+pub enum PairError {
+    #[error("cannot create {0}: {1}")]
+    Dir(PathBuf, std::io::Error),
+    #[error("cannot start {what}: {source}")]
+    Spawn {
+        what: String,
+        source: std::io::Error,
+    },
+    #[error("no free port on 127.0.0.1: {0}")]
+    Port(std::io::Error),
+    #[error("{what} within {secs} s{detail}")]
+    Timeout {
+        what: String,
+        secs: u64,
+        detail: String,
+    },
+    #[error("node {node} exited ({status}) while {what}; its log ends:\n{log}")]
+    Exited {
+        node: &'static str,
+        status: String,
+        what: String,
+        log: String,
+    },
+    #[error("`switchboard ctl promote {node}` failed: {reason}")]
+    Promote { node: String, reason: String },
+}
+
+/// What a node said it is, last.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    Starting,
+    Standby,
+    Active,
+    /// Its stdout closed: the process is gone (or going).
+    Exited,
+}
+
+/// `switchboard ctl status` of one node.
+#[derive(Debug, Default)]
+pub struct Status {
+    pub active: bool,
+    pub epoch: u64,
+    pub in_sync: bool,
+}
+
+/// Client ports of one node, by protocol.
+#[derive(Clone, Copy, Debug)]
+pub struct Ports {
+    pub amqp: u16,
+    pub mqtt: u16,
+    pub stomp: u16,
+    pub http: u16,
+    mqtt_ws: u16,
+    stomp_ws: u16,
+}
+
+pub struct Node {
+    pub name: &'static str,
+    data_dir: PathBuf,
+    pub ports: Ports,
+    repl_port: u16,
+    child: Option<Child>,
+    role: watch::Receiver<Role>,
+}
+
+impl Node {
+    pub fn repl(&self) -> String {
+        format!("127.0.0.1:{}", self.repl_port)
+    }
+
+    fn log_path(&self) -> PathBuf {
+        self.data_dir.with_extension("stderr")
+    }
+
+    /// The last lines of its stderr, for error messages.
+    pub fn log_tail(&self) -> String {
+        let text = std::fs::read_to_string(self.log_path()).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(15)..].join("\n")
+    }
+
+    fn pid(&self) -> Option<libc::pid_t> {
+        self.child
+            .as_ref()?
+            .id()
+            .and_then(|p| libc::pid_t::try_from(p).ok())
+    }
+}
+
+pub struct Pair {
+    bin: PathBuf,
+    lock: LockKind,
+    /// Removed on drop unless `--keep`.
+    root: Option<tempfile::TempDir>,
+    root_path: PathBuf,
+    etcd: Option<(Child, String)>,
+    pub nodes: [Node; 2],
+}
+
+fn free_port() -> Result<u16, PairError> {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").map_err(PairError::Port)?;
+    Ok(l.local_addr().map_err(PairError::Port)?.port())
+}
+
+fn timeout(what: impl Into<String>, limit: Duration, detail: String) -> PairError {
+    PairError::Timeout {
+        what: what.into(),
+        secs: limit.as_secs(),
+        detail,
+    }
+}
+
+impl Pair {
+    /// Starts the pair: node a first (it becomes active), then node b (standby).
+    pub async fn start(bin: PathBuf, lock: LockKind) -> Result<Pair, PairError> {
+        let dir = tempfile::Builder::new()
+            .prefix("switchboard-drill-")
+            .tempdir()
+            .map_err(|e| PairError::Dir(std::env::temp_dir(), e))?;
+        let root_path = dir.path().to_path_buf();
+        let node = |name: &'static str| -> Result<Node, PairError> {
+            Ok(Node {
+                name,
+                data_dir: root_path.join(name),
+                ports: Ports {
+                    amqp: free_port()?,
+                    mqtt: free_port()?,
+                    stomp: free_port()?,
+                    http: free_port()?,
+                    mqtt_ws: free_port()?,
+                    stomp_ws: free_port()?,
+                },
+                repl_port: free_port()?,
+                child: None,
+                role: watch::channel(Role::Exited).1,
+            })
+        };
+        let nodes = [node("a")?, node("b")?];
+        let mut pair = Pair {
+            bin,
+            lock,
+            root: Some(dir),
+            root_path,
+            etcd: None,
+            nodes,
+        };
+        if lock == LockKind::Etcd {
+            pair.start_etcd().await?;
+        }
+        pair.spawn(0, true)?;
+        pair.wait_role(0, Role::Active, Duration::from_secs(30))
+            .await?;
+        pair.spawn(1, false)?;
+        pair.wait_role(1, Role::Standby, Duration::from_secs(30))
+            .await?;
+        Ok(pair)
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root_path
+    }
+
+    /// Keeps the temporary directory (data dirs, logs) after the drill.
+    pub fn keep(&mut self) {
+        if let Some(d) = self.root.take() {
+            let _ = d.keep();
+        }
+    }
+
+    async fn start_etcd(&mut self) -> Result<(), PairError> {
+        let bin = std::env::var("ETCD").unwrap_or_else(|_| "/usr/bin/etcd".into());
+        let (client, peer) = (free_port()?, free_port()?);
+        let url = format!("http://127.0.0.1:{client}");
+        let peer_url = format!("http://127.0.0.1:{peer}");
+        let log = self.root_path.join("etcd.log");
+        let out = std::fs::File::create(&log).map_err(|e| PairError::Dir(log.clone(), e))?;
+        let err = out
+            .try_clone()
+            .map_err(|e| PairError::Dir(log.clone(), e))?;
+        let child = Command::new(&bin)
+            .arg("--data-dir")
+            .arg(self.root_path.join("etcd"))
+            .args(["--name", "default"])
+            .args(["--listen-client-urls", &url])
+            .args(["--advertise-client-urls", &url])
+            .args(["--listen-peer-urls", &peer_url])
+            .args(["--initial-advertise-peer-urls", &peer_url])
+            .args(["--initial-cluster", &format!("default={peer_url}")])
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|source| PairError::Spawn {
+                what: bin.clone(),
+                source,
+            })?;
+        self.etcd = Some((child, url));
+        let limit = Duration::from_secs(20);
+        let t0 = Instant::now();
+        while tokio::net::TcpStream::connect(("127.0.0.1", client))
+            .await
+            .is_err()
+        {
+            if t0.elapsed() > limit {
+                return Err(timeout("etcd did not listen", limit, String::new()));
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        Ok(())
+    }
+
+    fn lock_spec(&self, first_active: bool) -> String {
+        match (self.lock, &self.etcd) {
+            (LockKind::Static, _) if first_active => "static:active".into(),
+            (LockKind::Static, _) => "static:standby".into(),
+            (LockKind::Etcd, Some((_, url))) => format!("etcd:{url}"),
+            _ => format!("file:{}", self.root_path.join("active.lock").display()),
+        }
+    }
+
+    /// Starts node `i` on its ports and data directory. `first_active` matters for
+    /// static locks only: a node restarted after a kill is `static:standby`.
+    pub fn spawn(&mut self, i: usize, first_active: bool) -> Result<(), PairError> {
+        let lock = self.lock_spec(first_active);
+        let peer = self.nodes[1 - i].repl();
+        let n = &mut self.nodes[i];
+        std::fs::create_dir_all(&n.data_dir).map_err(|e| PairError::Dir(n.data_dir.clone(), e))?;
+        let log_path = n.log_path();
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log_path)
+            .map_err(|e| PairError::Dir(log_path, e))?;
+        let p = n.ports;
+        let mut child = Command::new(&self.bin)
+            .arg("--data-dir")
+            .arg(&n.data_dir)
+            .args(["--bind", "127.0.0.1", "--admin-port", "0"])
+            .args(["--amqp-port", &p.amqp.to_string()])
+            .args(["--mqtt-port", &p.mqtt.to_string()])
+            .args(["--mqtt-ws-port", &p.mqtt_ws.to_string()])
+            .args(["--stomp-port", &p.stomp.to_string()])
+            .args(["--stomp-ws-port", &p.stomp_ws.to_string()])
+            .args(["--http-port", &p.http.to_string()])
+            .args(["--replication-port", &n.repl_port.to_string()])
+            .args(["--peer", &peer, "--lock", &lock])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(log)
+            // An error anywhere in the drill must not leave brokers running.
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|source| PairError::Spawn {
+                what: self.bin.display().to_string(),
+                source,
+            })?;
+        let (tx, rx) = watch::channel(Role::Starting);
+        if let Some(out) = child.stdout.take() {
+            tokio::spawn(async move {
+                let mut lines = BufReader::new(out).lines();
+                while let Ok(Some(line)) = lines.next_line().await {
+                    if !line.starts_with("listening") {
+                        continue;
+                    }
+                    match line.rsplit_once("role=").map(|(_, r)| r.trim()) {
+                        Some("active") => tx.send_replace(Role::Active),
+                        Some("standby") => tx.send_replace(Role::Standby),
+                        _ => continue,
+                    };
+                }
+                tx.send_replace(Role::Exited);
+            });
+        }
+        n.child = Some(child);
+        n.role = rx;
+        Ok(())
+    }
+
+    pub fn role(&self, i: usize) -> Role {
+        *self.nodes[i].role.borrow()
+    }
+
+    /// Waits until node `i` announces `role`; how long that took.
+    pub async fn wait_role(
+        &mut self,
+        i: usize,
+        role: Role,
+        limit: Duration,
+    ) -> Result<Duration, PairError> {
+        let t0 = Instant::now();
+        let mut rx = self.nodes[i].role.clone();
+        let what = format!("node {} did not become {role:?}", self.nodes[i].name);
+        let r =
+            tokio::time::timeout(limit, rx.wait_for(|r| *r == role || *r == Role::Exited)).await;
+        match r {
+            Ok(Ok(r)) if *r == role => Ok(t0.elapsed()),
+            Ok(_) => {
+                let status = self.reap(i).await;
+                Err(PairError::Exited {
+                    node: self.nodes[i].name,
+                    status,
+                    what,
+                    log: self.nodes[i].log_tail(),
+                })
+            }
+            Err(_) => Err(timeout(
+                what,
+                limit,
+                format!("; its log ends:\n{}", self.nodes[i].log_tail()),
+            )),
+        }
+    }
+
+    /// The exit status of a node whose stdout closed.
+    async fn reap(&mut self, i: usize) -> String {
+        let Some(c) = self.nodes[i].child.as_mut() else {
+            return "not running".into();
+        };
+        match tokio::time::timeout(Duration::from_secs(5), c.wait()).await {
+            Ok(Ok(s)) => s.to_string(),
+            _ => "still running".into(),
+        }
+    }
+
+    /// `switchboard ctl status` of node `i`; None if it does not answer.
+    pub async fn status(&self, i: usize) -> Option<Status> {
+        let out = Command::new(&self.bin)
+            .args(["ctl", "status", &self.nodes[i].repl()])
+            .stdin(Stdio::null())
+            .stderr(Stdio::null())
+            .output()
+            .await
+            .ok()?;
+        if !out.status.success() {
+            return None;
+        }
+        let text = String::from_utf8_lossy(&out.stdout);
+        let mut s = Status::default();
+        for (k, v) in text.split_whitespace().filter_map(|w| w.split_once('=')) {
+            match k {
+                "role" => s.active = v == "active",
+                "epoch" => s.epoch = v.parse().ok()?,
+                "in_sync" => s.in_sync = v == "true",
+                _ => {}
+            }
+        }
+        Some(s)
+    }
+
+    /// Waits until active node `i` reports its standby in sync.
+    pub async fn wait_in_sync(&self, i: usize, limit: Duration) -> Result<(), PairError> {
+        let t0 = Instant::now();
+        loop {
+            let s = self.status(i).await;
+            if s.as_ref().is_some_and(|s| s.active && s.in_sync) {
+                return Ok(());
+            }
+            if t0.elapsed() > limit {
+                return Err(timeout(
+                    format!(
+                        "node {} never reported its standby in sync",
+                        self.nodes[i].name
+                    ),
+                    limit,
+                    format!(" (last status {s:?})"),
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// `switchboard ctl promote` on node `i` (static locks).
+    pub async fn promote(&self, i: usize) -> Result<(), PairError> {
+        let node = self.nodes[i].repl();
+        let out = Command::new(&self.bin)
+            .args(["ctl", "promote", &node])
+            .stdin(Stdio::null())
+            .output()
+            .await
+            .map_err(|e| PairError::Promote {
+                node: node.clone(),
+                reason: e.to_string(),
+            })?;
+        if out.status.success() {
+            return Ok(());
+        }
+        Err(PairError::Promote {
+            node,
+            reason: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        })
+    }
+
+    /// SIGKILL, and wait for the process to be gone.
+    pub async fn kill(&mut self, i: usize) {
+        if let Some(c) = self.nodes[i].child.as_mut() {
+            let _ = c.start_kill();
+            let _ = c.wait().await;
+        }
+    }
+
+    /// SIGSTOP (`freeze`) or SIGCONT (`thaw`) node `i`.
+    pub fn signal(&self, i: usize, freeze: bool) {
+        if let Some(pid) = self.nodes[i].pid() {
+            // SAFETY: kill(2) on a child we started and have not reaped.
+            unsafe {
+                libc::kill(pid, if freeze { libc::SIGSTOP } else { libc::SIGCONT });
+            }
+        }
+    }
+
+    /// Waits for node `i` to exit by itself; its status, or None at the limit.
+    pub async fn wait_exit(&mut self, i: usize, limit: Duration) -> Option<ExitStatus> {
+        let c = self.nodes[i].child.as_mut()?;
+        tokio::time::timeout(limit, c.wait()).await.ok()?.ok()
+    }
+
+    /// Stops both nodes (SIGTERM, then SIGKILL) and etcd.
+    pub async fn shutdown(&mut self) {
+        for i in 0..2 {
+            self.signal(i, false);
+            let Some(pid) = self.nodes[i].pid() else {
+                continue;
+            };
+            // SAFETY: as in `signal`.
+            unsafe {
+                libc::kill(pid, libc::SIGTERM);
+            }
+            if self.wait_exit(i, Duration::from_secs(10)).await.is_none() {
+                self.kill(i).await;
+            }
+        }
+        if let Some((mut c, _)) = self.etcd.take() {
+            let _ = c.start_kill();
+            let _ = c.wait().await;
+        }
+    }
+}
