@@ -16,6 +16,7 @@
 mod amqp;
 mod ledger;
 mod mqtt;
+mod netns;
 mod pair;
 mod report;
 mod sqs;
@@ -55,6 +56,10 @@ pub enum KillMode {
     /// SIGSTOP; once the standby took over, SIGCONT: it must be fenced (exit) or
     /// rejoin as standby (restarted if it exited).
     Freeze,
+    /// A network partition: each node runs in a network namespace of its own and
+    /// the active's link goes down (root only); once the standby took over the
+    /// link comes back, and the old active must have fenced itself.
+    Partition,
 }
 
 /// `switchboard drill` flags.
@@ -90,6 +95,10 @@ pub enum OptionsError {
         "--kill freeze needs --lock etcd or --lock static: a frozen process keeps its flock, so with --lock file the standby could never take over"
     )]
     FreezeWithFileLock,
+    #[error(
+        "--kill partition needs --lock etcd: a cut-off active keeps a file lock, and static roles cannot tell a partition from a death"
+    )]
+    PartitionNeedsEtcd,
     #[error("--rounds must be at least 1")]
     NoRounds,
     #[error("--rate and --round-secs must be positive numbers")]
@@ -100,6 +109,9 @@ impl Options {
     pub fn validate(&self) -> Result<(), OptionsError> {
         if self.kill == KillMode::Freeze && self.lock == LockKind::File {
             return Err(OptionsError::FreezeWithFileLock);
+        }
+        if self.kill == KillMode::Partition && self.lock != LockKind::Etcd {
+            return Err(OptionsError::PartitionNeedsEtcd);
         }
         if self.rounds == 0 {
             return Err(OptionsError::NoRounds);
@@ -137,7 +149,7 @@ fn say(what: std::fmt::Arguments<'_>) {
 pub(crate) struct Ctx {
     /// The queue, topic or destination name, unique to this run.
     pub queue: String,
-    /// `127.0.0.1:port` of this protocol on node a and node b.
+    /// `host:port` of this protocol on node a and node b.
     pub addrs: [String; 2],
     pub ledger: Arc<Ledger>,
     /// Messages per second of the publisher.
@@ -197,7 +209,7 @@ pub(crate) async fn supervise<F, Fut>(
 pub async fn run(opts: Options, switchboard_bin: PathBuf) -> anyhow::Result<Report> {
     opts.validate()?;
     VERBOSE.store(opts.verbose, Ordering::Relaxed);
-    let mut pair = Pair::start(switchboard_bin, opts.lock)
+    let mut pair = Pair::start(switchboard_bin, opts.lock, opts.kill == KillMode::Partition)
         .await
         .context("starting the pair")?;
     say(format_args!(
@@ -223,7 +235,7 @@ async fn drill(opts: &Options, pair: &mut Pair) -> anyhow::Result<Report> {
     let addr = |port: fn(&pair::Ports) -> u16| {
         pair.nodes
             .each_ref()
-            .map(|n| format!("127.0.0.1:{}", port(&n.ports)))
+            .map(|n| format!("{}:{}", n.host, port(&n.ports)))
     };
     let ctx = |proto: Proto, addrs: [String; 2]| {
         Arc::new(Ctx {
@@ -362,6 +374,11 @@ async fn rounds(
                 pair.signal(old, true);
                 at
             }
+            KillMode::Partition => {
+                let at = phases.kill();
+                pair.link(old, false)?;
+                at
+            }
         };
         if opts.lock == LockKind::Static {
             pair.promote(new).await?;
@@ -381,6 +398,7 @@ async fn rounds(
         let how = match opts.kill {
             KillMode::Sigkill => "killed",
             KillMode::Freeze => "froze",
+            KillMode::Partition => "cut off",
         };
         let mut note = format!(
             "round {round}: {how} node {} (active); node {} announced active after {:.2} s, first confirmed publish after {:.2} s",
@@ -389,11 +407,16 @@ async fn rounds(
             took_over.as_secs_f64(),
             first.as_secs_f64()
         );
-        if opts.kill == KillMode::Freeze {
-            pair.signal(old, false);
-            note += &rejoin_after_freeze(pair, old).await?;
-        } else {
-            pair.spawn(old, false)?;
+        match opts.kill {
+            KillMode::Freeze => {
+                pair.signal(old, false);
+                note += &rejoin_after_freeze(pair, old).await?;
+            }
+            KillMode::Partition => {
+                pair.link(old, true)?;
+                note += &rejoin_after_freeze(pair, old).await?;
+            }
+            KillMode::Sigkill => pair.spawn(old, false)?,
         }
         pair.wait_role(old, Role::Standby, ROLE_LIMIT).await?;
         note += &format!("; node {} rejoined as standby", pair.nodes[old].name);
@@ -414,13 +437,13 @@ async fn rejoin_after_freeze(pair: &mut Pair, old: usize) -> anyhow::Result<Stri
     while t0.elapsed() < ROLE_LIMIT {
         if pair.role(old) == Role::Standby {
             return Ok(format!(
-                "; thawed, it announced standby after {:.2} s",
+                "; back, it announced standby after {:.2} s",
                 t0.elapsed().as_secs_f64()
             ));
         }
         if let Some(status) = pair.wait_exit(old, Duration::from_millis(100)).await {
             let note = format!(
-                "; thawed, it was fenced and exited ({status}) after {:.2} s",
+                "; back, it had fenced itself and exited ({status}) after {:.2} s",
                 t0.elapsed().as_secs_f64()
             );
             pair.spawn(old, false)?;

@@ -12,6 +12,7 @@ use tokio::process::{Child, Command};
 use tokio::sync::watch;
 
 use crate::LockKind;
+use crate::netns::{Netns, NetnsError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum PairError {
@@ -39,6 +40,8 @@ pub enum PairError {
     },
     #[error("`switchboard ctl promote {node}` failed: {reason}")]
     Promote { node: String, reason: String },
+    #[error(transparent)]
+    Netns(#[from] NetnsError),
 }
 
 /// What a node said it is, last.
@@ -72,6 +75,8 @@ pub struct Ports {
 
 pub struct Node {
     pub name: &'static str,
+    /// The address its listeners are reached at (127.0.0.1, or its namespace's).
+    pub host: String,
     data_dir: PathBuf,
     pub ports: Ports,
     repl_port: u16,
@@ -81,7 +86,7 @@ pub struct Node {
 
 impl Node {
     pub fn repl(&self) -> String {
-        format!("127.0.0.1:{}", self.repl_port)
+        format!("{}:{}", self.host, self.repl_port)
     }
 
     fn log_path(&self) -> PathBuf {
@@ -111,6 +116,9 @@ pub struct Pair {
     root_path: PathBuf,
     etcd: Option<(Child, String)>,
     pub nodes: [Node; 2],
+    /// Partition drills: each node in a network namespace of its own. Declared
+    /// last so it is torn down after the processes in it are gone.
+    net: Option<Netns>,
 }
 
 fn free_port() -> Result<u16, PairError> {
@@ -128,15 +136,23 @@ fn timeout(what: impl Into<String>, limit: Duration, detail: String) -> PairErro
 
 impl Pair {
     /// Starts the pair: node a first (it becomes active), then node b (standby).
-    pub async fn start(bin: PathBuf, lock: LockKind) -> Result<Pair, PairError> {
+    /// `partition`: each node in a network namespace of its own (root only), so
+    /// that [`Pair::link`] can cut one off.
+    pub async fn start(bin: PathBuf, lock: LockKind, partition: bool) -> Result<Pair, PairError> {
+        let net = if partition {
+            Some(Netns::setup()?)
+        } else {
+            None
+        };
         let dir = tempfile::Builder::new()
             .prefix("switchboard-drill-")
             .tempdir()
             .map_err(|e| PairError::Dir(std::env::temp_dir(), e))?;
         let root_path = dir.path().to_path_buf();
-        let node = |name: &'static str| -> Result<Node, PairError> {
+        let node = |i: usize, name: &'static str| -> Result<Node, PairError> {
             Ok(Node {
                 name,
+                host: net.as_ref().map_or("127.0.0.1".into(), |n| n.host(i)),
                 data_dir: root_path.join(name),
                 ports: Ports {
                     amqp: free_port()?,
@@ -151,7 +167,7 @@ impl Pair {
                 role: watch::channel(Role::Exited).1,
             })
         };
-        let nodes = [node("a")?, node("b")?];
+        let nodes = [node(0, "a")?, node(1, "b")?];
         let mut pair = Pair {
             bin,
             lock,
@@ -159,6 +175,7 @@ impl Pair {
             root_path,
             etcd: None,
             nodes,
+            net,
         };
         if lock == LockKind::Etcd {
             pair.start_etcd().await?;
@@ -186,7 +203,12 @@ impl Pair {
     async fn start_etcd(&mut self) -> Result<(), PairError> {
         let bin = std::env::var("ETCD").unwrap_or_else(|_| "/usr/bin/etcd".into());
         let (client, peer) = (free_port()?, free_port()?);
-        let url = format!("http://127.0.0.1:{client}");
+        // In a partition drill etcd sits on the bridge, where both nodes reach it.
+        let host = self
+            .net
+            .as_ref()
+            .map_or("127.0.0.1".into(), |n| n.bridge_ip());
+        let url = format!("http://{host}:{client}");
         let peer_url = format!("http://127.0.0.1:{peer}");
         let log = self.root_path.join("etcd.log");
         let out = std::fs::File::create(&log).map_err(|e| PairError::Dir(log.clone(), e))?;
@@ -214,7 +236,7 @@ impl Pair {
         self.etcd = Some((child, url));
         let limit = Duration::from_secs(20);
         let t0 = Instant::now();
-        while tokio::net::TcpStream::connect(("127.0.0.1", client))
+        while tokio::net::TcpStream::connect((host.as_str(), client))
             .await
             .is_err()
         {
@@ -249,10 +271,29 @@ impl Pair {
             .open(&log_path)
             .map_err(|e| PairError::Dir(log_path, e))?;
         let p = n.ports;
-        let mut child = Command::new(&self.bin)
+        let mut cmd = match &self.net {
+            Some(net) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", &net.ns(i)]).arg(&self.bin);
+                c
+            }
+            None => Command::new(&self.bin),
+        };
+        if self.net.is_some() {
+            // Clients reach the nodes over the bridge, not loopback: guest must be
+            // allowed from there.
+            let cfg = self.root_path.join("partition.toml");
+            std::fs::write(
+                &cfg,
+                "[[users]]\nname = \"guest\"\npassword = \"guest\"\ntags = [\"administrator\"]\nloopback_only = false\n",
+            )
+            .map_err(|e| PairError::Dir(cfg.clone(), e))?;
+            cmd.arg("--config").arg(cfg);
+        }
+        let mut child = cmd
             .arg("--data-dir")
             .arg(&n.data_dir)
-            .args(["--bind", "127.0.0.1", "--admin-port", "0"])
+            .args(["--bind", &n.host, "--admin-port", "0"])
             .args(["--amqp-port", &p.amqp.to_string()])
             .args(["--mqtt-port", &p.mqtt.to_string()])
             .args(["--mqtt-ws-port", &p.mqtt_ws.to_string()])
@@ -405,6 +446,14 @@ impl Pair {
             node,
             reason: String::from_utf8_lossy(&out.stderr).trim().to_string(),
         })
+    }
+
+    /// Partition drills: cuts node `i` off from everyone, or reconnects it.
+    pub fn link(&self, i: usize, up: bool) -> Result<(), PairError> {
+        match &self.net {
+            Some(net) => Ok(net.link(i, up)?),
+            None => Ok(()),
+        }
     }
 
     /// SIGKILL, and wait for the process to be gone.
