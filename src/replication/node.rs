@@ -78,6 +78,7 @@ pub async fn run(
     let held = tokio::select! {
         _ = stop.cancelled() => None,
         h = take_over(&lock, &st) => Some(h?),
+        _ = evict_dead_holder(&lock, &st) => None,
     };
     follow_stop.cancel();
     let replica = match following.await {
@@ -177,6 +178,37 @@ async fn take_over(lock: &Lock, st: &NodeState) -> Result<Holder, NodeError> {
         );
         lock.release().await;
         tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+/// A lease outlives its holder by up to its TTL. When the active's replication
+/// port refuses connections (its host answers, its process is gone — unlike a
+/// partition, where connecting times out), the standby revokes its lease so the
+/// take-over starts at once. Never returns.
+async fn evict_dead_holder(lock: &Lock, st: &NodeState) {
+    if !matches!(lock, Lock::Etcd(_)) {
+        return std::future::pending().await;
+    }
+    let mut refused = 0;
+    loop {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        if st.lock().in_sync {
+            refused = 0;
+            continue;
+        }
+        match tokio::time::timeout(Duration::from_millis(500), TcpStream::connect(&st.peer)).await {
+            Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => refused += 1,
+            _ => refused = 0,
+        }
+        // Twice in a row, 100 ms apart: not a listener being swapped.
+        if refused >= 2 {
+            match lock.evict(&st.node).await {
+                Ok(true) => tracing::info!("the active's process is gone: its lease was revoked"),
+                Ok(false) => {}
+                Err(e) => tracing::warn!("cannot revoke the dead active's lease: {e}"),
+            }
+            refused = 0;
+        }
     }
 }
 

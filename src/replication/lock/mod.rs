@@ -107,6 +107,15 @@ impl Lock {
         }
     }
 
+    /// Frees the lock of a holder known to be dead (see [`EtcdLock::evict`]); only an
+    /// etcd lease needs this: a file lock is freed by the kernel at once.
+    pub async fn evict(&self, me: &str) -> Result<bool, LockError> {
+        match self {
+            Lock::Etcd(e) => e.evict(me).await,
+            _ => Ok(false),
+        }
+    }
+
     pub async fn release(&self) {
         match self {
             Lock::File(f) => f.release(),

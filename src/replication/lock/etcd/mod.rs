@@ -273,6 +273,36 @@ impl EtcdLock {
         )))
     }
 
+    /// Revokes the current holder's lease, unless the holder is `me`: for a standby
+    /// that has proof the holder's process is gone (its port refuses connections),
+    /// so the take-over need not wait for the lease to expire. Safe however it
+    /// races: a lease that is not renewed lets nobody serve, and the campaign that
+    /// follows is decided by etcd as always. True if a lease was revoked.
+    pub async fn evict(&self, me: &str) -> Result<bool, LockError> {
+        let answer = self
+            .call(
+                "/v3/kv/range",
+                &json!({ "key": B64.encode(&self.leader_key) }),
+            )
+            .await?;
+        let Some(kv) = answer["kvs"].get(0) else {
+            return Ok(false);
+        };
+        let holder: Holder = kv["value"]
+            .as_str()
+            .and_then(|v| B64.decode(v).ok())
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default();
+        let Some(lease) = int(&kv["lease"]).filter(|&l| l != 0) else {
+            return Ok(false);
+        };
+        if holder.node == me || self.held().as_ref().is_some_and(|s| s.lease == lease) {
+            return Ok(false);
+        }
+        self.revoke(lease).await;
+        Ok(true)
+    }
+
     /// Gives the key up (revokes the lease), so that a standby takes over at once.
     pub async fn release(&self) {
         let session = self.held().take();
