@@ -23,8 +23,9 @@ use switchboard_api::{Delivery, Message, Properties, PublishOptions, Table, Valu
 /// Messages one subscription has in flight at once.
 const BATCH: usize = 10;
 /// A leased message's lease while its POST runs: longer than a POST can take, so
-/// only a crash lets it come back (and be delivered again: at least once).
-const LEASE: Duration = Duration::from_secs(60);
+/// only a crash lets it come back (and be delivered again: at least once). Also
+/// how late a retry can be after a crash that beat the retry's lease to disk.
+const LEASE: Duration = Duration::from_secs(30);
 /// How long an idle worker waits for its queue before looking again anyway (a
 /// retry's lease ending is not always announced).
 const IDLE_POLL: Duration = Duration::from_millis(500);
@@ -96,7 +97,11 @@ impl Sns {
             Err(e) => match pol.retry.delay(n) {
                 Some(delay) => {
                     tracing::debug!(sub = %sub.id, attempt = n, ?delay, "SNS delivery failed: {e}");
-                    let _ = d.queue.set_visibility(d.seq, Some(n), delay);
+                    // Waited for, so the retry's time is on disk before the worker
+                    // moves on (a crash then keeps the schedule).
+                    if let Ok(lsn) = d.queue.set_visibility(d.seq, Some(n), delay) {
+                        let _ = self.sqs.durable(lsn).await;
+                    }
                 }
                 None => {
                     tracing::info!(sub = %sub.id, attempts = n, "SNS delivery given up: {e}");
