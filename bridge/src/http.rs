@@ -85,6 +85,18 @@ async fn handle(
 ) -> Response {
     let request_id = uuid::Uuid::new_v4().to_string();
     let (parts, body) = req.into_parts();
+    // SNS's signing certificate, for anyone verifying a message (no signature:
+    // receivers fetch it as AWS's from SigningCertURL).
+    if parts.method == axum::http::Method::GET
+        && let Some(pem) = sns.certificate(parts.uri.path())
+    {
+        let mut r = (StatusCode::OK, Body::from(pem)).into_response();
+        r.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/x-pem-file"),
+        );
+        return r;
+    }
     let proto = match parts
         .headers
         .get("x-amz-target")
@@ -111,12 +123,25 @@ async fn handle(
         Protocol::Query if is_sts(&parts, &body) => Protocol::Sts,
         other => other,
     };
-    let ctx = match authenticate(&sqs, &parts, &body, peer).and_then(|user| {
+    let signed = parts.headers.contains_key(header::AUTHORIZATION);
+    // The SubscribeURL and UnsubscribeURL in what SNS sends are fetched unsigned:
+    // the token (or, for Unsubscribe, SNS's own check) stands in for a signature.
+    let by_url = !signed
+        && matches!(proto, Protocol::Sns)
+        && query_params(&parts, &body)
+            .is_ok_and(|(_, a)| a == "ConfirmSubscription" || a == "Unsubscribe");
+    let user = if by_url {
+        Ok(None)
+    } else {
+        authenticate(&sqs, &parts, &body, peer)
+    };
+    let ctx = match user.and_then(|user| {
         Ok(Ctx {
             base_url: base_url(sqs.config(), &parts.headers),
             user,
             path: parts.uri.path().to_string(),
             region: signed_region(&parts)?,
+            signed,
         })
     }) {
         Ok(ctx) => ctx,

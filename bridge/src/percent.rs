@@ -24,6 +24,20 @@ pub(crate) fn percent_decode(raw: &[u8], plus_is_space: bool) -> Vec<u8> {
     out
 }
 
+/// Encodes for a URL's query string: everything but RFC 3986's unreserved
+/// characters and `:` (kept so that ARNs in SNS's SubscribeURL read as AWS's do).
+pub(crate) fn encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~' | b':') {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
 fn hex_value(b: Option<&u8>) -> Option<u8> {
     char::from(*b?)
         .to_digit(16)
@@ -32,7 +46,14 @@ fn hex_value(b: Option<&u8>) -> Option<u8> {
 
 #[cfg(test)]
 mod tests {
-    use super::percent_decode;
+    use super::{encode, percent_decode};
+
+    #[test]
+    fn encoding_round_trips() {
+        let s = "arn:aws:sns:us-east-1:0:t&x=y z/%";
+        assert_eq!(encode(s), "arn:aws:sns:us-east-1:0:t%26x%3Dy%20z%2F%25");
+        assert_eq!(percent_decode(encode(s).as_bytes(), false), s.as_bytes());
+    }
 
     #[test]
     fn plus_is_a_space_only_in_forms() {

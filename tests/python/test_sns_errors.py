@@ -46,8 +46,10 @@ def test_bad_input_is_invalid_parameter(sns):
 
 
 @pytest.mark.parametrize("protocol,endpoint", [
-    ("http", "http://127.0.0.1:1/"), ("https", "https://example.com/"),
-    ("email", "a@example.com"), ("lambda", "arn:aws:lambda:us-east-1:000000000000:function:f"),
+    ("email", "a@example.com"), ("email-json", "a@example.com"), ("sms", "+15555550100"),
+    ("lambda", "arn:aws:lambda:us-east-1:000000000000:function:f"),
+    ("application", "arn:aws:sns:us-east-1:000000000000:endpoint/GCM/app/0"),
+    ("firehose", "arn:aws:firehose:us-east-1:000000000000:deliverystream/s"),
 ])
 def test_other_protocols_are_refused(sns, protocol, endpoint):
     topic = sns.topic()
@@ -55,6 +57,22 @@ def test_other_protocols_are_refused(sns, protocol, endpoint):
                              Endpoint=endpoint)
     assert (code, status) == ("InvalidParameter", 400)
     assert "protocol not supported" in msg
+
+
+def test_https_is_refused_for_want_of_a_tls_client(sns):
+    topic = sns.topic()
+    code, msg, status = _err(sns.client.subscribe, TopicArn=topic, Protocol="https",
+                             Endpoint="https://example.com/")
+    assert (code, status) == ("InvalidParameter", 400)
+    assert "no TLS client" in msg
+
+
+def test_http_endpoint_must_be_an_http_url(sns):
+    topic = sns.topic()
+    code, msg, _ = _err(sns.client.subscribe, TopicArn=topic, Protocol="http",
+                        Endpoint="ftp://example.com/")
+    assert code == "InvalidParameter"
+    assert "Endpoint" in msg
 
 
 def test_batch_limits(sns):

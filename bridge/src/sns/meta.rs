@@ -22,19 +22,64 @@ pub struct SubMeta {
     pub id: String,
     pub protocol: String,
     pub endpoint: String,
-    /// `sqs`: the core queue bound to the topic's exchange.
+    /// The core queue bound to the topic's exchange: the SQS queue for `sqs`, the
+    /// subscription's own internal queue (`sns-http.<id>`) for `http`.
     pub queue: String,
     /// RawMessageDelivery, FilterPolicy, FilterPolicyScope as set.
     pub attributes: BTreeMap<String, String>,
+    /// `http`: the confirmation token. Kept after confirming, so that confirming
+    /// again answers the same subscription, as AWS does.
+    #[serde(default)]
+    pub token: Option<String>,
+    /// When the token was made (wall-clock ms): AWS's tokens last 3 days.
+    #[serde(default)]
+    pub token_ms: u64,
+    /// Waiting for ConfirmSubscription; nothing is delivered meanwhile.
+    #[serde(default)]
+    pub pending: bool,
+    /// Confirmed by a signed ConfirmSubscription (not the SubscribeURL's GET).
+    #[serde(default = "confirmed_by_owner")]
+    pub authenticated: bool,
+    /// Unsubscribe must then be signed (the UnsubscribeURL's GET is refused).
+    #[serde(default)]
+    pub authenticate_on_unsubscribe: bool,
+    /// Scheme, host and port the subscriber reached the broker at, for the URLs in
+    /// what is sent to the endpoint later (no request is at hand then).
+    #[serde(default)]
+    pub base_url: String,
+}
+
+/// SQS subscriptions, confirmed at once by their owner's Subscribe.
+fn confirmed_by_owner() -> bool {
+    true
 }
 
 impl SubMeta {
+    pub fn is_http(&self) -> bool {
+        self.protocol == "http"
+    }
+
+    /// Whether its queue is bound to the topic (a pending HTTP subscription's is
+    /// not there yet).
+    pub fn bound(&self) -> bool {
+        !self.pending
+    }
+
     pub fn raw(&self) -> bool {
         self.attributes
             .get("RawMessageDelivery")
             .is_some_and(|v| v.eq_ignore_ascii_case("true"))
     }
 }
+
+/// The signing key and certificate (`signing.rs`).
+#[derive(Serialize, Deserialize)]
+pub struct SigningRecord {
+    pub key: String,
+    pub cert: String,
+}
+
+const SIGNING_KEY: &str = "signing/rsa";
 
 fn topic_key(name: &str) -> String {
     format!("topic/{name}")
@@ -79,6 +124,21 @@ impl Sns {
         let lsn = self
             .broker
             .keyed_put(&self.cfg.vhost, SNS_SPACE, &topic_key(name), value)
+            .map_err(super::core_error)?;
+        Ok(self.sqs.durable(lsn).await?)
+    }
+
+    pub(super) fn signing_record(&self) -> Option<SigningRecord> {
+        let m = self
+            .broker
+            .keyed_get(&self.cfg.vhost, SNS_SPACE, SIGNING_KEY)?;
+        serde_json::from_slice(&m.body).ok()
+    }
+
+    pub(super) async fn put_signing_record(&self, r: &SigningRecord) -> Result<(), SnsError> {
+        let lsn = self
+            .broker
+            .keyed_put(&self.cfg.vhost, SNS_SPACE, SIGNING_KEY, Some(record(r)?))
             .map_err(super::core_error)?;
         Ok(self.sqs.durable(lsn).await?)
     }

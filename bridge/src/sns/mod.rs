@@ -12,15 +12,26 @@
 //! render the envelope when it hands the message out ([`Sns`] implements
 //! [`crate::sqs::Notifications`]).
 //!
-//! Not yet: http/https/email/sms/application/lambda/firehose subscriptions
-//! (http/https and email are the next slice), real SHA1-RSA signatures (the
-//! envelope's `Signature` is a stable placeholder), FIFO topics, Add/RemovePermission,
-//! data protection policies.
+//! An `http` subscription waits for ConfirmSubscription (`confirm.rs`); confirmed,
+//! it gets an internal durable queue `sns-http.<id>` bound like an SQS queue, and a
+//! worker that leases from it and POSTs each message (`delivery.rs`), retrying per
+//! the DeliveryPolicy (`policy.rs`) by setting the lease's end to the next retry —
+//! so pending deliveries and their schedule are journaled and survive kill -9.
+//! Every document is signed (`signing.rs`).
+//!
+//! Not yet: https (no TLS client: see `outbound.rs`), email/sms/application/lambda/
+//! firehose subscriptions, FIFO topics, Add/RemovePermission, data protection
+//! policies.
 
+mod confirm;
+mod delivery;
 mod error;
 mod meta;
+mod outbound;
 mod params;
+mod policy;
 mod publish;
+mod signing;
 mod subscriptions;
 mod topics;
 pub mod xml;
@@ -30,7 +41,9 @@ pub use params::Params;
 
 use crate::Config;
 use crate::sqs::{Ctx, Sqs};
-use std::sync::Arc;
+use signing::Signer;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, Weak};
 use switchboard_api::{Broker, BrokerError, ErrorKind, KeySpace};
 
 /// Topics and subscriptions, in the core's durable keyed store.
@@ -74,17 +87,89 @@ pub struct Sns {
     broker: Arc<dyn Broker>,
     cfg: Config,
     sqs: Arc<Sqs>,
+    me: Weak<Sns>,
+    /// Loaded (or made) on first need: making a key takes a while.
+    signer: tokio::sync::OnceCell<Arc<Signer>>,
+    http: outbound::HttpClient,
+    /// The delivery worker of each confirmed HTTP subscription, by subscription id.
+    workers: Mutex<HashMap<String, tokio::task::AbortHandle>>,
 }
 
 impl Sns {
     pub fn new(sqs: Arc<Sqs>) -> Arc<Sns> {
-        let sns = Arc::new(Sns {
+        let sns = Arc::new_cyclic(|me| Sns {
             broker: sqs.broker().clone(),
             cfg: sqs.config().clone(),
             sqs: sqs.clone(),
+            me: me.clone(),
+            signer: tokio::sync::OnceCell::new(),
+            http: outbound::HttpClient::default(),
+            workers: Mutex::default(),
         });
         sqs.set_notifications(sns.clone());
+        // A key made earlier is read now (cheap), so envelopes can be signed at once.
+        if let Some(r) = sns.signing_record() {
+            match Signer::from_pem(&r.key, &r.cert) {
+                Ok(s) => {
+                    let _ = sns.signer.set(Arc::new(s));
+                }
+                Err(e) => tracing::error!("SNS signing key unreadable: {e}"),
+            }
+        }
+        for sub in sns.subs(None) {
+            if sub.is_http() && !sub.pending {
+                sns.start_worker(&sub);
+            }
+        }
         sns
+    }
+
+    /// The signing key, loaded or made (and stored durably) the first time.
+    async fn signer(&self) -> Result<Arc<Signer>, SnsError> {
+        self.signer
+            .get_or_try_init(|| async {
+                if let Some(r) = self.signing_record() {
+                    let s = Signer::from_pem(&r.key, &r.cert)
+                        .map_err(|e| SnsError::internal(e.to_string()))?;
+                    return Ok(Arc::new(s));
+                }
+                let s = tokio::task::spawn_blocking(Signer::generate)
+                    .await
+                    .map_err(|e| SnsError::internal(e.to_string()))?
+                    .map_err(|e| SnsError::internal(e.to_string()))?;
+                // Durable before the first signature, so that a crash cannot leave
+                // signed messages out there that no stored certificate verifies.
+                let r = meta::SigningRecord {
+                    key: s.key_pem().to_string(),
+                    cert: s.cert_pem().to_string(),
+                };
+                self.put_signing_record(&r).await?;
+                tracing::info!(path = %s.cert_path(), "SNS signing key made");
+                Ok(Arc::new(s))
+            })
+            .await
+            .cloned()
+    }
+
+    /// Starts making the signing key in the background if there is none yet, so the
+    /// first message to sign does not wait for it.
+    fn warm_signer(&self) {
+        if self.signer.initialized() {
+            return;
+        }
+        if let Some(me) = self.me.upgrade() {
+            tokio::spawn(async move {
+                if let Err(e) = me.signer().await {
+                    tracing::error!("SNS signing key: {e}");
+                }
+            });
+        }
+    }
+
+    /// The signing certificate (PEM) if `path` is where it is served.
+    pub fn certificate(&self, path: &str) -> Option<String> {
+        let s = self.signer.get()?;
+        (s.cert_path() == path).then(|| s.cert_pem().to_string())
     }
 
     /// Runs one action; `Ok(None)` for actions whose reply has no Result element.
@@ -99,6 +184,7 @@ impl Sns {
                 .open_vhost(user, &self.cfg.vhost)
                 .map_err(|e| SnsError::authorization_error(e.to_string()))?;
         }
+        self.warm_signer();
         match action {
             "CreateTopic" => self.create_topic(p, ctx).await.map(Some),
             "DeleteTopic" => self.delete_topic(p).await.map(|()| None),
@@ -108,8 +194,9 @@ impl Sns {
             "TagResource" => self.tag_resource(p).await.map(Some),
             "UntagResource" => self.untag_resource(p).await.map(Some),
             "ListTagsForResource" => self.list_tags_for_resource(p).map(Some),
-            "Subscribe" => self.subscribe(p).await.map(Some),
-            "Unsubscribe" => self.unsubscribe(p).await.map(|()| None),
+            "Subscribe" => self.subscribe(p, ctx).await.map(Some),
+            "ConfirmSubscription" => self.confirm_subscription(p, ctx).await.map(Some),
+            "Unsubscribe" => self.unsubscribe(p, ctx).await.map(|()| None),
             "ListSubscriptions" => {
                 let region = self.sqs.region(ctx);
                 self.list_subscriptions(p, Err(region)).map(Some)

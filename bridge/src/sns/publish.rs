@@ -4,16 +4,17 @@
 //! raw delivery, rendered when SQS hands the message out.
 
 use super::params::check_string_array;
+use super::signing::{SignatureVersion, Signer};
 use super::xml::Out;
 use super::{Params, Sns, SnsError};
 use crate::sigv4::format_iso_ms;
 use crate::sqs::convert;
-use crate::sqs::{Ctx, Notifications};
+use crate::sqs::{BoxFuture, Ctx, Notifications};
 use base64::Engine;
 use bytes::Bytes;
-use serde_json::{Value as Json, json};
-use sha2::{Digest, Sha256};
+use serde_json::{Map, Value as Json, json};
 use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
 use switchboard_api::{Message, Properties, PublishOptions, Table, Value};
 
 /// SNS's message size limit: body plus attributes.
@@ -24,6 +25,8 @@ pub const MESSAGE_ID_HEADER: &str = "x-sns-message-id";
 pub const TOPIC_ARN_HEADER: &str = "x-sns-topic-arn";
 pub const SUBJECT_HEADER: &str = "x-sns-subject";
 pub const TIMESTAMP_HEADER: &str = "x-sns-timestamp";
+/// MessageStructure=json: the `http` text, when it differs from what SQS gets.
+pub const HTTP_MESSAGE_HEADER: &str = "x-sns-message-http";
 
 impl Sns {
     /// Checks one message (at `prefix` in the parameters) and builds it for `topic`.
@@ -39,8 +42,10 @@ impl Sns {
         if body.is_empty() {
             return Err(SnsError::bad("Empty message"));
         }
+        let mut http_text = None;
         if field("MessageStructure") == Some("json") {
-            // SQS subscribers get the `sqs` text, else the `default` one.
+            // SQS subscribers get the `sqs` text, else the `default` one; HTTP ones
+            // the `http` text if there is one (kept in a header).
             let per: BTreeMap<String, Json> = serde_json::from_str(&body).map_err(|_| {
                 SnsError::bad("Message Structure - JSON message body failed to parse")
             })?;
@@ -52,6 +57,11 @@ impl Sns {
                     SnsError::bad("Message Structure - No default entry in JSON message body")
                 })?;
             body = text.to_string();
+            http_text = per
+                .get("http")
+                .and_then(Json::as_str)
+                .filter(|t| *t != body)
+                .map(str::to_string);
         }
         let subject = field("Subject");
         if let Some(s) = subject
@@ -78,6 +88,9 @@ impl Sns {
         headers.insert(TIMESTAMP_HEADER.into(), Value::string(format_iso_ms(now)));
         if let Some(s) = subject {
             headers.insert(SUBJECT_HEADER.into(), Value::string(s));
+        }
+        if let Some(t) = http_text {
+            headers.insert(HTTP_MESSAGE_HEADER.into(), Value::string(t));
         }
         let sender = ctx
             .user
@@ -196,50 +209,42 @@ impl Sns {
     }
 }
 
-/// The JSON SNS delivers to a non-raw SQS subscription, keys in the order of the
-/// captured `sns_envelope.json` (sorted).
-fn render_envelope(sub_arn: &str, m: &Message, h: &Table, base_url: &str) -> String {
-    let text = |k: &str| h.get(k).and_then(Value::as_str).unwrap_or("").to_string();
-    let mut env: BTreeMap<&str, Json> = BTreeMap::new();
-    env.insert("Type", json!("Notification"));
-    env.insert("MessageId", json!(text(MESSAGE_ID_HEADER)));
-    env.insert("TopicArn", json!(text(TOPIC_ARN_HEADER)));
-    if let Some(s) = h.get(SUBJECT_HEADER).and_then(Value::as_str) {
-        env.insert("Subject", json!(s));
+/// The Notification document for one message (unsigned), keys sorted as in the
+/// captured `sns_envelope.json`. `body` is the text for this subscriber.
+pub(super) fn notification_doc(
+    sub_arn: &str,
+    m: &Message,
+    body: &str,
+    base_url: &str,
+) -> Map<String, Json> {
+    let h = m.properties.headers.as_ref();
+    let text = |k: &str| {
+        h.and_then(|h| h.get(k))
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string()
+    };
+    let mut env = Map::new();
+    env.insert("Type".into(), json!("Notification"));
+    env.insert("MessageId".into(), json!(text(MESSAGE_ID_HEADER)));
+    env.insert("TopicArn".into(), json!(text(TOPIC_ARN_HEADER)));
+    if let Some(s) = h
+        .and_then(|h| h.get(SUBJECT_HEADER))
+        .and_then(Value::as_str)
+    {
+        env.insert("Subject".into(), json!(s));
     }
-    env.insert("Message", json!(String::from_utf8_lossy(&m.body)));
-    env.insert("Timestamp", json!(text(TIMESTAMP_HEADER)));
-    env.insert("SignatureVersion", json!("1"));
-    // A stand-in until real SHA1-RSA signing lands: stable for one message, and
-    // shaped like a signature (base64), so parsers accept it.
-    let digest = Sha256::digest(
-        format!(
-            "{}\n{}\n{}",
-            text(MESSAGE_ID_HEADER),
-            text(TOPIC_ARN_HEADER),
-            text(TIMESTAMP_HEADER)
-        )
-        .as_bytes(),
-    );
+    env.insert("Message".into(), json!(body));
+    env.insert("Timestamp".into(), json!(text(TIMESTAMP_HEADER)));
     env.insert(
-        "Signature",
-        json!(base64::engine::general_purpose::STANDARD.encode(digest)),
-    );
-    env.insert(
-        "SigningCertURL",
-        json!(format!(
-            "{base_url}/SimpleNotificationService-switchboard.pem"
-        )),
-    );
-    env.insert(
-        "UnsubscribeURL",
+        "UnsubscribeURL".into(),
         json!(format!(
             "{base_url}/?Action=Unsubscribe&SubscriptionArn={sub_arn}"
         )),
     );
-    let attrs = convert::from_headers(Some(h));
+    let attrs = convert::from_headers(h);
     if !attrs.is_empty() {
-        let map: BTreeMap<&str, Json> = attrs
+        let map: Map<String, Json> = attrs
             .iter()
             .map(|(k, a)| {
                 let value = match (&a.string_value, &a.binary_value) {
@@ -247,28 +252,70 @@ fn render_envelope(sub_arn: &str, m: &Message, h: &Table, base_url: &str) -> Str
                     (None, Some(b)) => base64::engine::general_purpose::STANDARD.encode(b),
                     (None, None) => String::new(),
                 };
-                (k.as_str(), json!({"Type": a.data_type, "Value": value}))
+                (k.clone(), json!({"Type": a.data_type, "Value": value}))
             })
             .collect();
-        env.insert("MessageAttributes", json!(map));
+        env.insert("MessageAttributes".into(), Json::Object(map));
     }
-    serde_json::to_string(&env).unwrap_or_default()
+    env
+}
+
+/// The signed JSON SNS delivers to a non-raw SQS subscription.
+fn render_envelope(
+    sub_arn: &str,
+    m: &Message,
+    base_url: &str,
+    signer: Option<&Signer>,
+    version: SignatureVersion,
+) -> String {
+    let mut env = notification_doc(sub_arn, m, &String::from_utf8_lossy(&m.body), base_url);
+    match signer {
+        Some(s) => s.sign_doc(&mut env, version, base_url),
+        // Only if the key could not be made (logged): the fields are still there,
+        // so parsers accept the document, but no signature verifies.
+        None => {
+            env.insert("SignatureVersion".into(), json!(version.as_str()));
+            env.insert("Signature".into(), json!(""));
+            env.insert("SigningCertURL".into(), json!(""));
+        }
+    }
+    Json::Object(env).to_string()
 }
 
 impl Notifications for Sns {
     fn envelope(&self, queue: &str, m: &Message, base_url: &str) -> Option<String> {
         let h = m.properties.headers.as_ref()?;
         let arn = h.get(TOPIC_ARN_HEADER)?.as_str()?;
-        let topic = arn.rsplit(':').next()?;
+        let (topic, _) = self.arn_parts(arn)?;
         let sub = self
-            .subs(Some(topic))
+            .subs(Some(&topic))
             .into_iter()
             .find(|s| s.queue == queue)?;
         if sub.raw() {
             return None;
         }
+        let version = SignatureVersion::of(
+            self.topic(&topic)
+                .and_then(|t| t.attributes.get("SignatureVersion").cloned())
+                .as_deref(),
+        );
         let sub_arn = self.sub_arn(&sub.topic, &sub.id);
-        Some(render_envelope(&sub_arn, m, h, base_url))
+        let signer = self.signer.get().map(Arc::as_ref);
+        Some(render_envelope(&sub_arn, m, base_url, signer, version))
+    }
+
+    fn ready<'a>(&'a self, messages: &'a [&'a Message]) -> BoxFuture<'a> {
+        Box::pin(async move {
+            let from_sns = messages.iter().any(|m| {
+                m.properties
+                    .headers
+                    .as_ref()
+                    .is_some_and(|h| h.get(TOPIC_ARN_HEADER).is_some())
+            });
+            if from_sns && let Err(e) = self.signer().await {
+                tracing::error!("SNS signing key: {e}");
+            }
+        })
     }
 }
 
@@ -304,7 +351,21 @@ mod tests {
             body: Bytes::from_static(b"hi"),
             ..Default::default()
         };
-        let text = render_envelope("arn:aws:sns:us-east-1:1:t2:s", &m, &h, "http://h:1");
+        let m = Message {
+            properties: Properties {
+                headers: Some(h),
+                ..Default::default()
+            },
+            ..m
+        };
+        let signer = Signer::from_pem(include_str!("testdata/kat-key.pem"), "").ok();
+        let text = render_envelope(
+            "arn:aws:sns:us-east-1:1:t2:s",
+            &m,
+            "http://h:1",
+            signer.as_ref(),
+            SignatureVersion::V1,
+        );
         let got: serde_json::Map<String, Json> = serde_json::from_str(&text).unwrap();
         assert_eq!(got.keys().collect::<Vec<_>>(), keys);
         for k in ["Message", "MessageAttributes", "Timestamp", "Type"] {

@@ -1,10 +1,13 @@
 //! Subscribe, Unsubscribe, ListSubscriptions(ByTopic), Get/SetSubscriptionAttributes.
 //! An `sqs` subscription is confirmed at once (as AWS does for SQS endpoints) and is
-//! a binding of the queue to the topic's exchange, carrying the filter policy.
+//! a binding of the queue to the topic's exchange, carrying the filter policy. An
+//! `http` one waits for its confirmation (`confirm.rs`), then is the same with a
+//! queue of its own.
 
 use super::meta::SubMeta;
 use super::xml::Out;
-use super::{Params, Sns, SnsError, core_error, page};
+use super::{Params, Sns, SnsError, core_error, delivery, page, policy};
+use crate::sqs::Ctx;
 use std::collections::BTreeMap;
 use switchboard_api::{Table, Value};
 
@@ -18,10 +21,8 @@ const SETTABLE: &[&str] = &[
     "SubscriptionRoleArn",
 ];
 
-/// Protocols AWS has that this broker does not deliver to yet.
+/// Protocols AWS has that this broker does not deliver to.
 const LATER: &[&str] = &[
-    "http",
-    "https",
     "email",
     "email-json",
     "sms",
@@ -62,6 +63,18 @@ fn check_attribute(name: &str, value: &str) -> Result<(), SnsError> {
                 "FilterPolicyScope: Invalid filter policy scope, please specify MessageAttributes or MessageBody",
             ))
         }
+        "DeliveryPolicy" if !value.is_empty() => {
+            policy::check_subscription(value).map_err(SnsError::bad)
+        }
+        "RedrivePolicy"
+            if !value.is_empty()
+                && !delivery::dead_letter_arn(value)
+                    .is_some_and(|a| a.starts_with("arn:aws:sqs:")) =>
+        {
+            Err(SnsError::bad(
+                "RedrivePolicy: deadLetterTargetArn must be an SQS queue ARN",
+            ))
+        }
         "FilterPolicy"
             if !value.is_empty()
                 && !serde_json::from_str::<serde_json::Value>(value)
@@ -74,29 +87,50 @@ fn check_attribute(name: &str, value: &str) -> Result<(), SnsError> {
 }
 
 impl Sns {
-    pub(super) async fn subscribe(&self, p: &Params) -> Result<Out, SnsError> {
+    pub(super) async fn subscribe(&self, p: &Params, ctx: &Ctx) -> Result<Out, SnsError> {
         let topic = self.topic_of(p.req("TopicArn")?)?;
         let protocol = p.req("Protocol")?;
+        if protocol == "https" {
+            return Err(SnsError::bad(
+                "Protocol: https endpoints are not supported by this broker (it has no TLS client); subscribe an http endpoint",
+            ));
+        }
         if LATER.contains(&protocol) {
             return Err(SnsError::bad(format!(
                 "Amazon SNS does not support this protocol string: {protocol} protocol not supported"
             )));
         }
-        if protocol != "sqs" {
+        if protocol != "sqs" && protocol != "http" {
             return Err(SnsError::bad(format!(
                 "Amazon SNS does not support this protocol string: {protocol}"
             )));
         }
         let endpoint = p.req("Endpoint")?;
+        let attributes = p.map("Attributes", "key", "value")?;
+        for (k, v) in &attributes {
+            check_attribute(k, v)?;
+        }
+        if protocol == "http" {
+            let sub = self
+                .subscribe_http(&topic, endpoint, attributes, ctx)
+                .await?;
+            let show = !sub.pending
+                || p.get("ReturnSubscriptionArn")
+                    .is_some_and(|v| v.eq_ignore_ascii_case("true"));
+            let arn = if show {
+                self.sub_arn(&sub.topic, &sub.id)
+            } else {
+                "pending confirmation".to_string()
+            };
+            let mut out = Out::default();
+            out.el("SubscriptionArn", &arn);
+            return Ok(out);
+        }
         let queue = self
             .sqs
             .name_from_arn(endpoint)
             .filter(|q| self.broker.queue_exists(&self.cfg.vhost, q))
             .ok_or_else(|| SnsError::bad("SQS endpoint ARN"))?;
-        let attributes = p.map("Attributes", "key", "value")?;
-        for (k, v) in &attributes {
-            check_attribute(k, v)?;
-        }
         // Subscribing the same endpoint again answers the existing subscription.
         let sub = match self
             .subs(Some(&topic))
@@ -112,6 +146,8 @@ impl Sns {
                     endpoint: endpoint.to_string(),
                     queue,
                     attributes,
+                    authenticated: true,
+                    ..SubMeta::default()
                 };
                 self.bind(&sub)?;
                 self.put_sub(&sub, true).await?;
@@ -123,7 +159,7 @@ impl Sns {
         Ok(out)
     }
 
-    fn bind(&self, sub: &SubMeta) -> Result<(), SnsError> {
+    pub(super) fn bind(&self, sub: &SubMeta) -> Result<(), SnsError> {
         self.broker
             .bind_queue(
                 &self.cfg.vhost,
@@ -145,6 +181,9 @@ impl Sns {
 
     /// Removes a subscription's binding; a queue or topic already gone is fine.
     pub(super) fn unbind(&self, sub: &SubMeta) {
+        if !sub.bound() {
+            return;
+        }
         let r = self.broker.unbind_queue(
             &self.cfg.vhost,
             &sub.queue,
@@ -164,7 +203,7 @@ impl Sns {
             .ok_or_else(|| SnsError::not_found("Subscription does not exist"))
     }
 
-    pub(super) async fn unsubscribe(&self, p: &Params) -> Result<(), SnsError> {
+    pub(super) async fn unsubscribe(&self, p: &Params, ctx: &Ctx) -> Result<(), SnsError> {
         let arn = p.req("SubscriptionArn")?;
         if self.sub_of(arn).is_none() {
             return Err(SnsError::bad("SubscriptionArn"));
@@ -173,8 +212,25 @@ impl Sns {
         let Ok(sub) = self.find_sub(arn) else {
             return Ok(());
         };
-        self.unbind(&sub);
-        self.put_sub(&sub, false).await
+        // The UnsubscribeURL's GET is unsigned; a subscription confirmed with
+        // AuthenticateOnUnsubscribe takes signed requests only.
+        if !ctx.signed && sub.authenticate_on_unsubscribe {
+            return Err(SnsError::authorization_error(
+                "Unsubscribe of this subscription must be authenticated",
+            ));
+        }
+        self.remove_sub(&sub).await?;
+        if sub.is_http() && !sub.pending {
+            self.send_confirmation(&sub, "UnsubscribeConfirmation");
+        }
+        Ok(())
+    }
+
+    /// Ends a subscription: no more deliveries, its record gone.
+    pub(super) async fn remove_sub(&self, sub: &SubMeta) -> Result<(), SnsError> {
+        self.unbind(sub);
+        self.deactivate(sub);
+        self.put_sub(sub, false).await
     }
 
     /// The subscriptions of one topic (`Ok`), or of every topic of a region (`Err`).
@@ -191,11 +247,19 @@ impl Sns {
             .collect();
         subs.sort_by(|a, b| a.0.cmp(&b.0));
         let (items, next) = page(&subs, |(arn, _)| arn.as_str(), p.get("NextToken"));
+        // AWS lists a pending subscription without its ARN.
+        let shown = |arn: &str, s: &SubMeta| {
+            if s.pending {
+                "PendingConfirmation".to_string()
+            } else {
+                arn.to_string()
+            }
+        };
         let mut out = Out::default();
         out.open("Subscriptions");
         for (arn, s) in items {
             out.open("member")
-                .el("SubscriptionArn", arn)
+                .el("SubscriptionArn", &shown(arn, s))
                 .el("Owner", &self.cfg.account_id)
                 .el("Protocol", &s.protocol)
                 .el("Endpoint", &s.endpoint)
@@ -218,8 +282,21 @@ impl Sns {
         attrs.insert("Owner", self.cfg.account_id.clone());
         attrs.insert("Protocol", sub.protocol.clone());
         attrs.insert("Endpoint", sub.endpoint.clone());
-        attrs.insert("ConfirmationWasAuthenticated", "true".into());
-        attrs.insert("PendingConfirmation", "false".into());
+        attrs.insert(
+            "ConfirmationWasAuthenticated",
+            sub.authenticated.to_string(),
+        );
+        attrs.insert("PendingConfirmation", sub.pending.to_string());
+        if sub.is_http() {
+            let topic_policy = self
+                .topic(&sub.topic)
+                .and_then(|t| t.attributes.get("DeliveryPolicy").cloned());
+            let effective = policy::effective(
+                topic_policy.as_deref(),
+                sub.attributes.get("DeliveryPolicy").map(String::as_str),
+            );
+            attrs.insert("EffectiveDeliveryPolicy", effective.to_json());
+        }
         attrs.insert("RawMessageDelivery", sub.raw().to_string());
         attrs.insert(
             "SubscriptionPrincipal",
@@ -251,7 +328,7 @@ impl Sns {
         }
         // A new filter is a new binding: bind it first, so a refused policy leaves
         // the old one in place.
-        if filter_args(&old.attributes) != filter_args(&sub.attributes) {
+        if sub.bound() && filter_args(&old.attributes) != filter_args(&sub.attributes) {
             self.bind(&sub)?;
             self.unbind(&old);
         }

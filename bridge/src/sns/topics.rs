@@ -35,6 +35,22 @@ fn valid_name(name: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
+/// Checks the values this broker acts on (the others are stored as given).
+fn check_value(name: &str, value: &str) -> Result<(), SnsError> {
+    match name {
+        "DeliveryPolicy" if !value.is_empty() => {
+            super::policy::check_topic(value).map_err(SnsError::bad)
+        }
+        "SignatureVersion" if !matches!(value, "1" | "2") => Err(SnsError::bad(
+            "SignatureVersion: Invalid value. Valid values are 1 and 2",
+        )),
+        "Policy" if serde_json::from_str::<serde_json::Value>(value).is_err() => {
+            Err(SnsError::bad("Policy Error: null"))
+        }
+        _ => Ok(()),
+    }
+}
+
 fn check_attribute(name: &str) -> Result<(), SnsError> {
     if name == "FifoTopic" {
         return Err(SnsError::bad(
@@ -63,8 +79,9 @@ impl Sns {
         }
         let name = &self.sqs.core_name(self.sqs.region(ctx), short);
         let attributes = p.map("Attributes", "key", "value")?;
-        for k in attributes.keys() {
+        for (k, v) in &attributes {
             check_attribute(k)?;
+            check_value(k, v)?;
         }
         let tags = p.tags("Tags")?;
         if tags.len() > MAX_TAGS {
@@ -99,8 +116,7 @@ impl Sns {
             Err(e) => return Err(e),
         };
         for sub in self.subs(Some(&name)) {
-            self.unbind(&sub);
-            self.put_sub(&sub, false).await?;
+            self.remove_sub(&sub).await?;
         }
         match self
             .broker
@@ -139,14 +155,16 @@ impl Sns {
         let name = self.topic_of(p.req("TopicArn")?)?;
         let meta = self.topic(&name).ok_or_else(SnsError::no_topic)?;
         let arn = self.topic_arn(&name);
-        let subs = self.subs(Some(&name)).len().to_string();
+        let subs = self.subs(Some(&name));
+        let pending = subs.iter().filter(|s| s.pending).count();
+        let confirmed = (subs.len() - pending).to_string();
         let mut attrs: BTreeMap<&str, String> = BTreeMap::new();
         attrs.insert("TopicArn", arn.clone());
         attrs.insert("Owner", self.cfg.account_id.clone());
         attrs.insert("Policy", self.default_policy(&arn));
         attrs.insert("DisplayName", String::new());
-        attrs.insert("SubscriptionsConfirmed", subs);
-        attrs.insert("SubscriptionsPending", "0".into());
+        attrs.insert("SubscriptionsConfirmed", confirmed);
+        attrs.insert("SubscriptionsPending", pending.to_string());
         attrs.insert("SubscriptionsDeleted", "0".into());
         attrs.insert("EffectiveDeliveryPolicy", EFFECTIVE_DELIVERY_POLICY.into());
         for (k, v) in &meta.attributes {
@@ -162,9 +180,7 @@ impl Sns {
         let attr = p.req("AttributeName")?;
         check_attribute(attr)?;
         let value = p.get("AttributeValue").unwrap_or("");
-        if attr == "Policy" && serde_json::from_str::<serde_json::Value>(value).is_err() {
-            return Err(SnsError::bad("Policy Error: null"));
-        }
+        check_value(attr, value)?;
         let mut meta = self.topic(&name).ok_or_else(SnsError::no_topic)?;
         meta.attributes.insert(attr.to_string(), value.to_string());
         self.put_topic(&name, Some(&meta)).await

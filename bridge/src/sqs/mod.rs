@@ -53,7 +53,14 @@ pub trait Notifications: Send + Sync {
         message: &switchboard_api::Message,
         base_url: &str,
     ) -> Option<String>;
+
+    /// Waits until [`Notifications::envelope`] can render these messages (SNS's
+    /// signing key may still be in the making); quick when none came from SNS.
+    fn ready<'a>(&'a self, messages: &'a [&'a switchboard_api::Message]) -> BoxFuture<'a>;
 }
+
+/// What [`Notifications::ready`] returns (the trait stays object-safe).
+pub type BoxFuture<'a> = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + 'a>>;
 
 /// What a request brings besides its parameters.
 pub struct Ctx {
@@ -64,6 +71,9 @@ pub struct Ctx {
     /// The request path: old SDKs send Query requests to the queue URL itself and
     /// leave `QueueUrl` out.
     pub path: String,
+    /// The request carried a SigV4 signature (verified unless `auth = "none"`): an
+    /// SNS ConfirmSubscription or Unsubscribe through a URL's GET does not.
+    pub signed: bool,
     /// The SigV4 credential scope's region; `None` for an unsigned request, which
     /// acts in the configured region (or the one its queue URL names).
     pub region: Option<String>,

@@ -105,6 +105,10 @@ impl Sqs {
         // not hand the messages to someone else before their visibility ends.
         let lsn = got.iter().map(|d| d.lease_lsn).max().unwrap_or(0);
         self.durable(lsn).await?;
+        if let Some(n) = self.notifications() {
+            let ms: Vec<&switchboard_api::Message> = got.iter().map(|d| &*d.message).collect();
+            n.ready(&ms).await;
+        }
         let messages: Vec<Value> = got
             .iter()
             .map(|d| self.message_json(&name, d, &system, &wanted, &ctx.base_url))
