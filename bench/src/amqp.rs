@@ -159,6 +159,16 @@ async fn run_declared(
     let ach = timed("opening the admin channel", admin.create_channel()).await?;
 
     // --- topology
+    fn queue_args(spec: &RunSpec) -> FieldTable {
+        let mut t = FieldTable::default();
+        if let Some(kind) = &spec.queue_type {
+            t.insert(
+                "x-queue-type".into(),
+                lapin::types::AMQPValue::LongString(kind.as_str().into()),
+            );
+        }
+        t
+    }
     let queues: Vec<String> = (0..topo.queues)
         .map(|i| format!("{}-q{i}", spec.prefix))
         .collect();
@@ -168,10 +178,10 @@ async fn run_declared(
             ach.queue_declare(
                 q.as_str().into(),
                 QueueDeclareOptions {
-                    durable,
+                    durable: durable || spec.queue_type.is_some(),
                     ..Default::default()
                 },
-                FieldTable::default(),
+                queue_args(spec),
             ),
         )
         .await?;

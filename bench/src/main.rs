@@ -136,6 +136,11 @@ struct Cli {
     #[arg(long)]
     persistent: bool,
 
+    /// AMQP: declare the queues with x-queue-type (e.g. quorum, for RabbitMQ's
+    /// replicated queues); implies durable queues.
+    #[arg(long, value_name = "TYPE")]
+    queue_type: Option<String>,
+
     /// Consumer prefetch (basic.qos); 0 = unlimited.
     #[arg(long, default_value_t = 1000)]
     prefetch: u16,
@@ -308,6 +313,7 @@ fn spec_for(cli: &Cli, topology: Topology, prefix: String) -> Result<RunSpec> {
         confirm: cli.confirm,
         confirm_window: cli.confirm_window.max(1),
         persistent: cli.persistent,
+        queue_type: cli.queue_type.clone(),
         prefetch: cli.prefetch,
         ack_every,
         auto_ack: cli.auto_ack,

@@ -191,6 +191,8 @@ pub struct RunSpec {
     pub confirm: bool,
     pub confirm_window: usize,
     pub persistent: bool,
+    /// AMQP `x-queue-type` of the declared queues (quorum, classic, …).
+    pub queue_type: Option<String>,
     pub prefetch: u16,
     pub ack_every: u64,
     pub auto_ack: bool,
