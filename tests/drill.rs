@@ -1,6 +1,8 @@
 //! `switchboard drill` end to end: a pair of real processes on loopback with a file
-//! lock, load on AMQP, MQTT, STOMP and SQS, three SIGKILLs of the active. The drill
-//! must exit 0 and its last line must say that nothing confirmed was lost.
+//! lock, load on AMQP, MQTT, STOMP and SQS, three SIGKILLs of the active; and, where
+//! the machine allows it (root, iproute2, etcd), two network partitions of the
+//! active with an etcd lock. The drill must exit 0 and its last line must say that
+//! nothing confirmed was lost.
 
 use std::io::Read;
 use std::process::{Command, Stdio};
@@ -11,8 +13,40 @@ const LIMIT: Duration = Duration::from_secs(240);
 
 #[test]
 fn a_three_round_sigkill_drill_loses_nothing_confirmed() {
+    drill(&["--rounds", "3", "--round-secs", "2"], 3);
+}
+
+#[test]
+fn a_partition_drill_with_an_etcd_lock_loses_nothing_confirmed() {
+    let etcd = std::env::var("ETCD").unwrap_or_else(|_| "/usr/bin/etcd".into());
+    // SAFETY: geteuid has no preconditions.
+    let root = unsafe { libc::geteuid() } == 0;
+    let ip = Command::new("ip").arg("-V").output().is_ok();
+    if !root || !ip || !std::path::Path::new(&etcd).exists() {
+        eprintln!(
+            "SKIPPED: a partition drill needs root, iproute2 and {etcd} (root {root}, ip {ip})"
+        );
+        return;
+    }
+    drill(
+        &[
+            "--rounds",
+            "2",
+            "--round-secs",
+            "2",
+            "--lock",
+            "etcd",
+            "--kill",
+            "partition",
+        ],
+        2,
+    );
+}
+
+fn drill(args: &[&str], rounds: u64) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_switchboard"))
-        .args(["drill", "--rounds", "3", "--round-secs", "2"])
+        .arg("drill")
+        .args(args)
         .env_remove("SWITCHBOARD_CONFIG")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -60,7 +94,7 @@ fn a_three_round_sigkill_drill_loses_nothing_confirmed() {
     }
     let last = stdout.lines().last().unwrap_or_default();
     let fields = parse_summary(last).unwrap_or_else(|| panic!("unexpected last line {last:?}"));
-    assert_eq!(fields.rounds, 3, "{last}");
+    assert_eq!(fields.rounds, rounds, "{last}");
     assert!(fields.confirmed > 0, "nothing was confirmed: {last}");
     assert_eq!(fields.lost, 0, "{stdout}");
     assert!(fields.p50 <= fields.max && fields.max > 0.0, "{last}");

@@ -375,9 +375,10 @@ async fn rounds(
                 at
             }
             KillMode::Partition => {
-                let at = phases.kill();
+                // Marked once the link is down: a publish the old active confirmed
+                // while `ip` was still starting is not a failover.
                 pair.link(old, false)?;
-                at
+                phases.kill()
             }
         };
         if opts.lock == LockKind::Static {

@@ -167,7 +167,16 @@ async fn take_over(lock: &Lock, st: &NodeState) -> Result<Holder, NodeError> {
                 st.promote.notified().await;
                 Holder::default()
             }
-            _ => lock.acquire().await?,
+            _ => match lock.acquire().await {
+                Ok(h) => h,
+                // etcd unreachable for a moment (this node just came back from a
+                // partition, or etcd is electing): a standby keeps trying.
+                Err(e) => {
+                    tracing::warn!("cannot campaign for the lock: {e}; retrying");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    continue;
+                }
+            },
         };
         if h.eligible(&st.node) {
             return Ok(h);
