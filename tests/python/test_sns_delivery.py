@@ -9,6 +9,7 @@ import hashlib
 import json
 
 import pytest
+from botocore.exceptions import ClientError
 
 import sqsutil
 from snsutil import ENVELOPE_KEYS, envelope
@@ -128,15 +129,20 @@ def test_publish_batch_with_a_failed_entry(sns, sqs):
     sns.subscribe_queue(topic, qarn, {"RawMessageDelivery": "true"})
     r = sns.client.publish_batch(TopicArn=topic, PublishBatchRequestEntries=[
         {"Id": "ok1", "Message": "one"},
-        {"Id": "big", "Message": "x" * (256 * 1024 + 1)},
+        {"Id": "bad", "Message": "x", "Subject": ""},
         {"Id": "ok2", "Message": "two"},
     ])
     assert sorted(s["Id"] for s in r["Successful"]) == ["ok1", "ok2"]
     [f] = r["Failed"]
-    assert f["Id"] == "big" and f["SenderFault"] is True
+    assert f["Id"] == "bad" and f["SenderFault"] is True
     assert f["Code"] == "InvalidParameter"
     got = sorted(m["Body"] for m in sqsutil.receive_n(sqs.client, url, 2, timeout=5))
     assert got == ["one", "two"]
+    # Too long counts the whole batch and fails it whole (AWS: BatchRequestTooLong).
+    with pytest.raises(ClientError) as e:
+        sns.client.publish_batch(TopicArn=topic, PublishBatchRequestEntries=[
+            {"Id": "ok", "Message": "one"}, {"Id": "big", "Message": "x" * (256 * 1024)}])
+    assert e.value.response["Error"]["Code"] == "BatchRequestTooLong"
 
 
 def test_filter_policy_picks_the_queue(sns, sqs):

@@ -46,7 +46,7 @@ use subtle::ConstantTimeEq;
 use crate::percent::percent_decode;
 
 mod time;
-pub use time::{format_basic, format_iso_ms};
+pub use time::{format_basic, format_iso_ms, parse_iso_ms};
 use time::{parse_basic, parse_http_date, unix_seconds};
 
 /// The only algorithm verified (SigV4A's `AWS4-ECDSA-P256-SHA256` is not).

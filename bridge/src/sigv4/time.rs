@@ -81,6 +81,48 @@ pub fn format_iso_ms(ms: i64) -> String {
     )
 }
 
+/// Unix milliseconds of an ISO 8601 extended date-time as SNS takes it in a
+/// ReplayPolicy: `2026-11-25T17:14:08Z`, with optional fractional seconds and a
+/// `Z` or `±hh:mm` offset; `None` for anything else.
+pub fn parse_iso_ms(s: &str) -> Option<i64> {
+    let (date, time) = s.split_once('T')?;
+    let mut d = date.split('-');
+    let mut part = |len: usize| d.next().filter(|p| p.len() == len).and_then(digits);
+    let (year, month, day) = (part(4)?, part(2)?, part(2)?);
+    if d.next().is_some() {
+        return None;
+    }
+    let (clock, offset) = if let Some(c) = time.strip_suffix('Z') {
+        (c, 0)
+    } else {
+        let at = time.rfind(['+', '-'])?;
+        let (c, zone) = time.split_at(at);
+        let sign = if zone.starts_with('-') { -1 } else { 1 };
+        let (hh, mm) = zone.get(1..)?.split_once(':')?;
+        let (hh, mm) = (digits(hh)?, digits(mm)?);
+        if hh > 23 || mm > 59 {
+            return None;
+        }
+        (c, sign * (hh * 3600 + mm * 60))
+    };
+    let (hms, frac) = match clock.split_once('.') {
+        Some((hms, f)) if !f.is_empty() && f.bytes().all(|b| b.is_ascii_digit()) => {
+            let ms: String = f.chars().chain("00".chars()).take(3).collect();
+            (hms, digits(&ms)?)
+        }
+        Some(_) => return None,
+        None => (clock, 0),
+    };
+    let mut t = hms.split(':');
+    let mut field = || t.next().filter(|f| f.len() == 2).and_then(digits);
+    let (hour, minute, second) = (field()?, field()?, field()?);
+    if t.next().is_some() {
+        return None;
+    }
+    let secs = unix_time((year, month, day), hour, minute, second)? - offset;
+    secs.checked_mul(1000)?.checked_add(frac)
+}
+
 fn digits(s: &str) -> Option<i64> {
     if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
         return None;

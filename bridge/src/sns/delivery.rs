@@ -12,7 +12,7 @@
 use super::meta::SubMeta;
 use super::outbound::{self, Post};
 use super::policy;
-use super::publish::{HTTP_MESSAGE_HEADER, MESSAGE_ID_HEADER, TOPIC_ARN_HEADER};
+use super::publish::{MESSAGE_ID_HEADER, TOPIC_ARN_HEADER};
 use super::signing::SignatureVersion;
 use super::{Sns, SnsError};
 use bytes::Bytes;
@@ -179,10 +179,7 @@ impl Sns {
             text(TOPIC_ARN_HEADER).map_or_else(|| self.topic_arn(&sub.topic), str::to_string);
         let sub_arn = self.sub_arn(&sub.topic, &sub.id);
         // MessageStructure=json: the `http` text if the publisher gave one.
-        let body = match text(HTTP_MESSAGE_HEADER) {
-            Some(t) => t.to_string(),
-            None => String::from_utf8_lossy(&m.body).into_owned(),
-        };
+        let body = super::publish::text_for(m, "http");
         let raw = sub.raw();
         let body = if raw {
             Bytes::from(body)

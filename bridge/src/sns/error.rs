@@ -35,6 +35,7 @@ errors! {
     empty_batch => "EmptyBatchRequest", 400;
     batch_entry_ids_not_distinct => "BatchEntryIdsNotDistinct", 400;
     invalid_batch_entry_id => "InvalidBatchEntryId", 400;
+    batch_request_too_long => "BatchRequestTooLong", 400;
     authorization_error => "AuthorizationError", 403;
     internal => "InternalError", 500;
 }

@@ -14,6 +14,10 @@ pub struct TopicMeta {
     /// Attributes as the user set them.
     pub attributes: BTreeMap<String, String>,
     pub tags: BTreeMap<String, String>,
+    /// FIFO: when the ArchivePolicy was turned on (wall-clock ms), for
+    /// BeginningArchiveTime.
+    #[serde(default)]
+    pub archive_since_ms: u64,
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]

@@ -19,13 +19,19 @@
 //! so pending deliveries and their schedule are journaled and survive kill -9.
 //! Every document is signed (`signing.rs`).
 //!
+//! FIFO topics (`fifo.rs`) deduplicate before routing, against a window in a key
+//! space of their own, and number their messages; the group and deduplication ids
+//! travel with the message, so FIFO SQS subscribers keep the order per group and
+//! drop repeats too. Their ArchivePolicy and ReplayPolicy are `archive.rs`.
+//!
 //! Not yet: https (no TLS client: see `outbound.rs`), email/sms/application/lambda/
-//! firehose subscriptions, FIFO topics, Add/RemovePermission, data protection
-//! policies.
+//! firehose subscriptions, Add/RemovePermission, data protection policies.
 
+mod archive;
 mod confirm;
 mod delivery;
 mod error;
+mod fifo;
 mod meta;
 mod outbound;
 mod params;
@@ -93,6 +99,10 @@ pub struct Sns {
     http: outbound::HttpClient,
     /// The delivery worker of each confirmed HTTP subscription, by subscription id.
     workers: Mutex<HashMap<String, tokio::task::AbortHandle>>,
+    /// FIFO publishes take turns here (`fifo.rs`).
+    fifo: Mutex<fifo::FifoState>,
+    /// Replays of one topic's archive take turns (`archive.rs`).
+    replays: Mutex<archive::Turns>,
 }
 
 impl Sns {
@@ -105,6 +115,8 @@ impl Sns {
             signer: tokio::sync::OnceCell::new(),
             http: outbound::HttpClient::default(),
             workers: Mutex::default(),
+            fifo: Mutex::default(),
+            replays: Mutex::default(),
         });
         sqs.set_notifications(sns.clone());
         // A key made earlier is read now (cheap), so envelopes can be signed at once.
@@ -121,6 +133,8 @@ impl Sns {
                 sns.start_worker(&sub);
             }
         }
+        sns.resume_replays();
+        sns.start_dedup_sweeper();
         sns
     }
 

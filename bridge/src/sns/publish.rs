@@ -3,6 +3,9 @@
 //! and the notification envelope an SQS subscriber receives unless it asked for
 //! raw delivery, rendered when SQS hands the message out.
 
+use super::archive::REPLAYED_HEADER;
+use super::fifo::{self, SEQUENCE_HEADER, Sent};
+use super::meta::TopicMeta;
 use super::params::check_string_array;
 use super::signing::{SignatureVersion, Signer};
 use super::xml::Out;
@@ -13,11 +16,12 @@ use crate::sqs::{BoxFuture, Ctx, Notifications};
 use base64::Engine;
 use bytes::Bytes;
 use serde_json::{Map, Value as Json, json};
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 use std::sync::Arc;
 use switchboard_api::{Message, Properties, PublishOptions, Table, Value};
 
-/// SNS's message size limit: body plus attributes.
+/// SNS's message size limit: the message plus its attributes' names, types and
+/// values (PublishBatch: all entries together).
 const MAX_SIZE: usize = 262_144;
 const MAX_BATCH: usize = 10;
 
@@ -25,43 +29,81 @@ pub const MESSAGE_ID_HEADER: &str = "x-sns-message-id";
 pub const TOPIC_ARN_HEADER: &str = "x-sns-topic-arn";
 pub const SUBJECT_HEADER: &str = "x-sns-subject";
 pub const TIMESTAMP_HEADER: &str = "x-sns-timestamp";
-/// MessageStructure=json: the `http` text, when it differs from what SQS gets.
-pub const HTTP_MESSAGE_HEADER: &str = "x-sns-message-http";
+/// MessageStructure=json: the JSON object of texts by protocol (string values only,
+/// `default` included), when some protocol's text differs from the stored body.
+pub const STRUCTURE_HEADER: &str = "x-sns-message-structure";
+/// Before STRUCTURE_HEADER: the `http` text alone. Still read, for messages
+/// journaled by an older version.
+const HTTP_MESSAGE_HEADER: &str = "x-sns-message-http";
+
+/// A checked message, ready to route, and its MessageId.
+pub struct Prepared {
+    pub message: Message,
+    pub id: String,
+}
+
+/// The text a subscriber of `protocol` gets: its own key of a MessageStructure=json
+/// message, else `default`, else the stored body (an SQS subscriber's text).
+pub fn text_for(m: &Message, protocol: &str) -> String {
+    let h = m.properties.headers.as_ref();
+    let header = |k: &str| h.and_then(|h| h.get(k)).and_then(Value::as_str);
+    if let Some(per) =
+        header(STRUCTURE_HEADER).and_then(|s| serde_json::from_str::<Map<String, Json>>(s).ok())
+        && let Some(t) = per
+            .get(protocol)
+            .or_else(|| per.get("default"))
+            .and_then(Json::as_str)
+    {
+        return t.to_string();
+    }
+    if protocol == "http"
+        && let Some(t) = header(HTTP_MESSAGE_HEADER)
+    {
+        return t.to_string();
+    }
+    String::from_utf8_lossy(&m.body).into_owned()
+}
+
+/// MessageStructure=json: the texts by protocol. Keys whose value is not a string
+/// are ignored, as on AWS; `default` is required.
+fn structure(message: &str) -> Result<Map<String, Json>, SnsError> {
+    let parsed: Map<String, Json> = serde_json::from_str(message)
+        .map_err(|_| SnsError::bad("Message Structure - JSON message body failed to parse"))?;
+    let per: Map<String, Json> = parsed.into_iter().filter(|(_, v)| v.is_string()).collect();
+    if !per.contains_key("default") {
+        return Err(SnsError::bad(
+            "Message Structure - No default entry in JSON message body",
+        ));
+    }
+    Ok(per)
+}
+
+/// The size AWS counts against MAX_SIZE: the Message parameter as sent (the whole
+/// JSON for MessageStructure=json) and every attribute's name, type and value.
+fn publish_size(p: &Params, prefix: &str) -> usize {
+    let message = p.get(&format!("{prefix}Message")).map_or(0, str::len);
+    let attrs = p
+        .message_attributes(prefix)
+        .ok()
+        .and_then(|a| convert::parse(Some(&a), "user").ok())
+        .map_or(0, |a| convert::size(&a));
+    message + attrs
+}
 
 impl Sns {
     /// Checks one message (at `prefix` in the parameters) and builds it for `topic`.
     fn prepare(
         &self,
         topic: &str,
+        meta: &TopicMeta,
         p: &Params,
         prefix: &str,
         ctx: &Ctx,
-    ) -> Result<(Message, String), SnsError> {
+    ) -> Result<Prepared, SnsError> {
         let field = |n: &str| p.get(&format!("{prefix}{n}"));
-        let mut body = field("Message").unwrap_or("").to_string();
-        if body.is_empty() {
+        let raw = field("Message").unwrap_or("");
+        if raw.is_empty() {
             return Err(SnsError::bad("Empty message"));
-        }
-        let mut http_text = None;
-        if field("MessageStructure") == Some("json") {
-            // SQS subscribers get the `sqs` text, else the `default` one; HTTP ones
-            // the `http` text if there is one (kept in a header).
-            let per: BTreeMap<String, Json> = serde_json::from_str(&body).map_err(|_| {
-                SnsError::bad("Message Structure - JSON message body failed to parse")
-            })?;
-            let text = per
-                .get("sqs")
-                .or_else(|| per.get("default"))
-                .and_then(Json::as_str)
-                .ok_or_else(|| {
-                    SnsError::bad("Message Structure - No default entry in JSON message body")
-                })?;
-            body = text.to_string();
-            http_text = per
-                .get("http")
-                .and_then(Json::as_str)
-                .filter(|t| *t != body)
-                .map(str::to_string);
         }
         let subject = field("Subject");
         if let Some(s) = subject
@@ -73,8 +115,26 @@ impl Sns {
         for (k, a) in &attrs {
             check_string_array(k, a)?;
         }
-        if body.len() + convert::size(&attrs) > MAX_SIZE {
+        if publish_size(p, prefix) > MAX_SIZE {
             return Err(SnsError::bad("Message too long"));
+        }
+        let (group, dedup) = fifo::ids(
+            meta,
+            field("MessageGroupId"),
+            field("MessageDeduplicationId"),
+            raw,
+        )?;
+        let mut body = raw.to_string();
+        let mut per_protocol = None;
+        if field("MessageStructure") == Some("json") {
+            let per = structure(raw)?;
+            // The stored body is what SQS subscribers get (raw delivery and body
+            // filters read it); the other protocols' texts travel in a header.
+            let sqs = per.get("sqs").or_else(|| per.get("default"));
+            body = sqs.and_then(Json::as_str).unwrap_or_default().to_string();
+            if per.values().any(|v| v.as_str() != Some(body.as_str())) {
+                per_protocol = Some(Json::Object(per).to_string());
+            }
         }
         let id = uuid::Uuid::new_v4().to_string();
         let mut headers = Table::new();
@@ -84,13 +144,16 @@ impl Sns {
             TOPIC_ARN_HEADER.into(),
             Value::string(self.topic_arn(topic)),
         );
-        let now = switchboard_api::wall_ms() as i64;
-        headers.insert(TIMESTAMP_HEADER.into(), Value::string(format_iso_ms(now)));
+        let now = switchboard_api::wall_ms();
+        headers.insert(
+            TIMESTAMP_HEADER.into(),
+            Value::string(format_iso_ms(now as i64)),
+        );
         if let Some(s) = subject {
             headers.insert(SUBJECT_HEADER.into(), Value::string(s));
         }
-        if let Some(t) = http_text {
-            headers.insert(HTTP_MESSAGE_HEADER.into(), Value::string(t));
+        if let Some(t) = per_protocol {
+            headers.insert(STRUCTURE_HEADER.into(), Value::string(t));
         }
         let sender = ctx
             .user
@@ -107,18 +170,43 @@ impl Sns {
                 ..Default::default()
             },
             body: Bytes::from(body),
+            group_id: group,
+            dedup_id: dedup,
+            // The archive's replay windows read it (`archive.rs`).
+            timestamp_ms: now,
             ..Default::default()
         };
-        Ok((message, id))
+        Ok(Prepared { message, id })
     }
 
-    /// Publishes; the LSN to wait for before answering.
-    fn send(&self, message: Message) -> Result<u64, SnsError> {
-        let outcome = self
-            .broker
-            .publish(&self.cfg.vhost, message, PublishOptions::default())
-            .map_err(super::core_error)?;
-        Ok(outcome.lsn)
+    /// Routes checked messages (failures stay in place); returns each one's answer
+    /// and the LSN to wait for before answering.
+    fn send(
+        &self,
+        topic: &str,
+        meta: &TopicMeta,
+        items: Vec<Result<Prepared, SnsError>>,
+    ) -> (Vec<Result<Sent, SnsError>>, u64) {
+        if meta.fifo() {
+            return self.publish_fifo(topic, meta, items);
+        }
+        let mut lsn = 0;
+        let out = items
+            .into_iter()
+            .map(|p| {
+                let p = p?;
+                let outcome = self
+                    .broker
+                    .publish(&self.cfg.vhost, p.message, PublishOptions::default())
+                    .map_err(super::core_error)?;
+                lsn = lsn.max(outcome.lsn);
+                Ok(Sent {
+                    message_id: p.id,
+                    sequence: None,
+                })
+            })
+            .collect();
+        (out, lsn)
     }
 
     /// The topic Publish names: TopicArn or TargetArn (phone numbers and platform
@@ -138,17 +226,25 @@ impl Sns {
 
     pub(super) async fn publish(&self, p: &Params, ctx: &Ctx) -> Result<Out, SnsError> {
         let topic = self.target(p)?;
-        let (message, id) = self.prepare(&topic, p, "", ctx)?;
+        let meta = self.topic(&topic).ok_or_else(SnsError::no_topic)?;
+        let prepared = self.prepare(&topic, &meta, p, "", ctx)?;
         self.sqs.check_alarm()?;
-        let lsn = self.send(message)?;
+        let (mut sent, lsn) = self.send(&topic, &meta, vec![Ok(prepared)]);
+        let sent = sent
+            .pop()
+            .unwrap_or_else(|| Err(SnsError::internal("nothing published")))?;
         self.sqs.durable(lsn).await?;
         let mut out = Out::default();
-        out.el("MessageId", &id);
+        out.el("MessageId", &sent.message_id);
+        if let Some(seq) = &sent.sequence {
+            out.el("SequenceNumber", seq);
+        }
         Ok(out)
     }
 
     pub(super) async fn publish_batch(&self, p: &Params, ctx: &Ctx) -> Result<Out, SnsError> {
         let topic = self.topic_of(p.req("TopicArn")?)?;
+        let meta = self.topic(&topic).ok_or_else(SnsError::no_topic)?;
         let entries = p.members("PublishBatchRequestEntries");
         if entries.is_empty() {
             return Err(SnsError::empty_batch(
@@ -174,22 +270,45 @@ impl Sns {
                 ));
             }
         }
+        // A FIFO batch with an entry lacking its group (or a deduplication id the
+        // topic cannot derive) fails whole, as does one over the size limit (AWS).
+        if meta.fifo() {
+            let lacks = |n: &str| entries.iter().any(|e| p.get(&format!("{e}.{n}")).is_none());
+            if lacks("MessageGroupId") {
+                return Err(fifo::missing_group());
+            }
+            if !meta.content_based_dedup() && lacks("MessageDeduplicationId") {
+                return Err(fifo::missing_dedup());
+            }
+        }
+        let total: usize = entries
+            .iter()
+            .map(|e| publish_size(p, &format!("{e}.")))
+            .sum();
+        if total > MAX_SIZE {
+            return Err(SnsError::batch_request_too_long(
+                "The length of all the messages put together is more than the limit.",
+            ));
+        }
+        let prepared: Vec<_> = entries
+            .iter()
+            .map(|e| self.prepare(&topic, &meta, p, &format!("{e}."), ctx))
+            .collect();
         self.sqs.check_alarm()?;
+        let (sent, lsn) = self.send(&topic, &meta, prepared);
         let mut ok = Out::default();
         let mut failed = Out::default();
-        let mut lsn = 0;
-        for e in &entries {
+        for (e, result) in entries.iter().zip(sent) {
             let id = p.get(&format!("{e}.Id")).unwrap_or("");
-            match self
-                .prepare(&topic, p, &format!("{e}."), ctx)
-                .and_then(|(m, mid)| Ok((self.send(m)?, mid)))
-            {
-                Ok((l, mid)) => {
-                    lsn = lsn.max(l);
+            match result {
+                Ok(s) => {
                     ok.open("member")
                         .el("Id", id)
-                        .el("MessageId", &mid)
-                        .close("member");
+                        .el("MessageId", &s.message_id);
+                    if let Some(seq) = &s.sequence {
+                        ok.el("SequenceNumber", seq);
+                    }
+                    ok.close("member");
                 }
                 Err(err) => {
                     failed
@@ -236,6 +355,15 @@ pub(super) fn notification_doc(
     }
     env.insert("Message".into(), json!(body));
     env.insert("Timestamp".into(), json!(text(TIMESTAMP_HEADER)));
+    if let Some(seq) = h
+        .and_then(|h| h.get(SEQUENCE_HEADER))
+        .and_then(Value::as_str)
+    {
+        env.insert("SequenceNumber".into(), json!(seq));
+    }
+    if h.is_some_and(|h| h.get(REPLAYED_HEADER).is_some()) {
+        env.insert("Replayed".into(), json!(true));
+    }
     env.insert(
         "UnsubscribeURL".into(),
         json!(format!(
@@ -269,6 +397,10 @@ fn render_envelope(
     version: SignatureVersion,
 ) -> String {
     let mut env = notification_doc(sub_arn, m, &String::from_utf8_lossy(&m.body), base_url);
+    // A FIFO topic's notifications carry a SequenceNumber and no signature (AWS).
+    if env.contains_key("SequenceNumber") {
+        return Json::Object(env).to_string();
+    }
     match signer {
         Some(s) => s.sign_doc(&mut env, version, base_url),
         // Only if the key could not be made (logged): the fields are still there,

@@ -19,6 +19,7 @@ const SETTABLE: &[&str] = &[
     "DeliveryPolicy",
     "RedrivePolicy",
     "SubscriptionRoleArn",
+    "ReplayPolicy",
 ];
 
 /// Protocols AWS has that this broker does not deliver to.
@@ -74,6 +75,9 @@ fn check_attribute(name: &str, value: &str) -> Result<(), SnsError> {
             Err(SnsError::bad(
                 "RedrivePolicy: deadLetterTargetArn must be an SQS queue ARN",
             ))
+        }
+        "ReplayPolicy" if !value.is_empty() => {
+            super::archive::check_replay_policy(value).map(|_| ())
         }
         "FilterPolicy"
             if !value.is_empty()
@@ -131,6 +135,7 @@ impl Sns {
             .name_from_arn(endpoint)
             .filter(|q| self.broker.queue_exists(&self.cfg.vhost, q))
             .ok_or_else(|| SnsError::bad("SQS endpoint ARN"))?;
+        self.check_sqs_subscription(&topic, endpoint, &attributes)?;
         // Subscribing the same endpoint again answers the existing subscription.
         let sub = match self
             .subs(Some(&topic))
@@ -151,6 +156,7 @@ impl Sns {
                 };
                 self.bind(&sub)?;
                 self.put_sub(&sub, true).await?;
+                self.start_replay(&sub).await?;
                 sub
             }
         };
@@ -230,6 +236,7 @@ impl Sns {
     pub(super) async fn remove_sub(&self, sub: &SubMeta) -> Result<(), SnsError> {
         self.unbind(sub);
         self.deactivate(sub);
+        self.forget_replay(sub).await?;
         self.put_sub(sub, false).await
     }
 
@@ -298,6 +305,9 @@ impl Sns {
             attrs.insert("EffectiveDeliveryPolicy", effective.to_json());
         }
         attrs.insert("RawMessageDelivery", sub.raw().to_string());
+        if let Some(status) = self.replay_status(&sub) {
+            attrs.insert("ReplayStatus", status);
+        }
         attrs.insert(
             "SubscriptionPrincipal",
             format!("arn:aws:iam::{}:user/switchboard", self.cfg.account_id),
@@ -331,6 +341,10 @@ impl Sns {
         if sub.bound() && filter_args(&old.attributes) != filter_args(&sub.attributes) {
             self.bind(&sub)?;
             self.unbind(&old);
+        }
+        // A new ReplayPolicy starts a replay (refused, nothing is stored).
+        if name == "ReplayPolicy" {
+            self.start_replay(&sub).await?;
         }
         self.put_sub(&sub, true).await
     }

@@ -3,7 +3,7 @@
 
 use super::meta::TopicMeta;
 use super::xml::Out;
-use super::{Params, Sns, SnsError, core_error, page};
+use super::{Params, Sns, SnsError, archive, core_error, fifo, page};
 use crate::sqs::Ctx;
 use std::collections::BTreeMap;
 use switchboard_api::ExchangeDecl;
@@ -17,6 +17,7 @@ const SETTABLE: &[&str] = &[
     "SignatureVersion",
     "TracingConfig",
     "ContentBasedDeduplication",
+    "FifoThroughputScope",
     "ArchivePolicy",
     "DataProtectionPolicy",
 ];
@@ -27,16 +28,9 @@ const EFFECTIVE_DELIVERY_POLICY: &str = r#"{"http":{"defaultHealthyRetryPolicy":
 /// At most 50 tags per resource, as on AWS.
 const MAX_TAGS: usize = 50;
 
-fn valid_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 256
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-}
-
 /// Checks the values this broker acts on (the others are stored as given).
-fn check_value(name: &str, value: &str) -> Result<(), SnsError> {
+fn check_value(name: &str, value: &str, fifo: bool) -> Result<(), SnsError> {
+    fifo::check_attribute(name, value, fifo)?;
     match name {
         "DeliveryPolicy" if !value.is_empty() => {
             super::policy::check_topic(value).map_err(SnsError::bad)
@@ -52,11 +46,6 @@ fn check_value(name: &str, value: &str) -> Result<(), SnsError> {
 }
 
 fn check_attribute(name: &str) -> Result<(), SnsError> {
-    if name == "FifoTopic" {
-        return Err(SnsError::bad(
-            "Attributes Reason: FIFO topics are not supported yet",
-        ));
-    }
     if SETTABLE.contains(&name) {
         Ok(())
     } else {
@@ -69,26 +58,27 @@ fn check_attribute(name: &str) -> Result<(), SnsError> {
 impl Sns {
     pub(super) async fn create_topic(&self, p: &Params, ctx: &Ctx) -> Result<Out, SnsError> {
         let short = p.req("Name")?;
-        if short.ends_with(".fifo") {
-            return Err(SnsError::bad(
-                "Topic Name: FIFO topics are not supported yet",
-            ));
-        }
-        if !valid_name(short) {
-            return Err(SnsError::bad("Topic Name"));
-        }
         let name = &self.sqs.core_name(self.sqs.region(ctx), short);
-        let attributes = p.map("Attributes", "key", "value")?;
+        let mut attributes = p.map("Attributes", "key", "value")?;
+        // FifoTopic is CreateTopic's alone; AWS keeps no explicit `false`.
+        let fifo = attributes
+            .remove("FifoTopic")
+            .is_some_and(|v| v.eq_ignore_ascii_case("true"));
+        fifo::check_name(short, fifo)?;
         for (k, v) in &attributes {
             check_attribute(k)?;
-            check_value(k, v)?;
+            check_value(k, v, fifo)?;
+        }
+        if fifo {
+            attributes.insert("FifoTopic".into(), "true".into());
         }
         let tags = p.tags("Tags")?;
         if tags.len() > MAX_TAGS {
             return Err(SnsError::bad("Tags Reason: too many tags"));
         }
         // Idempotent: an existing topic keeps what it has, and gains the tags.
-        let mut meta = self.topic(name).unwrap_or(TopicMeta {
+        let mut meta = self.topic(name).unwrap_or_else(|| TopicMeta {
+            archive_since_ms: switchboard_api::wall_ms(),
             attributes,
             tags: BTreeMap::new(),
         });
@@ -102,6 +92,7 @@ impl Sns {
         self.broker
             .declare_exchange(&self.cfg.vhost, &decl)
             .map_err(core_error)?;
+        self.apply_archive(name, &meta)?;
         self.put_topic(name, Some(&meta)).await?;
         let mut out = Out::default();
         out.el("TopicArn", &self.topic_arn(name));
@@ -126,6 +117,8 @@ impl Sns {
             Err(e) if e.kind() == switchboard_api::ErrorKind::NotFound => {}
             Err(e) => return Err(core_error(e)),
         }
+        self.apply_archive(&name, &TopicMeta::default())?;
+        self.forget_dedup(&name);
         self.put_topic(&name, None).await
     }
 
@@ -167,6 +160,12 @@ impl Sns {
         attrs.insert("SubscriptionsPending", pending.to_string());
         attrs.insert("SubscriptionsDeleted", "0".into());
         attrs.insert("EffectiveDeliveryPolicy", EFFECTIVE_DELIVERY_POLICY.into());
+        if meta.fifo() {
+            attrs.insert("ContentBasedDeduplication", "false".into());
+            if let Some(t) = archive::beginning(&meta) {
+                attrs.insert("BeginningArchiveTime", t);
+            }
+        }
         for (k, v) in &meta.attributes {
             attrs.insert(k, v.clone());
         }
@@ -178,11 +177,18 @@ impl Sns {
     pub(super) async fn set_topic_attributes(&self, p: &Params) -> Result<(), SnsError> {
         let name = self.topic_of(p.req("TopicArn")?)?;
         let attr = p.req("AttributeName")?;
+        if attr == "FifoTopic" {
+            return Err(SnsError::bad("AttributeName"));
+        }
         check_attribute(attr)?;
         let value = p.get("AttributeValue").unwrap_or("");
-        check_value(attr, value)?;
         let mut meta = self.topic(&name).ok_or_else(SnsError::no_topic)?;
+        check_value(attr, value, meta.fifo())?;
+        if attr == "ArchivePolicy" && !archive::active(&meta) {
+            meta.archive_since_ms = switchboard_api::wall_ms();
+        }
         meta.attributes.insert(attr.to_string(), value.to_string());
+        self.apply_archive(&name, &meta)?;
         self.put_topic(&name, Some(&meta)).await
     }
 
