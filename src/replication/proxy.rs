@@ -1,6 +1,7 @@
 //! One endpoint: a standby accepts clients on every client port and forwards each
 //! connection, bytes both ways, to the same listener of the active. After a
-//! failover the new active serves on the addresses the standby forwarded from.
+//! failover the new active serves on the addresses the standby forwarded from, and
+//! the connections it was forwarding are closed so their clients come back to it.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -39,6 +40,7 @@ async fn accept(
         let Some(target) = st.forward_to(name) else {
             continue;
         };
+        let cancel = cancel.clone();
         tokio::spawn(async move {
             let _ = client.set_nodelay(true);
             let upstream =
@@ -49,7 +51,13 @@ async fn accept(
             };
             let _ = up.set_nodelay(true);
             let mut client = client;
-            let _ = tokio::io::copy_bidirectional(&mut client, &mut up).await;
+            // At take-over the connections forwarded to the old active end at once:
+            // that node is dead or cut off, and its clients reconnect to this one
+            // instead of waiting for their own timeouts.
+            tokio::select! {
+                _ = tokio::io::copy_bidirectional(&mut client, &mut up) => {}
+                _ = cancel.cancelled() => {}
+            }
         });
     }
 }

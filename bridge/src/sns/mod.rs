@@ -242,6 +242,24 @@ impl Sns {
         format!("sns.{topic}")
     }
 
+    /// The topic's routing key on `amq.topic`: `sns.<name>`, a region's `/` as `.`
+    /// (MQTT `sns/eu-west-1/orders`).
+    fn routing_key(topic: &str) -> String {
+        format!("sns.{}", topic.replace('/', "."))
+    }
+
+    /// The topic a message published elsewhere than Publish came through: straight
+    /// to its exchange, or to `amq.topic` with its routing key.
+    fn topic_of_message(&self, m: &switchboard_api::Message) -> Option<String> {
+        if let Some(t) = m.exchange.strip_prefix("sns.") {
+            return Some(t.to_string());
+        }
+        let key = m.routing_key.strip_prefix("sns.")?;
+        self.topic_names()
+            .into_iter()
+            .find(|t| t.replace('/', ".") == key)
+    }
+
     /// The topic an ARN names (in the ARN's region); it must exist.
     fn topic_of(&self, arn: &str) -> Result<String, SnsError> {
         let topic = self

@@ -161,7 +161,8 @@ impl Sns {
             .map_or_else(|| self.cfg.account_id.clone(), |u| u.name.clone());
         let message = Message {
             exchange: Sns::exchange(topic),
-            routing_key: String::new(),
+            // What MQTT and STOMP subscribers of the topic match on `amq.topic`.
+            routing_key: Sns::routing_key(topic),
             properties: Properties {
                 delivery_mode: Some(2),
                 message_id: Some(id.clone()),
@@ -414,11 +415,59 @@ fn render_envelope(
     Json::Object(env).to_string()
 }
 
+/// A message published to a topic over AMQP, MQTT or STOMP has none of the headers
+/// Publish sets: give it a topic ARN, a MessageId (its own, or one derived from its
+/// content and time, so every receive of it shows the same) and a Timestamp.
+fn as_published(m: &Message, arn: String) -> Message {
+    use sha2::Digest;
+    let mut m = m.clone();
+    let id = m.properties.message_id.clone().unwrap_or_else(|| {
+        let mut h = sha2::Sha256::new();
+        h.update(m.timestamp_ms.to_le_bytes());
+        h.update(m.routing_key.as_bytes());
+        h.update(&m.body);
+        let d = h.finalize();
+        let x: String = d[..16].iter().map(|b| format!("{b:02x}")).collect();
+        format!(
+            "{}-{}-{}-{}-{}",
+            &x[..8],
+            &x[8..12],
+            &x[12..16],
+            &x[16..20],
+            &x[20..]
+        )
+    });
+    let headers = m.properties.headers.get_or_insert_with(Table::new);
+    headers.insert(TOPIC_ARN_HEADER.into(), Value::string(arn));
+    headers.insert(MESSAGE_ID_HEADER.into(), Value::string(id));
+    headers.insert(
+        TIMESTAMP_HEADER.into(),
+        Value::string(format_iso_ms(m.timestamp_ms as i64)),
+    );
+    m
+}
+
 impl Notifications for Sns {
     fn envelope(&self, queue: &str, m: &Message, base_url: &str) -> Option<String> {
-        let h = m.properties.headers.as_ref()?;
-        let arn = h.get(TOPIC_ARN_HEADER)?.as_str()?;
-        let (topic, _) = self.arn_parts(arn)?;
+        let from_publish = m
+            .properties
+            .headers
+            .as_ref()
+            .and_then(|h| h.get(TOPIC_ARN_HEADER))
+            .and_then(Value::as_str)
+            .map(str::to_string);
+        let (topic, published);
+        let m = match from_publish {
+            Some(arn) => {
+                topic = self.arn_parts(&arn)?.0;
+                m
+            }
+            None => {
+                topic = self.topic_of_message(m)?;
+                published = as_published(m, self.topic_arn(&topic));
+                &published
+            }
+        };
         let sub = self
             .subs(Some(&topic))
             .into_iter()
@@ -439,10 +488,12 @@ impl Notifications for Sns {
     fn ready<'a>(&'a self, messages: &'a [&'a Message]) -> BoxFuture<'a> {
         Box::pin(async move {
             let from_sns = messages.iter().any(|m| {
-                m.properties
-                    .headers
-                    .as_ref()
-                    .is_some_and(|h| h.get(TOPIC_ARN_HEADER).is_some())
+                m.exchange.starts_with("sns.")
+                    || m.routing_key.starts_with("sns.")
+                    || m.properties
+                        .headers
+                        .as_ref()
+                        .is_some_and(|h| h.get(TOPIC_ARN_HEADER).is_some())
             });
             if from_sns && let Err(e) = self.signer().await {
                 tracing::error!("SNS signing key: {e}");

@@ -6,7 +6,7 @@ use super::xml::Out;
 use super::{Params, Sns, SnsError, archive, core_error, fifo, page};
 use crate::sqs::Ctx;
 use std::collections::BTreeMap;
-use switchboard_api::ExchangeDecl;
+use switchboard_api::{ExchangeDecl, Table};
 
 /// Topic attributes a client may set (the rest are read-only or not known to SNS).
 const SETTABLE: &[&str] = &[
@@ -55,6 +55,9 @@ fn check_attribute(name: &str) -> Result<(), SnsError> {
     }
 }
 
+/// Where MQTT and STOMP topics route (the core's topic exchange).
+const AMQ_TOPIC: &str = "amq.topic";
+
 impl Sns {
     pub(super) async fn create_topic(&self, p: &Params, ctx: &Ctx) -> Result<Out, SnsError> {
         let short = p.req("Name")?;
@@ -92,11 +95,32 @@ impl Sns {
         self.broker
             .declare_exchange(&self.cfg.vhost, &decl)
             .map_err(core_error)?;
+        self.bind_topic_exchange(name, fifo)?;
         self.apply_archive(name, &meta)?;
         self.put_topic(name, Some(&meta)).await?;
         let mut out = Out::default();
         out.el("TopicArn", &self.topic_arn(name));
         Ok(out)
+    }
+
+    /// Every protocol sees the topic on `amq.topic` under the routing key
+    /// `sns.<name>` (MQTT `sns/<name>`, STOMP `/topic/sns.<name>`): what Publish
+    /// sends reaches their subscribers, and what they publish there reaches the
+    /// topic's subscribers (a FIFO topic only sends: a publish from elsewhere has
+    /// no message group). The exchange graph visits each exchange once, so the two
+    /// bindings do not loop.
+    fn bind_topic_exchange(&self, name: &str, fifo: bool) -> Result<(), SnsError> {
+        let (x, key, none) = (Sns::exchange(name), Sns::routing_key(name), Table::new());
+        let vhost = &self.cfg.vhost;
+        self.broker
+            .bind_exchange(vhost, AMQ_TOPIC, &x, "", &none)
+            .map_err(core_error)?;
+        if !fifo {
+            self.broker
+                .bind_exchange(vhost, &x, AMQ_TOPIC, &key, &none)
+                .map_err(core_error)?;
+        }
+        Ok(())
     }
 
     pub(super) async fn delete_topic(&self, p: &Params) -> Result<(), SnsError> {
