@@ -132,6 +132,61 @@ impl Definitions {
     }
 }
 
+// One encoding of each entity, shared by the file and the journal's DefOp records.
+impl ExchangeDef {
+    pub(super) fn encode(&self, e: &mut Enc<'_>) {
+        e.str(&self.kind);
+        e.bool(self.auto_delete);
+        e.bool(self.internal);
+        e.table(&self.args);
+    }
+
+    pub(super) fn decode(d: &mut Dec<'_>) -> Result<ExchangeDef, DecodeError> {
+        Ok(ExchangeDef {
+            kind: d.string()?,
+            auto_delete: d.bool()?,
+            internal: d.bool()?,
+            args: d.table()?,
+        })
+    }
+}
+
+impl QueueDef {
+    pub(super) fn encode(&self, e: &mut Enc<'_>) {
+        e.u64(self.id);
+        e.bool(self.auto_delete);
+        e.table(&self.args);
+    }
+
+    pub(super) fn decode(d: &mut Dec<'_>) -> Result<QueueDef, DecodeError> {
+        Ok(QueueDef {
+            id: d.u64()?,
+            auto_delete: d.bool()?,
+            args: d.table()?,
+        })
+    }
+}
+
+impl BindingDef {
+    pub(super) fn encode(&self, e: &mut Enc<'_>) {
+        e.str(&self.source);
+        e.bool(self.dest_is_queue);
+        e.str(&self.dest);
+        e.str(&self.key);
+        e.table(&self.args);
+    }
+
+    pub(super) fn decode(d: &mut Dec<'_>) -> Result<BindingDef, DecodeError> {
+        Ok(BindingDef {
+            source: d.string()?,
+            dest_is_queue: d.bool()?,
+            dest: d.string()?,
+            key: d.string()?,
+            args: d.table()?,
+        })
+    }
+}
+
 fn encode(d: &Definitions, out: &mut Vec<u8>) {
     let mut e = Enc(out);
     e.u64(d.next_queue_id);
@@ -143,29 +198,20 @@ fn encode(d: &Definitions, out: &mut Vec<u8>) {
     for ((v, n), x) in &d.exchanges {
         e.str(v);
         e.str(n);
-        e.str(&x.kind);
-        e.bool(x.auto_delete);
-        e.bool(x.internal);
-        e.table(&x.args);
+        x.encode(&mut e);
     }
     e.u32(d.queues.len() as u32);
     for ((v, n), q) in &d.queues {
         e.str(v);
         e.str(n);
-        e.u64(q.id);
-        e.bool(q.auto_delete);
-        e.table(&q.args);
+        q.encode(&mut e);
     }
     let total: usize = d.bindings.values().map(Vec::len).sum();
     e.u32(total as u32);
     for (v, bs) in &d.bindings {
         for b in bs {
             e.str(v);
-            e.str(&b.source);
-            e.bool(b.dest_is_queue);
-            e.str(&b.dest);
-            e.str(&b.key);
-            e.table(&b.args);
+            b.encode(&mut e);
         }
     }
 }
@@ -181,32 +227,15 @@ fn decode(body: &[u8]) -> Result<Definitions, DecodeError> {
     }
     for _ in 0..d.u32()? {
         let key = (d.string()?, d.string()?);
-        let x = ExchangeDef {
-            kind: d.string()?,
-            auto_delete: d.bool()?,
-            internal: d.bool()?,
-            args: d.table()?,
-        };
-        defs.exchanges.insert(key, x);
+        defs.exchanges.insert(key, ExchangeDef::decode(&mut d)?);
     }
     for _ in 0..d.u32()? {
         let key = (d.string()?, d.string()?);
-        let q = QueueDef {
-            id: d.u64()?,
-            auto_delete: d.bool()?,
-            args: d.table()?,
-        };
-        defs.queues.insert(key, q);
+        defs.queues.insert(key, QueueDef::decode(&mut d)?);
     }
     for _ in 0..d.u32()? {
         let vhost = d.string()?;
-        let b = BindingDef {
-            source: d.string()?,
-            dest_is_queue: d.bool()?,
-            dest: d.string()?,
-            key: d.string()?,
-            args: d.table()?,
-        };
+        let b = BindingDef::decode(&mut d)?;
         defs.bindings.entry(vhost).or_default().push(b);
     }
     Ok(defs)

@@ -135,10 +135,7 @@ impl DefOp {
                 e.u8(PUT_EXCHANGE);
                 e.str(vhost);
                 e.str(name);
-                e.str(&def.kind);
-                e.bool(def.auto_delete);
-                e.bool(def.internal);
-                e.table(&def.args);
+                def.encode(&mut e);
             }
             DefOp::DelExchange { vhost, name } => {
                 e.u8(DEL_EXCHANGE);
@@ -149,9 +146,7 @@ impl DefOp {
                 e.u8(PUT_QUEUE);
                 e.str(vhost);
                 e.str(name);
-                e.u64(def.id);
-                e.bool(def.auto_delete);
-                e.table(&def.args);
+                def.encode(&mut e);
             }
             DefOp::DelQueue { vhost, name } => {
                 e.u8(DEL_QUEUE);
@@ -171,11 +166,7 @@ impl DefOp {
                     DEL_BINDING
                 });
                 e.str(vhost);
-                e.str(&b.source);
-                e.bool(b.dest_is_queue);
-                e.str(&b.dest);
-                e.str(&b.key);
-                e.table(&b.args);
+                b.encode(&mut e);
             }
         }
     }
@@ -192,12 +183,7 @@ impl DefOp {
             PUT_EXCHANGE => DefOp::PutExchange {
                 vhost: d.string()?,
                 name: d.string()?,
-                def: ExchangeDef {
-                    kind: d.string()?,
-                    auto_delete: d.bool()?,
-                    internal: d.bool()?,
-                    args: d.table()?,
-                },
+                def: ExchangeDef::decode(&mut d)?,
             },
             DEL_EXCHANGE => DefOp::DelExchange {
                 vhost: d.string()?,
@@ -206,11 +192,7 @@ impl DefOp {
             PUT_QUEUE => DefOp::PutQueue {
                 vhost: d.string()?,
                 name: d.string()?,
-                def: QueueDef {
-                    id: d.u64()?,
-                    auto_delete: d.bool()?,
-                    args: d.table()?,
-                },
+                def: QueueDef::decode(&mut d)?,
             },
             DEL_QUEUE => DefOp::DelQueue {
                 vhost: d.string()?,
@@ -223,13 +205,7 @@ impl DefOp {
             },
             op @ (PUT_BINDING | DEL_BINDING) => {
                 let vhost = d.string()?;
-                let b = BindingDef {
-                    source: d.string()?,
-                    dest_is_queue: d.bool()?,
-                    dest: d.string()?,
-                    key: d.string()?,
-                    args: d.table()?,
-                };
+                let b = BindingDef::decode(&mut d)?;
                 if op == PUT_BINDING {
                     DefOp::PutBinding { vhost, b }
                 } else {

@@ -232,14 +232,7 @@ impl Journal {
     /// `len_hint` is the expected payload size, used to reserve room.
     pub fn append_with(&self, len_hint: usize, write: impl FnOnce(&mut Vec<u8>)) -> Lsn {
         let sh = &*self.h.shared;
-        let mut st = lock(&sh.state);
-        while !st.buf.is_empty()
-            && st.buf.len() >= sh.max_pending
-            && !st.closing
-            && !sh.failed.load(Ordering::Acquire)
-        {
-            st = sh.space.wait(st).unwrap_or_else(PoisonError::into_inner);
-        }
+        let mut st = wait_for_room(sh);
         let lsn = st.next_lsn;
         if st.closing || sh.failed.load(Ordering::Acquire) {
             // Nothing will write it: keep the LSN unique but the memory bounded.
@@ -473,6 +466,20 @@ impl Drop for Unwind<'_> {
             self.p.next_lsn = self.lsn;
         }
     }
+}
+
+/// The pending batch, once it has room (back-pressure: blocks while more than
+/// `max_pending` bytes wait for the writer, unless the journal is closing or failed).
+pub(super) fn wait_for_room(sh: &Shared) -> std::sync::MutexGuard<'_, Pending> {
+    let mut st = lock(&sh.state);
+    while !st.buf.is_empty()
+        && st.buf.len() >= sh.max_pending
+        && !st.closing
+        && !sh.failed.load(Ordering::Acquire)
+    {
+        st = sh.space.wait(st).unwrap_or_else(PoisonError::into_inner);
+    }
+    st
 }
 
 fn lock_dir(dir: &Path) -> Result<File, StoreError> {

@@ -35,14 +35,7 @@ impl Journal {
     /// must be the one the journal continues at.
     pub fn append_replica(&self, epoch: u64, lsn: Lsn, payload: &[u8]) -> Result<(), StoreError> {
         let sh = &*self.h.shared;
-        let mut st = lock(&sh.state);
-        while !st.buf.is_empty()
-            && st.buf.len() >= sh.max_pending
-            && !st.closing
-            && !sh.failed.load(Ordering::Acquire)
-        {
-            st = sh.space.wait(st).unwrap_or_else(|e| e.into_inner());
-        }
+        let mut st = super::journal::wait_for_room(sh);
         if st.closing || sh.failed.load(Ordering::Acquire) {
             return Err(StoreError::NotDurable);
         }

@@ -1,6 +1,6 @@
 //! Just enough HTTP/1.1 to speak etcd's v3 JSON gateway: one POST per connection,
-//! JSON in, JSON out. A lock sends a request every ttl/3 at most (a standby polls
-//! every 200 ms), so a connection pool would buy nothing worth its code.
+//! JSON in, JSON out. A lock sends a request every ttl/2 at most (a standby polls
+//! every 100 ms), so a connection pool would buy nothing worth its code.
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};

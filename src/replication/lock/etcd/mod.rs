@@ -26,7 +26,7 @@ use tokio::time::Instant;
 /// How often a standby retries the election while the key is held. Polling costs a
 /// read-only txn (no new revision); a watch over the gateway is a long-lived stream
 /// that would need its own reconnect logic for no gain at this rate.
-const POLL: Duration = Duration::from_millis(200);
+const POLL: Duration = Duration::from_millis(100);
 /// How soon a failed renewal is retried (well within the renewal window).
 const RENEW_RETRY: Duration = Duration::from_millis(100);
 
@@ -381,7 +381,11 @@ async fn renew(
     // The margin covers closing listeners after `lost()` fires, and a monotonic
     // clock running a little slower than etcd's.
     let give_up_after = window - window / 4;
-    let every = window / 3;
+    // Every half window: a lease whose holder is cut off then has at most a full
+    // and on average three quarters of a window left on etcd, so the standby takes
+    // over sooner than with frequent renewals, and a failed renewal still gets
+    // retried (every RENEW_RETRY) for a quarter window before the holder gives up.
+    let every = window / 2;
     let body = json!({ "ID": lease.to_string() });
     let mut renewed = granted;
     let mut next = granted + every;
