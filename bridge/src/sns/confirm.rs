@@ -35,22 +35,24 @@ fn invalid_token() -> SnsError {
 }
 
 impl Sns {
-    /// Subscribe for `http`: a new pending subscription (or the existing one for
-    /// the same endpoint, whose confirmation is sent again while it is pending).
-    pub(super) async fn subscribe_http(
+    /// Subscribe for `http` or `https`: a new pending subscription (or the
+    /// existing one for the same endpoint, whose confirmation is sent again while
+    /// it is pending).
+    pub(super) async fn subscribe_pushed(
         &self,
         topic: &str,
+        protocol: &str,
         endpoint: &str,
         attributes: BTreeMap<String, String>,
         ctx: &Ctx,
     ) -> Result<SubMeta, SnsError> {
-        if !outbound::valid_http_url(endpoint) {
+        if !outbound::valid_url(endpoint, protocol) {
             return Err(SnsError::bad("Endpoint must match the specified protocol"));
         }
         if let Some(s) = self
             .subs(Some(topic))
             .into_iter()
-            .find(|s| s.protocol == "http" && s.endpoint == endpoint)
+            .find(|s| s.protocol == protocol && s.endpoint == endpoint)
         {
             if s.pending {
                 self.send_confirmation(&s, "SubscriptionConfirmation");
@@ -62,7 +64,7 @@ impl Sns {
             topic: topic.to_string(),
             queue: delivery::queue_name(&id),
             id,
-            protocol: "http".into(),
+            protocol: protocol.into(),
             endpoint: endpoint.to_string(),
             attributes,
             token: Some(new_token()),

@@ -55,8 +55,9 @@ fn confirmed_by_owner() -> bool {
 }
 
 impl SubMeta {
+    /// `http` or `https`.
     pub fn is_http(&self) -> bool {
-        self.protocol == "http"
+        matches!(self.protocol.as_str(), "http" | "https")
     }
 
     /// Whether its queue is bound to the topic (a pending HTTP subscription's is

@@ -17,11 +17,11 @@
 //! worker that leases from it and POSTs each message (`delivery.rs`), retrying per
 //! the DeliveryPolicy (`policy.rs`) by setting the lease's end to the next retry —
 //! so pending deliveries and their schedule are journaled and survive kill -9.
-//! Every document is signed (`signing.rs`).
+//! Every document is signed (`signing.rs`). `https` is the same over rustls
+//! (`tls.rs`).
 //!
-//! Not yet: https (no TLS client: see `outbound.rs`), email/sms/application/lambda/
-//! firehose subscriptions, FIFO topics, Add/RemovePermission, data protection
-//! policies.
+//! Not yet: email/sms/application/lambda/firehose subscriptions, FIFO topics,
+//! Add/RemovePermission, data protection policies.
 
 mod confirm;
 mod delivery;
@@ -33,6 +33,7 @@ mod policy;
 mod publish;
 mod signing;
 mod subscriptions;
+mod tls;
 mod topics;
 pub mod xml;
 
@@ -103,7 +104,7 @@ impl Sns {
             sqs: sqs.clone(),
             me: me.clone(),
             signer: tokio::sync::OnceCell::new(),
-            http: outbound::HttpClient::default(),
+            http: outbound::HttpClient::new(&sqs.config().sns),
             workers: Mutex::default(),
         });
         sqs.set_notifications(sns.clone());

@@ -1,8 +1,8 @@
 //! Subscribe, Unsubscribe, ListSubscriptions(ByTopic), Get/SetSubscriptionAttributes.
 //! An `sqs` subscription is confirmed at once (as AWS does for SQS endpoints) and is
 //! a binding of the queue to the topic's exchange, carrying the filter policy. An
-//! `http` one waits for its confirmation (`confirm.rs`), then is the same with a
-//! queue of its own.
+//! `http` or `https` one waits for its confirmation (`confirm.rs`), then is the
+//! same with a queue of its own.
 
 use super::meta::SubMeta;
 use super::xml::Out;
@@ -90,17 +90,12 @@ impl Sns {
     pub(super) async fn subscribe(&self, p: &Params, ctx: &Ctx) -> Result<Out, SnsError> {
         let topic = self.topic_of(p.req("TopicArn")?)?;
         let protocol = p.req("Protocol")?;
-        if protocol == "https" {
-            return Err(SnsError::bad(
-                "Protocol: https endpoints are not supported by this broker (it has no TLS client); subscribe an http endpoint",
-            ));
-        }
         if LATER.contains(&protocol) {
             return Err(SnsError::bad(format!(
                 "Amazon SNS does not support this protocol string: {protocol} protocol not supported"
             )));
         }
-        if protocol != "sqs" && protocol != "http" {
+        if !matches!(protocol, "sqs" | "http" | "https") {
             return Err(SnsError::bad(format!(
                 "Amazon SNS does not support this protocol string: {protocol}"
             )));
@@ -110,9 +105,9 @@ impl Sns {
         for (k, v) in &attributes {
             check_attribute(k, v)?;
         }
-        if protocol == "http" {
+        if protocol != "sqs" {
             let sub = self
-                .subscribe_http(&topic, endpoint, attributes, ctx)
+                .subscribe_pushed(&topic, protocol, endpoint, attributes, ctx)
                 .await?;
             let show = !sub.pending
                 || p.get("ReturnSubscriptionArn")
