@@ -46,7 +46,7 @@ def test_bad_input_is_invalid_parameter(sns):
 
 
 @pytest.mark.parametrize("protocol,endpoint", [
-    ("email", "a@example.com"), ("email-json", "a@example.com"), ("sms", "+15555550100"),
+    ("sms", "+15555550100"),
     ("lambda", "arn:aws:lambda:us-east-1:000000000000:function:f"),
     ("application", "arn:aws:sns:us-east-1:000000000000:endpoint/GCM/app/0"),
     ("firehose", "arn:aws:firehose:us-east-1:000000000000:deliverystream/s"),

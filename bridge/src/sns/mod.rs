@@ -18,20 +18,24 @@
 //! the DeliveryPolicy (`policy.rs`) by setting the lease's end to the next retry —
 //! so pending deliveries and their schedule are journaled and survive kill -9.
 //! Every document is signed (`signing.rs`). `https` is the same over rustls
-//! (`tls.rs`).
+//! (`tls.rs`); `email` and `email-json` are the same with SMTP as the transport
+//! (`email.rs`, `mail.rs`, `smtp.rs`), through the relay in `sns.smtp_relay`.
 //!
-//! Not yet: email/sms/application/lambda/firehose subscriptions, FIFO topics,
+//! Not yet: sms/application/lambda/firehose subscriptions, FIFO topics,
 //! Add/RemovePermission, data protection policies.
 
 mod confirm;
 mod delivery;
+mod email;
 mod error;
+mod mail;
 mod meta;
 mod outbound;
 mod params;
 mod policy;
 mod publish;
 mod signing;
+mod smtp;
 mod subscriptions;
 mod tls;
 mod topics;
@@ -92,7 +96,9 @@ pub struct Sns {
     /// Loaded (or made) on first need: making a key takes a while.
     signer: tokio::sync::OnceCell<Arc<Signer>>,
     http: outbound::HttpClient,
-    /// The delivery worker of each confirmed HTTP subscription, by subscription id.
+    /// Mail goes through it; `None` without `sns.smtp_relay`.
+    smtp: Option<smtp::SmtpClient>,
+    /// The delivery worker of each confirmed pushed subscription, by id.
     workers: Mutex<HashMap<String, tokio::task::AbortHandle>>,
 }
 
@@ -105,6 +111,12 @@ impl Sns {
             me: me.clone(),
             signer: tokio::sync::OnceCell::new(),
             http: outbound::HttpClient::new(&sqs.config().sns),
+            smtp: sqs
+                .config()
+                .sns
+                .smtp_relay
+                .as_deref()
+                .map(|relay| smtp::SmtpClient::new(relay, &sqs.config().sns.smtp_from)),
             workers: Mutex::default(),
         });
         sqs.set_notifications(sns.clone());
@@ -118,7 +130,7 @@ impl Sns {
             }
         }
         for sub in sns.subs(None) {
-            if sub.is_http() && !sub.pending {
+            if sub.pushed() && !sub.pending {
                 sns.start_worker(&sub);
             }
         }

@@ -35,6 +35,8 @@ pub enum DeliveryError {
     /// delivery fails with the reason until the configuration is fixed.
     #[error("no TLS client: {0}")]
     Tls(String),
+    #[error(transparent)]
+    Mail(#[from] super::smtp::SmtpError),
     #[error("request failed: {0}")]
     Request(String),
     #[error("no answer within {}s", REQUEST_TIMEOUT.as_secs())]
