@@ -29,6 +29,8 @@ pub struct Config {
     pub stomp: StompConfig,
     /// The SQS API on `http_port`.
     pub sqs: SqsConfig,
+    /// SNS deliveries to mail (through an SMTP relay) and https endpoints.
+    pub sns: SnsConfig,
     /// Users for every protocol. Default: `guest`/`guest`, loopback only.
     pub users: Vec<UserConfig>,
     /// Virtual hosts created at start; `/` always exists.
@@ -146,6 +148,53 @@ impl From<&SqsConfig> for switchboard_bridge::Config {
             },
             base_url: (!c.base_url.is_empty()).then(|| c.base_url.clone()),
             ..Default::default()
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(default)]
+pub struct SnsConfig {
+    /// `host:port` of the SMTP relay for email/email-json subscriptions; empty:
+    /// they are refused.
+    pub smtp_relay: String,
+    /// Sender address of SNS's mail.
+    pub smtp_from: String,
+    /// Extra trusted roots (PEM file) for https endpoints; empty: Mozilla's only.
+    pub https_ca_file: String,
+    /// Skip certificate checks for https endpoints (tests only).
+    pub https_insecure: bool,
+}
+
+impl Default for SnsConfig {
+    fn default() -> Self {
+        let d = switchboard_bridge::SnsConfig::default();
+        SnsConfig {
+            smtp_relay: String::new(),
+            smtp_from: d.smtp_from,
+            https_ca_file: String::new(),
+            https_insecure: d.https_insecure,
+        }
+    }
+}
+
+impl From<&SnsConfig> for switchboard_bridge::SnsConfig {
+    fn from(c: &SnsConfig) -> Self {
+        switchboard_bridge::SnsConfig {
+            smtp_relay: (!c.smtp_relay.is_empty()).then(|| c.smtp_relay.clone()),
+            smtp_from: c.smtp_from.clone(),
+            https_ca_file: (!c.https_ca_file.is_empty()).then(|| PathBuf::from(&c.https_ca_file)),
+            https_insecure: c.https_insecure,
+        }
+    }
+}
+
+/// The HTTP APIs' settings: SQS's section, and SNS's beside it.
+impl From<&Config> for switchboard_bridge::Config {
+    fn from(c: &Config) -> Self {
+        switchboard_bridge::Config {
+            sns: (&c.sns).into(),
+            ..(&c.sqs).into()
         }
     }
 }
@@ -307,6 +356,7 @@ impl Default for Config {
             mqtt: MqttConfig::default(),
             stomp: StompConfig::default(),
             sqs: SqsConfig::default(),
+            sns: SnsConfig::default(),
             users: vec![UserConfig {
                 name: "guest".into(),
                 password: "guest".into(),
@@ -320,5 +370,30 @@ impl Default for Config {
             queue_memory_bytes: 32 * 1024 * 1024,
             replication: ReplicationConfig::default(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use figment::Figment;
+    use figment::providers::{Format, Serialized, Toml};
+
+    #[test]
+    fn sns_section_reaches_the_bridge_config() {
+        let cfg: Config = Figment::from(Serialized::defaults(Config::default()))
+            .merge(Toml::string(
+                "[sqs]\nregion = \"eu-west-1\"\n[sns]\nsmtp_relay = \"127.0.0.1:2525\"\n",
+            ))
+            .extract()
+            .unwrap();
+        let b = switchboard_bridge::Config::from(&cfg);
+        assert_eq!(b.region, "eu-west-1");
+        assert_eq!(b.sns.smtp_relay.as_deref(), Some("127.0.0.1:2525"));
+        assert_eq!(b.sns.smtp_from, "no-reply@sns.switchboard.local");
+        assert!(b.sns.https_ca_file.is_none() && !b.sns.https_insecure);
+        // Nothing configured: no relay, so email subscriptions are refused.
+        let b = switchboard_bridge::Config::from(&Config::default());
+        assert!(b.sns.smtp_relay.is_none());
     }
 }

@@ -212,10 +212,8 @@ impl Server {
             },
         ));
 
-        let aws = switchboard_bridge::Service::new(
-            broker.clone(),
-            switchboard_bridge::Config::from(&cfg.sqs),
-        );
+        let aws =
+            switchboard_bridge::Service::new(broker.clone(), switchboard_bridge::Config::from(cfg));
         let sd = shutdown.clone();
         tracker.spawn(accept_loop(
             http,

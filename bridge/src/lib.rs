@@ -45,6 +45,33 @@ pub struct Config {
     pub base_url: Option<String>,
     /// Largest request body accepted (a batch of ten 1 MiB messages plus slack).
     pub max_body: usize,
+    /// SNS deliveries to mail and https endpoints.
+    pub sns: SnsConfig,
+}
+
+/// How SNS reaches `email`/`email-json` and `https` subscribers.
+#[derive(Clone, Debug)]
+pub struct SnsConfig {
+    /// `host:port` of the SMTP relay mail goes through; `None`: email and
+    /// email-json subscriptions are refused.
+    pub smtp_relay: Option<String>,
+    /// The sender address of every mail (envelope and From header).
+    pub smtp_from: String,
+    /// Extra trusted roots (PEM) for https endpoints, besides Mozilla's.
+    pub https_ca_file: Option<std::path::PathBuf>,
+    /// Accept any certificate from an https endpoint (tests only).
+    pub https_insecure: bool,
+}
+
+impl Default for SnsConfig {
+    fn default() -> Self {
+        SnsConfig {
+            smtp_relay: None,
+            smtp_from: "no-reply@sns.switchboard.local".into(),
+            https_ca_file: None,
+            https_insecure: false,
+        }
+    }
 }
 
 impl Default for Config {
@@ -56,6 +83,7 @@ impl Default for Config {
             auth: Auth::SigV4,
             base_url: None,
             max_body: 12 << 20,
+            sns: SnsConfig::default(),
         }
     }
 }

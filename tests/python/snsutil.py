@@ -66,9 +66,38 @@ class Sns:
         self.topics.clear()
 
 
+class Private:
+    """A Switchboard of the test's own, started with ``env`` settings (e.g.
+    ``SWITCHBOARD_SNS__SMTP_RELAY``) and restartable on its data directory."""
+
+    def __init__(self, env: Dict[str, str]):
+        from conftest import start_switchboard
+
+        self.env = env
+        self.b = start_switchboard(env=env)
+        self._connect()
+
+    def _connect(self) -> None:
+        self.ep = sqsutil.endpoint_from_ports(self.b.ports)
+        self.client = client(self.ep)
+
+    def kill_and_restart(self) -> None:
+        from conftest import start_switchboard
+
+        self.b.proc.kill()
+        self.b.proc.wait(timeout=10)
+        self.b = start_switchboard(env=self.env, data_dir=self.b.data_dir)
+        self._connect()
+
+    def close(self) -> None:
+        from conftest import stop_switchboard
+
+        stop_switchboard(self.b)
+
+
 def envelope(m: dict) -> dict:
     """The notification envelope an SQS message's body holds."""
     return json.loads(m["Body"])
 
 
-__all__ = ["client", "tname", "Sns", "envelope", "ENVELOPE_KEYS", "sqsutil"]
+__all__ = ["client", "tname", "Sns", "Private", "envelope", "ENVELOPE_KEYS", "sqsutil"]

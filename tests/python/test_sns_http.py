@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import json
+import ssl
 import threading
 import time
 import urllib.request
@@ -56,11 +57,30 @@ class Request:
         return json.loads(self.body)
 
 
+class TlsServer(ThreadingHTTPServer):
+    """An https server: the handshake runs in the request's thread, so a client
+    that gives up on the certificate does not hold up the accept loop."""
+
+    def __init__(self, addr, handler, ctx: "ssl.SSLContext"):
+        self.ctx = ctx
+        self.handshake_errors: List[str] = []
+        super().__init__(addr, handler)
+
+    def finish_request(self, request, client_address):
+        try:
+            request = self.ctx.wrap_socket(request, server_side=True)
+        except (ssl.SSLError, OSError) as e:
+            self.handshake_errors.append(str(e))
+            return
+        super().finish_request(request, client_address)
+
+
 class Receiver:
     """An HTTP endpoint that records every POST. Notifications are answered with
-    the statuses in ``statuses`` first (then ``status``); confirmations with 200."""
+    the statuses in ``statuses`` first (then ``status``); confirmations with 200.
+    With ``tls`` (a server-side ``ssl.SSLContext``) it is an https endpoint."""
 
-    def __init__(self):
+    def __init__(self, tls: "Optional[ssl.SSLContext]" = None):
         self.requests: List[Request] = []
         self.cond = threading.Condition()
         self.statuses: List[int] = []
@@ -87,8 +107,12 @@ class Receiver:
             def log_message(self, *args):
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/sns-hook"
+        if tls is None:
+            self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        else:
+            self.server = TlsServer(("127.0.0.1", 0), Handler, tls)
+        scheme = "https" if tls else "http"
+        self.url = f"{scheme}://127.0.0.1:{self.server.server_address[1]}/sns-hook"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
     def wait(self, pred: Callable[[Request], bool], timeout: float = 20.0,

@@ -1,9 +1,11 @@
-//! The HTTP subscription's life: Subscribe stores it pending with a token and POSTs
-//! a SubscriptionConfirmation; ConfirmSubscription (signed, or the SubscribeURL's
-//! GET) makes its queue, binds it and starts its worker; Unsubscribe POSTs an
-//! UnsubscribeConfirmation. Tokens and pending state are in the subscription's
-//! record, so they survive a restart.
+//! The life of a subscription SNS pushes to (http, https, email, email-json):
+//! Subscribe stores it pending with a token and sends a SubscriptionConfirmation
+//! (POSTed, or mailed: `email.rs`); ConfirmSubscription (signed, or the
+//! SubscribeURL's GET) makes its queue, binds it and starts its worker; Unsubscribe
+//! POSTs an UnsubscribeConfirmation to http(s) endpoints. Tokens and pending state
+//! are in the subscription's record, so they survive a restart.
 
+use super::delivery::Outgoing;
 use super::meta::SubMeta;
 use super::outbound::{self, Post};
 use super::signing::SignatureVersion;
@@ -35,22 +37,24 @@ fn invalid_token() -> SnsError {
 }
 
 impl Sns {
-    /// Subscribe for `http`: a new pending subscription (or the existing one for
-    /// the same endpoint, whose confirmation is sent again while it is pending).
-    pub(super) async fn subscribe_http(
+    /// Subscribe for a pushed protocol: a new pending subscription (or the
+    /// existing one for the same endpoint, whose confirmation is sent again while
+    /// it is pending).
+    pub(super) async fn subscribe_pushed(
         &self,
         topic: &str,
+        protocol: &str,
         endpoint: &str,
         attributes: BTreeMap<String, String>,
         ctx: &Ctx,
     ) -> Result<SubMeta, SnsError> {
-        if !outbound::valid_http_url(endpoint) {
+        if !super::email::valid_endpoint(protocol, endpoint) {
             return Err(SnsError::bad("Endpoint must match the specified protocol"));
         }
         if let Some(s) = self
             .subs(Some(topic))
             .into_iter()
-            .find(|s| s.protocol == "http" && s.endpoint == endpoint)
+            .find(|s| s.protocol == protocol && s.endpoint == endpoint)
         {
             if s.pending {
                 self.send_confirmation(&s, "SubscriptionConfirmation");
@@ -60,9 +64,9 @@ impl Sns {
         let id = uuid::Uuid::new_v4().to_string();
         let sub = SubMeta {
             topic: topic.to_string(),
-            queue: delivery::queue_name(&id),
+            queue: delivery::queue_name(protocol, &id),
             id,
-            protocol: "http".into(),
+            protocol: protocol.into(),
             endpoint: endpoint.to_string(),
             attributes,
             token: Some(new_token()),
@@ -125,7 +129,7 @@ impl Sns {
     /// held is dropped, as on AWS).
     pub(super) fn deactivate(&self, sub: &SubMeta) {
         self.stop_worker(&sub.id);
-        if sub.is_http()
+        if sub.pushed()
             && let Err(e) = self
                 .broker
                 .delete_queue(&self.cfg.vhost, &sub.queue, false, false, 0)
@@ -135,21 +139,30 @@ impl Sns {
         }
     }
 
-    /// POSTs a SubscriptionConfirmation or UnsubscribeConfirmation in the
+    /// Sends a SubscriptionConfirmation or UnsubscribeConfirmation in the
     /// background (a few tries; the caller's reply does not wait for the endpoint).
     pub(super) fn send_confirmation(&self, sub: &SubMeta, doc_type: &'static str) {
         let Some(me) = self.me.upgrade() else { return };
         let sub = sub.clone();
         tokio::spawn(async move {
-            let post = match me.confirmation_post(&sub, doc_type).await {
-                Ok(p) => p,
+            let out = if sub.is_email() {
+                me.confirmation_mail(&sub)
+                    .await
+                    .map(|m| Outgoing::Mail(m, Bytes::new()))
+            } else {
+                me.confirmation_post(&sub, doc_type)
+                    .await
+                    .map(Outgoing::Post)
+            };
+            let out = match out {
+                Ok(o) => o,
                 Err(e) => {
                     tracing::warn!(sub = %sub.id, "SNS {doc_type} not sent: {e}");
                     return;
                 }
             };
             for attempt in 1..=CONFIRMATION_ATTEMPTS {
-                match me.http.post(&post).await {
+                match me.transmit(&out).await {
                     Ok(()) => return,
                     Err(e) => {
                         tracing::info!(sub = %sub.id, attempt, "SNS {doc_type} failed: {e}");
@@ -160,11 +173,12 @@ impl Sns {
         });
     }
 
-    async fn confirmation_post(
+    /// A confirmation document, signed, and its message id.
+    pub(super) async fn confirmation_doc(
         &self,
         sub: &SubMeta,
         doc_type: &'static str,
-    ) -> Result<Post, SnsError> {
+    ) -> Result<(serde_json::Map<String, serde_json::Value>, String), SnsError> {
         let signer = self.signer().await?;
         let topic_arn = self.topic_arn(&sub.topic);
         let sub_arn = self.sub_arn(&sub.topic, &sub.id);
@@ -186,6 +200,17 @@ impl Sns {
             &format_iso_ms(switchboard_api::wall_ms() as i64),
         );
         signer.sign_doc(&mut doc, version, &base);
+        Ok((doc, message_id))
+    }
+
+    async fn confirmation_post(
+        &self,
+        sub: &SubMeta,
+        doc_type: &'static str,
+    ) -> Result<Post, SnsError> {
+        let (doc, message_id) = self.confirmation_doc(sub, doc_type).await?;
+        let topic_arn = self.topic_arn(&sub.topic);
+        let sub_arn = self.sub_arn(&sub.topic, &sub.id);
         // A pending subscription has no ARN to name yet.
         let named = (doc_type != "SubscriptionConfirmation").then_some(sub_arn.as_str());
         Ok(Post {

@@ -1,8 +1,9 @@
-//! HTTP deliveries. A confirmed `http` subscription's messages wait in its own
-//! durable core queue (`sns-http.<id>`), bound to the topic's exchange with the
-//! filter policy like an SQS subscriber's queue. A worker per subscription leases a
-//! few at a time (the lease is journaled), POSTs each, and then:
-//! - 2xx: settles it;
+//! Pushed deliveries. A confirmed `http`/`https` subscription's messages wait in
+//! its own durable core queue (`sns-http.<id>`; `sns-email.<id>` for email and
+//! email-json), bound to the topic's exchange with the filter policy like an SQS
+//! subscriber's queue. A worker per subscription leases a few at a time (the lease
+//! is journaled), POSTs or mails each, and then:
+//! - 2xx (for mail: the relay's 250 after the data): settles it;
 //! - otherwise, with retries left: sets the lease to end at the next retry's time,
 //!   so the message comes back then — after a kill -9 too, since the new end is
 //!   journaled and the delivery count (the attempt number) comes back with it;
@@ -10,10 +11,11 @@
 //!   does.
 
 use super::meta::SubMeta;
-use super::outbound::{self, Post};
+use super::outbound::{self, DeliveryError, Post};
 use super::policy;
 use super::publish::{MESSAGE_ID_HEADER, TOPIC_ARN_HEADER};
 use super::signing::SignatureVersion;
+use super::smtp::Mail;
 use super::{Sns, SnsError};
 use bytes::Bytes;
 use std::sync::{Arc, Weak};
@@ -30,8 +32,28 @@ const LEASE: Duration = Duration::from_secs(30);
 /// retry's lease ending is not always announced).
 const IDLE_POLL: Duration = Duration::from_millis(500);
 
-pub fn queue_name(id: &str) -> String {
-    format!("sns-http.{id}")
+pub fn queue_name(protocol: &str, id: &str) -> String {
+    match protocol {
+        "email" | "email-json" => format!("sns-email.{id}"),
+        _ => format!("sns-http.{id}"),
+    }
+}
+
+/// What one delivery sends, by the subscription's transport.
+pub enum Outgoing {
+    Post(Post),
+    /// The mail, and what goes to the dead-letter queue if it cannot be sent.
+    Mail(Mail, Bytes),
+}
+
+impl Outgoing {
+    /// The body a dead-letter queue receives: what was POSTed, or the mail's text.
+    fn into_body(self) -> Bytes {
+        match self {
+            Outgoing::Post(p) => p.body,
+            Outgoing::Mail(_, text) => text,
+        }
+    }
 }
 
 impl Sns {
@@ -63,24 +85,36 @@ impl Sns {
     /// Delivers one leased message and settles it one way or another.
     async fn deliver(&self, sub: &SubMeta, d: Delivery) {
         let topic_meta = self.topic(&sub.topic).unwrap_or_default();
-        let pol = policy::effective(
-            topic_meta
-                .attributes
-                .get("DeliveryPolicy")
-                .map(String::as_str),
-            sub.attributes.get("DeliveryPolicy").map(String::as_str),
-        );
         let version = SignatureVersion::of(
             topic_meta
                 .attributes
                 .get("SignatureVersion")
                 .map(String::as_str),
         );
-        let post = match self
-            .notification(sub, &d.message, version, &pol.content_type)
-            .await
-        {
-            Ok(p) => p,
+        // Mail has AWS's fixed schedule; HTTP the effective DeliveryPolicy.
+        let (retry, out) = if sub.is_email() {
+            let mail = self
+                .notification_mail(sub, &topic_meta, &d.message, version)
+                .await;
+            (
+                super::email::retry_policy(),
+                mail.map(|(m, text)| Outgoing::Mail(m, text)),
+            )
+        } else {
+            let pol = policy::effective(
+                topic_meta
+                    .attributes
+                    .get("DeliveryPolicy")
+                    .map(String::as_str),
+                sub.attributes.get("DeliveryPolicy").map(String::as_str),
+            );
+            let post = self
+                .notification(sub, &d.message, version, &pol.content_type)
+                .await;
+            (pol.retry, post.map(Outgoing::Post))
+        };
+        let out = match out {
+            Ok(o) => o,
             Err(e) => {
                 // Nothing sent: try again later, as for a failed POST.
                 tracing::warn!(sub = %sub.id, "SNS delivery not prepared: {e}");
@@ -88,13 +122,13 @@ impl Sns {
                 return;
             }
         };
-        let result = self.http.post(&post).await;
+        let result = self.transmit(&out).await;
         let n = d.delivery_count;
         match result {
             Ok(()) => {
                 d.queue.settle_leased(d.seq, n);
             }
-            Err(e) => match pol.retry.delay(n) {
+            Err(e) => match retry.delay(n) {
                 Some(delay) => {
                     tracing::debug!(sub = %sub.id, attempt = n, ?delay, "SNS delivery failed: {e}");
                     // Waited for, so the retry's time is on disk before the worker
@@ -105,9 +139,17 @@ impl Sns {
                 }
                 None => {
                     tracing::info!(sub = %sub.id, attempts = n, "SNS delivery given up: {e}");
-                    self.dead_letter(sub, &d, post.body).await;
+                    self.dead_letter(sub, &d, out.into_body()).await;
                 }
             },
+        }
+    }
+
+    /// Sends one POST or mail.
+    pub(super) async fn transmit(&self, out: &Outgoing) -> Result<(), DeliveryError> {
+        match out {
+            Outgoing::Post(p) => self.http.post(p).await,
+            Outgoing::Mail(m, _) => Ok(self.smtp()?.send(m).await?),
         }
     }
 
@@ -271,6 +313,8 @@ mod tests {
         );
         assert_eq!(dead_letter_arn("{}"), None);
         assert_eq!(dead_letter_arn("nope"), None);
-        assert_eq!(queue_name("abc"), "sns-http.abc");
+        assert_eq!(queue_name("http", "abc"), "sns-http.abc");
+        assert_eq!(queue_name("https", "abc"), "sns-http.abc");
+        assert_eq!(queue_name("email-json", "abc"), "sns-email.abc");
     }
 }

@@ -27,11 +27,12 @@ pub struct SubMeta {
     pub protocol: String,
     pub endpoint: String,
     /// The core queue bound to the topic's exchange: the SQS queue for `sqs`, the
-    /// subscription's own internal queue (`sns-http.<id>`) for `http`.
+    /// subscription's own internal queue for the pushed protocols
+    /// (`delivery::queue_name`).
     pub queue: String,
     /// RawMessageDelivery, FilterPolicy, FilterPolicyScope as set.
     pub attributes: BTreeMap<String, String>,
-    /// `http`: the confirmation token. Kept after confirming, so that confirming
+    /// Pushed protocols: the confirmation token. Kept after confirming, so that confirming
     /// again answers the same subscription, as AWS does.
     #[serde(default)]
     pub token: Option<String>,
@@ -59,11 +60,23 @@ fn confirmed_by_owner() -> bool {
 }
 
 impl SubMeta {
+    /// `http` or `https`.
     pub fn is_http(&self) -> bool {
-        self.protocol == "http"
+        matches!(self.protocol.as_str(), "http" | "https")
     }
 
-    /// Whether its queue is bound to the topic (a pending HTTP subscription's is
+    /// `email` or `email-json`.
+    pub fn is_email(&self) -> bool {
+        matches!(self.protocol.as_str(), "email" | "email-json")
+    }
+
+    /// Confirmed by its endpoint, then delivered by a worker from a queue of its
+    /// own (rather than bound to an SQS queue).
+    pub fn pushed(&self) -> bool {
+        self.is_http() || self.is_email()
+    }
+
+    /// Whether its queue is bound to the topic (a pending pushed subscription's is
     /// not there yet).
     pub fn bound(&self) -> bool {
         !self.pending

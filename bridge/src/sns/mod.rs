@@ -17,28 +17,34 @@
 //! worker that leases from it and POSTs each message (`delivery.rs`), retrying per
 //! the DeliveryPolicy (`policy.rs`) by setting the lease's end to the next retry —
 //! so pending deliveries and their schedule are journaled and survive kill -9.
-//! Every document is signed (`signing.rs`).
+//! Every document is signed (`signing.rs`). `https` is the same over rustls
+//! (`tls.rs`); `email` and `email-json` are the same with SMTP as the transport
+//! (`email.rs`, `mail.rs`, `smtp.rs`), through the relay in `sns.smtp_relay`.
 //!
 //! FIFO topics (`fifo.rs`) deduplicate before routing, against a window in a key
 //! space of their own, and number their messages; the group and deduplication ids
 //! travel with the message, so FIFO SQS subscribers keep the order per group and
 //! drop repeats too. Their ArchivePolicy and ReplayPolicy are `archive.rs`.
 //!
-//! Not yet: https (no TLS client: see `outbound.rs`), email/sms/application/lambda/
-//! firehose subscriptions, Add/RemovePermission, data protection policies.
+//! Not yet: sms/application/lambda/firehose subscriptions, Add/RemovePermission,
+//! data protection policies.
 
 mod archive;
 mod confirm;
 mod delivery;
+mod email;
 mod error;
 mod fifo;
+mod mail;
 mod meta;
 mod outbound;
 mod params;
 mod policy;
 mod publish;
 mod signing;
+mod smtp;
 mod subscriptions;
+mod tls;
 mod topics;
 pub mod xml;
 
@@ -97,7 +103,9 @@ pub struct Sns {
     /// Loaded (or made) on first need: making a key takes a while.
     signer: tokio::sync::OnceCell<Arc<Signer>>,
     http: outbound::HttpClient,
-    /// The delivery worker of each confirmed HTTP subscription, by subscription id.
+    /// Mail goes through it; `None` without `sns.smtp_relay`.
+    smtp: Option<smtp::SmtpClient>,
+    /// The delivery worker of each confirmed pushed subscription, by id.
     workers: Mutex<HashMap<String, tokio::task::AbortHandle>>,
     /// FIFO publishes take turns here (`fifo.rs`).
     fifo: Mutex<fifo::FifoState>,
@@ -113,7 +121,13 @@ impl Sns {
             sqs: sqs.clone(),
             me: me.clone(),
             signer: tokio::sync::OnceCell::new(),
-            http: outbound::HttpClient::default(),
+            http: outbound::HttpClient::new(&sqs.config().sns),
+            smtp: sqs
+                .config()
+                .sns
+                .smtp_relay
+                .as_deref()
+                .map(|relay| smtp::SmtpClient::new(relay, &sqs.config().sns.smtp_from)),
             workers: Mutex::default(),
             fifo: Mutex::default(),
             replays: Mutex::default(),
@@ -129,7 +143,7 @@ impl Sns {
             }
         }
         for sub in sns.subs(None) {
-            if sub.is_http() && !sub.pending {
+            if sub.pushed() && !sub.pending {
                 sns.start_worker(&sub);
             }
         }

@@ -3,12 +3,12 @@
 //! SubscriptionConfirmation, Notification, UnsubscribeConfirmation — with the
 //! headers AWS sends along.
 //!
-//! Plain `http://` only: TLS would need rustls with a crypto provider (ring or
-//! aws-lc-rs, both C builds), which the pure-Rust build rules out for now, so
-//! `https` subscriptions are refused at Subscribe with a reason saying so.
+//! `https://` goes through rustls (`tls.rs`): certificates are verified against
+//! Mozilla's roots and `sns.https_ca_file`, unless `sns.https_insecure`.
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
+use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
@@ -29,8 +29,14 @@ pub const USER_AGENT: &str = "Amazon Simple Notification Service Agent";
 
 #[derive(Debug, thiserror::Error)]
 pub enum DeliveryError {
-    #[error("endpoint URL {0:?} is not an http:// URL")]
+    #[error("endpoint URL {0:?} is not an http:// or https:// URL")]
     BadUrl(String),
+    /// The TLS settings could not be made (a bad `sns.https_ca_file`): every https
+    /// delivery fails with the reason until the configuration is fixed.
+    #[error("no TLS client: {0}")]
+    Tls(String),
+    #[error(transparent)]
+    Mail(#[from] super::smtp::SmtpError),
     #[error("request failed: {0}")]
     Request(String),
     #[error("no answer within {}s", REQUEST_TIMEOUT.as_secs())]
@@ -39,23 +45,52 @@ pub enum DeliveryError {
     Status(u16),
 }
 
-/// The shared HTTP client of every delivery.
+/// The shared HTTP client of every delivery, http and https.
 #[derive(Clone)]
 pub struct HttpClient {
-    client: Client<HttpConnector, Full<Bytes>>,
+    plain: Client<HttpConnector, Full<Bytes>>,
+    /// `Err`: why https cannot be used (the TLS settings were refused at start);
+    /// every https delivery fails with it until the configuration is fixed.
+    tls: Result<Client<HttpsConnector<HttpConnector>, Full<Bytes>>, String>,
     slots: Arc<Semaphore>,
 }
 
-impl Default for HttpClient {
-    fn default() -> Self {
-        let mut connector = HttpConnector::new();
-        connector.set_connect_timeout(Some(REQUEST_TIMEOUT));
-        connector.set_nodelay(true);
+impl HttpClient {
+    pub fn new(cfg: &crate::SnsConfig) -> HttpClient {
+        let connector = || {
+            let mut c = HttpConnector::new();
+            c.set_connect_timeout(Some(REQUEST_TIMEOUT));
+            c.set_nodelay(true);
+            c
+        };
+        let client = || {
+            let mut b = Client::builder(TokioExecutor::new());
+            b.pool_idle_timeout(Duration::from_secs(30))
+                .pool_max_idle_per_host(8);
+            b
+        };
+        if cfg.https_insecure {
+            tracing::warn!("sns.https_insecure: https endpoints' certificates are not checked");
+        }
+        let tls = super::tls::client_config(cfg.https_ca_file.as_deref(), cfg.https_insecure)
+            .map(|tls| {
+                let mut inner = connector();
+                // The TLS connector hands it https URLs.
+                inner.enforce_http(false);
+                let c = hyper_rustls::HttpsConnectorBuilder::new()
+                    .with_tls_config(tls)
+                    .https_only()
+                    .enable_http1()
+                    .wrap_connector(inner);
+                client().build(c)
+            })
+            .map_err(|e| {
+                tracing::error!("SNS https deliveries disabled: {e}");
+                e.to_string()
+            });
         HttpClient {
-            client: Client::builder(TokioExecutor::new())
-                .pool_idle_timeout(Duration::from_secs(30))
-                .pool_max_idle_per_host(8)
-                .build(connector),
+            plain: client().build(connector()),
+            tls,
             slots: Arc::new(Semaphore::new(MAX_IN_FLIGHT)),
         }
     }
@@ -75,8 +110,15 @@ impl HttpClient {
             .url
             .parse()
             .map_err(|_| DeliveryError::BadUrl(post.url.clone()))?;
-        if uri.scheme_str() != Some("http") || uri.host().is_none() {
-            return Err(DeliveryError::BadUrl(post.url.clone()));
+        let https = match uri.scheme_str() {
+            _ if uri.host().is_none_or(str::is_empty) => None,
+            Some("http") => Some(false),
+            Some("https") => Some(true),
+            _ => None,
+        }
+        .ok_or_else(|| DeliveryError::BadUrl(post.url.clone()))?;
+        if https && let Err(e) = &self.tls {
+            return Err(DeliveryError::Tls(e.clone()));
         }
         let mut req = hyper::Request::post(uri);
         for (k, v) in &post.headers {
@@ -92,11 +134,11 @@ impl HttpClient {
             .await
             .map_err(|e| DeliveryError::Request(e.to_string()))?;
         let exchange = async {
-            let resp = self
-                .client
-                .request(req)
-                .await
-                .map_err(|e| DeliveryError::Request(e.to_string()))?;
+            let resp = match &self.tls {
+                Ok(tls) if https => tls.request(req).await,
+                _ => self.plain.request(req).await,
+            }
+            .map_err(|e| DeliveryError::Request(causes(&e)))?;
             let status = resp.status().as_u16();
             // Drained (up to a limit) so the connection goes back to the pool.
             let _ = Limited::new(resp.into_body(), MAX_REPLY).collect().await;
@@ -111,10 +153,24 @@ impl HttpClient {
     }
 }
 
-/// Whether `url` is one SNS can deliver to: `http://host[:port][/path]`.
-pub fn valid_http_url(url: &str) -> bool {
+/// An error and its sources: hyper's own text is only "client error (Connect)",
+/// the reason (refused, certificate not trusted, ...) is further down.
+fn causes(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut next = e.source();
+    while let Some(c) = next {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        next = c.source();
+    }
+    s
+}
+
+/// Whether `url` is one SNS can deliver to with `scheme` (the subscription's
+/// protocol, `http` or `https`): `scheme://host[:port][/path]`.
+pub fn valid_url(url: &str, scheme: &str) -> bool {
     url.parse::<hyper::Uri>()
-        .is_ok_and(|u| u.scheme_str() == Some("http") && u.host().is_some_and(|h| !h.is_empty()))
+        .is_ok_and(|u| u.scheme_str() == Some(scheme) && u.host().is_some_and(|h| !h.is_empty()))
 }
 
 /// The headers AWS sends with every message to an HTTP endpoint.
@@ -186,13 +242,31 @@ mod tests {
     use super::*;
 
     #[test]
-    fn only_plain_http_urls_are_deliverable() {
-        assert!(valid_http_url("http://127.0.0.1:8080/hook?x=1"));
-        assert!(valid_http_url("http://example.com"));
-        assert!(!valid_http_url("https://example.com/"));
-        assert!(!valid_http_url("ftp://example.com/"));
-        assert!(!valid_http_url("http://"));
-        assert!(!valid_http_url("not a url"));
+    fn client_builds_with_and_without_tls_settings() {
+        let c = HttpClient::new(&crate::SnsConfig::default());
+        assert!(c.tls.is_ok());
+        let bad = crate::SnsConfig {
+            https_ca_file: Some("/nonexistent/ca.pem".into()),
+            ..Default::default()
+        };
+        let c = HttpClient::new(&bad);
+        assert!(
+            c.tls
+                .as_ref()
+                .is_err_and(|e| e.contains("/nonexistent/ca.pem"))
+        );
+    }
+
+    #[test]
+    fn urls_must_match_the_protocol() {
+        assert!(valid_url("http://127.0.0.1:8080/hook?x=1", "http"));
+        assert!(valid_url("http://example.com", "http"));
+        assert!(valid_url("https://example.com/", "https"));
+        assert!(!valid_url("https://example.com/", "http"));
+        assert!(!valid_url("http://example.com/", "https"));
+        assert!(!valid_url("ftp://example.com/", "http"));
+        assert!(!valid_url("http://", "http"));
+        assert!(!valid_url("not a url", "http"));
     }
 
     #[test]

@@ -1,8 +1,8 @@
 //! Subscribe, Unsubscribe, ListSubscriptions(ByTopic), Get/SetSubscriptionAttributes.
 //! An `sqs` subscription is confirmed at once (as AWS does for SQS endpoints) and is
 //! a binding of the queue to the topic's exchange, carrying the filter policy. An
-//! `http` one waits for its confirmation (`confirm.rs`), then is the same with a
-//! queue of its own.
+//! `http`, `https`, `email` or `email-json` one waits for its confirmation
+//! (`confirm.rs`), then is the same with a queue of its own.
 
 use super::meta::SubMeta;
 use super::xml::Out;
@@ -23,14 +23,10 @@ const SETTABLE: &[&str] = &[
 ];
 
 /// Protocols AWS has that this broker does not deliver to.
-const LATER: &[&str] = &[
-    "email",
-    "email-json",
-    "sms",
-    "application",
-    "lambda",
-    "firehose",
-];
+const LATER: &[&str] = &["sms", "application", "lambda", "firehose"];
+
+/// Protocols delivered by a worker after the endpoint confirms.
+const PUSHED: &[&str] = &["http", "https", "email", "email-json"];
 
 /// The binding arguments for the core's filter: the policy text and its scope.
 fn filter_args(attributes: &BTreeMap<String, String>) -> Table {
@@ -94,29 +90,31 @@ impl Sns {
     pub(super) async fn subscribe(&self, p: &Params, ctx: &Ctx) -> Result<Out, SnsError> {
         let topic = self.topic_of(p.req("TopicArn")?)?;
         let protocol = p.req("Protocol")?;
-        if protocol == "https" {
-            return Err(SnsError::bad(
-                "Protocol: https endpoints are not supported by this broker (it has no TLS client); subscribe an http endpoint",
-            ));
-        }
         if LATER.contains(&protocol) {
             return Err(SnsError::bad(format!(
                 "Amazon SNS does not support this protocol string: {protocol} protocol not supported"
             )));
         }
-        if protocol != "sqs" && protocol != "http" {
+        if protocol != "sqs" && !PUSHED.contains(&protocol) {
             return Err(SnsError::bad(format!(
                 "Amazon SNS does not support this protocol string: {protocol}"
             )));
         }
         let endpoint = p.req("Endpoint")?;
+        let email = matches!(protocol, "email" | "email-json");
+        if email {
+            self.check_email_endpoint(endpoint)?;
+        }
         let attributes = p.map("Attributes", "key", "value")?;
         for (k, v) in &attributes {
             check_attribute(k, v)?;
+            if email {
+                super::email::check_attribute(protocol, k)?;
+            }
         }
-        if protocol == "http" {
+        if PUSHED.contains(&protocol) {
             let sub = self
-                .subscribe_http(&topic, endpoint, attributes, ctx)
+                .subscribe_pushed(&topic, protocol, endpoint, attributes, ctx)
                 .await?;
             let show = !sub.pending
                 || p.get("ReturnSubscriptionArn")
@@ -330,6 +328,9 @@ impl Sns {
         let name = p.req("AttributeName")?;
         let value = p.get("AttributeValue").unwrap_or("");
         check_attribute(name, value)?;
+        if sub.is_email() {
+            super::email::check_attribute(&sub.protocol, name)?;
+        }
         let old = sub.clone();
         if name == "FilterPolicy" && value.is_empty() {
             sub.attributes.remove(name);
