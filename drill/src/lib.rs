@@ -172,7 +172,10 @@ impl Ctx {
 
 /// Runs `session` against one node's address after the other, starting at
 /// `first`, until `stop`: a session returns Ok only once stopped; an Err (broken
-/// connection, refusal, stall) moves the client to the other node.
+/// connection, refusal, stall) moves the client to the other node — except that a
+/// session which had been running for a while first tries its own address once
+/// more: a standby closes the connections it forwarded when it takes over, and
+/// its address is then the one that works (the stable endpoint).
 pub(crate) async fn supervise<F, Fut>(
     ctx: &Ctx,
     publisher: bool,
@@ -184,10 +187,13 @@ pub(crate) async fn supervise<F, Fut>(
     Fut: Future<Output = anyhow::Result<()>>,
 {
     let mut i = first;
+    let mut retried = false;
     while !stop.is_cancelled() {
+        let began = Instant::now();
         match session(ctx.addrs[i].clone()).await {
             Ok(()) => return,
             Err(e) => {
+                let established = began.elapsed() > Duration::from_secs(1);
                 ctx.ledger.reconnected(publisher);
                 let who = if publisher { "publisher" } else { "consumer" };
                 debug(format_args!(
@@ -195,8 +201,15 @@ pub(crate) async fn supervise<F, Fut>(
                     ctx.ledger.proto.name(),
                     ctx.addrs[i]
                 ));
+                // Once in a row (a frozen node accepts and then stalls every
+                // session), unless the retried session itself ran for long.
+                if established && (!retried || began.elapsed() > Duration::from_secs(10)) {
+                    retried = true;
+                    continue;
+                }
             }
         }
+        retried = false;
         i = 1 - i;
         tokio::select! {
             _ = stop.cancelled() => return,
@@ -420,7 +433,15 @@ async fn rounds(
             KillMode::Sigkill => pair.spawn(old, false)?,
         }
         pair.wait_role(old, Role::Standby, ROLE_LIMIT).await?;
-        note += &format!("; node {} rejoined as standby", pair.nodes[old].name);
+        // From the kill until the rejoined node is in sync the new active runs
+        // without a standby (standby_down = continue): what it confirms then is on
+        // one disk only. Say for how long.
+        pair.wait_in_sync(new, ROLE_LIMIT).await?;
+        note += &format!(
+            "; node {} rejoined as standby, in sync {:.2} s after the kill (the pair ran without a standby until then)",
+            pair.nodes[old].name,
+            killed_at.elapsed().as_secs_f64()
+        );
         say(format_args!("{note}"));
         notes.push(note);
     }
