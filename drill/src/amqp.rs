@@ -189,3 +189,44 @@ pub async fn sweep(ctx: &Ctx, node: usize) -> Result<()> {
     close(conn).await;
     r
 }
+
+/// The failover as a client of the stable endpoint sees it: from `since` (the
+/// kill) until a persistent publish through `addr` (the surviving node's address,
+/// forwarded to the old active before the take-over and served after it) is
+/// confirmed. Tries every 50 ms, each try bounded by a second.
+pub async fn probe(ctx: &Ctx, addr: &str, since: Instant) -> Duration {
+    let queue = format!("{}-probe", ctx.queue);
+    loop {
+        let attempt = async {
+            let url = format!("amqp://guest:guest@{addr}/%2f");
+            let conn = Connection::connect(&url, ConnectionProperties::default()).await?;
+            let ch = conn.create_channel().await?;
+            let mut args = FieldTable::default();
+            // One message at most: the probe's queue never grows.
+            args.insert("x-max-length".into(), lapin::types::AMQPValue::LongInt(1));
+            let durable = QueueDeclareOptions {
+                durable: true,
+                ..Default::default()
+            };
+            ch.queue_declare(queue.as_str().into(), durable, args)
+                .await?;
+            ch.confirm_select(ConfirmSelectOptions::default()).await?;
+            let confirm = ch
+                .basic_publish(
+                    "".into(),
+                    queue.as_str().into(),
+                    BasicPublishOptions::default(),
+                    b"probe",
+                    BasicProperties::default().with_delivery_mode(2),
+                )
+                .await?
+                .await?;
+            let _ = conn.close(200, "OK".into()).await;
+            Ok::<bool, lapin::Error>(matches!(confirm, Confirmation::Ack(_)))
+        };
+        if let Ok(Ok(true)) = tokio::time::timeout(Duration::from_secs(1), attempt).await {
+            return since.elapsed();
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

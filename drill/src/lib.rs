@@ -201,9 +201,13 @@ pub(crate) async fn supervise<F, Fut>(
                     ctx.ledger.proto.name(),
                     ctx.addrs[i]
                 ));
-                // Once in a row (a frozen node accepts and then stalls every
-                // session), unless the retried session itself ran for long.
-                if established && (!retried || began.elapsed() > Duration::from_secs(10)) {
+                // Only if the address still takes connections (a cut-off node's
+                // connect would hang), and once in a row (a frozen node accepts and
+                // then stalls every session) unless the retried session ran long.
+                if established
+                    && (!retried || began.elapsed() > Duration::from_secs(10))
+                    && reachable(&ctx.addrs[i]).await
+                {
                     retried = true;
                     continue;
                 }
@@ -218,6 +222,29 @@ pub(crate) async fn supervise<F, Fut>(
     }
 }
 
+/// Resolves at Ctrl-C or SIGTERM.
+async fn interrupted() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        },
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
+
+/// A TCP connection to `addr` succeeds quickly.
+async fn reachable(addr: &str) -> bool {
+    let connect = tokio::net::TcpStream::connect(addr);
+    matches!(
+        tokio::time::timeout(Duration::from_millis(300), connect).await,
+        Ok(Ok(_))
+    )
+}
+
 /// Runs the drill; `switchboard_bin` is the binary the nodes (and `ctl`) run.
 pub async fn run(opts: Options, switchboard_bin: PathBuf) -> anyhow::Result<Report> {
     opts.validate()?;
@@ -230,7 +257,12 @@ pub async fn run(opts: Options, switchboard_bin: PathBuf) -> anyhow::Result<Repo
         pair.root().display(),
         opts.lock
     ));
-    let result = drill(&opts, &mut pair).await;
+    // Ctrl-C or SIGTERM still stops the nodes, etcd and the namespaces (a process
+    // killed by a signal runs no destructors, and the nodes would live on).
+    let result = tokio::select! {
+        r = drill(&opts, &mut pair) => r,
+        () = interrupted() => Err(anyhow::anyhow!("interrupted")),
+    };
     pair.shutdown().await;
     if opts.keep {
         pair.keep();
@@ -394,6 +426,11 @@ async fn rounds(
                 phases.kill()
             }
         };
+        // The stable endpoint: a client of the surviving node's address.
+        let probe = {
+            let (c, addr) = (ctxs[0].clone(), ctxs[0].addrs[new].clone());
+            tokio::spawn(async move { amqp::probe(&c, &addr, killed_at).await })
+        };
         if opts.lock == LockKind::Static {
             pair.promote(new).await?;
         }
@@ -408,17 +445,26 @@ async fn rounds(
             first = Some(first.map_or(f, |x: Duration| x.min(f)));
         }
         let first = first.unwrap_or_default();
-        failovers.push(first);
+        let through_endpoint = match tokio::time::timeout(RECOVERY_LIMIT, probe).await {
+            Ok(Ok(d)) => d,
+            _ => anyhow::bail!(
+                "round {round}: no publish through node {}'s address was confirmed within {} s",
+                pair.nodes[new].name,
+                RECOVERY_LIMIT.as_secs()
+            ),
+        };
+        failovers.push(through_endpoint);
         let how = match opts.kill {
             KillMode::Sigkill => "killed",
             KillMode::Freeze => "froze",
             KillMode::Partition => "cut off",
         };
         let mut note = format!(
-            "round {round}: {how} node {} (active); node {} announced active after {:.2} s, first confirmed publish after {:.2} s",
+            "round {round}: {how} node {} (active); node {} announced active after {:.2} s, a publish through its address was confirmed after {:.2} s, the load's first after {:.2} s",
             pair.nodes[old].name,
             pair.nodes[new].name,
             took_over.as_secs_f64(),
+            through_endpoint.as_secs_f64(),
             first.as_secs_f64()
         );
         match opts.kill {

@@ -45,7 +45,12 @@ async fn accept(
             let _ = client.set_nodelay(true);
             let upstream =
                 tokio::time::timeout(Duration::from_secs(2), TcpStream::connect(&target));
-            let Ok(Ok(mut up)) = upstream.await else {
+            let up = tokio::select! {
+                r = upstream => r,
+                // Taking over while still connecting to a cut-off active.
+                _ = cancel.cancelled() => return,
+            };
+            let Ok(Ok(mut up)) = up else {
                 tracing::debug!("{name}: active at {target} unreachable; client dropped");
                 return;
             };
