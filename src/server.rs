@@ -90,8 +90,11 @@ impl Listeners {
 impl Server {
     /// Binds every listener and starts serving. Must run inside a tokio runtime.
     pub async fn start(cfg: &Config) -> Result<Server, StartError> {
+        // The data directory first: a second process on it is told so, whatever
+        // its ports.
+        let opened = Store::open(&cfg.data_dir, cfg.fsync)?;
         let listeners = Listeners::bind(cfg).await?;
-        Server::start_on(cfg, &listeners, 0).await
+        Server::serve(cfg, &listeners, opened).await
     }
 
     /// Opens the store and serves on listeners bound earlier.
@@ -101,7 +104,15 @@ impl Server {
         listeners: &Listeners,
         epoch: u64,
     ) -> Result<Server, StartError> {
-        let (store, recovery) = Store::open_at(&cfg.data_dir, cfg.fsync, epoch)?;
+        let opened = Store::open_at(&cfg.data_dir, cfg.fsync, epoch)?;
+        Server::serve(cfg, listeners, opened).await
+    }
+
+    async fn serve(
+        cfg: &Config,
+        listeners: &Listeners,
+        (store, recovery): (Store, crate::store::Recovery),
+    ) -> Result<Server, StartError> {
         let store = Arc::new(store);
         let paging = (cfg.data_dir.join("spill"), cfg.queue_memory_bytes as usize);
         let core = Core::with_store(
