@@ -107,4 +107,6 @@ def test_a_stomp_subscriber_of_the_topic_exchange_gets_publish(sns, stomp_client
     m = c.take(1)[0]
     assert m.body == "to stomp"
     assert m.headers["colour"] == "green"
-    assert m.headers["destination"] == f"/exchange/sns.{name}"
+    # RabbitMQ's form for a message with a routing key: Publish routes with
+    # `sns.<name>`, the key MQTT and STOMP topic subscribers match on amq.topic.
+    assert m.headers["destination"] == f"/exchange/sns.{name}/sns.{name}"
