@@ -22,9 +22,11 @@ fn a_partition_drill_with_an_etcd_lock_loses_nothing_confirmed() {
     // SAFETY: geteuid has no preconditions.
     let root = unsafe { libc::geteuid() } == 0;
     let ip = Command::new("ip").arg("-V").output().is_ok();
-    if !root || !ip || !std::path::Path::new(&etcd).exists() {
+    // Root in a container may still lack CAP_NET_ADMIN: try a namespace.
+    let netns = root && ip && can_make_a_network_namespace();
+    if !netns || !std::path::Path::new(&etcd).exists() {
         eprintln!(
-            "SKIPPED: a partition drill needs root, iproute2 and {etcd} (root {root}, ip {ip})"
+            "SKIPPED: a partition drill needs root with network namespaces, iproute2 and {etcd} (root {root}, ip {ip}, netns {netns})"
         );
         return;
     }
@@ -41,6 +43,18 @@ fn a_partition_drill_with_an_etcd_lock_loses_nothing_confirmed() {
         ],
         2,
     );
+}
+
+fn can_make_a_network_namespace() -> bool {
+    let name = format!("sbdprobe{}", std::process::id());
+    let made = Command::new("ip")
+        .args(["netns", "add", &name])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if made {
+        let _ = Command::new("ip").args(["netns", "del", &name]).output();
+    }
+    made
 }
 
 fn drill(args: &[&str], rounds: u64) {
