@@ -391,6 +391,14 @@ impl Broker for Core {
         Ok(self.vhost(vhost)?.queue(queue)?.receive(max, visibility))
     }
 
+    fn binding_admits(&self, args: &Table, message: &Message) -> Result<bool, BrokerError> {
+        match filter::from_args(args) {
+            Ok(None) => Ok(true),
+            Ok(Some(policy)) => Ok(policy.matches(message)),
+            Err(reason) => Err(BrokerError::InvalidFilterPolicy { reason }),
+        }
+    }
+
     fn queue_exists(&self, vhost: &str, queue: &str) -> bool {
         self.vhost(vhost).is_ok_and(|v| v.has_queue(queue))
     }

@@ -136,6 +136,29 @@ def test_replay_from_a_timestamp_in_order(sns, sqs):
     assert _wait_status(sns, sub2, "Completed")["ReplayStatus"] == "Completed"
 
 
+def test_replay_applies_the_subscription_filter_policy(sns, sqs):
+    topic = _archived_topic(sns)
+    start = time.time()
+    time.sleep(0.05)
+    for i, kind in enumerate(["order", "refund", "order", "audit"]):
+        sns.client.publish(TopicArn=topic, Message=f"{kind}{i}", MessageGroupId="g",
+                           MessageAttributes={"kind": {"DataType": "String",
+                                                       "StringValue": kind}})
+    url = sqs.queue(fifo=True, kind="replayf")
+    policy = json.dumps({"PointType": "Timestamp", "StartingPoint": _iso(start)})
+    sns.subscribe_queue(topic, sqs.arn(url), {
+        "ReplayPolicy": policy, "RawMessageDelivery": "true",
+        "FilterPolicy": json.dumps({"kind": ["order", "audit"]})})
+    got = []
+    deadline = time.monotonic() + 10
+    while len(got) < 3 and time.monotonic() < deadline:
+        for m in sqsutil.receive(sqs.client, url, n=10, wait=1):
+            got.append(m["Body"])
+            sqs.client.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
+    assert got == ["order0", "order2", "audit3"]
+    assert sqsutil.stays_empty(sqs.client, url, window=1.0)
+
+
 def test_replay_policy_needs_an_archive_and_a_valid_document(sns, sqs):
     topic = sns.topic(snsutil.tname("noarch") + ".fifo", Attributes={"FifoTopic": "true"})
     url = sqs.queue(fifo=True, kind="noarch")

@@ -410,3 +410,26 @@ def test_pending_confirmation_survives_sigkill(receiver):
         assert n.json()["Message"] == "after restart"
     finally:
         p.close()
+
+
+@requires_switchboard_sqs("a topic as an AMQP exchange is Switchboard's own")
+def test_an_amqp_publish_to_the_topic_reaches_an_http_subscriber_signed(sns, receiver, ch):
+    import pika
+
+    topic = sns.topic()
+    name = topic.rsplit(":", 1)[1]
+    sub = confirmed(sns.client, topic, receiver,
+                    FilterPolicy=json.dumps({"colour": ["red"]}))
+    for colour in ("blue", "red"):
+        ch.basic_publish("amq.topic", f"sns.{name}", f"{colour} over amqp".encode(),
+                         pika.BasicProperties(headers={"colour": colour}))
+    [n] = receiver.of_type("Notification")
+    doc = n.json()
+    assert doc["Message"] == "red over amqp"
+    assert doc["TopicArn"] == topic and doc["MessageId"]
+    assert n.headers["x-amz-sns-message-id"] == doc["MessageId"]
+    assert n.headers["x-amz-sns-subscription-arn"] == sub
+    assert doc["MessageAttributes"]["colour"] == {"Type": "String", "Value": "red"}
+    verify(doc)
+    time.sleep(0.5)
+    assert len(receiver.of_type("Notification")) == 1, "the filter let blue through"

@@ -81,3 +81,47 @@ def test_delete_topic(sns):
     assert e.value.response["Error"]["Code"] == "NotFound"
     # Deleting again succeeds, as on AWS.
     sns.client.delete_topic(TopicArn=arn)
+
+
+def _statements(sns, arn):
+    import json
+    policy = sns.client.get_topic_attributes(TopicArn=arn)["Attributes"]["Policy"]
+    return {s["Sid"]: s for s in json.loads(policy)["Statement"]}
+
+
+def test_add_and_remove_permission_edit_the_policy(sns):
+    arn = sns.topic()
+    sns.client.add_permission(TopicArn=arn, Label="pub", AWSAccountId=["111122223333"],
+                              ActionName=["Publish"])
+    sns.client.add_permission(TopicArn=arn, Label="two",
+                              AWSAccountId=["111122223333", "444455556666"],
+                              ActionName=["Subscribe", "Receive"])
+    st = _statements(sns, arn)
+    assert st["pub"]["Effect"] == "Allow"
+    assert st["pub"]["Action"] == "SNS:Publish"
+    assert st["pub"]["Principal"] == {"AWS": "arn:aws:iam::111122223333:root"}
+    assert st["pub"]["Resource"] == arn
+    assert st["two"]["Action"] == ["SNS:Subscribe", "SNS:Receive"]
+    assert len(st["two"]["Principal"]["AWS"]) == 2
+    # The default statement stays.
+    assert len(st) == 3
+    sns.client.remove_permission(TopicArn=arn, Label="pub")
+    assert set(_statements(sns, arn)) == set(st) - {"pub"}
+    # Removing a label that is not there succeeds.
+    sns.client.remove_permission(TopicArn=arn, Label="pub")
+
+
+def test_add_permission_refuses_a_repeated_label_and_unknown_actions(sns):
+    arn = sns.topic()
+    sns.client.add_permission(TopicArn=arn, Label="x", AWSAccountId=["111122223333"],
+                              ActionName=["Publish"])
+    for label, action in (("x", "Publish"), ("y", "Bogus")):
+        with pytest.raises(ClientError) as e:
+            sns.client.add_permission(TopicArn=arn, Label=label,
+                                      AWSAccountId=["111122223333"], ActionName=[action])
+        assert e.value.response["Error"]["Code"] == "InvalidParameter"
+    assert set(_statements(sns, arn)) == {"__default_statement_ID", "x"}
+    with pytest.raises(ClientError) as e:
+        sns.client.add_permission(TopicArn=arn + "-gone", Label="z",
+                                  AWSAccountId=["111122223333"], ActionName=["Publish"])
+    assert e.value.response["Error"]["Code"] == "NotFound"

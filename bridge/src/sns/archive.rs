@@ -341,6 +341,9 @@ impl Sns {
         };
         self.put_replay_record(sub, Some(&running)).await?;
         let archive = queue_name(&sub.topic);
+        // A replay delivers what the subscription's filter policy lets through, as
+        // live delivery does.
+        let filter = super::subscriptions::filter_args(&sub.attributes);
         // Messages published from now on reach the subscriber live: stop there.
         let until = window.end.unwrap_or_else(switchboard_api::wall_ms);
         let mut leased: Vec<Delivery> = Vec::new();
@@ -363,7 +366,7 @@ impl Sns {
                 let at = d.message.timestamp_ms;
                 if at > until {
                     past_end = true;
-                } else if at >= window.start {
+                } else if at >= window.start && self.admits(&filter, &d.message) {
                     match self.replayed_copy(&sub.queue, &d.message) {
                         Ok(l) => {
                             lsn = lsn.max(l);
@@ -386,6 +389,13 @@ impl Sns {
             Err(e) => Err(e),
         };
         self.give_back(leased, result.map(|()| copied))
+    }
+
+    fn admits(&self, filter: &switchboard_api::Table, m: &Message) -> bool {
+        self.broker.binding_admits(filter, m).unwrap_or_else(|e| {
+            tracing::warn!("SNS replay: filter policy refused by the core: {e}");
+            false
+        })
     }
 
     /// Ends the replay's leases at once: the archive keeps its messages, in place.

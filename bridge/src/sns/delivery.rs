@@ -91,11 +91,17 @@ impl Sns {
                 .get("SignatureVersion")
                 .map(String::as_str),
         );
+        // A message published over AMQP, MQTT or STOMP gets the ids Publish gives.
+        let ingress;
+        let m: &Message = if super::publish::from_publish(&d.message) {
+            &d.message
+        } else {
+            ingress = super::publish::as_published(&d.message, self.topic_arn(&sub.topic));
+            &ingress
+        };
         // Mail has AWS's fixed schedule; HTTP the effective DeliveryPolicy.
         let (retry, out) = if sub.is_email() {
-            let mail = self
-                .notification_mail(sub, &topic_meta, &d.message, version)
-                .await;
+            let mail = self.notification_mail(sub, &topic_meta, m, version).await;
             (
                 super::email::retry_policy(),
                 mail.map(|(m, text)| Outgoing::Mail(m, text)),
@@ -108,9 +114,7 @@ impl Sns {
                     .map(String::as_str),
                 sub.attributes.get("DeliveryPolicy").map(String::as_str),
             );
-            let post = self
-                .notification(sub, &d.message, version, &pol.content_type)
-                .await;
+            let post = self.notification(sub, m, version, &pol.content_type).await;
             (pol.retry, post.map(Outgoing::Post))
         };
         let out = match out {

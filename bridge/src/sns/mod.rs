@@ -26,8 +26,9 @@
 //! travel with the message, so FIFO SQS subscribers keep the order per group and
 //! drop repeats too. Their ArchivePolicy and ReplayPolicy are `archive.rs`.
 //!
-//! Not yet: sms/application/lambda/firehose subscriptions, Add/RemovePermission,
-//! data protection policies.
+//! Not yet: sms/application/lambda/firehose subscriptions, data protection
+//! policies. Topic policies (AddPermission, RemovePermission, `Policy`) are kept
+//! and returned, not enforced: the broker's own users and permissions decide.
 
 mod archive;
 mod confirm;
@@ -39,6 +40,7 @@ mod mail;
 mod meta;
 mod outbound;
 mod params;
+mod permissions;
 mod policy;
 mod publish;
 mod signing;
@@ -235,6 +237,8 @@ impl Sns {
             }
             "GetSubscriptionAttributes" => self.get_subscription_attributes(p).map(Some),
             "SetSubscriptionAttributes" => self.set_subscription_attributes(p).await.map(|()| None),
+            "AddPermission" => self.add_permission(p).await.map(|()| None),
+            "RemovePermission" => self.remove_permission(p).await.map(|()| None),
             "Publish" => self.publish(p, ctx).await.map(Some),
             "PublishBatch" => self.publish_batch(p, ctx).await.map(Some),
             other => Err(SnsError::invalid_action(format!(

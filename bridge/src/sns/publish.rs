@@ -418,7 +418,7 @@ fn render_envelope(
 /// A message published to a topic over AMQP, MQTT or STOMP has none of the headers
 /// Publish sets: give it a topic ARN, a MessageId (its own, or one derived from its
 /// content and time, so every receive of it shows the same) and a Timestamp.
-fn as_published(m: &Message, arn: String) -> Message {
+pub(super) fn as_published(m: &Message, arn: String) -> Message {
     use sha2::Digest;
     let mut m = m.clone();
     let id = m.properties.message_id.clone().unwrap_or_else(|| {
@@ -445,6 +445,15 @@ fn as_published(m: &Message, arn: String) -> Message {
         Value::string(format_iso_ms(m.timestamp_ms as i64)),
     );
     m
+}
+
+/// Whether Publish made the message (it carries the topic's ARN), rather than a
+/// publish over AMQP, MQTT or STOMP to the topic's exchange.
+pub(super) fn from_publish(m: &Message) -> bool {
+    m.properties
+        .headers
+        .as_ref()
+        .is_some_and(|h| h.get(TOPIC_ARN_HEADER).is_some())
 }
 
 impl Notifications for Sns {

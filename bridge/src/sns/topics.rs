@@ -217,7 +217,7 @@ impl Sns {
     }
 
     /// The policy AWS gives a new topic: its owner may do everything.
-    fn default_policy(&self, arn: &str) -> String {
+    pub(super) fn default_policy(&self, arn: &str) -> String {
         let acct = &self.cfg.account_id;
         serde_json::json!({
             "Version": "2008-10-17",

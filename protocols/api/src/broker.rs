@@ -417,6 +417,11 @@ pub trait Broker: Send + Sync + 'static {
         visibility: Duration,
     ) -> Result<Vec<Delivery>, BrokerError>;
 
+    /// Whether a binding with `args` would let `message` through: its filter policy
+    /// (`x-filter-policy`), if any, exactly as routing applies it. For copies made
+    /// outside routing (an SNS replay into one subscriber's queue).
+    fn binding_admits(&self, args: &Table, message: &Message) -> Result<bool, BrokerError>;
+
     /// Whether the queue exists (no side effects, unlike a passive declare).
     fn queue_exists(&self, vhost: &str, queue: &str) -> bool;
 

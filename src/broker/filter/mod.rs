@@ -129,8 +129,8 @@ impl FilterPolicy {
         }
     }
 
-    /// Routing calls [`FilterPolicy::matches_with`] to share one parsed body.
-    #[cfg_attr(not(test), expect(dead_code))]
+    /// Routing calls [`FilterPolicy::matches_with`] to share one parsed body; this is
+    /// for one message checked outside routing.
     pub fn matches(&self, msg: &Message) -> bool {
         self.matches_with(&LazyBody::new(msg))
     }
