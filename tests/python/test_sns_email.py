@@ -163,6 +163,14 @@ def test_email_json_mails_the_signed_documents(mailer, sink):
     c.publish(TopicArn=topic, Message="y" * 200_000, Subject="big")
     [big] = sink.wait(lambda m: m.subject == "big")
     assert json.loads(big.text)["Message"] == "y" * 200_000
+    # MessageStructure=json: the `email-json` text when there is one, else `default`.
+    for per, want in (({"default": "dflt", "email-json": "for mail"}, "for mail"),
+                      ({"default": "dflt", "sqs": "for queues"}, "dflt")):
+        subject = "structured " + want
+        c.publish(TopicArn=topic, Message=json.dumps(per), MessageStructure="json",
+                  Subject=subject)
+        [m] = sink.wait(lambda m, s=subject: m.subject == s)
+        assert json.loads(m.text)["Message"] == want
     assert not sink.errors
 
 

@@ -224,8 +224,8 @@ impl Sns {
         let topic_arn =
             text(TOPIC_ARN_HEADER).map_or_else(|| self.topic_arn(&sub.topic), str::to_string);
         let sub_arn = self.sub_arn(&sub.topic, &sub.id);
-        // MessageStructure=json: the `http` text if the publisher gave one.
-        let body = super::publish::text_for(m, "http");
+        // MessageStructure=json: the `http` or `https` text if the publisher gave one.
+        let body = super::publish::text_for(m, &sub.protocol);
         let raw = sub.raw();
         let body = if raw {
             Bytes::from(body)

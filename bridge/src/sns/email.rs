@@ -139,7 +139,8 @@ impl Sns {
             .or_else(|| display_name(topic))
             .unwrap_or(DEFAULT_SUBJECT)
             .to_string();
-        let message = String::from_utf8_lossy(&m.body);
+        // MessageStructure=json: its `email` or `email-json` text, else `default`.
+        let message = super::publish::text_for(m, &sub.protocol);
         let sub_arn = self.sub_arn(&sub.topic, &sub.id);
         let base = self.delivery_base_url(sub);
         let body = if sub.protocol == "email-json" {

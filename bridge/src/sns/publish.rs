@@ -56,7 +56,7 @@ pub fn text_for(m: &Message, protocol: &str) -> String {
     {
         return t.to_string();
     }
-    if protocol == "http"
+    if matches!(protocol, "http" | "https")
         && let Some(t) = header(HTTP_MESSAGE_HEADER)
     {
         return t.to_string();
