@@ -17,7 +17,7 @@ trap 'kill -9 ${PID:-0} 2>/dev/null || true; rm -rf "$DATA"' EXIT
 start() {
     local out; out=$(mktemp)
     local t0; t0=$(date +%s.%N)
-    "$BIN" --data-dir "$DATA" --bind 127.0.0.1 --amqp-port 0 --mqtt-port 0 --mqtt-ws-port 0 --stomp-port 0 --stomp-ws-port 0 >"$out" 2>/dev/null &
+    "$BIN" --data-dir "$DATA" --bind 127.0.0.1 --amqp-port 0 --mqtt-port 0 --mqtt-ws-port 0 --stomp-port 0 --stomp-ws-port 0 --http-port 0 --admin-port 0 >"$out" 2>/dev/null &
     PID=$!
     until grep -q '^listening ' "$out"; do sleep 0.05; done
     local t1; t1=$(date +%s.%N)

@@ -29,7 +29,7 @@ DIR=$(mktemp -d /tmp/sb-catchup.XXXX)
 trap 'kill $(jobs -p) 2>/dev/null; wait 2>/dev/null; rm -rf "$DIR"' EXIT
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 RA=$(free_port); RB=$(free_port)
-common=(--bind 127.0.0.1 --mqtt-port 0 --mqtt-ws-port 0 --stomp-port 0 --stomp-ws-port 0 --http-port 0 --lock "file:$DIR/lock")
+common=(--bind 127.0.0.1 --mqtt-port 0 --mqtt-ws-port 0 --stomp-port 0 --stomp-ws-port 0 --http-port 0 --admin-port 0 --lock "file:$DIR/lock")
 "$SB" --data-dir "$DIR/a" --amqp-port 0 --replication-port "$RA" --peer "127.0.0.1:$RB" "${common[@]}" >"$DIR/a.out" 2>"$DIR/a.err" &
 until grep -q role=active "$DIR/a.out" 2>/dev/null; do sleep 0.1; done
 AMQP=$(grep -o 'amqp=[0-9.:]*' "$DIR/a.out" | tail -1 | cut -d= -f2)

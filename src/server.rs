@@ -18,8 +18,10 @@ pub struct Server {
     pub mqtt_ws_addr: SocketAddr,
     pub stomp_addr: SocketAddr,
     pub stomp_ws_addr: SocketAddr,
-    /// SQS (and later SNS) over HTTP.
+    /// SQS and SNS over HTTP.
     pub http_addr: SocketAddr,
+    /// The admin HTTP API and /metrics.
+    pub admin_addr: SocketAddr,
     shutdown: CancellationToken,
     tracker: TaskTracker,
     store: Arc<Store>,
@@ -47,6 +49,7 @@ pub struct Listeners {
     pub stomp: Arc<TcpListener>,
     pub stomp_ws: Arc<TcpListener>,
     pub http: Arc<TcpListener>,
+    pub admin: Arc<TcpListener>,
 }
 
 impl Listeners {
@@ -59,11 +62,12 @@ impl Listeners {
             stomp: bind("STOMP", h, cfg.stomp_port).await?,
             stomp_ws: bind("STOMP-WebSocket", h, cfg.stomp_ws_port).await?,
             http: bind("HTTP (SQS)", h, cfg.http_port).await?,
+            admin: bind("HTTP (admin)", h, cfg.admin_port).await?,
         })
     }
 
     /// Each listener with the name the `listening` line gives it.
-    pub fn named(&self) -> [(&'static str, &Arc<TcpListener>); 6] {
+    pub fn named(&self) -> [(&'static str, &Arc<TcpListener>); 7] {
         [
             ("amqp", &self.amqp),
             ("mqtt", &self.mqtt),
@@ -71,6 +75,7 @@ impl Listeners {
             ("stomp", &self.stomp),
             ("stomp-ws", &self.stomp_ws),
             ("http", &self.http),
+            ("admin", &self.admin),
         ]
     }
 
@@ -131,6 +136,7 @@ impl Server {
             core.clone(),
             shutdown.clone(),
         );
+        let admin: Arc<dyn switchboard_api::Admin> = Arc::new(core.clone());
         let broker: Arc<dyn Broker> = Arc::new(core);
         let tracker = TaskTracker::new();
 
@@ -147,6 +153,7 @@ impl Server {
         let (stomp, stomp_addr) = (listeners.stomp.clone(), addr(&listeners.stomp)?);
         let (stomp_ws, stomp_ws_addr) = (listeners.stomp_ws.clone(), addr(&listeners.stomp_ws)?);
         let (http, http_addr) = (listeners.http.clone(), addr(&listeners.http)?);
+        let (admin_l, admin_addr) = (listeners.admin.clone(), addr(&listeners.admin)?);
 
         let amqp_cfg = Arc::new(switchboard_amqp::Config::from(&cfg.amqp));
         let b = broker.clone();
@@ -236,8 +243,33 @@ impl Server {
             },
         ));
 
+        let node = switchboard_admin::NodeInfo {
+            node: format!("switchboard@{}", hostname()),
+            listeners: vec![
+                ("amqp".into(), amqp_addr),
+                ("mqtt".into(), mqtt_addr),
+                ("http/web-mqtt".into(), mqtt_ws_addr),
+                ("stomp".into(), stomp_addr),
+                ("http/web-stomp".into(), stomp_ws_addr),
+                ("http/sqs-sns".into(), http_addr),
+                ("http".into(), admin_addr),
+            ],
+        };
+        let api = switchboard_admin::Service::new(broker.clone(), admin, node);
+        let sd = shutdown.clone();
+        tracker.spawn(accept_loop(
+            admin_l,
+            shutdown.clone(),
+            tracker.clone(),
+            move |s, peer| {
+                let (api, sd) = (api.clone(), sd.clone());
+                async move { api.serve_connection(s, peer, sd.cancelled_owned()).await }
+            },
+        ));
+
         Ok(Server {
             http_addr,
+            admin_addr,
             amqp_addr,
             mqtt_addr,
             mqtt_ws_addr,
@@ -253,13 +285,14 @@ impl Server {
     /// The line scripts read to find the ports: `listening amqp=127.0.0.1:5672 ...`.
     pub fn listening_line(&self) -> String {
         format!(
-            "listening amqp={} mqtt={} mqtt-ws={} stomp={} stomp-ws={} http={}",
+            "listening amqp={} mqtt={} mqtt-ws={} stomp={} stomp-ws={} http={} admin={}",
             self.amqp_addr,
             self.mqtt_addr,
             self.mqtt_ws_addr,
             self.stomp_addr,
             self.stomp_ws_addr,
-            self.http_addr
+            self.http_addr,
+            self.admin_addr
         )
     }
 
@@ -332,4 +365,13 @@ async fn accept_loop<F, Fut>(
             }
         }
     }
+}
+
+/// The host name for the node's name (`switchboard@host`), as RabbitMQ names nodes.
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".into())
 }

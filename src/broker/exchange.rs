@@ -117,7 +117,6 @@ pub struct Exchange {
     pub auto_delete: bool,
     pub internal: bool,
     /// Declared arguments, kept for listing and definitions export.
-    #[allow(dead_code)]
     pub args: Table,
     pub alternate: Option<String>,
     bindings: RwLock<Bindings>,
@@ -241,6 +240,15 @@ impl Exchange {
             Self::unindex(&mut b, self.kind, t, k);
         }
         gone.len()
+    }
+
+    /// (destination, key, arguments) of every binding, for listing.
+    pub fn binding_list(&self) -> Vec<(Dest, String, Table)> {
+        let b = self.read();
+        b.all
+            .iter()
+            .map(|x| (x.dest.clone(), x.key.clone(), x.args.clone()))
+            .collect()
     }
 
     pub fn has_bindings(&self) -> bool {

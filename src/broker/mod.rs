@@ -1,6 +1,7 @@
 //! The protocol-free core: vhosts, exchanges, bindings, queues, deliveries, leases.
 //! [`Core`] implements [`switchboard_api::Broker`], the only face frontends see.
 
+mod admin;
 mod exchange;
 mod filter;
 mod keyed;

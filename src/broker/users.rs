@@ -43,6 +43,20 @@ impl Users {
         }
     }
 
+    /// Names and tags, sorted by name (never the passwords).
+    pub fn list(&self) -> Vec<switchboard_api::admin::UserInfo> {
+        let mut out: Vec<_> = self
+            .users
+            .values()
+            .map(|u| switchboard_api::admin::UserInfo {
+                name: u.name.clone(),
+                tags: u.tags.clone(),
+            })
+            .collect();
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        out
+    }
+
     pub fn authenticate(
         &self,
         name: &str,

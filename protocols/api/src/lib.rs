@@ -7,6 +7,7 @@
 //! ([`BrokerError`]) each frontend words in its own protocol.
 //! [`conn`] holds the parts every frontend's connection loop is built from.
 
+pub mod admin;
 mod broker;
 mod clock;
 pub mod conn;
@@ -14,6 +15,7 @@ mod error;
 mod message;
 mod value;
 
+pub use admin::Admin;
 pub use broker::*;
 pub use clock::{wall_ms, wall_secs};
 pub use conn::{Inbox, ReadRoom, changed};

@@ -4,6 +4,7 @@
 //! [`routing`].
 
 mod exchanges;
+mod listing;
 mod queues;
 mod routing;
 

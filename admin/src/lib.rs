@@ -1,0 +1,203 @@
+//! The admin HTTP API on port 15672: RabbitMQ's management API shapes where
+//! RabbitMQ has an answer (so Debian's `rabbitmqadmin` and dashboards built on the
+//! management plugin work unmodified), and Prometheus metrics at `/metrics`.
+//!
+//! Reads come from the core's snapshots ([`switchboard_api::Admin`]); changes go
+//! through [`switchboard_api::Broker`], exactly as a protocol's would, so they are
+//! journaled and checked the same way. One file per object family: `overview.rs`
+//! (overview, nodes, vhosts, users, permissions, health), `queues.rs`,
+//! `exchanges.rs` (and publish), `bindings.rs`, `metrics.rs`.
+
+mod auth;
+mod bindings;
+mod error;
+mod exchanges;
+mod json;
+mod list;
+mod metrics;
+mod overview;
+mod queues;
+
+pub use error::ApiError;
+
+use axum::Router;
+use axum::routing::{delete, get, post};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use switchboard_api::{Admin, Broker, ConnectionId};
+
+/// A request's headers must arrive within this (slow-loris guard, as the bridge).
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// What the overview and nodes endpoints tell about this node.
+#[derive(Clone, Debug, Default)]
+pub struct NodeInfo {
+    /// RabbitMQ names nodes `rabbit@host`; ours is `switchboard@host`.
+    pub node: String,
+    /// (protocol as RabbitMQ names it, address) of every listener.
+    pub listeners: Vec<(String, SocketAddr)>,
+}
+
+#[derive(Clone)]
+pub struct AppState {
+    broker: Arc<dyn Broker>,
+    admin: Arc<dyn Admin>,
+    node: Arc<NodeInfo>,
+    started: Instant,
+    /// The API's own connection id: owner of what it declares (never exclusive).
+    conn: ConnectionId,
+}
+
+#[derive(Clone)]
+pub struct Service {
+    router: Router,
+}
+
+impl Service {
+    pub fn new(broker: Arc<dyn Broker>, admin: Arc<dyn Admin>, node: NodeInfo) -> Service {
+        let conn = broker.connection_opened();
+        let st = AppState {
+            broker,
+            admin,
+            node: Arc::new(node),
+            started: Instant::now(),
+            conn,
+        };
+        Service { router: router(st) }
+    }
+
+    /// Serves one connection (HTTP/1.1 with keep-alive) until the client closes it
+    /// or `shutdown` completes, when the request in progress is finished first.
+    pub async fn serve_connection<S>(
+        &self,
+        stream: S,
+        peer: SocketAddr,
+        shutdown: impl std::future::Future<Output = ()>,
+    ) where
+        S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
+        let app = self
+            .router
+            .clone()
+            .layer(axum::Extension(axum::extract::ConnectInfo(peer)));
+        let svc = hyper_util::service::TowerToHyperService::new(app);
+        let conn = hyper::server::conn::http1::Builder::new()
+            .timer(hyper_util::rt::TokioTimer::new())
+            .header_read_timeout(HEADER_READ_TIMEOUT)
+            .serve_connection(hyper_util::rt::TokioIo::new(stream), svc);
+        tokio::pin!(conn);
+        tokio::select! {
+            r = conn.as_mut() => {
+                if let Err(e) = r {
+                    tracing::debug!(%peer, "admin HTTP connection ended: {e}");
+                }
+            }
+            _ = shutdown => {
+                conn.as_mut().graceful_shutdown();
+                let _ = conn.await;
+            }
+        }
+    }
+}
+
+fn router(st: AppState) -> Router {
+    Router::new()
+        .route("/api/overview", get(overview::overview))
+        .route("/api/nodes", get(overview::nodes))
+        .route("/api/whoami", get(overview::whoami))
+        .route("/api/vhosts", get(overview::vhosts))
+        .route(
+            "/api/vhosts/{vhost}",
+            get(overview::vhost).put(overview::put_vhost),
+        )
+        .route("/api/users", get(overview::users))
+        .route("/api/users/{name}", get(overview::user))
+        .route("/api/permissions", get(overview::permissions))
+        .route("/api/health/checks/alarms", get(overview::alarms))
+        .route(
+            "/api/health/checks/virtual-hosts",
+            get(overview::virtual_hosts),
+        )
+        .route("/api/aliveness-test/{vhost}", get(overview::aliveness))
+        .route("/api/exchanges", get(exchanges::list_all))
+        .route("/api/exchanges/{vhost}", get(exchanges::list))
+        .route(
+            "/api/exchanges/{vhost}/{name}",
+            get(exchanges::show)
+                .put(exchanges::declare)
+                .delete(exchanges::remove),
+        )
+        .route(
+            "/api/exchanges/{vhost}/{name}/publish",
+            post(exchanges::publish),
+        )
+        .route(
+            "/api/exchanges/{vhost}/{name}/bindings/source",
+            get(bindings::of_source),
+        )
+        .route(
+            "/api/exchanges/{vhost}/{name}/bindings/destination",
+            get(bindings::of_exchange_destination),
+        )
+        .route("/api/queues", get(queues::list_all))
+        .route("/api/queues/{vhost}", get(queues::list))
+        .route(
+            "/api/queues/{vhost}/{name}",
+            get(queues::show)
+                .put(queues::declare)
+                .delete(queues::remove),
+        )
+        .route("/api/queues/{vhost}/{name}/contents", delete(queues::purge))
+        .route("/api/queues/{vhost}/{name}/get", post(queues::get_messages))
+        .route(
+            "/api/queues/{vhost}/{name}/bindings",
+            get(bindings::of_queue),
+        )
+        .route("/api/bindings", get(bindings::list_all))
+        .route("/api/bindings/{vhost}", get(bindings::list))
+        .route(
+            "/api/bindings/{vhost}/e/{source}/{kind}/{dest}",
+            get(bindings::between).post(bindings::create),
+        )
+        .route(
+            "/api/bindings/{vhost}/e/{source}/{kind}/{dest}/{props}",
+            get(bindings::show).delete(bindings::remove),
+        )
+        .route("/metrics", get(metrics::metrics))
+        .fallback(fallback)
+        .with_state(st)
+}
+
+async fn fallback() -> ApiError {
+    ApiError::not_found()
+}
+
+/// The vhost a path names must exist (404 otherwise, as RabbitMQ).
+fn check_vhost(st: &AppState, vhost: &str) -> Result<(), ApiError> {
+    if st.admin.vhost_names().iter().any(|v| v == vhost) {
+        Ok(())
+    } else {
+        Err(ApiError::not_found())
+    }
+}
+
+/// Waits until the journal holds `lsn`: a change is answered once it is durable,
+/// as every protocol's "accepted" is.
+async fn durable(st: &AppState, lsn: u64) {
+    if lsn == 0 {
+        return;
+    }
+    if let Some(mut w) = st.broker.durable_watch() {
+        let _ = w.wait_for(|d| *d >= lsn).await;
+    }
+}
+
+/// RabbitMQ names the default exchange `amq.default` in paths.
+fn exchange_name(path_name: &str) -> &str {
+    if path_name == "amq.default" {
+        ""
+    } else {
+        path_name
+    }
+}

@@ -1,0 +1,233 @@
+//! Overview, nodes, whoami, vhosts, users, permissions and the health checks.
+
+use crate::auth::Auth;
+use crate::list::{ListQuery, respond};
+use crate::{ApiError, AppState, check_vhost};
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use serde_json::{Value as Json_, json};
+use switchboard_api::{Message, PublishOptions, QueueDecl};
+
+/// The RabbitMQ version rabbitmqadmin and dashboards are told: the management API
+/// whose shapes this one follows.
+const COMPAT_VERSION: &str = "3.10.8";
+
+fn totals(st: &AppState) -> (u64, u64, u64, usize, usize, u64) {
+    let (mut ready, mut unacked, mut consumers, mut queues, mut exchanges) = (0, 0, 0, 0, 0);
+    for v in st.admin.vhost_names() {
+        if let Ok(qs) = st.admin.queues(&v) {
+            queues += qs.len();
+            for q in qs {
+                ready += u64::from(q.stats.ready);
+                unacked += u64::from(q.stats.in_flight);
+                consumers += u64::from(q.stats.consumers);
+            }
+        }
+        exchanges += st.admin.exchanges(&v).map_or(0, |x| x.len());
+    }
+    (
+        ready,
+        unacked,
+        ready + unacked,
+        queues,
+        exchanges,
+        consumers,
+    )
+}
+
+pub async fn overview(State(st): State<AppState>, _a: Auth) -> Json<Json_> {
+    let (ready, unacked, messages, queues, exchanges, consumers) = totals(&st);
+    let listeners: Vec<Json_> = st
+        .node
+        .listeners
+        .iter()
+        .map(|(p, a)| {
+            json!({"node": st.node.node, "protocol": p, "ip_address": a.ip().to_string(),
+                   "port": a.port()})
+        })
+        .collect();
+    Json(json!({
+        "management_version": COMPAT_VERSION,
+        "rabbitmq_version": COMPAT_VERSION,
+        "product_name": "Switchboard",
+        "product_version": env!("CARGO_PKG_VERSION"),
+        "cluster_name": st.node.node,
+        "node": st.node.node,
+        "erlang_version": "none",
+        "queue_totals": {"messages": messages, "messages_ready": ready,
+                         "messages_unacknowledged": unacked},
+        "object_totals": {"queues": queues, "exchanges": exchanges, "consumers": consumers,
+                          "connections": null, "channels": null},
+        "message_stats": {},
+        "listeners": listeners,
+        "contexts": [],
+        "alarm": st.broker.alarm_watch().and_then(|w| w.borrow().clone()),
+    }))
+}
+
+pub async fn nodes(State(st): State<AppState>, _a: Auth) -> Json<Json_> {
+    Json(json!([{
+        "name": st.node.node,
+        "type": "disc",
+        "running": true,
+        "uptime": st.started.elapsed().as_millis() as u64,
+        "mem_used": rss_bytes(),
+        "mem_alarm": st.broker.alarm_watch().is_some_and(|w| w.borrow().is_some()),
+    }]))
+}
+
+/// Resident memory of this process, from /proc (0 where there is none).
+fn rss_bytes() -> u64 {
+    let Ok(s) = std::fs::read_to_string("/proc/self/statm") else {
+        return 0;
+    };
+    let pages: u64 = s
+        .split_whitespace()
+        .nth(1)
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(0);
+    pages * 4096
+}
+
+pub async fn whoami(a: Auth) -> Json<Json_> {
+    Json(json!({"name": a.0.name, "tags": a.0.tags}))
+}
+
+fn vhost_json(st: &AppState, name: &str) -> Json_ {
+    let (mut ready, mut unacked) = (0u64, 0u64);
+    for q in st.admin.queues(name).unwrap_or_default() {
+        ready += u64::from(q.stats.ready);
+        unacked += u64::from(q.stats.in_flight);
+    }
+    json!({"name": name, "description": "", "tags": [], "tracing": false,
+           "messages": ready + unacked, "messages_ready": ready,
+           "messages_unacknowledged": unacked})
+}
+
+pub async fn vhosts(
+    State(st): State<AppState>,
+    _a: Auth,
+    Query(q): Query<ListQuery>,
+) -> Result<Json<Json_>, ApiError> {
+    let items = st
+        .admin
+        .vhost_names()
+        .iter()
+        .map(|v| vhost_json(&st, v))
+        .collect();
+    respond(items, &q)
+}
+
+pub async fn vhost(
+    State(st): State<AppState>,
+    _a: Auth,
+    Path(vhost): Path<String>,
+) -> Result<Json<Json_>, ApiError> {
+    check_vhost(&st, &vhost)?;
+    Ok(Json(vhost_json(&st, &vhost)))
+}
+
+pub async fn put_vhost(
+    State(st): State<AppState>,
+    a: Auth,
+    Path(vhost): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    a.administrator()?;
+    if vhost.is_empty() {
+        return Err(ApiError::bad_request("vhost name must not be empty"));
+    }
+    if check_vhost(&st, &vhost).is_ok() {
+        return Ok(StatusCode::NO_CONTENT);
+    }
+    st.admin.add_vhost(&vhost)?;
+    Ok(StatusCode::CREATED)
+}
+
+fn user_json(u: &switchboard_api::admin::UserInfo) -> Json_ {
+    json!({"name": u.name, "tags": u.tags, "limits": {},
+           "hashing_algorithm": "rabbit_password_hashing_sha256", "password_hash": ""})
+}
+
+pub async fn users(
+    State(st): State<AppState>,
+    a: Auth,
+    Query(q): Query<ListQuery>,
+) -> Result<Json<Json_>, ApiError> {
+    a.administrator()?;
+    respond(st.admin.users().iter().map(user_json).collect(), &q)
+}
+
+pub async fn user(
+    State(st): State<AppState>,
+    a: Auth,
+    Path(name): Path<String>,
+) -> Result<Json<Json_>, ApiError> {
+    a.administrator()?;
+    let users = st.admin.users();
+    let u = users
+        .iter()
+        .find(|u| u.name == name)
+        .ok_or_else(ApiError::not_found)?;
+    Ok(Json(user_json(u)))
+}
+
+/// Every user may do everything in every vhost until permissions exist (the
+/// permissions issue); this lists exactly that.
+pub async fn permissions(
+    State(st): State<AppState>,
+    a: Auth,
+    Query(q): Query<ListQuery>,
+) -> Result<Json<Json_>, ApiError> {
+    a.administrator()?;
+    let mut items = Vec::new();
+    for u in st.admin.users() {
+        for v in st.admin.vhost_names() {
+            items.push(json!({"user": u.name, "vhost": v, "configure": ".*",
+                              "write": ".*", "read": ".*"}));
+        }
+    }
+    respond(items, &q)
+}
+
+pub async fn alarms(State(st): State<AppState>, _a: Auth) -> (StatusCode, Json<Json_>) {
+    match st.broker.alarm_watch().and_then(|w| w.borrow().clone()) {
+        None => (StatusCode::OK, Json(json!({"status": "ok"}))),
+        Some(reason) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(
+                json!({"status": "failed", "reason": "resource alarm(s) in effect",
+                        "alarms": [{"node": st.node.node, "resource": reason}]}),
+            ),
+        ),
+    }
+}
+
+pub async fn virtual_hosts(_a: Auth) -> Json<Json_> {
+    // Vhosts here cannot be stopped one by one: every existing one is running.
+    Json(json!({"status": "ok"}))
+}
+
+/// RabbitMQ's aliveness test: declare `aliveness-test`, publish to it, get it back.
+pub async fn aliveness(
+    State(st): State<AppState>,
+    _a: Auth,
+    Path(vhost): Path<String>,
+) -> Result<Json<Json_>, ApiError> {
+    check_vhost(&st, &vhost)?;
+    let name = "aliveness-test";
+    let decl = QueueDecl {
+        name: name.into(),
+        durable: false,
+        ..Default::default()
+    };
+    st.broker.declare_queue(&vhost, &decl, st.conn)?;
+    let m = Message::new("", name, bytes::Bytes::from_static(b"test_message"));
+    st.broker.publish(&vhost, m, PublishOptions::default())?;
+    match st.broker.get(&vhost, name, st.conn, true)? {
+        Some(_) => Ok(Json(json!({"status": "ok"}))),
+        None => Err(ApiError::bad_request(
+            "aliveness test message did not arrive",
+        )),
+    }
+}

@@ -1,0 +1,296 @@
+"""The admin HTTP API (RabbitMQ's management API shapes) with Debian's own
+``rabbitmqadmin``, plain HTTP requests and Prometheus' text format.
+
+Against Switchboard the API is the session broker's ``admin=`` listener; against
+an external RabbitMQ (``SWITCHBOARD_AMQP_URL``) it is ``SWITCHBOARD_ADMIN_URL`` or
+``http://<host>:15672`` (how these tests are validated). ``rabbitmqadmin`` comes
+from the ``rabbitmq-server`` package (.ci/run extracts it); its tests skip without
+it."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import shutil
+import subprocess
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+import uuid
+from typing import Any, Optional, Tuple
+
+import pika
+import pytest
+
+RABBITMQADMIN = shutil.which("rabbitmqadmin")
+needs_rabbitmqadmin = pytest.mark.skipif(
+    RABBITMQADMIN is None,
+    reason="rabbitmqadmin not installed (it ships in Debian's rabbitmq-server package)")
+
+
+def admin_addr(broker) -> Tuple[str, int]:
+    url = os.environ.get("SWITCHBOARD_ADMIN_URL")
+    if url:
+        u = urllib.parse.urlsplit(url)
+        return u.hostname or "127.0.0.1", u.port or 15672
+    if broker.external:
+        return broker.host, 15672
+    return broker.ports["admin"]
+
+
+class Api:
+    def __init__(self, host: str, port: int, user: str = "guest", password: str = "guest"):
+        self.base = f"http://{host}:{port}"
+        self.host, self.port = host, port
+        self.auth = "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+
+    def call(self, method: str, path: str, body: Any = None,
+             headers: Optional[dict] = None, auth: bool = True) -> Tuple[int, Any, dict]:
+        data = None if body is None else (body if isinstance(body, bytes)
+                                          else json.dumps(body).encode())
+        req = urllib.request.Request(self.base + path, data=data, method=method)
+        if auth:
+            req.add_header("Authorization", self.auth)
+        if data is not None:
+            req.add_header("Content-Type", "application/json")
+        for k, v in (headers or {}).items():
+            req.add_header(k, v)
+        try:
+            with urllib.request.urlopen(req, timeout=10) as r:
+                raw, status, hdrs = r.read(), r.status, dict(r.headers)
+        except urllib.error.HTTPError as e:
+            raw, status, hdrs = e.read(), e.code, dict(e.headers)
+        try:
+            parsed = json.loads(raw) if raw else None
+        except ValueError:
+            parsed = raw.decode()
+        return status, parsed, hdrs
+
+    def get(self, path: str) -> Any:
+        status, body, _ = self.call("GET", path)
+        assert status == 200, (path, status, body)
+        return body
+
+
+@pytest.fixture
+def api(broker) -> Api:
+    return Api(*admin_addr(broker))
+
+
+def rabbitmqadmin(api: Api, *args: str) -> str:
+    cmd = [RABBITMQADMIN, "-H", api.host, "-P", str(api.port), "-u", "guest", "-p", "guest",
+           *args]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0, (args, r.stdout, r.stderr)
+    return r.stdout
+
+
+def table(api: Api, *args: str) -> list:
+    return json.loads(rabbitmqadmin(api, "-f", "raw_json", *args))
+
+
+def uname(kind: str) -> str:
+    return f"pytest.admin.{kind}.{uuid.uuid4().hex[:10]}"
+
+
+@needs_rabbitmqadmin
+def test_rabbitmqadmin_declare_publish_get_list_delete(api):
+    q, x = uname("q"), uname("x")
+    rabbitmqadmin(api, "declare", "queue", f"name={q}", "durable=true",
+                  'arguments={"x-max-length": 100}')
+    rabbitmqadmin(api, "declare", "exchange", f"name={x}", "type=topic")
+    rabbitmqadmin(api, "declare", "binding", f"source={x}", f"destination={q}",
+                  "routing_key=orders.#")
+    try:
+        rabbitmqadmin(api, "publish", f"exchange={x}", "routing_key=orders.eu",
+                      "payload=first", 'properties={"delivery_mode": 2}')
+        queues = {r["name"]: r for r in table(api, "list", "queues")}
+        assert queues[q]["messages"] == 1
+        assert queues[q]["durable"] is True
+        assert queues[q]["arguments"] == {"x-max-length": 100}
+        assert {r["name"]: r["type"] for r in table(api, "list", "exchanges")}[x] == "topic"
+        mine = [b for b in table(api, "list", "bindings") if b["destination"] == q]
+        assert {(b["source"], b["routing_key"]) for b in mine} == {("", q), (x, "orders.#")}
+        # requeue leaves it there; ack_requeue_false takes it.
+        [m] = table(api, "get", f"queue={q}", "ackmode=ack_requeue_true")
+        assert (m["payload"], m["routing_key"], m["exchange"]) == ("first", "orders.eu", x)
+        assert m["properties"]["delivery_mode"] == 2
+        [m] = table(api, "get", f"queue={q}", "ackmode=ack_requeue_false")
+        assert m["redelivered"] is True
+        assert table(api, "get", f"queue={q}", "ackmode=ack_requeue_false") == []
+        [b] = [b for b in mine if b["source"] == x]
+        rabbitmqadmin(api, "delete", "binding", f"source={x}", "destination_type=queue",
+                      f"destination={q}", f"properties_key={b['properties_key']}")
+        assert not [b for b in table(api, "list", "bindings")
+                    if b["destination"] == q and b["source"] == x]
+        [ov] = table(api, "show", "overview")
+        assert ov["object_totals"]["queues"] >= 1
+    finally:
+        rabbitmqadmin(api, "delete", "queue", f"name={q}")
+        rabbitmqadmin(api, "delete", "exchange", f"name={x}")
+    assert q not in {r["name"] for r in table(api, "list", "queues")}
+    assert x not in {r["name"] for r in table(api, "list", "exchanges")}
+
+
+@needs_rabbitmqadmin
+def test_rabbitmqadmin_purge_and_list_vhosts_users_nodes(api):
+    q = uname("purge")
+    rabbitmqadmin(api, "declare", "queue", f"name={q}", "durable=false")
+    try:
+        for i in range(3):
+            rabbitmqadmin(api, "publish", "routing_key=" + q, f"payload=m{i}")
+        assert {r["name"]: r["messages"] for r in table(api, "list", "queues")}[q] == 3
+        rabbitmqadmin(api, "purge", "queue", f"name={q}")
+        assert {r["name"]: r["messages"] for r in table(api, "list", "queues")}[q] == 0
+    finally:
+        rabbitmqadmin(api, "delete", "queue", f"name={q}")
+    assert "/" in {v["name"] for v in table(api, "list", "vhosts")}
+    users = {u["name"]: u for u in table(api, "list", "users")}
+    assert "administrator" in users["guest"]["tags"]
+    assert table(api, "list", "nodes")[0]["running"] is True
+
+
+def test_api_shows_an_amqp_queue_and_its_depth(api, broker, ch):
+    q = uname("amqp")
+    ch.queue_declare(q, durable=True, arguments={"x-message-ttl": 60000})
+    try:
+        for i in range(4):
+            ch.basic_publish("", q, f"m{i}".encode(),
+                             pika.BasicProperties(delivery_mode=2))
+        path = "/api/queues/%2F/" + urllib.parse.quote(q, safe="")
+        deadline = time.monotonic() + 5
+        while api.get(path)["messages_ready"] != 4 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        info = api.get(path)
+        assert (info["name"], info["vhost"], info["durable"]) == (q, "/", True)
+        assert info["messages_ready"] == 4 and info["messages"] == 4
+        assert info["arguments"]["x-message-ttl"] == 60000
+        # A consumer holding one unacked shows as unacknowledged and a consumer.
+        ch.basic_qos(prefetch_count=1)
+        ch.basic_consume(q, lambda *a: None)
+        deadline = time.monotonic() + 5
+        while api.get(path)["messages_unacknowledged"] != 1 and time.monotonic() < deadline:
+            ch.connection.process_data_events(time_limit=0.1)
+        info = api.get(path)
+        assert info["messages_unacknowledged"] == 1 and info["consumers"] == 1
+        status, _, _ = api.call("DELETE", path + "/contents")
+        assert status == 204
+        assert api.get(path)["messages_ready"] == 0
+        cols = api.get(f"/api/queues/%2F?columns=name,messages_ready&name={q}")
+        assert cols == [{"name": q, "messages_ready": 0}]
+    finally:
+        ch.queue_delete(q)
+
+
+def test_publish_from_the_api_reaches_an_mqtt_subscriber(api, broker):
+    if broker.external and "mqtt" not in broker.ports:
+        pytest.skip("needs MQTT")
+    import paho.mqtt.client as mqtt
+
+    host, port = broker.ports.get("mqtt", (broker.host, 1883))
+    topic = f"pytest/{uuid.uuid4().hex[:8]}/admin"
+    got = []
+    c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="adm-" + uuid.uuid4().hex[:8])
+    c.username_pw_set("guest", "guest")
+    c.on_message = lambda _c, _u, m: got.append(m.payload)
+    c.connect(host, port)
+    c.loop_start()
+    try:
+        c.subscribe(topic, qos=1)
+        time.sleep(0.5)
+        status, body, _ = api.call("POST", "/api/exchanges/%2F/amq.topic/publish", {
+            "routing_key": topic.replace("/", "."), "payload": "from the console",
+            "payload_encoding": "string", "properties": {}})
+        assert status == 200 and body == {"routed": True}
+        deadline = time.monotonic() + 5
+        while not got and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert got == [b"from the console"]
+    finally:
+        c.loop_stop()
+        c.disconnect()
+
+
+def test_errors_are_rabbitmq_shaped(api):
+    status, body, hdrs = api.call("GET", "/api/queues", auth=False)
+    assert status == 401
+    assert "Basic" in hdrs.get("WWW-Authenticate", hdrs.get("www-authenticate", ""))
+    bad = Api(api.host, api.port, "guest", "wrong")
+    assert bad.call("GET", "/api/overview")[0] == 401
+    status, body, _ = api.call("GET", "/api/queues/%2F/" + uname("missing"))
+    assert status == 404 and body["error"] and body["reason"]
+    assert api.call("GET", "/api/queues/no-such-vhost")[0] == 404
+    q = uname("bad")
+    status, body, _ = api.call("PUT", "/api/queues/%2F/" + q, b"{not json")
+    assert status == 400 and body["error"] == "bad_request"
+    assert api.call("GET", "/api/queues/%2F/" + q)[0] == 404
+    # A redeclare that differs is refused with the reason, and changes nothing.
+    assert api.call("PUT", "/api/queues/%2F/" + q, {"durable": True})[0] in (201, 204)
+    try:
+        status, body, _ = api.call("PUT", "/api/queues/%2F/" + q, {"durable": False})
+        assert status == 400 and "durable" in body["reason"]
+        assert api.get("/api/queues/%2F/" + q)["durable"] is True
+    finally:
+        api.call("DELETE", "/api/queues/%2F/" + q)
+
+
+def test_whoami_and_health(api):
+    assert api.get("/api/whoami")["name"] == "guest"
+    assert api.get("/api/health/checks/alarms")["status"] == "ok"
+    assert api.get("/api/health/checks/virtual-hosts")["status"] == "ok"
+    assert api.get("/api/aliveness-test/%2F")["status"] == "ok"
+
+
+def test_prometheus_metrics(api, broker, ch):
+    if broker.external:
+        pytest.skip("RabbitMQ serves /metrics on 15692 with another set of series")
+    q = uname("metrics")
+    ch.queue_declare(q)
+    try:
+        ch.basic_publish("", q, b"x")
+        ch.basic_publish("", q, b"y")
+        deadline = time.monotonic() + 5
+        while True:
+            with urllib.request.urlopen(api.base + "/metrics", timeout=10) as r:
+                text = r.read().decode()
+                ctype = r.headers["Content-Type"]
+            line = f'rabbitmq_queue_messages_ready{{vhost="/",queue="{q}"}} 2'
+            if line in text or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+        assert ctype.startswith("text/plain; version=0.0.4")
+        assert line in text
+        assert f'sqs_approximate_number_of_messages_visible{{vhost="/",queue="{q}"}} 2' in text
+        assert "# TYPE rabbitmq_queue_messages_ready gauge" in text
+    finally:
+        ch.queue_delete(q)
+
+
+def test_a_monitoring_user_reads_but_cannot_change(tmp_path):
+    from conftest import start_switchboard, stop_switchboard
+
+    cfg = tmp_path / "switchboard.toml"
+    cfg.write_text('[[users]]\nname = "watcher"\npassword = "w"\ntags = ["monitoring"]\n'
+                   '[[users]]\nname = "app"\npassword = "a"\n'
+                   '[[users]]\nname = "boss"\npassword = "b"\ntags = ["administrator"]\n')
+    b = start_switchboard(env={"SWITCHBOARD_CONFIG": str(cfg)})
+    try:
+        host, port = b.ports["admin"]
+        watcher = Api(host, port, "watcher", "w")
+        assert watcher.call("GET", "/api/queues")[0] == 200
+        assert watcher.call("PUT", "/api/queues/%2F/nope", {})[0] == 401
+        assert Api(host, port, "boss", "b").call("GET", "/api/queues/%2F/nope")[0] == 404
+        # No management tag: no API at all.
+        assert Api(host, port, "app", "a").call("GET", "/api/overview")[0] == 401
+        # Users are the administrator's.
+        assert watcher.call("GET", "/api/users")[0] == 401
+        # A browser's cross-site request is refused even with good credentials.
+        boss = Api(host, port, "boss", "b")
+        status, _, _ = boss.call("PUT", "/api/queues/%2F/csrf", {},
+                                 headers={"Origin": "http://evil.example"})
+        assert status == 401
+        assert boss.call("GET", "/api/queues/%2F/csrf")[0] == 404
+    finally:
+        stop_switchboard(b)
