@@ -137,7 +137,7 @@ impl Server {
             shutdown.clone(),
         );
         let admin: Arc<dyn switchboard_api::Admin> = Arc::new(core.clone());
-        let broker: Arc<dyn Broker> = Arc::new(core);
+        let broker: Arc<dyn Broker> = Arc::new(core.clone());
         let tracker = TaskTracker::new();
 
         let addr = |l: &Arc<TcpListener>| {
@@ -157,33 +157,27 @@ impl Server {
 
         let amqp_cfg = Arc::new(switchboard_amqp::Config::from(&cfg.amqp));
         let b = broker.clone();
-        let sd = shutdown.clone();
         tracker.spawn(accept_loop(
             amqp,
             shutdown.clone(),
             tracker.clone(),
-            move |s, peer| {
-                switchboard_amqp::serve(s, peer, b.clone(), amqp_cfg.clone(), sd.clone())
-            },
+            core.clone(),
+            move |s, peer, sd| switchboard_amqp::serve(s, peer, b.clone(), amqp_cfg.clone(), sd),
         ));
 
         let mqtt_cfg = Arc::new(switchboard_mqtt::Config::from(&cfg.mqtt));
         let registry = switchboard_mqtt::Registry::default();
-        let (b, c, r, sd) = (
-            broker.clone(),
-            mqtt_cfg.clone(),
-            registry.clone(),
-            shutdown.clone(),
-        );
+        let (b, c, r) = (broker.clone(), mqtt_cfg.clone(), registry.clone());
         tracker.spawn(accept_loop(
             mqtt,
             shutdown.clone(),
             tracker.clone(),
-            move |s, peer| {
-                switchboard_mqtt::serve(s, peer, b.clone(), c.clone(), r.clone(), sd.clone())
+            core.clone(),
+            move |s, peer, sd| {
+                switchboard_mqtt::serve(s, peer, b.clone(), c.clone(), r.clone(), sd)
             },
         ));
-        let (b, c, r, sd) = (broker.clone(), mqtt_cfg, registry, shutdown.clone());
+        let (b, c, r) = (broker.clone(), mqtt_cfg, registry);
         let ws = crate::ws::Options {
             subprotocols: &["mqtt", "mqttv3.1"],
             text: false,
@@ -194,8 +188,9 @@ impl Server {
             mqtt_ws,
             shutdown.clone(),
             tracker.clone(),
-            move |s, peer| {
-                let (b, c, r, sd) = (b.clone(), c.clone(), r.clone(), sd.clone());
+            core.clone(),
+            move |s, peer, sd| {
+                let (b, c, r) = (b.clone(), c.clone(), r.clone());
                 crate::ws::serve(s, ws, move |pipe| {
                     switchboard_mqtt::serve(pipe, peer, b, c, r, sd)
                 })
@@ -203,14 +198,15 @@ impl Server {
         ));
 
         let stomp_cfg = Arc::new(switchboard_stomp::Config::from(&cfg.stomp));
-        let (b, c, sd) = (broker.clone(), stomp_cfg.clone(), shutdown.clone());
+        let (b, c) = (broker.clone(), stomp_cfg.clone());
         tracker.spawn(accept_loop(
             stomp,
             shutdown.clone(),
             tracker.clone(),
-            move |s, peer| switchboard_stomp::serve(s, peer, b.clone(), c.clone(), sd.clone()),
+            core.clone(),
+            move |s, peer, sd| switchboard_stomp::serve(s, peer, b.clone(), c.clone(), sd),
         ));
-        let (b, c, sd) = (broker.clone(), stomp_cfg, shutdown.clone());
+        let (b, c) = (broker.clone(), stomp_cfg);
         let ws = crate::ws::Options {
             subprotocols: &["v12.stomp", "v11.stomp", "v10.stomp", "stomp"],
             text: true,
@@ -222,8 +218,9 @@ impl Server {
             stomp_ws,
             shutdown.clone(),
             tracker.clone(),
-            move |s, peer| {
-                let (b, c, sd) = (b.clone(), c.clone(), sd.clone());
+            core.clone(),
+            move |s, peer, sd| {
+                let (b, c) = (b.clone(), c.clone());
                 crate::ws::serve(s, ws, move |pipe| {
                     switchboard_stomp::serve(pipe, peer, b, c, sd)
                 })
@@ -232,13 +229,13 @@ impl Server {
 
         let aws =
             switchboard_bridge::Service::new(broker.clone(), switchboard_bridge::Config::from(cfg));
-        let sd = shutdown.clone();
         tracker.spawn(accept_loop(
             http,
             shutdown.clone(),
             tracker.clone(),
-            move |s, peer| {
-                let (aws, sd) = (aws.clone(), sd.clone());
+            core.clone(),
+            move |s, peer, sd| {
+                let aws = aws.clone();
                 async move { aws.serve_connection(s, peer, sd.cancelled_owned()).await }
             },
         ));
@@ -256,13 +253,13 @@ impl Server {
             ],
         };
         let api = switchboard_admin::Service::new(broker.clone(), admin, node);
-        let sd = shutdown.clone();
         tracker.spawn(accept_loop(
             admin_l,
             shutdown.clone(),
             tracker.clone(),
-            move |s, peer| {
-                let (api, sd) = (api.clone(), sd.clone());
+            core.clone(),
+            move |s, peer, sd| {
+                let api = api.clone();
                 async move { api.serve_connection(s, peer, sd.cancelled_owned()).await }
             },
         ));
@@ -340,13 +337,16 @@ pub async fn bind(
 }
 
 /// Accepts connections and runs `serve` for each on the tracker.
+/// Accepts and serves each connection with a token of its own: cancelled at
+/// shutdown (a child of `shutdown`) or when the admin API closes the connection.
 async fn accept_loop<F, Fut>(
     listener: Arc<TcpListener>,
     shutdown: CancellationToken,
     tracker: TaskTracker,
+    core: Core,
     serve: F,
 ) where
-    F: Fn(tokio::net::TcpStream, SocketAddr) -> Fut,
+    F: Fn(tokio::net::TcpStream, SocketAddr, CancellationToken) -> Fut,
     Fut: std::future::Future<Output = ()> + Send + 'static,
 {
     loop {
@@ -355,7 +355,14 @@ async fn accept_loop<F, Fut>(
             r = listener.accept() => match r {
                 Ok((stream, peer)) => {
                     let _ = stream.set_nodelay(true);
-                    tracker.spawn(serve(stream, peer));
+                    let token = shutdown.child_token();
+                    core.track_socket(peer, token.clone());
+                    let served = serve(stream, peer, token);
+                    let core = core.clone();
+                    tracker.spawn(async move {
+                        served.await;
+                        core.untrack_socket(peer);
+                    });
                 }
                 Err(e) => {
                     // Out of file descriptors and the like: back off instead of spinning.

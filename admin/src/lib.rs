@@ -5,11 +5,12 @@
 //! Reads come from the core's snapshots ([`switchboard_api::Admin`]); changes go
 //! through [`switchboard_api::Broker`], exactly as a protocol's would, so they are
 //! journaled and checked the same way. One file per object family: `overview.rs`
-//! (overview, nodes, vhosts, users, permissions, health), `queues.rs`,
+//! (overview, nodes, vhosts, users, permissions, health), `connections.rs`, `queues.rs`,
 //! `exchanges.rs` (and publish), `bindings.rs`, `metrics.rs`.
 
 mod auth;
 mod bindings;
+mod connections;
 mod error;
 mod exchanges;
 mod json;
@@ -120,6 +121,16 @@ fn router(st: AppState) -> Router {
             get(overview::virtual_hosts),
         )
         .route("/api/aliveness-test/{vhost}", get(overview::aliveness))
+        .route("/api/connections", get(connections::list))
+        .route(
+            "/api/connections/{name}",
+            get(connections::show).delete(connections::close),
+        )
+        .route(
+            "/api/vhosts/{vhost}/connections",
+            get(connections::of_vhost),
+        )
+        .route("/api/channels", get(connections::channels))
         .route("/api/exchanges", get(exchanges::list_all))
         .route("/api/exchanges/{vhost}", get(exchanges::list))
         .route(

@@ -38,6 +38,11 @@ fn totals(st: &AppState) -> (u64, u64, u64, usize, usize, u64) {
 
 pub async fn overview(State(st): State<AppState>, _a: Auth) -> Json<Json_> {
     let (ready, unacked, messages, queues, exchanges, consumers) = totals(&st);
+    let conns = st.admin.connections();
+    let channels: u64 = conns
+        .iter()
+        .map(|c| u64::from(c.meta.channels.load(std::sync::atomic::Ordering::Relaxed)))
+        .sum();
     let listeners: Vec<Json_> = st
         .node
         .listeners
@@ -58,7 +63,7 @@ pub async fn overview(State(st): State<AppState>, _a: Auth) -> Json<Json_> {
         "queue_totals": {"messages": messages, "messages_ready": ready,
                          "messages_unacknowledged": unacked},
         "object_totals": {"queues": queues, "exchanges": exchanges, "consumers": consumers,
-                          "connections": null, "channels": null},
+                          "connections": conns.len(), "channels": channels},
         "message_stats": {},
         "listeners": listeners,
         "contexts": [],

@@ -1,8 +1,11 @@
 //! The core seen by the admin API: read-only snapshots (`switchboard_api::Admin`).
 
 use super::Core;
+use std::net::SocketAddr;
 use switchboard_api::BrokerError;
-use switchboard_api::admin::{Admin, BindingInfo, ExchangeInfo, QueueSummary, UserInfo};
+use switchboard_api::admin::{
+    Admin, BindingInfo, ConnectionInfo, ExchangeInfo, QueueSummary, UserInfo,
+};
 
 impl Admin for Core {
     fn vhost_names(&self) -> Vec<String> {
@@ -32,6 +35,14 @@ impl Admin for Core {
 
     fn users(&self) -> Vec<UserInfo> {
         self.inner.users.list()
+    }
+
+    fn connections(&self) -> Vec<ConnectionInfo> {
+        self.inner.conns.list()
+    }
+
+    fn close_connection(&self, peer: SocketAddr) -> bool {
+        self.inner.conns.close(peer)
     }
 
     fn add_vhost(&self, name: &str) -> Result<(), BrokerError> {

@@ -2,6 +2,7 @@
 //! [`Core`] implements [`switchboard_api::Broker`], the only face frontends see.
 
 mod admin;
+mod conns;
 mod exchange;
 mod filter;
 mod keyed;
@@ -38,6 +39,7 @@ struct Inner {
     vhosts: RwLock<HashMap<String, Arc<Vhost>>>,
     users: Users,
     next_conn: AtomicU64,
+    conns: conns::Conns,
     timers: Timers,
     store: Option<Arc<Store>>,
     alarm: tokio::sync::watch::Sender<Option<String>>,
@@ -79,6 +81,7 @@ impl Core {
                 vhosts: RwLock::new(HashMap::new()),
                 users,
                 next_conn: AtomicU64::new(1),
+                conns: conns::Conns::default(),
                 timers,
                 store,
                 alarm: tokio::sync::watch::Sender::new(None),
@@ -190,6 +193,16 @@ impl Core {
         );
     }
 
+    /// The socket from `peer` is served until `token` is cancelled: the admin API
+    /// closes a connection through it. [`Core::untrack_socket`] when it ends.
+    pub fn track_socket(&self, peer: SocketAddr, token: tokio_util::sync::CancellationToken) {
+        self.inner.conns.track(peer, token);
+    }
+
+    pub fn untrack_socket(&self, peer: SocketAddr) {
+        self.inner.conns.untrack(peer);
+    }
+
     /// Raises (`Some(reason)`) or clears a resource alarm.
     pub fn set_alarm(&self, reason: Option<String>) {
         // Only on/off transitions count: the reason's figures change every check.
@@ -256,9 +269,18 @@ impl Broker for Core {
     }
 
     fn connection_closed(&self, conn: ConnectionId) {
+        self.inner.conns.closed(conn);
         for v in self.all_vhosts() {
             v.connection_closed(conn);
         }
+    }
+
+    fn connection_describe(
+        &self,
+        conn: ConnectionId,
+        meta: switchboard_api::admin::ConnectionMeta,
+    ) {
+        self.inner.conns.describe(conn, meta);
     }
 
     fn declare_exchange(&self, vhost: &str, decl: &ExchangeDecl) -> Result<(), BrokerError> {

@@ -294,3 +294,65 @@ def test_a_monitoring_user_reads_but_cannot_change(tmp_path):
         assert boss.call("GET", "/api/queues/%2F/csrf")[0] == 404
     finally:
         stop_switchboard(b)
+
+
+def _wait(pred, timeout=5.0):
+    deadline = time.monotonic() + timeout
+    while not pred() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return pred()
+
+
+def test_connections_of_every_protocol_listed_and_closed(api, broker, mqtt_clients,
+                                                          stomp_clients):
+    if broker.external:
+        pytest.skip("RabbitMQ lists MQTT and STOMP connections only with its plugins")
+    amqp = broker.connect(client_properties={"connection_name": "admin-test"})
+    m = mqtt_clients.connected(version=5)
+    s = stomp_clients.connected()
+    try:
+        def mine():
+            by_port = {}
+            for c in api.get("/api/connections"):
+                by_port[c["peer_port"]] = c
+            return by_port
+
+        amqp_port = amqp._impl._transport._sock.getsockname()[1]
+        mqtt_port = m.paho.socket().getsockname()[1]
+        assert _wait(lambda: {amqp_port, mqtt_port} <= set(mine()))
+        conns = mine()
+        a = conns[amqp_port]
+        assert (a["protocol"], a["user"], a["vhost"]) == ("AMQP 0-9-1", "guest", "/")
+        assert a["client_properties"]["connection_name"] == "admin-test"
+        assert a["channels"] == 0
+        amqp.channel()
+        assert _wait(lambda: mine()[amqp_port]["channels"] == 1)
+        mq = conns[mqtt_port]
+        assert mq["protocol"] == "MQTT 5.0"
+        assert mq["client_properties"]["client_id"] == m.client_id
+        assert any(c["protocol"].startswith("STOMP 1.") for c in conns.values())
+        ov = api.get("/api/overview")
+        assert ov["object_totals"]["connections"] >= 3
+        if RABBITMQADMIN:
+            listed = table(api, "list", "connections")
+            assert a["name"] in {c["name"] for c in listed}
+            rabbitmqadmin(api, "close", "connection", f"name={a['name']}")
+        else:
+            assert api.call("DELETE", "/api/connections/"
+                            + urllib.parse.quote(a["name"], safe=""))[0] == 204
+        # The AMQP client is told: connection.close 320 CONNECTION_FORCED.
+        with pytest.raises(pika.exceptions.ConnectionClosed) as e:
+            for _ in range(50):
+                amqp.process_data_events(time_limit=0.1)
+        assert e.value.reply_code == 320
+        assert _wait(lambda: amqp_port not in mine())
+        # MQTT too, and the others stay.
+        status, _, _ = api.call("DELETE", "/api/connections/"
+                                + urllib.parse.quote(mq["name"], safe=""))
+        assert status == 204
+        assert _wait(lambda: bool(m.disconnects))
+        assert s.is_connected()
+        assert api.call("DELETE", "/api/connections/127.0.0.1:1")[0] == 404
+    finally:
+        if amqp.is_open:
+            amqp.close()

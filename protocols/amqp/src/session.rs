@@ -39,6 +39,10 @@ pub struct Session {
     /// Negotiated heartbeat in seconds; 0 = off.
     pub heartbeat: u16,
     pub(crate) cancel_notify: bool,
+    /// What the client said in connection.start-ok, for the admin API.
+    pub(crate) client_properties: switchboard_api::Table,
+    /// Open channels, read by the admin API.
+    pub(crate) channel_count: Arc<std::sync::atomic::AtomicU32>,
     /// The client understands connection.blocked / unblocked.
     pub(crate) blocked_notify: bool,
     /// It has published: an alarm blocks it (and tells it so) from now on.
@@ -80,6 +84,8 @@ impl Session {
             user: None,
             vhost: String::new(),
             cancel_notify: false,
+            client_properties: switchboard_api::Table::new(),
+            channel_count: Arc::default(),
             blocked_notify: false,
             has_published: false,
 
@@ -109,6 +115,9 @@ impl Session {
         if let Err(e) = self.dispatch(frame) {
             self.fail(e);
         }
+        let open = u32::try_from(self.channels.len()).unwrap_or(u32::MAX);
+        self.channel_count
+            .store(open, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// A frame-level decode error: the connection is closed with its code.

@@ -4,7 +4,10 @@
 //! vhosts. Each call is a snapshot under the core's
 //! short locks, cheap enough to call per request with thousands of queues.
 
-use crate::{BrokerError, QueueStats, Table};
+use crate::{BrokerError, ConnectionId, QueueStats, Table};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::AtomicU32;
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct ExchangeInfo {
@@ -59,6 +62,31 @@ pub struct UserInfo {
     pub tags: Vec<String>,
 }
 
+/// What a frontend tells about one of its connections once the client is logged in
+/// ([`crate::Broker::connection_describe`]).
+#[derive(Clone, Debug)]
+pub struct ConnectionMeta {
+    /// `AMQP 0-9-1`, `MQTT 3.1.1`, `STOMP 1.2`, … (RabbitMQ's `protocol` column).
+    pub protocol: String,
+    /// The client's address: names the connection, and finds it to close it.
+    pub peer: SocketAddr,
+    pub user: String,
+    pub vhost: String,
+    /// What the client said about itself: AMQP client properties, the MQTT client
+    /// id and keepalive, the STOMP `host` and `heart-beat`.
+    pub client_properties: Table,
+    /// Open channels; the frontend keeps it current (1 for channel-less protocols).
+    pub channels: Arc<AtomicU32>,
+}
+
+#[derive(Clone, Debug)]
+pub struct ConnectionInfo {
+    pub id: ConnectionId,
+    pub meta: ConnectionMeta,
+    /// Wall-clock ms when it was described (logged in).
+    pub connected_at_ms: u64,
+}
+
 /// Read-only introspection of the core. Lists are sorted by name.
 pub trait Admin: Send + Sync {
     fn vhost_names(&self) -> Vec<String>;
@@ -67,6 +95,11 @@ pub trait Admin: Send + Sync {
     /// Every binding of the vhost, the default exchange's implicit ones first.
     fn bindings(&self, vhost: &str) -> Result<Vec<BindingInfo>, BrokerError>;
     fn users(&self) -> Vec<UserInfo>;
+    /// Logged-in client connections of every protocol, by id.
+    fn connections(&self) -> Vec<ConnectionInfo>;
+    /// Asks the connection from `peer` to close (the protocol's own close, as at
+    /// shutdown); false if there is none.
+    fn close_connection(&self, peer: SocketAddr) -> bool;
     /// Creates a vhost (durable); an existing one is left as it is.
     fn add_vhost(&self, name: &str) -> Result<(), BrokerError>;
 }

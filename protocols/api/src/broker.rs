@@ -321,6 +321,9 @@ pub trait Broker: Send + Sync + 'static {
     fn connection_opened(&self) -> ConnectionId;
     /// Deletes the connection's exclusive queues.
     fn connection_closed(&self, conn: ConnectionId);
+    /// Tells the admin API who is on a connection, once logged in. Called again when
+    /// something changes (an AMQP connection opens its vhost).
+    fn connection_describe(&self, _conn: ConnectionId, _meta: crate::admin::ConnectionMeta) {}
 
     fn declare_exchange(&self, vhost: &str, decl: &ExchangeDecl) -> Result<(), BrokerError>;
     fn delete_exchange(&self, vhost: &str, name: &str, if_unused: bool) -> Result<(), BrokerError>;

@@ -142,6 +142,7 @@ async fn handshake<S: AsyncRead + AsyncWrite + Unpin>(
     }
     let claim = ctx.registry.claim(&ctx.cfg.vhost, &client_id).await;
     let session = new_session(&c, version, client_id, &ctx, inbox);
+    describe(&session, &user, keepalive, &ctx);
     wire.codec.set_max_inbound(ctx.cfg.max_packet_size);
     if let Some(m) = c.max_packet_size {
         wire.codec.set_max_outbound(m.get());
@@ -236,6 +237,31 @@ fn login<S: AsyncRead + AsyncWrite + Unpin>(
             None
         }
     }
+}
+
+/// Tells the admin API who this connection is (RabbitMQ lists the MQTT client id
+/// among the client properties too).
+fn describe(session: &Session, user: &User, keepalive: u16, ctx: &Ctx<'_>) {
+    use switchboard_api::{Table, Value};
+    let mut props = Table::new();
+    props.insert("client_id".into(), Value::string(session.client_id.clone()));
+    props.insert("keepalive".into(), Value::I64(i64::from(keepalive)));
+    let version = match session.version {
+        Version::V31 => "3.1",
+        Version::V311 => "3.1.1",
+        Version::V5 => "5.0",
+    };
+    ctx.broker.connection_describe(
+        session.conn,
+        switchboard_api::admin::ConnectionMeta {
+            protocol: format!("MQTT {version}"),
+            peer: ctx.peer,
+            user: user.name.clone(),
+            vhost: session.vhost.clone(),
+            client_properties: props,
+            channels: std::sync::Arc::new(std::sync::atomic::AtomicU32::new(1)),
+        },
+    );
 }
 
 /// The session for an accepted CONNECT: a clean start drops what the client id

@@ -49,6 +49,23 @@ pub(crate) async fn open<S: AsyncRead + AsyncWrite + Unpin>(
     let vhost = vhost(&mut wire, &f, &user, broker, cfg).await?;
     let (beats, hb) = negotiate(f.header("heart-beat"), cfg.heartbeat_floor);
     let conn = broker.connection_opened();
+    let mut props = switchboard_api::Table::new();
+    for h in ["host", "heart-beat", "client-id", "accept-version"] {
+        if let Some(v) = f.header(h) {
+            props.insert(h.into(), switchboard_api::Value::string(v));
+        }
+    }
+    broker.connection_describe(
+        conn,
+        switchboard_api::admin::ConnectionMeta {
+            protocol: format!("STOMP {}", version.as_str()),
+            peer,
+            user: user.name.clone(),
+            vhost: vhost.clone(),
+            client_properties: props,
+            channels: Arc::new(std::sync::atomic::AtomicU32::new(1)),
+        },
+    );
     let session_id = format!("session-{conn}");
     let connected = Frame::new(Command::Connected)
         .with_header("version", version.as_str())

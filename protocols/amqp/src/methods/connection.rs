@@ -155,6 +155,17 @@ impl Session {
                 }
                 self.vhost = vhost;
                 self.phase = Phase::Open;
+                self.broker.connection_describe(
+                    self.conn_id,
+                    switchboard_api::admin::ConnectionMeta {
+                        protocol: "AMQP 0-9-1".into(),
+                        peer: self.peer,
+                        user: user.name.clone(),
+                        vhost: self.vhost.clone(),
+                        client_properties: self.client_properties.clone(),
+                        channels: self.channel_count.clone(),
+                    },
+                );
                 self.send(0, AMQPClass::Connection(M::OpenOk(connection::OpenOk {})));
                 Ok(())
             }
@@ -186,6 +197,7 @@ impl Session {
 
     fn start_ok(&mut self, s: connection::StartOk) -> Result<()> {
         let id = (10, 11);
+        self.client_properties = crate::convert::table_from_amqp(&s.client_properties);
         if let Some(AMQPValue::FieldTable(caps)) = s.client_properties.inner().get("capabilities") {
             let has = |c: &str| matches!(caps.inner().get(c), Some(AMQPValue::Boolean(true)));
             self.cancel_notify = has("consumer_cancel_notify");

@@ -1,0 +1,126 @@
+//! `/api/connections` (every protocol's, not only AMQP's), closing one, and
+//! `/api/channels` (AMQP channels; one per connection for the other protocols).
+//! A connection is named by the client's address, which also finds it to close.
+
+use crate::auth::Auth;
+use crate::json::table_to_json;
+use crate::list::{ListQuery, respond};
+use crate::{ApiError, AppState, check_vhost};
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use serde_json::{Value as Json_, json};
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use switchboard_api::admin::ConnectionInfo;
+
+fn connection_json(node: &str, c: &ConnectionInfo) -> Json_ {
+    let m = &c.meta;
+    json!({
+        "name": m.peer.to_string(),
+        "node": node,
+        "type": "network",
+        "state": "running",
+        "protocol": m.protocol,
+        "user": m.user,
+        "vhost": m.vhost,
+        "peer_host": m.peer.ip().to_string(),
+        "peer_port": m.peer.port(),
+        "channels": m.channels.load(Ordering::Relaxed),
+        "connected_at": c.connected_at_ms,
+        "client_properties": table_to_json(&m.client_properties),
+    })
+}
+
+/// A monitoring or management user sees everyone's connections here (RabbitMQ
+/// shows a management user only its own; there are no per-user limits yet).
+fn all(st: &AppState, vhost: Option<&str>) -> Vec<Json_> {
+    st.admin
+        .connections()
+        .iter()
+        .filter(|c| vhost.is_none_or(|v| c.meta.vhost == v))
+        .map(|c| connection_json(&st.node.node, c))
+        .collect()
+}
+
+pub async fn list(
+    State(st): State<AppState>,
+    _a: Auth,
+    Query(q): Query<ListQuery>,
+) -> Result<Json<Json_>, ApiError> {
+    respond(all(&st, None), &q)
+}
+
+pub async fn of_vhost(
+    State(st): State<AppState>,
+    _a: Auth,
+    Path(vhost): Path<String>,
+    Query(q): Query<ListQuery>,
+) -> Result<Json<Json_>, ApiError> {
+    check_vhost(&st, &vhost)?;
+    respond(all(&st, Some(&vhost)), &q)
+}
+
+fn find(st: &AppState, name: &str) -> Result<ConnectionInfo, ApiError> {
+    // Tools may send RabbitMQ's `client -> server` form: the client part names it.
+    let peer: SocketAddr = name
+        .split(" -> ")
+        .next()
+        .and_then(|p| p.trim().parse().ok())
+        .ok_or_else(ApiError::not_found)?;
+    st.admin
+        .connections()
+        .into_iter()
+        .find(|c| c.meta.peer == peer)
+        .ok_or_else(ApiError::not_found)
+}
+
+pub async fn show(
+    State(st): State<AppState>,
+    _a: Auth,
+    Path(name): Path<String>,
+) -> Result<Json<Json_>, ApiError> {
+    let c = find(&st, &name)?;
+    Ok(Json(connection_json(&st.node.node, &c)))
+}
+
+/// Closes the connection the protocol's way, as at shutdown (AMQP connection.close
+/// 320 CONNECTION_FORCED, MQTT 5 DISCONNECT, STOMP ERROR).
+pub async fn close(
+    State(st): State<AppState>,
+    a: Auth,
+    Path(name): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    a.may_change()?;
+    let c = find(&st, &name)?;
+    tracing::info!(peer = %c.meta.peer, user = %a.0.name, "connection closed via the admin API");
+    if st.admin.close_connection(c.meta.peer) {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::not_found())
+    }
+}
+
+pub async fn channels(
+    State(st): State<AppState>,
+    _a: Auth,
+    Query(q): Query<ListQuery>,
+) -> Result<Json<Json_>, ApiError> {
+    let mut items = Vec::new();
+    for c in st.admin.connections() {
+        let name = c.meta.peer.to_string();
+        for n in 1..=c.meta.channels.load(Ordering::Relaxed) {
+            items.push(json!({
+                "name": format!("{name} ({n})"),
+                "node": st.node.node,
+                "user": c.meta.user,
+                "vhost": c.meta.vhost,
+                "number": n,
+                "state": "running",
+                "connection_details": {"name": name, "peer_host": c.meta.peer.ip().to_string(),
+                                       "peer_port": c.meta.peer.port()},
+            }));
+        }
+    }
+    respond(items, &q)
+}
