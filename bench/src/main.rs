@@ -5,9 +5,11 @@
 //! table (`report`), broker process watch (`procstat`). One module per
 //! protocol drives the broker: `amqp` (lapin), `mqtt` (rumqttc, through
 //! `mqtt_client`; raw sockets in `mqtt_idle`), `stomp` (`stomp_client`, on the
-//! project's STOMP codec) and `sqs` (`sqs_client`: hyper HTTP/1.1, SigV4), each
-//! taking a `RunSpec` and returning a `ScenarioResult` (SQS: plus its own figures),
-//! selected by the URL's scheme in `run_one`.
+//! project's STOMP codec), `sqs` (`sqs_client`: hyper HTTP/1.1, SigV4) and `sns`
+//! (the same client's Query calls; `sns_http` for HTTP subscriptions), each taking
+//! a `RunSpec` and returning a `ScenarioResult` (SQS and SNS: plus their own
+//! figures), selected by the URL's scheme (and for http://, the scenario's name) in
+//! `run_one`.
 
 mod amqp;
 mod clock;
@@ -16,6 +18,10 @@ mod mqtt_idle;
 mod procstat;
 mod report;
 mod scenario;
+mod sns;
+mod sns_http;
+mod sns_load;
+mod sns_report;
 mod sqs;
 mod stomp;
 
@@ -54,6 +60,13 @@ Scenarios:
   sqs-send-latency  (SQS only) 1 sender (sqs-send-latency-<n>: n), SendMessage closed loop
               or at --rate, nothing received: request latency
   sqs-fifo    (SQS only) sqs-batch on a FIFO queue, messages spread over --groups MessageGroupIds
+  sns-publish (SNS) N publishers Publish to a topic with two SQS queues subscribed (one
+              raw with a FilterPolicy half the messages match); the queues are drained and
+              checked afterwards (N = --workers; sns-publish-<n>)
+  sns-latency (SNS) the same at --rate (default 1,000 msg/s, all publishers together), two
+              receivers per queue: Publish -> ReceiveMessage latency
+  sns-http    (SNS) an HTTP endpoint in this process subscribed (confirmed via its
+              SubscribeURL); N publishers: deliveries/s and delivery latency
 
 MQTT (--url mqtt://HOST:PORT): a queue is a topic with one subscriber; fanout-K is
 one topic with K subscribers. --qos 0|1 and --mqtt-version 3.1.1|5 choose the
@@ -95,6 +108,7 @@ Examples:
   switchboard-bench q1-1 --confirm --persistent --url stomp://127.0.0.1:61613
   switchboard-bench sqs-batch sqs-single sqs-fifo --workers 4 --groups 100 -s 100 --url http://127.0.0.1:9324
   switchboard-bench sqs-send-latency -d 10 --url http://guest:guest@127.0.0.1:9324
+  switchboard-bench sns-publish sns-latency sns-http -d 5 --url http://127.0.0.1:9324
   switchboard-bench --report results.jsonl --baseline rabbitmq --subject switchboard";
 
 #[derive(Parser, Debug)]
@@ -204,6 +218,11 @@ struct Cli {
     /// SQS FIFO: MessageGroupIds the messages are spread over (round robin).
     #[arg(long, default_value_t = 100, value_name = "N")]
     groups: usize,
+
+    /// SNS: every subscription with RawMessageDelivery (sns-http's endpoint; the
+    /// unfiltered queue of sns-publish and sns-latency, whose filtered one always is).
+    #[arg(long)]
+    raw_delivery: bool,
 
     /// MQTT: QoS of publishes and subscriptions (0 or 1).
     #[arg(long, default_value_t = 0, value_name = "0|1")]
@@ -333,6 +352,7 @@ fn spec_for(cli: &Cli, topology: Topology, prefix: String) -> Result<RunSpec> {
         sqs_batch: cli.batch_size,
         wait_secs: cli.wait_secs,
         groups: cli.groups,
+        sns_raw: cli.raw_delivery,
     })
 }
 
@@ -353,29 +373,53 @@ fn error_chain(e: &anyhow::Error) -> String {
     out
 }
 
-/// Runs one scenario; an SQS scenario also leaves its own figures in `sqs_extra`.
-async fn run_one(
-    url: &str,
-    spec: &RunSpec,
-    sqs_extra: &mut Option<sqs::SqsExtra>,
-) -> Result<ScenarioResult> {
+/// The figures an SQS or SNS scenario has besides [`ScenarioResult`].
+enum Extra {
+    Sqs(sqs::SqsExtra),
+    Sns(sns::SnsExtra),
+}
+
+impl Extra {
+    /// The result as one JSON object, the extra figures under `sqs` or `sns`.
+    fn json(&self, r: &ScenarioResult) -> serde_json::Value {
+        let mut v = serde_json::to_value(r).expect("results serialize");
+        match self {
+            Extra::Sqs(x) => v["sqs"] = serde_json::to_value(x).expect("results serialize"),
+            Extra::Sns(x) => v["sns"] = serde_json::to_value(x).expect("results serialize"),
+        }
+        v
+    }
+
+    fn human_line(&self, r: &ScenarioResult) -> String {
+        match self {
+            Extra::Sqs(x) => sqs::human_line(r, x),
+            Extra::Sns(x) => sns_report::human_line(r, x),
+        }
+    }
+}
+
+/// Runs one scenario; an SQS or SNS scenario also leaves its own figures in `extra`.
+async fn run_one(url: &str, spec: &RunSpec, extra: &mut Option<Extra>) -> Result<ScenarioResult> {
     let scheme = url
         .split_once("://")
         .map(|(s, _)| s.to_ascii_lowercase())
         .unwrap_or_default();
-    if spec.topology.name.starts_with("sqs-") && scheme != "http" {
-        bail!(
-            "{} is an SQS scenario (use an http:// URL)",
-            spec.topology.name
-        );
+    let name = &spec.topology.name;
+    if (name.starts_with("sqs-") || name.starts_with("sns-")) && scheme != "http" {
+        bail!("{name} is an SQS/SNS scenario (use an http:// URL)");
     }
     match scheme.as_str() {
         "amqp" | "amqps" => amqp::run(url, spec).await,
         "mqtt" => mqtt::run(url, spec).await,
         "stomp" => stomp::run(url, spec).await,
+        "http" if name.starts_with("sns-") => {
+            let (r, x) = sns::run(url, spec).await?;
+            *extra = Some(Extra::Sns(x));
+            Ok(r)
+        }
         "http" => {
             let (r, x) = sqs::run(url, spec).await?;
-            *sqs_extra = Some(x);
+            *extra = Some(Extra::Sqs(x));
             Ok(r)
         }
         "mqtts" | "stomp+ssl" | "https" => {
@@ -389,7 +433,9 @@ async fn run_one(
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     if let Some(path) = &cli.report {
-        let table = if sqs::is_sqs_results(path) {
+        let table = if sns_report::is_sns_results(path) {
+            sns_report::compare_table(path, &cli.baseline, &cli.subject)
+        } else if sqs::is_sqs_results(path) {
             sqs::compare_table(path, &cli.baseline, &cli.subject)
         } else {
             report::compare_table(path, &cli.baseline, &cli.subject)
@@ -464,8 +510,8 @@ async fn main() -> ExitCode {
         let watch = cli.watch_pid.map(procstat::Watch::start);
         let self_before = procstat::sample(std::process::id());
         let machine_before = procstat::machine_busy_ticks();
-        let mut sqs_extra = None;
-        let outcome = run_one(&cli.url, &spec, &mut sqs_extra).await;
+        let mut extra = None;
+        let outcome = run_one(&cli.url, &spec, &mut extra).await;
         let self_after = procstat::sample(std::process::id());
         let machine_after = procstat::machine_busy_ticks();
         let watched = match (watch, cli.watch_pid) {
@@ -507,6 +553,10 @@ async fn main() -> ExitCode {
         r.label = cli.label.clone();
         r.case = cli.case.clone();
         r.url = amqp::redact(&cli.url);
+        if r.protocol.is_empty() && topology.name.starts_with("sns-") {
+            // A failed run still lands in the SNS table of --report.
+            r.protocol = "sns".into();
+        }
         if r.protocol.is_empty() {
             r.protocol = cli
                 .url
@@ -533,15 +583,13 @@ async fn main() -> ExitCode {
             r.other_cpu_secs = Some(((all - broker - client).max(0.0) * 100.0).round() / 100.0);
         }
         if cli.json {
-            if let Some(x) = &sqs_extra {
-                let mut v = serde_json::to_value(&r).expect("results serialize");
-                v["sqs"] = serde_json::to_value(x).expect("results serialize");
-                println!("{v}");
+            if let Some(x) = &extra {
+                println!("{}", x.json(&r));
             } else {
                 println!("{}", serde_json::to_string(&r).expect("results serialize"));
             }
-        } else if let Some(x) = &sqs_extra {
-            println!("{}", sqs::human_line(&r, x));
+        } else if let Some(x) = &extra {
+            println!("{}", x.human_line(&r));
         } else {
             println!("{}", r.human_line());
         }

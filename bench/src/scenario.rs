@@ -2,7 +2,9 @@
 //! protocol module maps a [`Topology`] onto its own objects (AMQP queues and a
 //! fanout exchange; MQTT topics; STOMP destinations; SQS queues). The SQS scenarios
 //! (`sqs-batch`, `sqs-single`, `sqs-send-latency`, `sqs-fifo`) are `Shared`
-//! topologies: N senders and N competing receivers on one queue.
+//! topologies: N senders and N competing receivers on one queue. The SNS ones
+//! (`sns-publish`, `sns-latency`, `sns-http`) are `Fanout`: N publishers to one
+//! topic with two SQS queues subscribed (`sns-http`: one HTTP endpoint).
 
 use anyhow::{Result, bail};
 use std::time::Duration;
@@ -117,6 +119,30 @@ impl Topology {
                  sqs-send-latency or sqs-fifo (optionally -<workers>)"
             );
         }
+        if let Some(rest) = name.strip_prefix("sns-") {
+            // N publishers -> one SNS topic -> two SQS queues (sns-http: an HTTP
+            // endpoint).
+            for (kind, queues) in [("publish", 2), ("latency", 2), ("http", 1)] {
+                let Some(tail) = rest.strip_prefix(kind) else {
+                    continue;
+                };
+                let w = match tail.strip_prefix('-') {
+                    Some(w) => num(w, n)?,
+                    None if tail.is_empty() => num("N", n)?,
+                    None => continue,
+                };
+                return Ok(Self {
+                    name: format!("sns-{kind}-{w}"),
+                    publishers: w,
+                    queues,
+                    routing: Routing::Fanout,
+                });
+            }
+            bail!(
+                "unknown SNS scenario {name:?}: expected sns-publish, sns-latency or sns-http \
+                 (optionally -<publishers>)"
+            );
+        }
         if let Some(rest) = name.strip_prefix("fanout-") {
             let k = num(rest, k)?;
             return Ok(Self {
@@ -223,6 +249,8 @@ pub struct RunSpec {
     pub wait_secs: u64,
     /// SQS FIFO: MessageGroupIds the messages are spread over.
     pub groups: usize,
+    /// SNS `sns-http`: subscribe with RawMessageDelivery.
+    pub sns_raw: bool,
 }
 
 #[cfg(test)]
@@ -277,5 +305,12 @@ mod tests {
         );
         assert!(Topology::parse("sqs-batchy", 3, 5).is_err());
         assert!(Topology::parse("sqs-other", 3, 5).is_err());
+        let t = Topology::parse("sns-publish", 3, 5).unwrap();
+        assert_eq!(
+            (t.name.as_str(), t.publishers, t.queues),
+            ("sns-publish-3", 3, 2)
+        );
+        assert_eq!(Topology::parse("sns-http-8", 3, 5).unwrap().queues, 1);
+        assert!(Topology::parse("sns-other", 3, 5).is_err());
     }
 }

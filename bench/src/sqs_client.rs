@@ -6,6 +6,10 @@
 //!
 //! Requests are signed for every server, including those that do not check
 //! signatures (moto), so the client does the same work against each.
+//!
+//! The same connection also speaks SNS's AWS Query protocol ([`Client::sns`]: a
+//! form body, scope `sns`, XML replies), so an SNS scenario drives both services
+//! through one client.
 
 use anyhow::{Context, Result, anyhow, bail};
 use bytes::Bytes;
@@ -21,6 +25,9 @@ use tokio::net::TcpStream;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 const CONTENT_TYPE: &str = "application/x-amz-json-1.0";
 const SIGNED_HEADERS: [&str; 4] = ["content-type", "host", "x-amz-date", "x-amz-target"];
+/// What botocore sends with a Query request (SNS).
+const FORM_TYPE: &str = "application/x-www-form-urlencoded; charset=utf-8";
+const FORM_SIGNED_HEADERS: [&str; 3] = ["content-type", "host", "x-amz-date"];
 
 /// `http://[access_key:secret@]host:port[/?region=R]`: access key and secret
 /// default to guest/guest (a broker user), the region to us-east-1.
@@ -73,8 +80,13 @@ impl Target {
     }
 }
 
-/// SigV4 for `POST /` with a JSON body, the headers in [`SIGNED_HEADERS`].
+/// SigV4 for `POST /`: a JSON body with the headers in [`SIGNED_HEADERS`] (SQS), or
+/// a form body with [`FORM_SIGNED_HEADERS`] (Query, [`Signer::query`]).
 pub struct Signer {
+    /// The credential scope's service: `sqs`, or `sns` for Query.
+    service: &'static str,
+    /// AWS JSON 1.0 (`x-amz-target` signed) rather than Query.
+    json: bool,
     access_key: String,
     secret: String,
     region: String,
@@ -89,6 +101,8 @@ pub struct Signer {
 impl Signer {
     pub fn new(t: &Target) -> Signer {
         Signer {
+            service: "sqs",
+            json: true,
             access_key: t.access_key.clone(),
             secret: t.secret.clone(),
             region: t.region.clone(),
@@ -98,7 +112,17 @@ impl Signer {
         }
     }
 
-    /// `(x-amz-date, authorization)` for a request with this target and body, at `secs`.
+    /// A signer for Query requests to `service` (a form body, no `x-amz-target`).
+    pub fn query(t: &Target, service: &'static str) -> Signer {
+        Signer {
+            service,
+            json: false,
+            ..Signer::new(t)
+        }
+    }
+
+    /// `(x-amz-date, authorization)` for a request with this target (JSON only;
+    /// ignored for Query) and body, at `secs`.
     pub fn sign(&mut self, target: &str, body: &[u8], secs: u64) -> Result<(String, String)> {
         if self.stamp.as_ref().is_none_or(|(s, _)| *s != secs) {
             let unix = i64::try_from(secs).context("wall clock out of range")?;
@@ -113,30 +137,41 @@ impl Signer {
         let (key, auth) = match &mut self.day {
             Some((key, auth)) if auth.date == date => (key, auth),
             day => {
+                let signed: &[&str] = if self.json {
+                    &SIGNED_HEADERS
+                } else {
+                    &FORM_SIGNED_HEADERS
+                };
                 let auth = Authorization {
                     access_key: self.access_key.clone(),
                     date: date.to_string(),
                     region: self.region.clone(),
-                    service: "sqs".into(),
-                    signed_headers: SIGNED_HEADERS.map(String::from).to_vec(),
+                    service: self.service.into(),
+                    signed_headers: signed.iter().map(|h| h.to_string()).collect(),
                     signature: String::new(),
                 };
-                let key = sigv4::signing_key(&self.secret, date, &self.region, "sqs");
+                let key = sigv4::signing_key(&self.secret, date, &self.region, self.service);
                 let (key, auth) = day.insert((key, auth));
                 (key, auth)
             }
         };
+        let content_type = if self.json { CONTENT_TYPE } else { FORM_TYPE };
         let headers: [(&str, &[u8]); 4] = [
-            ("content-type", CONTENT_TYPE.as_bytes()),
+            ("content-type", content_type.as_bytes()),
             ("host", self.host.as_bytes()),
             ("x-amz-date", ts.as_bytes()),
             ("x-amz-target", target.as_bytes()),
         ];
+        let headers = if self.json {
+            &headers[..]
+        } else {
+            &headers[..3]
+        };
         let req = sigv4::Request {
             method: "POST",
             path: "/",
             query: "",
-            headers: &headers,
+            headers,
             body,
         };
         let canonical = sigv4::canonical_request(&req, &auth.signed_headers)?;
@@ -173,6 +208,9 @@ impl std::error::Error for CallError {}
 pub struct Client {
     sender: SendRequest<Full<Bytes>>,
     signer: Signer,
+    /// For [`Client::sns`], made on its first call.
+    sns_signer: Option<Signer>,
+    target: Target,
     host: String,
     conn: tokio::task::JoinHandle<()>,
     /// The server said `Connection: close`, or the connection broke.
@@ -204,6 +242,8 @@ impl Client {
         Ok(Client {
             sender,
             signer: Signer::new(t),
+            sns_signer: None,
+            target: t.clone(),
             host: t.host.clone(),
             conn,
             reconnect: false,
@@ -224,6 +264,70 @@ impl Client {
             .header("x-amz-date", date)
             .header("authorization", auth)
             .body(Full::new(Bytes::from(body)))?;
+        let (status, bytes) = self.exchange(action, req).await?;
+        if status != 200 {
+            #[derive(serde::Deserialize, Default)]
+            struct ErrBody {
+                #[serde(rename = "__type", default)]
+                kind: String,
+                #[serde(default, alias = "Message")]
+                message: String,
+            }
+            let e: ErrBody = serde_json::from_slice(&bytes).unwrap_or_else(|_| ErrBody {
+                kind: String::new(),
+                message: String::from_utf8_lossy(&bytes[..bytes.len().min(200)]).into_owned(),
+            });
+            return Err(CallError {
+                action,
+                status,
+                kind: e.kind,
+                message: e.message,
+            }
+            .into());
+        }
+        Ok(bytes)
+    }
+
+    /// Sends an SNS Query request (`body`: the form, `Action` and `Version`
+    /// included) and returns the XML reply (200), or a [`CallError`] with the
+    /// error's `Code` and `Message`.
+    pub async fn sns(&mut self, action: &'static str, body: Vec<u8>) -> Result<Bytes> {
+        let secs = switchboard_api::wall_secs();
+        let signer = self
+            .sns_signer
+            .get_or_insert_with(|| Signer::query(&self.target, "sns"));
+        let (date, auth) = signer.sign("", &body, secs)?;
+        let req = Request::post("/")
+            .header("host", &self.host)
+            .header("content-type", FORM_TYPE)
+            .header("x-amz-date", date)
+            .header("authorization", auth)
+            .body(Full::new(Bytes::from(body)))?;
+        let (status, bytes) = self.exchange(action, req).await?;
+        if status != 200 {
+            let text = String::from_utf8_lossy(&bytes);
+            let kind = xml_text(&text, "Code").unwrap_or_default().to_string();
+            let message = xml_text(&text, "Message")
+                .map(str::to_string)
+                .unwrap_or_else(|| text.chars().take(200).collect());
+            return Err(CallError {
+                action,
+                status,
+                kind,
+                message,
+            }
+            .into());
+        }
+        Ok(bytes)
+    }
+
+    /// Sends `req` on the connection (a new one if the server closed the last) and
+    /// reads the whole reply.
+    async fn exchange(
+        &mut self,
+        action: &'static str,
+        req: Request<Full<Bytes>>,
+    ) -> Result<(u16, Bytes)> {
         if self.reconnect || self.sender.is_closed() {
             self.conn.abort();
             (self.sender, self.conn) = open(&self.host).await?;
@@ -252,27 +356,7 @@ impl Client {
             .await
             .with_context(|| format!("{action}: reading the reply"))?
             .to_bytes();
-        if status != 200 {
-            #[derive(serde::Deserialize, Default)]
-            struct ErrBody {
-                #[serde(rename = "__type", default)]
-                kind: String,
-                #[serde(default, alias = "Message")]
-                message: String,
-            }
-            let e: ErrBody = serde_json::from_slice(&bytes).unwrap_or_else(|_| ErrBody {
-                kind: String::new(),
-                message: String::from_utf8_lossy(&bytes[..bytes.len().min(200)]).into_owned(),
-            });
-            return Err(CallError {
-                action,
-                status,
-                kind: e.kind,
-                message: e.message,
-            }
-            .into());
-        }
-        Ok(bytes)
+        Ok((status, bytes))
     }
 
     /// [`Client::call_raw`] with the reply parsed as `T`.
@@ -289,6 +373,15 @@ impl Client {
             )
         })
     }
+}
+
+/// The text of the first `<name>` element of an XML reply (not unescaped: the
+/// values this is used for, ARNs, ids and error codes, have nothing to escape).
+pub fn xml_text<'a>(xml: &'a str, name: &str) -> Option<&'a str> {
+    let open = format!("<{name}>");
+    let start = xml.find(&open)? + open.len();
+    let len = xml[start..].find(&format!("</{name}>"))?;
+    Some(&xml[start..start + len])
 }
 
 impl Drop for Client {
