@@ -43,6 +43,10 @@ pub struct Config {
     /// Bytes of ready messages a queue keeps in memory; newer ones are paged out
     /// to a scratch file under the data directory until they near the head.
     pub queue_memory_bytes: u64,
+    /// A RabbitMQ definitions file loaded at every start (users, vhosts, exchanges,
+    /// queues, bindings, policies as queue arguments); what it declares exists
+    /// already on later starts, so loading it again changes nothing.
+    pub definitions: Option<PathBuf>,
     /// Active/standby pair (docs/REPLICATION.md); off without `peer`.
     pub replication: ReplicationConfig,
 }
@@ -360,6 +364,7 @@ impl Default for Config {
             users: vec![UserConfig {
                 name: "guest".into(),
                 password: "guest".into(),
+                password_hash: None,
                 tags: vec!["administrator".into()],
                 loopback_only: true,
                 secret_key: None,
@@ -368,6 +373,7 @@ impl Default for Config {
             fsync: Fsync::Batch,
             limits: Limits::default(),
             queue_memory_bytes: 32 * 1024 * 1024,
+            definitions: None,
             replication: ReplicationConfig::default(),
         }
     }

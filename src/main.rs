@@ -55,6 +55,10 @@ struct Cli {
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
     admin_port: Option<u16>,
+    /// A RabbitMQ definitions file (JSON) to load at start.
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    definitions: Option<PathBuf>,
     #[command(flatten)]
     #[serde(skip_serializing_if = "ReplicationFlags::is_empty")]
     replication: ReplicationFlags,

@@ -38,6 +38,8 @@ pub enum StartError {
     },
     #[error(transparent)]
     Store(#[from] OpenError),
+    #[error("definitions file {path}: {reason}")]
+    Definitions { path: String, reason: String },
 }
 
 /// The client listeners, bound before anything else so that a standby can forward
@@ -252,6 +254,9 @@ impl Server {
                 ("http".into(), admin_addr),
             ],
         };
+        if let Some(path) = &cfg.definitions {
+            load_definitions(path, &broker, &admin)?;
+        }
         let api = switchboard_admin::Service::new(broker.clone(), admin, node);
         tracker.spawn(accept_loop(
             admin_l,
@@ -381,4 +386,29 @@ fn hostname() -> String {
         .ok()
         .filter(|h| !h.is_empty())
         .unwrap_or_else(|| "localhost".into())
+}
+
+/// `--definitions FILE`: a RabbitMQ definitions document, applied before clients
+/// are served; its warnings (policy keys without an equivalent …) are logged.
+fn load_definitions(
+    path: &std::path::Path,
+    broker: &Arc<dyn Broker>,
+    admin: &Arc<dyn switchboard_api::Admin>,
+) -> Result<(), StartError> {
+    let err = |reason: String| StartError::Definitions {
+        path: path.display().to_string(),
+        reason,
+    };
+    let text = std::fs::read(path).map_err(|e| err(e.to_string()))?;
+    let defs: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_slice(&text).map_err(|e| err(e.to_string()))?;
+    let conn = broker.connection_opened();
+    let (_, warnings) =
+        switchboard_admin::import_definitions(&**broker, &**admin, conn, &defs, None)
+            .map_err(|e| err(e.reason))?;
+    for w in warnings {
+        tracing::warn!("definitions {}: {w}", path.display());
+    }
+    tracing::info!("definitions loaded from {}", path.display());
+    Ok(())
 }

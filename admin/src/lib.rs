@@ -11,6 +11,7 @@
 mod auth;
 mod bindings;
 mod connections;
+mod definitions;
 mod error;
 mod exchanges;
 mod json;
@@ -19,6 +20,7 @@ mod metrics;
 mod overview;
 mod queues;
 
+pub use definitions::import as import_definitions;
 pub use error::ApiError;
 
 use axum::Router;
@@ -113,7 +115,12 @@ fn router(st: AppState) -> Router {
             get(overview::vhost).put(overview::put_vhost),
         )
         .route("/api/users", get(overview::users))
-        .route("/api/users/{name}", get(overview::user))
+        .route(
+            "/api/users/{name}",
+            get(overview::user)
+                .put(overview::put_user)
+                .delete(overview::delete_user),
+        )
         .route("/api/permissions", get(overview::permissions))
         .route("/api/health/checks/alarms", get(overview::alarms))
         .route(
@@ -174,6 +181,14 @@ fn router(st: AppState) -> Router {
         .route(
             "/api/bindings/{vhost}/e/{source}/{kind}/{dest}/{props}",
             get(bindings::show).delete(bindings::remove),
+        )
+        .route(
+            "/api/definitions",
+            get(definitions::get_all).post(definitions::post_all),
+        )
+        .route(
+            "/api/definitions/{vhost}",
+            get(definitions::get_vhost).post(definitions::post_vhost),
         )
         .route("/metrics", get(metrics::metrics))
         .fallback(fallback)

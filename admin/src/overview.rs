@@ -7,11 +7,12 @@ use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use serde_json::{Value as Json_, json};
+use switchboard_api::admin::Password;
 use switchboard_api::{Message, PublishOptions, QueueDecl};
 
 /// The RabbitMQ version rabbitmqadmin and dashboards are told: the management API
 /// whose shapes this one follows.
-const COMPAT_VERSION: &str = "3.10.8";
+pub const COMPAT_VERSION: &str = "3.10.8";
 
 fn totals(st: &AppState) -> (u64, u64, u64, usize, usize, u64) {
     let (mut ready, mut unacked, mut consumers, mut queues, mut exchanges) = (0, 0, 0, 0, 0);
@@ -149,9 +150,85 @@ pub async fn put_vhost(
     Ok(StatusCode::CREATED)
 }
 
+const SHA256_HASHING: &str = "rabbit_password_hashing_sha256";
+
 fn user_json(u: &switchboard_api::admin::UserInfo) -> Json_ {
     json!({"name": u.name, "tags": u.tags, "limits": {},
-           "hashing_algorithm": "rabbit_password_hashing_sha256", "password_hash": ""})
+           "hashing_algorithm": SHA256_HASHING, "password_hash": u.password_hash})
+}
+
+/// Tags as RabbitMQ takes them: a comma-separated string or a list.
+pub fn tags_of(v: Option<&Json_>) -> Result<Vec<String>, ApiError> {
+    match v {
+        None | Some(Json_::Null) => Ok(Vec::new()),
+        Some(Json_::String(s)) => Ok(s
+            .split(',')
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .map(str::to_string)
+            .collect()),
+        Some(Json_::Array(a)) => a
+            .iter()
+            .map(|t| {
+                t.as_str()
+                    .map(str::to_string)
+                    .ok_or_else(|| ApiError::bad_request("tags must be strings"))
+            })
+            .collect(),
+        Some(_) => Err(ApiError::bad_request("tags must be a string or a list")),
+    }
+}
+
+/// The password of a user object: `password`, or `password_hash` with RabbitMQ's
+/// SHA-256 hashing (the only one this broker checks).
+pub fn password_of(o: &serde_json::Map<String, Json_>) -> Result<Password, ApiError> {
+    if let Some(p) = o.get("password").and_then(Json_::as_str) {
+        return Ok(Password::Plain(p.to_string()));
+    }
+    let hash = o
+        .get("password_hash")
+        .and_then(Json_::as_str)
+        .ok_or_else(|| ApiError::bad_request("password or password_hash is required"))?;
+    match o.get("hashing_algorithm").and_then(Json_::as_str) {
+        None | Some(SHA256_HASHING) => Ok(Password::Sha256Hash(hash.to_string())),
+        Some(other) => Err(ApiError::bad_request(format!(
+            "hashing_algorithm {other} is not supported; use {SHA256_HASHING}"
+        ))),
+    }
+}
+
+pub async fn put_user(
+    State(st): State<AppState>,
+    a: Auth,
+    Path(name): Path<String>,
+    raw: bytes::Bytes,
+) -> Result<StatusCode, ApiError> {
+    a.administrator()?;
+    let o = crate::queues::body(&raw)?;
+    if name.is_empty() {
+        return Err(ApiError::bad_request("user name must not be empty"));
+    }
+    let existed = st.admin.users().iter().any(|u| u.name == name);
+    let lsn = st
+        .admin
+        .put_user(&name, password_of(&o)?, tags_of(o.get("tags"))?)?;
+    crate::durable(&st, lsn).await;
+    Ok(if existed {
+        StatusCode::NO_CONTENT
+    } else {
+        StatusCode::CREATED
+    })
+}
+
+pub async fn delete_user(
+    State(st): State<AppState>,
+    a: Auth,
+    Path(name): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    a.administrator()?;
+    let lsn = st.admin.delete_user(&name)?;
+    crate::durable(&st, lsn).await;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 pub async fn users(

@@ -1,10 +1,11 @@
 //! The core seen by the admin API: read-only snapshots (`switchboard_api::Admin`).
 
 use super::Core;
+use super::users::{self, UserConfig};
 use std::net::SocketAddr;
 use switchboard_api::BrokerError;
 use switchboard_api::admin::{
-    Admin, BindingInfo, ConnectionInfo, ExchangeInfo, QueueSummary, UserInfo,
+    Admin, BindingInfo, ConnectionInfo, ExchangeInfo, Password, QueueSummary, UserInfo,
 };
 
 impl Admin for Core {
@@ -45,8 +46,110 @@ impl Admin for Core {
         self.inner.conns.close(peer)
     }
 
+    fn put_user(
+        &self,
+        name: &str,
+        password: Password,
+        tags: Vec<String>,
+    ) -> Result<u64, BrokerError> {
+        let hash = match password {
+            Password::Sha256Hash(h) if users::valid_hash(&h) => h,
+            Password::Sha256Hash(_) => return Err(BrokerError::BadPasswordHash),
+            Password::Plain(p) => UserConfig {
+                name: name.to_string(),
+                password: p,
+                password_hash: None,
+                tags: Vec::new(),
+                loopback_only: false,
+                secret_key: None,
+            }
+            .export_hash(),
+        };
+        let lsn = self.put_user_record(&UserRecord {
+            name: name.to_string(),
+            password_hash: hash.clone(),
+            tags: tags.clone(),
+            deleted: false,
+        })?;
+        // A configured user keeps its loopback rule and secret key.
+        let old = self.inner.users.get(name);
+        self.inner.users.put(UserConfig {
+            name: name.to_string(),
+            password: String::new(),
+            password_hash: Some(hash),
+            tags,
+            loopback_only: old.as_ref().is_some_and(|u| u.loopback_only),
+            secret_key: old.and_then(|u| u.secret_key),
+        });
+        Ok(lsn)
+    }
+
+    fn delete_user(&self, name: &str) -> Result<u64, BrokerError> {
+        if self.inner.users.get(name).is_none() {
+            return Err(BrokerError::NoUser {
+                name: name.to_string(),
+            });
+        }
+        let lsn = self.put_user_record(&UserRecord {
+            name: name.to_string(),
+            password_hash: String::new(),
+            tags: Vec::new(),
+            deleted: true,
+        })?;
+        self.inner.users.remove(name);
+        Ok(lsn)
+    }
+
     fn add_vhost(&self, name: &str) -> Result<(), BrokerError> {
         Core::add_vhost(self, name);
         Ok(())
+    }
+}
+
+/// Run-time users, in vhost `/` (which always exists): one durable record per
+/// name, JSON; a removed configured user leaves a tombstone so it stays removed.
+const USERS: switchboard_api::KeySpace = switchboard_api::KeySpace::new("users");
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct UserRecord {
+    name: String,
+    #[serde(default)]
+    password_hash: String,
+    #[serde(default)]
+    tags: Vec<String>,
+    #[serde(default)]
+    deleted: bool,
+}
+
+impl Core {
+    fn put_user_record(&self, r: &UserRecord) -> Result<u64, BrokerError> {
+        use switchboard_api::Broker;
+        let body = serde_json::to_vec(r).map_err(|e| BrokerError::Store {
+            reason: e.to_string(),
+        })?;
+        let mut m = switchboard_api::Message::new("", "", bytes::Bytes::from(body));
+        m.properties.delivery_mode = Some(2);
+        self.keyed_put("/", USERS, &r.name, Some(m))
+    }
+
+    /// Applies the run-time users kept in the journal over the configured ones.
+    pub(super) fn load_users(&self) {
+        use switchboard_api::Broker;
+        for (name, m) in self.keyed_scan("/", USERS, &mut |_| true) {
+            match serde_json::from_slice::<UserRecord>(&m.body) {
+                Ok(r) if r.deleted => {
+                    self.inner.users.remove(&r.name);
+                }
+                Ok(r) => self.inner.users.put(UserConfig {
+                    name: r.name,
+                    password: String::new(),
+                    password_hash: Some(r.password_hash),
+                    tags: r.tags,
+                    loopback_only: false,
+                    secret_key: None,
+                }),
+                Err(e) => tracing::error!("user record '{name}' unreadable: {e}"),
+            }
+        }
     }
 }

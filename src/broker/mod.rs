@@ -92,6 +92,7 @@ impl Core {
         if let Some(r) = recovery {
             core.recover(r);
         }
+        core.load_users();
         if let Some(store) = &core.inner.store {
             tokio::spawn(compact(Arc::downgrade(&core.inner), store.clone()));
         }

@@ -1,13 +1,28 @@
-//! The user table shared by every protocol.
+//! The user table shared by every protocol: the configured users, and those made
+//! at run time (admin API, imported definitions), which are kept durable in the
+//! key space `users` of vhost `/` and win over a configured user of the same name.
+//!
+//! Passwords are checked against a plain text (configured users) or RabbitMQ's
+//! `rabbit_password_hashing_sha256` hash: base64 of a 4-byte salt followed by
+//! SHA-256(salt ‖ password), so definitions move both ways.
 
+use base64::Engine;
+use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::RwLock;
+use switchboard_api::admin::UserInfo;
 use switchboard_api::{BrokerError, User};
 
 #[derive(Clone, Debug, serde::Deserialize, serde::Serialize)]
 pub struct UserConfig {
     pub name: String,
+    /// Plain text, or empty with `password_hash` set.
+    #[serde(default)]
     pub password: String,
+    /// RabbitMQ's salted SHA-256 (base64), as in its definitions files.
+    #[serde(default)]
+    pub password_hash: Option<String>,
     #[serde(default)]
     pub tags: Vec<String>,
     /// Only accepted from loopback addresses (RabbitMQ's rule for `guest`).
@@ -19,8 +34,64 @@ pub struct UserConfig {
     pub secret_key: Option<String>,
 }
 
+/// RabbitMQ's hash of `password` with `salt`.
+pub fn rabbit_hash(salt: [u8; 4], password: &str) -> String {
+    let mut h = Sha256::new();
+    h.update(salt);
+    h.update(password.as_bytes());
+    let mut out = salt.to_vec();
+    out.extend_from_slice(&h.finalize());
+    base64::engine::general_purpose::STANDARD.encode(out)
+}
+
+/// Whether `password` matches a RabbitMQ hash (false for a malformed one).
+fn hash_matches(hash: &str, password: &str) -> bool {
+    let Ok(raw) = base64::engine::general_purpose::STANDARD.decode(hash) else {
+        return false;
+    };
+    let Ok(salt) = <[u8; 4]>::try_from(raw.get(..4).unwrap_or_default()) else {
+        return false;
+    };
+    let mine = base64::engine::general_purpose::STANDARD
+        .decode(rabbit_hash(salt, password))
+        .unwrap_or_default();
+    same(&mine, &raw)
+}
+
+/// Compares without stopping at the first differing byte.
+fn same(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// Whether a hash is well-formed: base64 of a 4-byte salt and a SHA-256.
+pub fn valid_hash(hash: &str) -> bool {
+    base64::engine::general_purpose::STANDARD
+        .decode(hash)
+        .is_ok_and(|raw| raw.len() == 4 + 32)
+}
+
+impl UserConfig {
+    fn password_ok(&self, password: &str) -> bool {
+        match &self.password_hash {
+            Some(h) if !h.is_empty() => hash_matches(h, password),
+            _ => same(self.password.as_bytes(), password.as_bytes()),
+        }
+    }
+
+    /// The hash to export: the stored one, or one of the plain password with a
+    /// salt derived from it (so an export is the same each time, and still
+    /// differs between users with one password).
+    pub fn export_hash(&self) -> String {
+        if let Some(h) = self.password_hash.as_ref().filter(|h| !h.is_empty()) {
+            return h.clone();
+        }
+        let d = Sha256::digest(format!("{}\0{}", self.name, self.password).as_bytes());
+        rabbit_hash([d[0], d[1], d[2], d[3]], &self.password)
+    }
+}
+
 pub struct Users {
-    users: HashMap<String, UserConfig>,
+    users: RwLock<HashMap<String, UserConfig>>,
 }
 
 impl Default for Users {
@@ -29,6 +100,7 @@ impl Default for Users {
         Users::new(vec![UserConfig {
             name: "guest".into(),
             password: "guest".into(),
+            password_hash: None,
             tags: vec!["administrator".into()],
             loopback_only: true,
             secret_key: None,
@@ -39,18 +111,43 @@ impl Default for Users {
 impl Users {
     pub fn new(list: Vec<UserConfig>) -> Users {
         Users {
-            users: list.into_iter().map(|u| (u.name.clone(), u)).collect(),
+            users: RwLock::new(list.into_iter().map(|u| (u.name.clone(), u)).collect()),
         }
     }
 
-    /// Names and tags, sorted by name (never the passwords).
-    pub fn list(&self) -> Vec<switchboard_api::admin::UserInfo> {
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<String, UserConfig>> {
+        self.users.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Adds or replaces a user (the caller makes it durable).
+    pub fn put(&self, u: UserConfig) {
+        self.users
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(u.name.clone(), u);
+    }
+
+    pub fn remove(&self, name: &str) -> bool {
+        self.users
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(name)
+            .is_some()
+    }
+
+    pub fn get(&self, name: &str) -> Option<UserConfig> {
+        self.read().get(name).cloned()
+    }
+
+    /// Names, tags and hashes, sorted by name (never a plain password).
+    pub fn list(&self) -> Vec<UserInfo> {
         let mut out: Vec<_> = self
-            .users
+            .read()
             .values()
-            .map(|u| switchboard_api::admin::UserInfo {
+            .map(|u| UserInfo {
                 name: u.name.clone(),
                 tags: u.tags.clone(),
+                password_hash: u.export_hash(),
             })
             .collect();
         out.sort_by(|a, b| a.name.cmp(&b.name));
@@ -63,18 +160,10 @@ impl Users {
         password: &str,
         peer: SocketAddr,
     ) -> Result<User, BrokerError> {
-        let refused = || BrokerError::LoginRefused;
-        let u = self.users.get(name).ok_or_else(refused)?;
-        // Constant-time enough for passwords of equal length; the compare must not
-        // stop at the first differing byte.
-        let same = u.password.len() == password.len()
-            && u.password
-                .bytes()
-                .zip(password.bytes())
-                .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-                == 0;
-        if !same {
-            return Err(refused());
+        let users = self.read();
+        let u = users.get(name).ok_or(BrokerError::LoginRefused)?;
+        if !u.password_ok(password) {
+            return Err(BrokerError::LoginRefused);
         }
         if u.loopback_only && !peer.ip().is_loopback() {
             return Err(BrokerError::LoopbackOnly {
@@ -88,14 +177,15 @@ impl Users {
     }
 
     /// The secrets a SigV4 signature by access key `name` may be made with: the
-    /// user's secret key, then its password.
+    /// user's secret key, then its password (a user known only by its hash signs
+    /// with a secret key alone).
     pub fn signing_secrets(
         &self,
         name: &str,
         peer: SocketAddr,
     ) -> Result<(User, Vec<String>), BrokerError> {
-        let u = self
-            .users
+        let users = self.read();
+        let u = users
             .get(name)
             .ok_or_else(|| BrokerError::UnknownAccessKey {
                 key: name.to_string(),
@@ -106,7 +196,9 @@ impl Users {
             });
         }
         let mut secrets: Vec<String> = u.secret_key.iter().cloned().collect();
-        secrets.push(u.password.clone());
+        if u.password_hash.as_ref().is_none_or(|h| h.is_empty()) {
+            secrets.push(u.password.clone());
+        }
         let user = User {
             name: u.name.clone(),
             tags: u.tags.clone(),
@@ -140,5 +232,30 @@ mod tests {
         let a = u.authenticate("guest", "guesT", local).unwrap_err();
         let b = u.authenticate("nobody", "guest", local).unwrap_err();
         assert_eq!(a, b);
+    }
+
+    /// A hash made by RabbitMQ 3.x (`rabbitmqctl hash_password test12`).
+    #[test]
+    fn rabbitmq_hashes_verify() {
+        let hash = rabbit_hash([0x90, 0x8d, 0xc6, 0x0a], "test12");
+        assert!(valid_hash(&hash));
+        let u = Users::new(vec![UserConfig {
+            name: "h".into(),
+            password: String::new(),
+            password_hash: Some(hash.clone()),
+            tags: vec![],
+            loopback_only: false,
+            secret_key: None,
+        }]);
+        let peer: SocketAddr = "192.0.2.1:1".parse().unwrap();
+        assert!(u.authenticate("h", "test12", peer).is_ok());
+        assert!(u.authenticate("h", "test13", peer).is_err());
+        assert!(u.authenticate("h", "", peer).is_err());
+        assert_eq!(u.list()[0].password_hash, hash);
+        // A plain user exports a hash that verifies, the same each time.
+        let g = Users::default();
+        let exported = g.list()[0].password_hash.clone();
+        assert!(hash_matches(&exported, "guest"));
+        assert_eq!(g.list()[0].password_hash, exported);
     }
 }

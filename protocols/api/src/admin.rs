@@ -60,6 +60,16 @@ pub struct BindingInfo {
 pub struct UserInfo {
     pub name: String,
     pub tags: Vec<String>,
+    /// RabbitMQ's `rabbit_password_hashing_sha256` form (base64 of salt and digest).
+    pub password_hash: String,
+}
+
+/// A user to add or replace ([`Admin::put_user`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Password {
+    Plain(String),
+    /// RabbitMQ's `rabbit_password_hashing_sha256` hash.
+    Sha256Hash(String),
 }
 
 /// What a frontend tells about one of its connections once the client is logged in
@@ -100,6 +110,16 @@ pub trait Admin: Send + Sync {
     /// Asks the connection from `peer` to close (the protocol's own close, as at
     /// shutdown); false if there is none.
     fn close_connection(&self, peer: SocketAddr) -> bool;
+    /// Adds or replaces a user, durably; returns the LSN to wait for. A bad hash is
+    /// `InvalidArgument`.
+    fn put_user(
+        &self,
+        name: &str,
+        password: Password,
+        tags: Vec<String>,
+    ) -> Result<u64, BrokerError>;
+    /// Removes a user; `NotFound` if there is none. Its open connections stay.
+    fn delete_user(&self, name: &str) -> Result<u64, BrokerError>;
     /// Creates a vhost (durable); an existing one is left as it is.
     fn add_vhost(&self, name: &str) -> Result<(), BrokerError>;
 }

@@ -73,6 +73,11 @@ pub enum BrokerError {
     },
     #[error("vhost {vhost} not found")]
     NoVhost { vhost: String },
+    #[error("no user '{name}'")]
+    NoUser { name: String },
+    /// A password hash that is not RabbitMQ's salted SHA-256 (base64 of 36 bytes).
+    #[error("password_hash is not a rabbit_password_hashing_sha256 hash")]
+    BadPasswordHash,
     /// A redeclaration asked for other settings than the entity has (boxed: the
     /// facts are many, and every `Result` of the core carries this enum).
     #[error("{0}")]
@@ -176,7 +181,8 @@ impl BrokerError {
     pub fn kind(&self) -> ErrorKind {
         use BrokerError::*;
         match self {
-            NotFound { .. } | NotInFlight | QueueDeleted => ErrorKind::NotFound,
+            NotFound { .. } | NotInFlight | QueueDeleted | NoUser { .. } => ErrorKind::NotFound,
+            BadPasswordHash => ErrorKind::InvalidArgument,
             Inequivalent(_)
             | InvalidArgument { .. }
             | InvalidFilterPolicy { .. }
