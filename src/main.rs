@@ -1,5 +1,7 @@
 //! The `switchboard` binary: parse flags and config, start the server, wait for a signal.
 
+mod ctl;
+
 use anyhow::Context;
 use clap::Parser;
 use figment::Figment;
@@ -92,8 +94,11 @@ impl ReplicationFlags {
 
 #[derive(clap::Subcommand, Debug)]
 enum Command {
-    /// Control a running node of a pair through its replication port.
+    /// Control a running node: its admin API (queues, connections, users,
+    /// definitions), or a pair's node through its replication port (status, promote).
     Ctl {
+        #[command(flatten)]
+        target: ctl::Target,
         #[command(subcommand)]
         action: CtlAction,
     },
@@ -105,6 +110,9 @@ enum Command {
 
 #[derive(clap::Subcommand, Debug)]
 enum CtlAction {
+    /// The admin API's commands (queues, connections, users, definitions).
+    #[command(flatten)]
+    Admin(ctl::AdminAction),
     /// Show a node's role, epoch, last LSN and whether its pair is in sync.
     Status {
         /// The node's replication address, HOST:PORT.
@@ -156,7 +164,7 @@ fn main() -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     match &cli.command {
-        Some(Command::Ctl { action }) => return rt.block_on(ctl(action)),
+        Some(Command::Ctl { target, action }) => return rt.block_on(ctl(target, action)),
         Some(Command::Drill(opts)) => return rt.block_on(drill(opts.clone())),
         None => {}
     }
@@ -207,9 +215,10 @@ async fn run_pair_node(cli: Cli, cfg: switchboard::config::Config) -> anyhow::Re
     Ok(node.await??)
 }
 
-async fn ctl(action: &CtlAction) -> anyhow::Result<()> {
+async fn ctl(target: &ctl::Target, action: &CtlAction) -> anyhow::Result<()> {
     use switchboard::replication::wire::Msg;
     match action {
+        CtlAction::Admin(a) => ctl::run(target, a).await?,
         CtlAction::Status { node } => {
             let s = switchboard::replication::probe(node)
                 .await

@@ -71,16 +71,7 @@ impl Admin for Core {
             tags: tags.clone(),
             deleted: false,
         })?;
-        // A configured user keeps its loopback rule and secret key.
-        let old = self.inner.users.get(name);
-        self.inner.users.put(UserConfig {
-            name: name.to_string(),
-            password: String::new(),
-            password_hash: Some(hash),
-            tags,
-            loopback_only: old.as_ref().is_some_and(|u| u.loopback_only),
-            secret_key: old.and_then(|u| u.secret_key),
-        });
+        self.inner.users.put_hashed(name, &hash, tags);
         Ok(lsn)
     }
 
@@ -140,14 +131,10 @@ impl Core {
                 Ok(r) if r.deleted => {
                     self.inner.users.remove(&r.name);
                 }
-                Ok(r) => self.inner.users.put(UserConfig {
-                    name: r.name,
-                    password: String::new(),
-                    password_hash: Some(r.password_hash),
-                    tags: r.tags,
-                    loopback_only: false,
-                    secret_key: None,
-                }),
+                Ok(r) => self
+                    .inner
+                    .users
+                    .put_hashed(&r.name, &r.password_hash, r.tags),
                 Err(e) => tracing::error!("user record '{name}' unreadable: {e}"),
             }
         }

@@ -127,6 +127,31 @@ impl Users {
             .insert(u.name.clone(), u);
     }
 
+    /// Adds or replaces a user known by its hash and tags. A user already there keeps
+    /// its loopback rule and secret key, and its plain password if the hash is of
+    /// that password (an export of this broker imported again): SigV4 signing needs
+    /// the plain text.
+    pub fn put_hashed(&self, name: &str, hash: &str, tags: Vec<String>) {
+        let mut users = self.users.write().unwrap_or_else(|e| e.into_inner());
+        let old = users.remove(name);
+        let keep_plain = old.as_ref().is_some_and(|u| {
+            u.password_hash.as_ref().is_none_or(|h| h.is_empty()) && hash_matches(hash, &u.password)
+        });
+        let u = UserConfig {
+            name: name.to_string(),
+            password: if keep_plain {
+                old.as_ref().map(|u| u.password.clone()).unwrap_or_default()
+            } else {
+                String::new()
+            },
+            password_hash: (!keep_plain).then(|| hash.to_string()),
+            tags,
+            loopback_only: old.as_ref().is_some_and(|u| u.loopback_only),
+            secret_key: old.and_then(|u| u.secret_key),
+        };
+        users.insert(name.to_string(), u);
+    }
+
     pub fn remove(&self, name: &str) -> bool {
         self.users
             .write()
@@ -257,5 +282,19 @@ mod tests {
         let exported = g.list()[0].password_hash.clone();
         assert!(hash_matches(&exported, "guest"));
         assert_eq!(g.list()[0].password_hash, exported);
+        // Importing that export keeps guest's plain password (SigV4 needs it).
+        g.put_hashed("guest", &exported, vec!["monitoring".into()]);
+        let local: SocketAddr = "127.0.0.1:1".parse().unwrap();
+        let (user, secrets) = g.signing_secrets("guest", local).unwrap();
+        assert_eq!(secrets, vec!["guest".to_string()]);
+        assert_eq!(user.tags, vec!["monitoring".to_string()]);
+        assert!(
+            g.authenticate("guest", "guest", peer).is_err(),
+            "still loopback only"
+        );
+        // Another password's hash replaces it.
+        g.put_hashed("guest", &rabbit_hash([1, 2, 3, 4], "new"), vec![]);
+        assert!(g.authenticate("guest", "new", local).is_ok());
+        assert!(g.signing_secrets("guest", local).unwrap().1.is_empty());
     }
 }
