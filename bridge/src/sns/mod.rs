@@ -30,11 +30,13 @@
 //! data protection policies.
 
 mod archive;
+mod batch;
 mod confirm;
 mod delivery;
 mod email;
 mod error;
 mod fifo;
+pub mod fuzz;
 mod mail;
 mod meta;
 mod outbound;

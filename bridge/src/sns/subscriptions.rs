@@ -29,7 +29,7 @@ const LATER: &[&str] = &["sms", "application", "lambda", "firehose"];
 const PUSHED: &[&str] = &["http", "https", "email", "email-json"];
 
 /// The binding arguments for the core's filter: the policy text and its scope.
-fn filter_args(attributes: &BTreeMap<String, String>) -> Table {
+pub(super) fn filter_args(attributes: &BTreeMap<String, String>) -> Table {
     let mut args = Table::new();
     if let Some(f) = attributes.get("FilterPolicy").filter(|f| !f.is_empty()) {
         args.insert("x-filter-policy".into(), Value::string(f.clone()));
@@ -42,7 +42,7 @@ fn filter_args(attributes: &BTreeMap<String, String>) -> Table {
 }
 
 /// Checks one attribute as Subscribe and SetSubscriptionAttributes take it.
-fn check_attribute(name: &str, value: &str) -> Result<(), SnsError> {
+pub(super) fn check_attribute(name: &str, value: &str) -> Result<(), SnsError> {
     if !SETTABLE.contains(&name) {
         return Err(SnsError::bad(format!("AttributeName: {name}")));
     }
