@@ -113,6 +113,14 @@ pub(super) fn build(
     }
     let attrs = convert::parse(Some(&p.message_attributes(prefix)?), "user")?;
     for (k, a) in &attrs {
+        // Attributes and the broker's own headers share one table: such a name
+        // would vanish on delivery, or stand in for this message's Subject or
+        // MessageStructure texts when Publish sets none.
+        if convert::internal(k) {
+            return Err(SnsError::invalid_parameter_value(format!(
+                "The message attribute name '{k}' is reserved: names starting x-sns-, x-sqs-, x-death, x-first-death or x-last-death are the broker's own."
+            )));
+        }
         check_string_array(k, a)?;
     }
     if publish_size(p, prefix) > MAX_SIZE {
@@ -484,6 +492,55 @@ mod tests {
             got["UnsubscribeURL"],
             "http://h:1/?Action=Unsubscribe&SubscriptionArn=arn:aws:sns:us-east-1:1:t2:s"
         );
+    }
+
+    /// Found by the `sns_request` fuzz target: an attribute named like a header
+    /// Publish sets was dropped on delivery, and `x-sns-message-structure` gave
+    /// http and email subscribers a text the publisher never sent as theirs.
+    #[test]
+    fn reserved_attribute_names_are_refused() {
+        let arn = "arn:aws:sns:us-east-1:1:t".to_string();
+        for name in [
+            "x-sns-message-structure",
+            "x-sns-subject",
+            "x-sqs-attribute-types",
+            "x-death",
+        ] {
+            let p = Params::new(vec![
+                ("Message".into(), "hello".into()),
+                ("MessageAttributes.entry.1.Name".into(), name.into()),
+                (
+                    "MessageAttributes.entry.1.Value.DataType".into(),
+                    "String".into(),
+                ),
+                (
+                    "MessageAttributes.entry.1.Value.StringValue".into(),
+                    r#"{"default":"spoofed"}"#.into(),
+                ),
+            ]);
+            let e = build("t", arn.clone(), &TopicMeta::default(), &p, "", "u".into()).err();
+            assert_eq!(e.map(|e| e.code), Some("InvalidParameterValue"), "{name}");
+        }
+        let p = Params::new(vec![
+            ("Message".into(), "hello".into()),
+            (
+                "MessageAttributes.entry.1.Name".into(),
+                "X-SNS-Subject".into(),
+            ),
+            (
+                "MessageAttributes.entry.1.Value.DataType".into(),
+                "String".into(),
+            ),
+            (
+                "MessageAttributes.entry.1.Value.StringValue".into(),
+                "v".into(),
+            ),
+        ]);
+        let m = build("t", arn, &TopicMeta::default(), &p, "", "u".into())
+            .map(|b| b.message)
+            .map_err(|e| e.to_string());
+        let shown = m.map(|m| convert::from_headers(m.properties.headers.as_ref()).len());
+        assert_eq!(shown, Ok(1));
     }
 
     #[test]
