@@ -26,8 +26,10 @@ fn corpus_replays() {
         "only {filters} files subscribe with a policy"
     );
     assert!(messages >= 10, "only {messages} files publish");
+    // Above the SQS corpus's 300: cmin with -use_counters=0 keeps ~410 inputs, the
+    // target reaching filter policies, JSON and XML parsing too.
     assert!(
-        seen <= 300,
+        seen <= 450,
         "corpus has {seen} files; minimise it (cargo fuzz cmin)"
     );
 }
