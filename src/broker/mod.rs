@@ -12,6 +12,7 @@ mod topic;
 mod users;
 mod vhost;
 
+pub use filter::check_filters;
 pub use topic::{TopicTrie, topic_matches};
 pub use users::{UserConfig, Users};
 

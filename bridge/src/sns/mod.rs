@@ -31,11 +31,13 @@
 //! and returned, not enforced: the broker's own users and permissions decide.
 
 mod archive;
+mod batch;
 mod confirm;
 mod delivery;
 mod email;
 mod error;
 mod fifo;
+pub mod fuzz;
 mod mail;
 mod meta;
 mod outbound;

@@ -90,13 +90,18 @@ impl RetryPolicy {
             f64::from(self.max_delay_target),
         );
         let no_delay = self.num_no_delay_retries;
-        let min_phase = no_delay + self.num_min_delay_retries;
-        let backoff = self.num_retries - min_phase - self.num_max_delay_retries;
+        // Saturating: a policy that `check` would refuse (phases longer than
+        // numRetries) still gets a schedule rather than an overflow.
+        let min_phase = no_delay.saturating_add(self.num_min_delay_retries);
+        let backoff = self
+            .num_retries
+            .saturating_sub(min_phase)
+            .saturating_sub(self.num_max_delay_retries);
         let secs = if n <= no_delay {
             0.0
         } else if n <= min_phase {
             min
-        } else if n <= min_phase + backoff {
+        } else if n <= min_phase.saturating_add(backoff) {
             // Step i of k goes from min (first) to max (last).
             let (i, k) = (n - min_phase - 1, backoff);
             let t = if k <= 1 {
@@ -199,14 +204,15 @@ pub struct Effective {
 
 /// The policy in force for a subscription, from its topic's and its own
 /// DeliveryPolicy attributes (either may be absent or, stored before a check
-/// existed, unreadable: then it does not count).
+/// existed, unreadable or out of bounds: then it does not count).
 pub fn effective(topic: Option<&str>, sub: Option<&str>) -> Effective {
     let topic: TopicHttp = topic
+        .filter(|t| check_topic(t).is_ok())
         .and_then(|t| parse::<TopicPolicy>(t).ok())
         .and_then(|t| t.http)
         .unwrap_or_default();
     let sub: SubscriptionPolicy = sub
-        .filter(|_| !topic.disable_subscription_overrides)
+        .filter(|s| !topic.disable_subscription_overrides && check_subscription(s).is_ok())
         .and_then(|s| parse(s).ok())
         .unwrap_or_default();
     let retry = sub
@@ -319,6 +325,27 @@ mod tests {
         );
         let e = effective(Some(&locked), Some(sub));
         assert_eq!((e.retry.num_retries, e.retry.min_delay_target), (1, 5));
+    }
+
+    /// Found by the `sns_request` fuzz target: a stored policy that parses but that
+    /// the checks refuse (more phase retries than numRetries) made `delay` subtract
+    /// past zero. It does not count, like an unreadable one.
+    #[test]
+    fn stored_out_of_bounds_policies_do_not_count() {
+        let sub = r#"{"healthyRetryPolicy":{"minDelayTarget":5,"maxDelayTarget":1,"numRetries":1,"numNoDelayRetries":2}}"#;
+        let topic = format!(
+            r#"{{"http":{{"defaultHealthyRetryPolicy":{}}}}}"#,
+            &sub[22..sub.len() - 1]
+        );
+        let e = effective(Some(&topic), Some(sub));
+        assert_eq!(e.retry, RetryPolicy::default());
+        let odd = RetryPolicy {
+            num_retries: 1,
+            num_no_delay_retries: 2,
+            num_max_delay_retries: u32::MAX,
+            ..RetryPolicy::default()
+        };
+        assert_eq!(odd.delay(1), Some(Duration::ZERO));
     }
 
     #[test]

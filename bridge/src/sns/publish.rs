@@ -1,7 +1,8 @@
-//! Publish and PublishBatch: one persistent message to the topic's exchange, with
-//! the attributes as headers (as SQS stores them) and SNS's own `x-sns-*` headers;
-//! and the notification envelope an SQS subscriber receives unless it asked for
-//! raw delivery, rendered when SQS hands the message out.
+//! Publish, and each entry of PublishBatch (`batch.rs`): one persistent message to
+//! the topic's exchange, with the attributes as headers (as SQS stores them) and
+//! SNS's own `x-sns-*` headers; and the notification envelope an SQS subscriber
+//! receives unless it asked for raw delivery, rendered when SQS hands the message
+//! out.
 
 use super::archive::REPLAYED_HEADER;
 use super::fifo::{self, SEQUENCE_HEADER, Sent};
@@ -16,14 +17,12 @@ use crate::sqs::{BoxFuture, Ctx, Notifications};
 use base64::Engine;
 use bytes::Bytes;
 use serde_json::{Map, Value as Json, json};
-use std::collections::HashSet;
 use std::sync::Arc;
 use switchboard_api::{Message, Properties, PublishOptions, Table, Value};
 
 /// SNS's message size limit: the message plus its attributes' names, types and
 /// values (PublishBatch: all entries together).
-const MAX_SIZE: usize = 262_144;
-const MAX_BATCH: usize = 10;
+pub(super) const MAX_SIZE: usize = 262_144;
 
 pub const MESSAGE_ID_HEADER: &str = "x-sns-message-id";
 pub const TOPIC_ARN_HEADER: &str = "x-sns-topic-arn";
@@ -66,7 +65,7 @@ pub fn text_for(m: &Message, protocol: &str) -> String {
 
 /// MessageStructure=json: the texts by protocol. Keys whose value is not a string
 /// are ignored, as on AWS; `default` is required.
-fn structure(message: &str) -> Result<Map<String, Json>, SnsError> {
+pub(super) fn structure(message: &str) -> Result<Map<String, Json>, SnsError> {
     let parsed: Map<String, Json> = serde_json::from_str(message)
         .map_err(|_| SnsError::bad("Message Structure - JSON message body failed to parse"))?;
     let per: Map<String, Json> = parsed.into_iter().filter(|(_, v)| v.is_string()).collect();
@@ -80,7 +79,7 @@ fn structure(message: &str) -> Result<Map<String, Json>, SnsError> {
 
 /// The size AWS counts against MAX_SIZE: the Message parameter as sent (the whole
 /// JSON for MessageStructure=json) and every attribute's name, type and value.
-fn publish_size(p: &Params, prefix: &str) -> usize {
+pub(super) fn publish_size(p: &Params, prefix: &str) -> usize {
     let message = p.get(&format!("{prefix}Message")).map_or(0, str::len);
     let attrs = p
         .message_attributes(prefix)
@@ -90,9 +89,101 @@ fn publish_size(p: &Params, prefix: &str) -> usize {
     message + attrs
 }
 
+/// Checks one message (at `prefix` in the parameters) and builds it for `topic`
+/// (whose ARN is `arn`) as `sender` publishes it. Needs no broker, so that the
+/// `sns_request` fuzz target runs the same checks (`fuzz.rs`).
+pub(super) fn build(
+    topic: &str,
+    arn: String,
+    meta: &TopicMeta,
+    p: &Params,
+    prefix: &str,
+    sender: String,
+) -> Result<Prepared, SnsError> {
+    let field = |n: &str| p.get(&format!("{prefix}{n}"));
+    let raw = field("Message").unwrap_or("");
+    if raw.is_empty() {
+        return Err(SnsError::bad("Empty message"));
+    }
+    let subject = field("Subject");
+    if let Some(s) = subject
+        && (s.is_empty() || s.len() > 100 || s.chars().any(char::is_control))
+    {
+        return Err(SnsError::bad("Subject"));
+    }
+    let attrs = convert::parse(Some(&p.message_attributes(prefix)?), "user")?;
+    for (k, a) in &attrs {
+        // Attributes and the broker's own headers share one table: such a name
+        // would vanish on delivery, or stand in for this message's Subject or
+        // MessageStructure texts when Publish sets none.
+        if convert::internal(k) {
+            return Err(SnsError::invalid_parameter_value(format!(
+                "The message attribute name '{k}' is reserved: names starting x-sns-, x-sqs-, x-death, x-first-death or x-last-death are the broker's own."
+            )));
+        }
+        check_string_array(k, a)?;
+    }
+    if publish_size(p, prefix) > MAX_SIZE {
+        return Err(SnsError::bad("Message too long"));
+    }
+    let (group, dedup) = fifo::ids(
+        meta,
+        field("MessageGroupId"),
+        field("MessageDeduplicationId"),
+        raw,
+    )?;
+    let mut body = raw.to_string();
+    let mut per_protocol = None;
+    if field("MessageStructure") == Some("json") {
+        let per = structure(raw)?;
+        // The stored body is what SQS subscribers get (raw delivery and body
+        // filters read it); the other protocols' texts travel in a header.
+        let sqs = per.get("sqs").or_else(|| per.get("default"));
+        body = sqs.and_then(Json::as_str).unwrap_or_default().to_string();
+        if per.values().any(|v| v.as_str() != Some(body.as_str())) {
+            per_protocol = Some(Json::Object(per).to_string());
+        }
+    }
+    let id = uuid::Uuid::new_v4().to_string();
+    let mut headers = Table::new();
+    convert::to_headers(&attrs, &mut headers);
+    headers.insert(MESSAGE_ID_HEADER.into(), Value::string(id.clone()));
+    headers.insert(TOPIC_ARN_HEADER.into(), Value::string(arn));
+    let now = switchboard_api::wall_ms();
+    headers.insert(
+        TIMESTAMP_HEADER.into(),
+        Value::string(format_iso_ms(now as i64)),
+    );
+    if let Some(s) = subject {
+        headers.insert(SUBJECT_HEADER.into(), Value::string(s));
+    }
+    if let Some(t) = per_protocol {
+        headers.insert(STRUCTURE_HEADER.into(), Value::string(t));
+    }
+    let message = Message {
+        exchange: Sns::exchange(topic),
+        // What MQTT and STOMP subscribers of the topic match on `amq.topic`.
+        routing_key: Sns::routing_key(topic),
+        properties: Properties {
+            delivery_mode: Some(2),
+            message_id: Some(id.clone()),
+            user_id: Some(sender),
+            headers: Some(headers),
+            ..Default::default()
+        },
+        body: Bytes::from(body),
+        group_id: group,
+        dedup_id: dedup,
+        // The archive's replay windows read it (`archive.rs`).
+        timestamp_ms: now,
+        ..Default::default()
+    };
+    Ok(Prepared { message, id })
+}
+
 impl Sns {
     /// Checks one message (at `prefix` in the parameters) and builds it for `topic`.
-    fn prepare(
+    pub(super) fn prepare(
         &self,
         topic: &str,
         meta: &TopicMeta,
@@ -100,89 +191,16 @@ impl Sns {
         prefix: &str,
         ctx: &Ctx,
     ) -> Result<Prepared, SnsError> {
-        let field = |n: &str| p.get(&format!("{prefix}{n}"));
-        let raw = field("Message").unwrap_or("");
-        if raw.is_empty() {
-            return Err(SnsError::bad("Empty message"));
-        }
-        let subject = field("Subject");
-        if let Some(s) = subject
-            && (s.is_empty() || s.len() > 100 || s.chars().any(char::is_control))
-        {
-            return Err(SnsError::bad("Subject"));
-        }
-        let attrs = convert::parse(Some(&p.message_attributes(prefix)?), "user")?;
-        for (k, a) in &attrs {
-            check_string_array(k, a)?;
-        }
-        if publish_size(p, prefix) > MAX_SIZE {
-            return Err(SnsError::bad("Message too long"));
-        }
-        let (group, dedup) = fifo::ids(
-            meta,
-            field("MessageGroupId"),
-            field("MessageDeduplicationId"),
-            raw,
-        )?;
-        let mut body = raw.to_string();
-        let mut per_protocol = None;
-        if field("MessageStructure") == Some("json") {
-            let per = structure(raw)?;
-            // The stored body is what SQS subscribers get (raw delivery and body
-            // filters read it); the other protocols' texts travel in a header.
-            let sqs = per.get("sqs").or_else(|| per.get("default"));
-            body = sqs.and_then(Json::as_str).unwrap_or_default().to_string();
-            if per.values().any(|v| v.as_str() != Some(body.as_str())) {
-                per_protocol = Some(Json::Object(per).to_string());
-            }
-        }
-        let id = uuid::Uuid::new_v4().to_string();
-        let mut headers = Table::new();
-        convert::to_headers(&attrs, &mut headers);
-        headers.insert(MESSAGE_ID_HEADER.into(), Value::string(id.clone()));
-        headers.insert(
-            TOPIC_ARN_HEADER.into(),
-            Value::string(self.topic_arn(topic)),
-        );
-        let now = switchboard_api::wall_ms();
-        headers.insert(
-            TIMESTAMP_HEADER.into(),
-            Value::string(format_iso_ms(now as i64)),
-        );
-        if let Some(s) = subject {
-            headers.insert(SUBJECT_HEADER.into(), Value::string(s));
-        }
-        if let Some(t) = per_protocol {
-            headers.insert(STRUCTURE_HEADER.into(), Value::string(t));
-        }
         let sender = ctx
             .user
             .as_ref()
             .map_or_else(|| self.cfg.account_id.clone(), |u| u.name.clone());
-        let message = Message {
-            exchange: Sns::exchange(topic),
-            // What MQTT and STOMP subscribers of the topic match on `amq.topic`.
-            routing_key: Sns::routing_key(topic),
-            properties: Properties {
-                delivery_mode: Some(2),
-                message_id: Some(id.clone()),
-                user_id: Some(sender),
-                headers: Some(headers),
-                ..Default::default()
-            },
-            body: Bytes::from(body),
-            group_id: group,
-            dedup_id: dedup,
-            // The archive's replay windows read it (`archive.rs`).
-            timestamp_ms: now,
-            ..Default::default()
-        };
-        Ok(Prepared { message, id })
+        build(topic, self.topic_arn(topic), meta, p, prefix, sender)
     }
 
     /// Routes checked messages (failures stay in place); returns each one's answer
     /// and the LSN to wait for before answering.
-    fn send(
+    pub(super) fn send(
         &self,
         topic: &str,
         meta: &TopicMeta,
@@ -275,91 +293,6 @@ impl Sns {
         if let Some(seq) = &sent.sequence {
             out.el("SequenceNumber", seq);
         }
-        Ok(out)
-    }
-
-    pub(super) async fn publish_batch(&self, p: &Params, ctx: &Ctx) -> Result<Out, SnsError> {
-        let topic = self.topic_of(p.req("TopicArn")?)?;
-        let meta = self.topic(&topic).ok_or_else(SnsError::no_topic)?;
-        let entries = p.members("PublishBatchRequestEntries");
-        if entries.is_empty() {
-            return Err(SnsError::empty_batch(
-                "The batch request doesn't contain any entries",
-            ));
-        }
-        if entries.len() > MAX_BATCH {
-            return Err(SnsError::too_many_entries(
-                "The batch request contains more entries than permissible.",
-            ));
-        }
-        let mut ids = HashSet::new();
-        for e in &entries {
-            let id = p.get(&format!("{e}.Id")).unwrap_or("");
-            if !crate::sqs::batch::valid_id(id) {
-                return Err(SnsError::invalid_batch_entry_id(
-                    "The Id of a batch entry in a batch request doesn't abide by the specification.",
-                ));
-            }
-            if !ids.insert(id) {
-                return Err(SnsError::batch_entry_ids_not_distinct(
-                    "Two or more batch entries in the request have the same Id.",
-                ));
-            }
-        }
-        // A FIFO batch with an entry lacking its group (or a deduplication id the
-        // topic cannot derive) fails whole, as does one over the size limit (AWS).
-        if meta.fifo() {
-            let lacks = |n: &str| entries.iter().any(|e| p.get(&format!("{e}.{n}")).is_none());
-            if lacks("MessageGroupId") {
-                return Err(fifo::missing_group());
-            }
-            if !meta.content_based_dedup() && lacks("MessageDeduplicationId") {
-                return Err(fifo::missing_dedup());
-            }
-        }
-        let total: usize = entries
-            .iter()
-            .map(|e| publish_size(p, &format!("{e}.")))
-            .sum();
-        if total > MAX_SIZE {
-            return Err(SnsError::batch_request_too_long(
-                "The length of all the messages put together is more than the limit.",
-            ));
-        }
-        let prepared: Vec<_> = entries
-            .iter()
-            .map(|e| self.prepare(&topic, &meta, p, &format!("{e}."), ctx))
-            .collect();
-        self.sqs.check_alarm()?;
-        let (sent, lsn) = self.send(&topic, &meta, prepared);
-        let mut ok = Out::default();
-        let mut failed = Out::default();
-        for (e, result) in entries.iter().zip(sent) {
-            let id = p.get(&format!("{e}.Id")).unwrap_or("");
-            match result {
-                Ok(s) => {
-                    ok.open("member")
-                        .el("Id", id)
-                        .el("MessageId", &s.message_id);
-                    if let Some(seq) = &s.sequence {
-                        ok.el("SequenceNumber", seq);
-                    }
-                    ok.close("member");
-                }
-                Err(err) => {
-                    failed
-                        .open("member")
-                        .el("Id", id)
-                        .el("Code", err.code)
-                        .el("Message", &err.message)
-                        .el("SenderFault", if err.sender() { "true" } else { "false" })
-                        .close("member");
-                }
-            }
-        }
-        self.sqs.durable(lsn).await?;
-        let mut out = Out::default();
-        out.wrap("Successful", &ok).wrap("Failed", &failed);
         Ok(out)
     }
 }
@@ -603,6 +536,55 @@ mod tests {
             got["UnsubscribeURL"],
             "http://h:1/?Action=Unsubscribe&SubscriptionArn=arn:aws:sns:us-east-1:1:t2:s"
         );
+    }
+
+    /// Found by the `sns_request` fuzz target: an attribute named like a header
+    /// Publish sets was dropped on delivery, and `x-sns-message-structure` gave
+    /// http and email subscribers a text the publisher never sent as theirs.
+    #[test]
+    fn reserved_attribute_names_are_refused() {
+        let arn = "arn:aws:sns:us-east-1:1:t".to_string();
+        for name in [
+            "x-sns-message-structure",
+            "x-sns-subject",
+            "x-sqs-attribute-types",
+            "x-death",
+        ] {
+            let p = Params::new(vec![
+                ("Message".into(), "hello".into()),
+                ("MessageAttributes.entry.1.Name".into(), name.into()),
+                (
+                    "MessageAttributes.entry.1.Value.DataType".into(),
+                    "String".into(),
+                ),
+                (
+                    "MessageAttributes.entry.1.Value.StringValue".into(),
+                    r#"{"default":"spoofed"}"#.into(),
+                ),
+            ]);
+            let e = build("t", arn.clone(), &TopicMeta::default(), &p, "", "u".into()).err();
+            assert_eq!(e.map(|e| e.code), Some("InvalidParameterValue"), "{name}");
+        }
+        let p = Params::new(vec![
+            ("Message".into(), "hello".into()),
+            (
+                "MessageAttributes.entry.1.Name".into(),
+                "X-SNS-Subject".into(),
+            ),
+            (
+                "MessageAttributes.entry.1.Value.DataType".into(),
+                "String".into(),
+            ),
+            (
+                "MessageAttributes.entry.1.Value.StringValue".into(),
+                "v".into(),
+            ),
+        ]);
+        let m = build("t", arn, &TopicMeta::default(), &p, "", "u".into())
+            .map(|b| b.message)
+            .map_err(|e| e.to_string());
+        let shown = m.map(|m| convert::from_headers(m.properties.headers.as_ref()).len());
+        assert_eq!(shown, Ok(1));
     }
 
     #[test]

@@ -42,7 +42,7 @@ pub(super) fn filter_args(attributes: &BTreeMap<String, String>) -> Table {
 }
 
 /// Checks one attribute as Subscribe and SetSubscriptionAttributes take it.
-fn check_attribute(name: &str, value: &str) -> Result<(), SnsError> {
+pub(super) fn check_attribute(name: &str, value: &str) -> Result<(), SnsError> {
     if !SETTABLE.contains(&name) {
         return Err(SnsError::bad(format!("AttributeName: {name}")));
     }

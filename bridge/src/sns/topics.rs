@@ -29,7 +29,7 @@ const EFFECTIVE_DELIVERY_POLICY: &str = r#"{"http":{"defaultHealthyRetryPolicy":
 const MAX_TAGS: usize = 50;
 
 /// Checks the values this broker acts on (the others are stored as given).
-fn check_value(name: &str, value: &str, fifo: bool) -> Result<(), SnsError> {
+pub(super) fn check_value(name: &str, value: &str, fifo: bool) -> Result<(), SnsError> {
     fifo::check_attribute(name, value, fifo)?;
     match name {
         "DeliveryPolicy" if !value.is_empty() => {
@@ -45,7 +45,7 @@ fn check_value(name: &str, value: &str, fifo: bool) -> Result<(), SnsError> {
     }
 }
 
-fn check_attribute(name: &str) -> Result<(), SnsError> {
+pub(super) fn check_attribute(name: &str) -> Result<(), SnsError> {
     if SETTABLE.contains(&name) {
         Ok(())
     } else {

@@ -163,7 +163,7 @@ pub fn to_headers(attrs: &Attributes, headers: &mut Table) {
 }
 
 /// Whether a header is SQS's or SNS's own bookkeeping or a dead-lettering record.
-fn internal(name: &str) -> bool {
+pub fn internal(name: &str) -> bool {
     name.starts_with(switchboard_api::BRIDGE_HEADER_PREFIX)
         || name.starts_with("x-sns-")
         || name.starts_with("x-death")

@@ -129,8 +129,8 @@ impl FilterPolicy {
         }
     }
 
-    /// Routing calls [`FilterPolicy::matches_with`] to share one parsed body; this is
-    /// for one message checked outside routing.
+    /// Routing calls [`FilterPolicy::matches_with`] to share one parsed body; SNS
+    /// replays, the tests and [`check_filters`] match one message at a time.
     pub fn matches(&self, msg: &Message) -> bool {
         self.matches_with(&LazyBody::new(msg))
     }
@@ -155,6 +155,32 @@ impl FilterPolicy {
             Scope::Body => body.get().is_some_and(|o| body_node(&self.root, o)),
         }
     }
+}
+
+/// For the `sns_request` fuzz target and its corpus replay: each binding's
+/// arguments compiled as binding them would, and each policy matched against every
+/// message twice. Returns the refusals' reasons, for the caller to render as its
+/// protocol does; `Err` if a policy answers a message differently the second time
+/// (routing may check one binding more than once: a retry, a replay).
+pub fn check_filters(bindings: &[Table], messages: &[Message]) -> Result<Vec<String>, String> {
+    let mut refused = Vec::new();
+    for args in bindings {
+        let policy = match from_args(args) {
+            Ok(Some(p)) => p,
+            Ok(None) => continue,
+            Err(reason) => {
+                refused.push(reason);
+                continue;
+            }
+        };
+        for m in messages {
+            let first = policy.matches(m);
+            if policy.matches(m) != first {
+                return Err(format!("{policy:?} matches {m:?} only sometimes"));
+            }
+        }
+    }
+    Ok(refused)
 }
 
 struct Attrs<'a> {
