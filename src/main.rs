@@ -21,6 +21,15 @@ struct Cli {
     #[arg(long, env = "SWITCHBOARD_CONFIG")]
     #[serde(skip)]
     config: Option<PathBuf>,
+    /// Log lines as text, or as one JSON object per line (for log shippers).
+    #[arg(
+        long,
+        env = "SWITCHBOARD_LOG_FORMAT",
+        value_enum,
+        default_value = "text"
+    )]
+    #[serde(skip)]
+    log_format: LogFormat,
     /// Directory for durable state.
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -92,6 +101,13 @@ impl ReplicationFlags {
     }
 }
 
+#[derive(clap::ValueEnum, Clone, Copy, Debug, Default)]
+enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
 #[derive(clap::Subcommand, Debug)]
 enum Command {
     /// Control a running node: its admin API (queues, connections, users,
@@ -153,13 +169,20 @@ fn main() -> anyhow::Result<()> {
         Some(Command::Drill(_)) => "error,lapin=off",
         _ => "info",
     };
-    tracing_subscriber::fmt()
+    // Colour only for a person at a terminal: log files and journald get plain text.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr())
+        && std::env::var_os("NO_COLOR").is_none();
+    let logs = tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("SWITCHBOARD_LOG")
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_log)),
         )
         .with_writer(std::io::stderr)
-        .init();
+        .with_ansi(ansi);
+    match cli.log_format {
+        LogFormat::Text => logs.init(),
+        LogFormat::Json => logs.json().init(),
+    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
