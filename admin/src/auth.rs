@@ -73,34 +73,42 @@ impl FromRequestParts<AppState> for Auth {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, st: &AppState) -> Result<Auth, ApiError> {
-        let peer = parts
-            .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|c| c.0)
-            .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)));
-        let (name, password) = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(basic_credentials)
-            .ok_or_else(|| ApiError::unauthorized("Login failed"))?;
-        let user = st
-            .broker
-            .authenticate(&name, &password, peer)
-            .map_err(|e| {
-                tracing::info!(user = %name, %peer, protocol = "http-admin", "login refused: {e}");
-                ApiError::unauthorized("Login failed")
-            })?;
-        if level(&user) == Level::None {
-            return Err(ApiError::unauthorized("Not management user"));
-        }
-        // State changes come as PUT/POST/DELETE only; a cookie-less API with basic
-        // auth still refuses a browser's cross-site form post whose Origin is not us.
-        if parts.method != Method::GET && parts.method != Method::HEAD {
-            check_origin(parts)?;
-        }
-        Ok(Auth(user))
+        let script = parts.headers.contains_key("x-requested-with");
+        authenticate(parts, st).await.map_err(|mut e| {
+            e.challenge = !script;
+            e
+        })
     }
+}
+
+async fn authenticate(parts: &mut Parts, st: &AppState) -> Result<Auth, ApiError> {
+    let peer = parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0)
+        .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)));
+    let (name, password) = parts
+        .headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(basic_credentials)
+        .ok_or_else(|| ApiError::unauthorized("Login failed"))?;
+    let user = st
+        .broker
+        .authenticate(&name, &password, peer)
+        .map_err(|e| {
+            tracing::info!(user = %name, %peer, protocol = "http-admin", "login refused: {e}");
+            ApiError::unauthorized("Login failed")
+        })?;
+    if level(&user) == Level::None {
+        return Err(ApiError::unauthorized("Not management user"));
+    }
+    // State changes come as PUT/POST/DELETE only; a cookie-less API with basic
+    // auth still refuses a browser's cross-site form post whose Origin is not us.
+    if parts.method != Method::GET && parts.method != Method::HEAD {
+        check_origin(parts)?;
+    }
+    Ok(Auth(user))
 }
 
 /// A request a browser sent from another site carries an `Origin` that is not this

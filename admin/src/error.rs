@@ -11,6 +11,10 @@ pub struct ApiError {
     pub status: StatusCode,
     pub error: &'static str,
     pub reason: String,
+    /// A 401 asks for basic credentials (`WWW-Authenticate`), except to a script
+    /// that says it is one (`X-Requested-With`): a browser would pop up its own
+    /// login dialog over the console's.
+    pub challenge: bool,
 }
 
 impl ApiError {
@@ -19,6 +23,7 @@ impl ApiError {
             status: StatusCode::BAD_REQUEST,
             error: "bad_request",
             reason: reason.into(),
+            challenge: true,
         }
     }
 
@@ -27,6 +32,7 @@ impl ApiError {
             status: StatusCode::NOT_FOUND,
             error: "Object Not Found",
             reason: "Not Found".into(),
+            challenge: true,
         }
     }
 
@@ -35,6 +41,7 @@ impl ApiError {
             status: StatusCode::UNAUTHORIZED,
             error: "not_authorized",
             reason: reason.into(),
+            challenge: true,
         }
     }
 
@@ -48,6 +55,7 @@ impl ApiError {
             status: StatusCode::METHOD_NOT_ALLOWED,
             error: "Method Not Allowed",
             reason: "Method Not Allowed".into(),
+            challenge: true,
         }
     }
 }
@@ -65,6 +73,7 @@ impl From<BrokerError> for ApiError {
                 status: StatusCode::INTERNAL_SERVER_ERROR,
                 error: "internal_server_error",
                 reason: e.to_string(),
+                challenge: true,
             },
         }
     }
@@ -74,7 +83,7 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = serde_json::json!({"error": self.error, "reason": self.reason});
         let mut r = (self.status, axum::Json(body)).into_response();
-        if self.status == StatusCode::UNAUTHORIZED {
+        if self.status == StatusCode::UNAUTHORIZED && self.challenge {
             r.headers_mut().insert(
                 header::WWW_AUTHENTICATE,
                 header::HeaderValue::from_static("Basic realm=\"RabbitMQ Management\""),

@@ -6,11 +6,13 @@
 //! through [`switchboard_api::Broker`], exactly as a protocol's would, so they are
 //! journaled and checked the same way. One file per object family: `overview.rs`
 //! (overview, nodes, vhosts, users, permissions, health), `connections.rs`, `queues.rs`,
-//! `exchanges.rs` (and publish), `bindings.rs`, `metrics.rs`.
+//! `exchanges.rs` (and publish), `bindings.rs`, `definitions.rs`, `metrics.rs`, and
+//! the web console (`console.rs`, its page in `console/`).
 
 mod auth;
 mod bindings;
 mod connections;
+mod console;
 mod definitions;
 mod error;
 mod exchanges;
@@ -191,6 +193,9 @@ fn router(st: AppState) -> Router {
             get(definitions::get_vhost).post(definitions::post_vhost),
         )
         .route("/metrics", get(metrics::metrics))
+        .route("/", get(console::index))
+        .route("/console/app.js", get(console::app))
+        .route("/console/style.css", get(console::style))
         .fallback(fallback)
         .with_state(st)
 }

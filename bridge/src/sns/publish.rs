@@ -210,15 +210,10 @@ impl Sns {
             return self.publish_fifo(topic, meta, items);
         }
         let mut lsn = 0;
-        let warm = self.needs_signatures(topic);
-        let mut to_sign = Vec::new();
         let out = items
             .into_iter()
             .map(|p| {
                 let p = p?;
-                if warm {
-                    to_sign.push(p.message.clone());
-                }
                 let outcome = self
                     .broker
                     .publish(&self.cfg.vhost, p.message, PublishOptions::default())
@@ -230,37 +225,7 @@ impl Sns {
                 })
             })
             .collect();
-        self.sign_ahead(meta, to_sign);
         (out, lsn)
-    }
-
-    /// Whether a subscriber of the topic gets signed documents (not raw).
-    fn needs_signatures(&self, topic: &str) -> bool {
-        self.signer.initialized()
-            && self
-                .subs(Some(topic))
-                .iter()
-                .any(|s| !s.pending && !s.raw())
-    }
-
-    /// Signs the messages' notifications on a blocking thread, so the signatures
-    /// are kept ([`Signer::sign`]) before receives and deliveries render them: the
-    /// RSA work leaves the async threads, and is done once per message.
-    fn sign_ahead(&self, meta: &TopicMeta, messages: Vec<Message>) {
-        let Some(signer) = self.signer.get().cloned() else {
-            return;
-        };
-        if messages.is_empty() {
-            return;
-        }
-        let version =
-            SignatureVersion::of(meta.attributes.get("SignatureVersion").map(String::as_str));
-        tokio::task::spawn_blocking(move || {
-            for m in &messages {
-                let doc = notification_doc("", m, &String::from_utf8_lossy(&m.body), "");
-                signer.sign(version, &super::signing::string_to_sign(&doc));
-            }
-        });
     }
 
     /// The topic Publish names: TopicArn or TargetArn (phone numbers and platform

@@ -1,0 +1,322 @@
+// The Switchboard console: plain JavaScript over the admin API, no build step.
+// Credentials live in sessionStorage and go in an Authorization header on every
+// request (no cookie, so no request can be forged from another site).
+"use strict";
+
+const $ = (sel) => document.querySelector(sel);
+const POLL_MS = 2000;
+const HISTORY = 150;
+let auth = sessionStorage.getItem("auth");
+let timer = null;
+let selectedQueue = null;
+const history = { total: [], queue: [] };
+
+function enc(s) { return encodeURIComponent(s); }
+
+async function api(method, path, body) {
+  // X-Requested-With: a 401 then comes without a basic-auth challenge, so the
+  // browser shows no login dialog of its own over the console's form.
+  const init = { method, headers: { Authorization: "Basic " + auth, "X-Requested-With": "console" } };
+  if (body !== undefined) {
+    init.headers["Content-Type"] = "application/json";
+    init.body = typeof body === "string" ? body : JSON.stringify(body);
+  }
+  const r = await fetch("/api" + path, init);
+  const text = await r.text();
+  const data = text ? JSON.parse(text) : null;
+  if (r.status === 401) { logout(); throw new Error("not authorized"); }
+  if (!r.ok) throw new Error((data && data.reason) || r.statusText);
+  return data;
+}
+
+function showError(e) { $("#error").textContent = e ? String(e.message || e) : ""; }
+
+function cell(tr, text, cls) {
+  const td = document.createElement("td");
+  td.textContent = text === undefined || text === null ? "" : String(text);
+  if (cls) td.className = cls;
+  tr.appendChild(td);
+  return td;
+}
+
+function button(tr, label, onClick, cls) {
+  const td = document.createElement("td");
+  const b = document.createElement("button");
+  b.textContent = label;
+  b.className = cls || "link";
+  b.addEventListener("click", onClick);
+  td.appendChild(b);
+  tr.appendChild(td);
+  return b;
+}
+
+function fill(tbody, rows, render) {
+  tbody.replaceChildren();
+  for (const row of rows) {
+    const tr = document.createElement("tr");
+    render(tr, row);
+    tbody.appendChild(tr);
+  }
+}
+
+function chart(canvas, points, label) {
+  const ctx = canvas.getContext("2d");
+  const w = canvas.width, h = canvas.height, pad = 30;
+  ctx.clearRect(0, 0, w, h);
+  const max = Math.max(1, ...points);
+  ctx.strokeStyle = "#d9dde5";
+  ctx.beginPath(); ctx.moveTo(pad, h - pad); ctx.lineTo(w - 5, h - pad); ctx.stroke();
+  ctx.fillStyle = "#6b7385";
+  ctx.font = "12px system-ui";
+  ctx.fillText(String(max), 2, 12);
+  ctx.fillText(label, pad + 4, 12);
+  ctx.strokeStyle = "#2d6cdf";
+  ctx.lineWidth = 2;
+  ctx.beginPath();
+  points.forEach((v, i) => {
+    const x = pad + (i * (w - pad - 5)) / Math.max(1, HISTORY - 1);
+    const y = h - pad - (v / max) * (h - pad - 18);
+    if (i === 0) ctx.moveTo(x, y); else ctx.lineTo(x, y);
+  });
+  ctx.stroke();
+  if (points.length) {
+    const i = points.length - 1;
+    const x = pad + (i * (w - pad - 5)) / Math.max(1, HISTORY - 1);
+    const y = h - pad - (points[i] / max) * (h - pad - 18);
+    ctx.fillStyle = "#2d6cdf";
+    ctx.beginPath(); ctx.arc(x, y, 3, 0, 2 * Math.PI); ctx.fill();
+  }
+}
+
+function remember(list, v) {
+  list.push(v);
+  if (list.length > HISTORY) list.shift();
+}
+
+const pages = {
+  async overview() {
+    const [ov, nodes, conns] = await Promise.all([
+      api("GET", "/overview"), api("GET", "/nodes"), api("GET", "/connections"),
+    ]);
+    const t = ov.object_totals, q = ov.queue_totals;
+    const cards = [
+      ["messages", q.messages], ["ready", q.messages_ready],
+      ["unacknowledged", q.messages_unacknowledged], ["queues", t.queues],
+      ["connections", t.connections], ["consumers", t.consumers],
+      ["alarm", ov.alarm || "none"],
+    ];
+    $("#totals").replaceChildren(...cards.map(([k, v]) => {
+      const d = document.createElement("div");
+      d.className = "card";
+      d.id = "total-" + k;
+      const b = document.createElement("b"); b.textContent = v;
+      const s = document.createElement("span"); s.textContent = k;
+      d.append(b, s);
+      return d;
+    }));
+    remember(history.total, q.messages);
+    chart($("#depth-chart"), history.total, "messages in all queues");
+    const by = {};
+    for (const c of conns) by[c.protocol] = (by[c.protocol] || 0) + 1;
+    fill($("#protocols tbody"), Object.entries(by).sort(), (tr, [p, n]) => {
+      cell(tr, p); cell(tr, n, "num");
+    });
+    const n = nodes[0] || {};
+    fill($("#node tbody"), [["node", n.name], ["uptime", Math.round((n.uptime || 0) / 1000) + " s"],
+      ["memory", Math.round((n.mem_used || 0) / 1048576) + " MiB"], ["version", ov.product_version]],
+      (tr, [k, v]) => { cell(tr, k); cell(tr, v); });
+  },
+
+  async connections() {
+    const conns = await api("GET", "/connections");
+    fill($("#connections-table tbody"), conns, (tr, c) => {
+      tr.dataset.name = c.name;
+      cell(tr, c.name); cell(tr, c.protocol); cell(tr, c.user); cell(tr, c.vhost);
+      cell(tr, c.channels, "num");
+      const props = c.client_properties || {};
+      cell(tr, props.connection_name || props.product || props.client_id || props.host || "");
+      button(tr, "Close", async () => {
+        if (!confirm("Close connection " + c.name + "?")) return;
+        await api("DELETE", "/connections/" + enc(c.name));
+        refresh();
+      }, "danger close-connection");
+    });
+  },
+
+  async queues() {
+    const qs = await api("GET", "/queues");
+    fill($("#queues-table tbody"), qs, (tr, q) => {
+      tr.dataset.name = q.name;
+      cell(tr, q.vhost); cell(tr, q.name); cell(tr, q.type);
+      cell(tr, q.messages_ready, "num ready"); cell(tr, q.messages_unacknowledged, "num");
+      cell(tr, q.consumers, "num");
+      button(tr, "Open", () => { selectedQueue = q; history.queue = []; refresh(); });
+    });
+    if (selectedQueue) {
+      const q = qs.find((x) => x.vhost === selectedQueue.vhost && x.name === selectedQueue.name);
+      $("#queue-detail").hidden = !q;
+      if (!q) { selectedQueue = null; return; }
+      $("#qd-name").textContent = q.name;
+      remember(history.queue, q.messages);
+      chart($("#queue-chart"), history.queue, "messages in " + q.name);
+      const b = await api("GET", "/queues/" + enc(q.vhost) + "/" + enc(q.name) + "/bindings");
+      fill($("#qd-bindings tbody"), b, (tr, x) => {
+        cell(tr, x.source || "(default exchange)"); cell(tr, x.routing_key);
+        cell(tr, JSON.stringify(x.arguments));
+      });
+    } else {
+      $("#queue-detail").hidden = true;
+    }
+  },
+
+  async exchanges() {
+    const [xs, bs] = await Promise.all([api("GET", "/exchanges"), api("GET", "/bindings")]);
+    fill($("#exchanges-table tbody"), xs, (tr, x) => {
+      cell(tr, x.vhost); cell(tr, x.name || "(default)"); cell(tr, x.type);
+      cell(tr, x.durable ? "yes" : "no");
+      cell(tr, bs.filter((b) => b.source === x.name && b.vhost === x.vhost && x.name !== "").length, "num");
+    });
+  },
+
+  async users() {
+    const [us, vs] = await Promise.all([api("GET", "/users"), api("GET", "/vhosts")]);
+    fill($("#users-table tbody"), us, (tr, u) => {
+      cell(tr, u.name); cell(tr, (u.tags || []).join(", "));
+      button(tr, "Delete", async () => {
+        if (!confirm("Delete user " + u.name + "?")) return;
+        await api("DELETE", "/users/" + enc(u.name));
+        refresh();
+      }, "danger");
+    });
+    fill($("#vhosts-table tbody"), vs, (tr, v) => { cell(tr, v.name); cell(tr, v.messages, "num"); });
+  },
+
+  async definitions() {},
+};
+
+function current() { return (location.hash || "#overview").slice(1); }
+
+async function refresh() {
+  const page = current();
+  for (const s of document.querySelectorAll("section.page")) s.hidden = s.id !== page;
+  for (const a of document.querySelectorAll("#nav a")) a.classList.toggle("active", a.dataset.page === page);
+  try {
+    await (pages[page] || pages.overview)();
+    showError(null);
+  } catch (e) {
+    showError(e);
+  }
+}
+
+function start() {
+  $("#login").hidden = true;
+  $("#nav").hidden = false;
+  $("#logout").hidden = false;
+  api("GET", "/whoami").then((w) => { $("#who").textContent = w.name + " (" + w.tags.join(", ") + ")"; })
+    .catch(showError);
+  refresh();
+  clearInterval(timer);
+  timer = setInterval(refresh, POLL_MS);
+}
+
+function logout() {
+  auth = null;
+  sessionStorage.removeItem("auth");
+  clearInterval(timer);
+  for (const s of document.querySelectorAll("section.page")) s.hidden = true;
+  $("#nav").hidden = true;
+  $("#logout").hidden = true;
+  $("#who").textContent = "";
+  $("#login").hidden = false;
+}
+
+$("#login-form").addEventListener("submit", async (ev) => {
+  ev.preventDefault();
+  auth = btoa(unescape(encodeURIComponent($("#login-user").value + ":" + $("#login-password").value)));
+  try {
+    await api("GET", "/whoami");
+    sessionStorage.setItem("auth", auth);
+    $("#login-error").textContent = "";
+    start();
+  } catch (e) {
+    $("#login-error").textContent = "Login failed";
+    logout();
+  }
+});
+
+$("#logout").addEventListener("click", logout);
+window.addEventListener("hashchange", refresh);
+
+$("#publish-form").addEventListener("submit", async (ev) => {
+  ev.preventDefault();
+  const body = {
+    routing_key: $("#pub-key").value,
+    payload: $("#pub-payload").value,
+    payload_encoding: "string",
+    properties: $("#pub-persistent").checked ? { delivery_mode: 2 } : {},
+  };
+  const x = $("#pub-exchange").value || "amq.default";
+  try {
+    const r = await api("POST", "/exchanges/" + enc($("#pub-vhost").value) + "/" + enc(x) + "/publish", body);
+    $("#pub-result").textContent = r.routed ? "published, routed" : "published, not routed";
+  } catch (e) {
+    $("#pub-result").textContent = "refused: " + e.message;
+  }
+});
+
+$("#get-form").addEventListener("submit", async (ev) => {
+  ev.preventDefault();
+  const q = selectedQueue;
+  const r = await api("POST", "/queues/" + enc(q.vhost) + "/" + enc(q.name) + "/get", {
+    count: Number($("#get-count").value), ackmode: $("#get-ackmode").value, encoding: "auto",
+  });
+  $("#get-result").textContent = r.length ? JSON.stringify(r, null, 2) : "(queue empty)";
+  refresh();
+});
+
+$("#purge").addEventListener("click", async () => {
+  const q = selectedQueue;
+  if (!confirm("Purge " + q.name + "?")) return;
+  await api("DELETE", "/queues/" + enc(q.vhost) + "/" + enc(q.name) + "/contents");
+  refresh();
+});
+
+$("#delete-queue").addEventListener("click", async () => {
+  const q = selectedQueue;
+  if (!confirm("Delete " + q.name + "?")) return;
+  await api("DELETE", "/queues/" + enc(q.vhost) + "/" + enc(q.name));
+  selectedQueue = null;
+  refresh();
+});
+
+$("#user-form").addEventListener("submit", async (ev) => {
+  ev.preventDefault();
+  try {
+    await api("PUT", "/users/" + enc($("#user-name").value), {
+      password: $("#user-password").value, tags: $("#user-tags").value,
+    });
+    refresh();
+  } catch (e) { showError(e); }
+});
+
+$("#download").addEventListener("click", async () => {
+  const defs = await api("GET", "/definitions");
+  const a = document.createElement("a");
+  a.href = URL.createObjectURL(new Blob([JSON.stringify(defs, null, 2)], { type: "application/json" }));
+  a.download = "switchboard-definitions.json";
+  a.click();
+});
+
+$("#upload-form").addEventListener("submit", async (ev) => {
+  ev.preventDefault();
+  const f = $("#upload-file").files[0];
+  if (!f) return;
+  try {
+    const r = await api("POST", "/definitions", await f.text());
+    $("#upload-result").textContent = r && r.warnings ? "imported with warnings:\n" + r.warnings.join("\n") : "imported";
+  } catch (e) {
+    $("#upload-result").textContent = "refused: " + e.message;
+  }
+});
+
+if (auth) start(); else logout();
