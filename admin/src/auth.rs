@@ -3,7 +3,8 @@
 //! and `policymaker` manage objects, `monitoring` only reads; a user without a
 //! management tag cannot use the API at all.
 
-use crate::{ApiError, AppState};
+use crate::error::ApiError;
+use crate::state::AppState;
 use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::{Method, header, request::Parts};
 use base64::Engine;

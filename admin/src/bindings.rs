@@ -4,10 +4,11 @@
 //! digest of the arguments.
 
 use crate::auth::Auth;
+use crate::error::ApiError;
 use crate::json::{arguments, table_to_json};
 use crate::list::{ListQuery, respond};
 use crate::queues::body;
-use crate::{ApiError, AppState, check_vhost, exchange_name};
+use crate::state::{AppState, check_vhost, exchange_name};
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};

@@ -3,9 +3,10 @@
 //! A connection is named by the client's address, which also finds it to close.
 
 use crate::auth::Auth;
+use crate::error::ApiError;
 use crate::json::table_to_json;
 use crate::list::{ListQuery, respond};
-use crate::{ApiError, AppState, check_vhost};
+use crate::state::{AppState, check_vhost};
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;

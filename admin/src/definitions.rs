@@ -9,9 +9,10 @@
 //! win, as in RabbitMQ); other policy keys, permissions and parameters are warnings.
 
 use crate::auth::Auth;
+use crate::error::ApiError;
 use crate::json::{arguments, json_to_value, table_to_json};
 use crate::overview::{password_of, tags_of};
-use crate::{ApiError, AppState, check_vhost, durable};
+use crate::state::{AppState, check_vhost, durable};
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;

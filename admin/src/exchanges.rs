@@ -1,10 +1,11 @@
 //! `/api/exchanges`: list, show, declare (PUT), delete, and publish.
 
 use crate::auth::Auth;
+use crate::error::ApiError;
 use crate::json::{arguments, json_to_properties, table_to_json};
 use crate::list::{ListQuery, respond};
 use crate::queues::{body, flag};
-use crate::{ApiError, AppState, check_vhost, durable, exchange_name};
+use crate::state::{AppState, check_vhost, durable, exchange_name};
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;

@@ -21,38 +21,22 @@ mod list;
 mod metrics;
 mod overview;
 mod queues;
+mod state;
 
 pub use definitions::import as import_definitions;
 pub use error::ApiError;
+pub use state::NodeInfo;
 
 use axum::Router;
 use axum::routing::{delete, get, post};
+use state::AppState;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use switchboard_api::{Admin, Broker, ConnectionId};
+use switchboard_api::{Admin, Broker};
 
 /// A request's headers must arrive within this (slow-loris guard, as the bridge).
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// What the overview and nodes endpoints tell about this node.
-#[derive(Clone, Debug, Default)]
-pub struct NodeInfo {
-    /// RabbitMQ names nodes `rabbit@host`; ours is `switchboard@host`.
-    pub node: String,
-    /// (protocol as RabbitMQ names it, address) of every listener.
-    pub listeners: Vec<(String, SocketAddr)>,
-}
-
-#[derive(Clone)]
-pub struct AppState {
-    broker: Arc<dyn Broker>,
-    admin: Arc<dyn Admin>,
-    node: Arc<NodeInfo>,
-    started: Instant,
-    /// The API's own connection id: owner of what it declares (never exclusive).
-    conn: ConnectionId,
-}
 
 #[derive(Clone)]
 pub struct Service {
@@ -202,33 +186,4 @@ fn router(st: AppState) -> Router {
 
 async fn fallback() -> ApiError {
     ApiError::not_found()
-}
-
-/// The vhost a path names must exist (404 otherwise, as RabbitMQ).
-fn check_vhost(st: &AppState, vhost: &str) -> Result<(), ApiError> {
-    if st.admin.vhost_names().iter().any(|v| v == vhost) {
-        Ok(())
-    } else {
-        Err(ApiError::not_found())
-    }
-}
-
-/// Waits until the journal holds `lsn`: a change is answered once it is durable,
-/// as every protocol's "accepted" is.
-async fn durable(st: &AppState, lsn: u64) {
-    if lsn == 0 {
-        return;
-    }
-    if let Some(mut w) = st.broker.durable_watch() {
-        let _ = w.wait_for(|d| *d >= lsn).await;
-    }
-}
-
-/// RabbitMQ names the default exchange `amq.default` in paths.
-fn exchange_name(path_name: &str) -> &str {
-    if path_name == "amq.default" {
-        ""
-    } else {
-        path_name
-    }
 }

@@ -3,7 +3,7 @@
 //! `use_regex=true`, which this API treats as a substring too) and
 //! `page`/`page_size` (then the answer is a page object, as RabbitMQ's).
 
-use crate::ApiError;
+use crate::error::ApiError;
 use axum::Json;
 use serde::Deserialize;
 use serde_json::{Map, Value as Json_, json};

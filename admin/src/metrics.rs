@@ -4,7 +4,7 @@
 //! AWS users autoscale on are there too, under their CloudWatch names.
 //! Unauthenticated, as Prometheus scrapes (RabbitMQ's port 15692 is too).
 
-use crate::AppState;
+use crate::state::AppState;
 use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;

@@ -1,8 +1,9 @@
 //! Overview, nodes, whoami, vhosts, users, permissions and the health checks.
 
 use crate::auth::Auth;
+use crate::error::ApiError;
 use crate::list::{ListQuery, respond};
-use crate::{ApiError, AppState, check_vhost};
+use crate::state::{AppState, check_vhost};
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
@@ -212,7 +213,7 @@ pub async fn put_user(
     let lsn = st
         .admin
         .put_user(&name, password_of(&o)?, tags_of(o.get("tags"))?)?;
-    crate::durable(&st, lsn).await;
+    crate::state::durable(&st, lsn).await;
     Ok(if existed {
         StatusCode::NO_CONTENT
     } else {
@@ -227,7 +228,7 @@ pub async fn delete_user(
 ) -> Result<StatusCode, ApiError> {
     a.administrator()?;
     let lsn = st.admin.delete_user(&name)?;
-    crate::durable(&st, lsn).await;
+    crate::state::durable(&st, lsn).await;
     Ok(StatusCode::NO_CONTENT)
 }
 

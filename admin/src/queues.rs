@@ -1,9 +1,10 @@
 //! `/api/queues`: list, show, declare (PUT), delete, purge (`/contents`) and get.
 
 use crate::auth::Auth;
+use crate::error::ApiError;
 use crate::json::{arguments, properties_to_json, table_to_json};
 use crate::list::{ListQuery, respond};
-use crate::{ApiError, AppState, check_vhost};
+use crate::state::{AppState, check_vhost};
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;

@@ -21,6 +21,7 @@ mod scenario;
 mod sns;
 mod sns_http;
 mod sns_load;
+mod sns_model;
 mod sns_report;
 mod sqs;
 mod stomp;
@@ -376,7 +377,7 @@ fn error_chain(e: &anyhow::Error) -> String {
 /// The figures an SQS or SNS scenario has besides [`ScenarioResult`].
 enum Extra {
     Sqs(sqs::SqsExtra),
-    Sns(sns::SnsExtra),
+    Sns(sns_model::SnsExtra),
 }
 
 impl Extra {

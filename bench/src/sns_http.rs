@@ -13,9 +13,8 @@ use crate::clock;
 use crate::interrupted;
 use crate::report::Latency;
 use crate::scenario::RunSpec;
-use crate::sns::{
-    Form, IDLE_CUTOFF, Progress, Seen, SnsExtra, join_publishers, result, sns_el, start_publishers,
-};
+use crate::sns_load::{Form, Progress, Seen, join_publishers, sns_el, start_publishers};
+use crate::sns_model::{IDLE_CUTOFF, SnsExtra, result};
 use crate::sqs_client::{Client, Target, xml_text};
 use anyhow::{Context, Result, anyhow, bail};
 use bytes::Bytes;

@@ -4,7 +4,7 @@
 //! ≥ 5,000 HTTP deliveries/s (`sns-http`).
 
 use crate::report::{ScenarioResult, fmt_ms, fmt_rate};
-use crate::sns::SnsExtra;
+use crate::sns_model::SnsExtra;
 use anyhow::{Context, Result};
 use serde::Deserialize;
 use std::fmt::Write as _;

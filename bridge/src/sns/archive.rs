@@ -20,6 +20,7 @@
 //! deduplication window drops what it had already received).
 
 use super::meta::{SubMeta, TopicMeta};
+use super::notification::REPLAYED_HEADER;
 use super::{SNS_SPACE, Sns, SnsError, core_error};
 use crate::sigv4::{format_iso_ms, parse_iso_ms};
 use crate::sqs::meta::json_record;
@@ -37,8 +38,6 @@ const REPLAY_LEASE: Duration = Duration::from_secs(900);
 const REPLAY_BATCH: usize = 1000;
 /// The group id of an archived message (the copy itself has none: see above).
 const GROUP_HEADER: &str = "x-sns-message-group-id";
-/// A replayed copy; its envelope says `"Replayed": true`.
-pub const REPLAYED_HEADER: &str = "x-sns-replayed";
 
 pub fn queue_name(topic: &str) -> String {
     format!("sns-archive.{topic}")
@@ -343,7 +342,7 @@ impl Sns {
         let archive = queue_name(&sub.topic);
         // A replay delivers what the subscription's filter policy lets through, as
         // live delivery does.
-        let filter = super::subscriptions::filter_args(&sub.attributes);
+        let filter = super::notification::filter_args(&sub.attributes);
         // Messages published from now on reach the subscriber live: stop there.
         let until = window.end.unwrap_or_else(switchboard_api::wall_ms);
         let mut leased: Vec<Delivery> = Vec::new();

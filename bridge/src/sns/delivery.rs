@@ -11,9 +11,9 @@
 //!   does.
 
 use super::meta::SubMeta;
+use super::notification::{self, MESSAGE_ID_HEADER, TOPIC_ARN_HEADER};
 use super::outbound::{self, DeliveryError, Post};
 use super::policy;
-use super::publish::{MESSAGE_ID_HEADER, TOPIC_ARN_HEADER};
 use super::signing::SignatureVersion;
 use super::smtp::Mail;
 use super::{Sns, SnsError};
@@ -93,10 +93,10 @@ impl Sns {
         );
         // A message published over AMQP, MQTT or STOMP gets the ids Publish gives.
         let ingress;
-        let m: &Message = if super::publish::from_publish(&d.message) {
+        let m: &Message = if notification::from_publish(&d.message) {
             &d.message
         } else {
-            ingress = super::publish::as_published(&d.message, self.topic_arn(&sub.topic));
+            ingress = notification::as_published(&d.message, self.topic_arn(&sub.topic));
             &ingress
         };
         // Mail has AWS's fixed schedule; HTTP the effective DeliveryPolicy.
@@ -225,15 +225,21 @@ impl Sns {
             text(TOPIC_ARN_HEADER).map_or_else(|| self.topic_arn(&sub.topic), str::to_string);
         let sub_arn = self.sub_arn(&sub.topic, &sub.id);
         // MessageStructure=json: the `http` or `https` text if the publisher gave one.
-        let body = super::publish::text_for(m, &sub.protocol);
+        let body = notification::text_for(m, &sub.protocol);
         let raw = sub.raw();
         let body = if raw {
             Bytes::from(body)
         } else {
             let signer = self.signer().await?;
             let base = self.delivery_base_url(sub);
-            let mut doc = super::publish::notification_doc(&sub_arn, m, &body, &base);
-            signer.sign_doc(&mut doc, version, &base);
+            let mut doc = notification::notification_doc(&sub_arn, m, &body, &base);
+            // RSA on a blocking thread: the delivery workers share the async ones.
+            let doc = tokio::task::spawn_blocking(move || {
+                signer.sign_doc(&mut doc, version, &base);
+                doc
+            })
+            .await
+            .map_err(|e| SnsError::internal(e.to_string()))?;
             Bytes::from(serde_json::Value::Object(doc).to_string())
         };
         Ok(Post {

@@ -7,9 +7,9 @@
 //! `email-json` mails the signed JSON document an HTTP endpoint would get.
 
 use super::meta::{SubMeta, TopicMeta};
+use super::notification::{self, MESSAGE_ID_HEADER, SUBJECT_HEADER};
 use super::outbound;
 use super::policy::{Backoff, RetryPolicy};
-use super::publish::{MESSAGE_ID_HEADER, SUBJECT_HEADER};
 use super::signing::SignatureVersion;
 use super::smtp::{self, Mail, SmtpClient, SmtpError};
 use super::{Sns, SnsError, mail};
@@ -140,12 +140,12 @@ impl Sns {
             .unwrap_or(DEFAULT_SUBJECT)
             .to_string();
         // MessageStructure=json: its `email` or `email-json` text, else `default`.
-        let message = super::publish::text_for(m, &sub.protocol);
+        let message = notification::text_for(m, &sub.protocol);
         let sub_arn = self.sub_arn(&sub.topic, &sub.id);
         let base = self.delivery_base_url(sub);
         let body = if sub.protocol == "email-json" {
             let signer = self.signer().await?;
-            let mut doc = super::publish::notification_doc(&sub_arn, m, &message, &base);
+            let mut doc = notification::notification_doc(&sub_arn, m, &message, &base);
             signer.sign_doc(&mut doc, version, &base);
             serde_json::Value::Object(doc).to_string()
         } else {

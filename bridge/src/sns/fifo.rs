@@ -17,7 +17,7 @@
 //! queues, and two publishes of one id cannot both pass the check.
 
 use super::meta::TopicMeta;
-use super::publish::Prepared;
+use super::notification::{Prepared, SEQUENCE_HEADER};
 use super::{Sns, SnsError, core_error};
 use crate::sqs::convert::SEQUENCE_HEADER as SQS_SEQUENCE_HEADER;
 use serde::{Deserialize, Serialize};
@@ -32,9 +32,6 @@ const DEDUP_WINDOW_MS: u64 = 300_000;
 /// How often records nobody asked for again are swept out once expired (a lookup
 /// drops an expired record by itself).
 const SWEEP: Duration = Duration::from_secs(60);
-
-/// The topic's SequenceNumber, kept with the message for the envelope and replay.
-pub const SEQUENCE_HEADER: &str = "x-sns-sequence-number";
 
 /// FIFO state that is not durable: the last SequenceNumber handed out.
 #[derive(Default)]

@@ -15,7 +15,7 @@
 use super::error::SnsError;
 use super::meta::TopicMeta;
 use super::xml::{self, Out};
-use super::{ACTIONS, Params, batch, policy, publish, subscriptions, topics};
+use super::{ACTIONS, Params, batch, notification, policy, publish, subscriptions, topics};
 use crate::sqs::{convert, query};
 use quick_xml::events::Event;
 use std::collections::BTreeMap;
@@ -74,7 +74,7 @@ fn check_head(head: &str, out: &mut Parsed) -> Result<(), String> {
             ("FilterPolicy".to_string(), head.to_string()),
             ("FilterPolicyScope".to_string(), scope.to_string()),
         ]);
-        out.filters.push(subscriptions::filter_args(&attrs));
+        out.filters.push(notification::filter_args(&attrs));
     }
     out.messages.push(Message {
         body: bytes::Bytes::from(head.to_string()),
@@ -121,7 +121,7 @@ fn structured(
         .message;
     for protocol in ["sqs", "http", "https", "email", "email-json", "lambda"] {
         let want = per.get(protocol).or_else(|| per.get("default"));
-        let got = publish::text_for(&m, protocol);
+        let got = notification::text_for(&m, protocol);
         if want.and_then(|w| w.as_str()) != Some(got.as_str()) {
             return Err(format!("{protocol} gets {got:?}, not {want:?}"));
         }
@@ -175,7 +175,7 @@ fn run(action: &str, p: &Params, out: &mut Parsed) -> Result<Option<Out>, SnsErr
             for (k, v) in &attributes {
                 subscriptions::check_attribute(k, v)?;
             }
-            out.filters.push(subscriptions::filter_args(&attributes));
+            out.filters.push(notification::filter_args(&attributes));
             result.el("SubscriptionArn", &format!("{ARN}:id"));
         }
         "SetSubscriptionAttributes" => {
@@ -183,7 +183,7 @@ fn run(action: &str, p: &Params, out: &mut Parsed) -> Result<Option<Out>, SnsErr
             let value = p.get("AttributeValue").unwrap_or("");
             subscriptions::check_attribute(name, value)?;
             let attrs = BTreeMap::from([(name.to_string(), value.to_string())]);
-            out.filters.push(subscriptions::filter_args(&attrs));
+            out.filters.push(notification::filter_args(&attrs));
             return Ok(None);
         }
         "Publish" => {

@@ -40,6 +40,7 @@ mod fifo;
 pub mod fuzz;
 mod mail;
 mod meta;
+mod notification;
 mod outbound;
 mod params;
 mod permissions;

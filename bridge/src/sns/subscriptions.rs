@@ -5,11 +5,11 @@
 //! (`confirm.rs`), then is the same with a queue of its own.
 
 use super::meta::SubMeta;
+use super::notification::filter_args;
 use super::xml::Out;
 use super::{Params, Sns, SnsError, core_error, delivery, page, policy};
 use crate::sqs::Ctx;
 use std::collections::BTreeMap;
-use switchboard_api::{Table, Value};
 
 /// Subscription attributes a client may set.
 const SETTABLE: &[&str] = &[
@@ -27,19 +27,6 @@ const LATER: &[&str] = &["sms", "application", "lambda", "firehose"];
 
 /// Protocols delivered by a worker after the endpoint confirms.
 const PUSHED: &[&str] = &["http", "https", "email", "email-json"];
-
-/// The binding arguments for the core's filter: the policy text and its scope.
-pub(super) fn filter_args(attributes: &BTreeMap<String, String>) -> Table {
-    let mut args = Table::new();
-    if let Some(f) = attributes.get("FilterPolicy").filter(|f| !f.is_empty()) {
-        args.insert("x-filter-policy".into(), Value::string(f.clone()));
-        let scope = attributes
-            .get("FilterPolicyScope")
-            .map_or("MessageAttributes", String::as_str);
-        args.insert("x-filter-policy-scope".into(), Value::string(scope));
-    }
-    args
-}
 
 /// Checks one attribute as Subscribe and SetSubscriptionAttributes take it.
 pub(super) fn check_attribute(name: &str, value: &str) -> Result<(), SnsError> {

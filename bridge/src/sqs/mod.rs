@@ -54,9 +54,14 @@ pub trait Notifications: Send + Sync {
         base_url: &str,
     ) -> Option<String>;
 
-    /// Waits until [`Notifications::envelope`] can render these messages (SNS's
-    /// signing key may still be in the making); quick when none came from SNS.
-    fn ready<'a>(&'a self, messages: &'a [&'a switchboard_api::Message]) -> BoxFuture<'a>;
+    /// Waits until [`Notifications::envelope`] can render these messages of
+    /// `queue` cheaply (SNS's signing key may still be in the making, and signing
+    /// is done here off the async threads); quick when none came from SNS.
+    fn ready<'a>(
+        &'a self,
+        queue: &'a str,
+        messages: &'a [&'a switchboard_api::Message],
+    ) -> BoxFuture<'a>;
 }
 
 /// What [`Notifications::ready`] returns (the trait stays object-safe).

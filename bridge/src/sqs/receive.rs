@@ -107,7 +107,7 @@ impl Sqs {
         self.durable(lsn).await?;
         if let Some(n) = self.notifications() {
             let ms: Vec<&switchboard_api::Message> = got.iter().map(|d| &*d.message).collect();
-            n.ready(&ms).await;
+            n.ready(&name, &ms).await;
         }
         let messages: Vec<Value> = got
             .iter()

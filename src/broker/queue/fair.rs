@@ -18,7 +18,7 @@
 //!   the groups that have ready messages, never every group ever seen.
 
 use super::entry::Entry;
-use super::ready::Lane;
+use super::lane::Lane;
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 

@@ -19,7 +19,7 @@
 //! - `lease.rs`: `basic.get`, leases, settling, purging (the [`QueueHandle`] side);
 //! - `timers.rs`: deadlines; `effects.rs`: what runs after the lock is released;
 //! - `journal.rs`: records, live LSNs, restore at start-up; `paging.rs`: memory budget;
-//! - `entry.rs`, `ready.rs`, `fair.rs`, `spill.rs`, `args.rs`, `deadletter.rs`,
+//! - `entry.rs`, `lane.rs`, `ready.rs`, `fair.rs`, `spill.rs`, `args.rs`, `deadletter.rs`,
 //!   `owner.rs`: the parts they share.
 //!
 //! [`QueueHandle`]: switchboard_api::QueueHandle
@@ -33,6 +33,7 @@ mod enqueue;
 mod entry;
 mod fair;
 mod journal;
+mod lane;
 mod lease;
 mod owner;
 mod paging;

@@ -1,5 +1,6 @@
 use super::Entry;
-use super::ready::{Lane, Ready};
+use super::lane::Lane;
+use super::ready::Ready;
 use std::sync::Arc;
 use switchboard_api::Message;
 

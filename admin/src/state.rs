@@ -1,0 +1,56 @@
+//! What every handler shares: the broker handles and what the API knows of its
+//! node, and the checks every path makes.
+
+use crate::error::ApiError;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+use switchboard_api::{Admin, Broker, ConnectionId};
+
+/// What the overview and nodes endpoints tell about this node.
+#[derive(Clone, Debug, Default)]
+pub struct NodeInfo {
+    /// RabbitMQ names nodes `rabbit@host`; ours is `switchboard@host`.
+    pub node: String,
+    /// (protocol as RabbitMQ names it, address) of every listener.
+    pub listeners: Vec<(String, SocketAddr)>,
+}
+
+#[derive(Clone)]
+pub struct AppState {
+    pub broker: Arc<dyn Broker>,
+    pub admin: Arc<dyn Admin>,
+    pub node: Arc<NodeInfo>,
+    pub started: Instant,
+    /// The API's own connection id: owner of what it declares (never exclusive).
+    pub conn: ConnectionId,
+}
+
+/// The vhost a path names must exist (404 otherwise, as RabbitMQ).
+pub fn check_vhost(st: &AppState, vhost: &str) -> Result<(), ApiError> {
+    if st.admin.vhost_names().iter().any(|v| v == vhost) {
+        Ok(())
+    } else {
+        Err(ApiError::not_found())
+    }
+}
+
+/// Waits until the journal holds `lsn`: a change is answered once it is durable,
+/// as every protocol's "accepted" is.
+pub async fn durable(st: &AppState, lsn: u64) {
+    if lsn == 0 {
+        return;
+    }
+    if let Some(mut w) = st.broker.durable_watch() {
+        let _ = w.wait_for(|d| *d >= lsn).await;
+    }
+}
+
+/// RabbitMQ names the default exchange `amq.default` in paths.
+pub fn exchange_name(path_name: &str) -> &str {
+    if path_name == "amq.default" {
+        ""
+    } else {
+        path_name
+    }
+}
