@@ -101,24 +101,27 @@ impl Server {
         // its ports.
         let opened = Store::open(&cfg.data_dir, cfg.fsync)?;
         let listeners = Listeners::bind(cfg).await?;
-        Server::serve(cfg, &listeners, opened).await
+        Server::serve(cfg, &listeners, opened, None).await
     }
 
     /// Opens the store and serves on listeners bound earlier.
     /// `epoch`: the journal's epoch from the first record on (replication).
+    /// `replication`: what the admin API shows of the pair.
     pub async fn start_on(
         cfg: &Config,
         listeners: &Listeners,
         epoch: u64,
+        replication: Option<switchboard_api::admin::ReplicationProbe>,
     ) -> Result<Server, StartError> {
         let opened = Store::open_at(&cfg.data_dir, cfg.fsync, epoch)?;
-        Server::serve(cfg, listeners, opened).await
+        Server::serve(cfg, listeners, opened, replication).await
     }
 
     async fn serve(
         cfg: &Config,
         listeners: &Listeners,
         (store, recovery): (Store, crate::store::Recovery),
+        replication: Option<switchboard_api::admin::ReplicationProbe>,
     ) -> Result<Server, StartError> {
         let store = Arc::new(store);
         let paging = (cfg.data_dir.join("spill"), cfg.queue_memory_bytes as usize);
@@ -253,6 +256,7 @@ impl Server {
                 ("http/sqs-sns".into(), http_addr),
                 ("http".into(), admin_addr),
             ],
+            replication,
         };
         if let Some(path) = &cfg.definitions {
             load_definitions(path, &broker, &admin)?;

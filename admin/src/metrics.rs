@@ -98,6 +98,28 @@ pub async fn metrics(State(st): State<AppState>) -> impl IntoResponse {
         u8::from(alarm),
         st.started.elapsed().as_secs()
     );
+    if let Some(probe) = &st.node.replication {
+        let r = probe();
+        let _ = writeln!(
+            out,
+            "# HELP switchboard_replication_active Whether this node of the pair is the active one\n\
+             # TYPE switchboard_replication_active gauge\n\
+             switchboard_replication_active {}\n\
+             # HELP switchboard_replication_epoch The fencing epoch this node serves under\n\
+             # TYPE switchboard_replication_epoch gauge\n\
+             switchboard_replication_epoch {}\n\
+             # HELP switchboard_replication_standby_in_sync 1 while the standby holds everything confirmed; 0 when it is down or catching up (alert on it)\n\
+             # TYPE switchboard_replication_standby_in_sync gauge\n\
+             switchboard_replication_standby_in_sync {}\n\
+             # HELP switchboard_replication_lag_lsn Journal positions the standby has not acknowledged yet\n\
+             # TYPE switchboard_replication_lag_lsn gauge\n\
+             switchboard_replication_lag_lsn {}",
+            u8::from(r.active),
+            r.epoch,
+            u8::from(r.in_sync),
+            r.last_lsn.saturating_sub(r.acked_lsn)
+        );
+    }
     (
         [(
             header::CONTENT_TYPE,

@@ -70,7 +70,20 @@ pub async fn overview(State(st): State<AppState>, _a: Auth) -> Json<Json_> {
         "listeners": listeners,
         "contexts": [],
         "alarm": st.broker.alarm_watch().and_then(|w| w.borrow().clone()),
+        "replication": replication_json(&st),
     }))
+}
+
+/// The pair's state (null for a node that runs alone): this node's role and
+/// epoch, whether the standby holds everything confirmed, and how far behind it is.
+fn replication_json(st: &AppState) -> Json_ {
+    let Some(probe) = &st.node.replication else {
+        return Json_::Null;
+    };
+    let r = probe();
+    json!({"role": if r.active { "active" } else { "standby" }, "epoch": r.epoch,
+           "peer": r.peer, "standby_in_sync": r.in_sync, "last_lsn": r.last_lsn,
+           "acked_lsn": r.acked_lsn, "lag_lsn": r.last_lsn.saturating_sub(r.acked_lsn)})
 }
 
 pub async fn nodes(State(st): State<AppState>, _a: Auth) -> Json<Json_> {
@@ -81,6 +94,7 @@ pub async fn nodes(State(st): State<AppState>, _a: Auth) -> Json<Json_> {
         "uptime": st.started.elapsed().as_millis() as u64,
         "mem_used": rss_bytes(),
         "mem_alarm": st.broker.alarm_watch().is_some_and(|w| w.borrow().is_some()),
+        "replication": replication_json(&st),
     }]))
 }
 

@@ -8,12 +8,14 @@ use std::time::Instant;
 use switchboard_api::{Admin, Broker, ConnectionId};
 
 /// What the overview and nodes endpoints tell about this node.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Default)]
 pub struct NodeInfo {
     /// RabbitMQ names nodes `rabbit@host`; ours is `switchboard@host`.
     pub node: String,
     /// (protocol as RabbitMQ names it, address) of every listener.
     pub listeners: Vec<(String, SocketAddr)>,
+    /// The pair's state, for a node of an active/standby pair.
+    pub replication: Option<switchboard_api::admin::ReplicationProbe>,
 }
 
 #[derive(Clone)]

@@ -118,6 +118,7 @@ impl Leader {
         let mut reader = journal.reader(from);
         let mut written = journal.subscribe_written();
         let mut acked = from - 1;
+        self.st.lock().acked_lsn = acked;
         let mut progress = Instant::now();
         let mut retired = journal.first_lsn();
         let mut tick = tokio::time::interval(PING_EVERY);
@@ -168,7 +169,11 @@ impl Leader {
 
     async fn on_ack(&self, journal: &Journal, a: Lsn, phase: &mut Phase) {
         let sync = self.cfg.mode == ReplicationMode::Sync;
-        self.st.lock().last_lsn = journal.local_durable_lsn();
+        {
+            let mut g = self.st.lock();
+            g.last_lsn = journal.local_durable_lsn();
+            g.acked_lsn = a;
+        }
         match *phase {
             Phase::CatchingUp => {
                 let local = journal.local_durable_lsn();

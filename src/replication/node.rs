@@ -101,7 +101,11 @@ pub async fn run(
     forwarding.cancel();
 
     // Active.
-    let server = Server::start_on(&cfg, &listeners, epoch).await?;
+    let probe: switchboard_api::admin::ReplicationProbe = {
+        let st = st.clone();
+        Arc::new(move || st.view())
+    };
+    let server = Server::start_on(&cfg, &listeners, epoch, Some(probe)).await?;
     {
         let mut g = st.lock();
         g.active = true;

@@ -14,6 +14,8 @@ pub(super) struct Inner {
     /// Highest epoch heard of from the peer (a node never follows an older one).
     pub seen_epoch: u64,
     pub last_lsn: u64,
+    /// The standby's last acknowledged position (active only).
+    pub acked_lsn: u64,
     pub in_sync: bool,
     /// The active's client ports by listener name, learned from its Welcome.
     pub target: Vec<(String, u16)>,
@@ -54,6 +56,19 @@ impl NodeState {
             epoch: g.epoch,
             last_lsn: g.last_lsn,
             in_sync: g.in_sync,
+        }
+    }
+
+    /// What the admin API shows of this node.
+    pub fn view(&self) -> switchboard_api::admin::ReplicationView {
+        let g = self.lock();
+        switchboard_api::admin::ReplicationView {
+            active: g.active,
+            epoch: g.epoch,
+            peer: self.peer.clone(),
+            in_sync: g.in_sync,
+            last_lsn: g.last_lsn,
+            acked_lsn: g.acked_lsn,
         }
     }
 

@@ -24,7 +24,7 @@ from typing import Dict, List, Optional, Tuple
 from conftest import _switchboard_bin
 
 ETCD = os.environ.get("ETCD", "/usr/bin/etcd")
-PORT_NAMES = ["amqp", "mqtt", "mqtt-ws", "stomp", "stomp-ws", "http"]
+PORT_NAMES = ["amqp", "mqtt", "mqtt-ws", "stomp", "stomp-ws", "http", "admin"]
 
 
 def free_port() -> int:
@@ -114,7 +114,7 @@ class Pair:
                "--mqtt-ws-port", str(node.ports["mqtt-ws"]),
                "--stomp-port", str(node.ports["stomp"]),
                "--stomp-ws-port", str(node.ports["stomp-ws"]),
-               "--http-port", str(node.ports["http"]), "--admin-port", "0",
+               "--http-port", str(node.ports["http"]), "--admin-port", str(node.ports["admin"]),
                "--replication-port", str(node.repl_port), "--peer", peer.repl,
                "--lock", self.lock_spec(static_role)]
         node.role = None

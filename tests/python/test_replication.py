@@ -375,3 +375,31 @@ def test_with_standby_down_block_confirmations_wait_for_a_standby():
         assert sorted(amqp_drain(pair.nodes["b"].addr("amqp"), "repl-block")) == ["amqp-0", "held"]
     finally:
         pair.close()
+
+
+def test_the_admin_api_shows_role_epoch_and_a_standby_that_is_down(pair):
+    import base64
+    import json
+    import urllib.request
+
+    def get(node, path):
+        host, port = pair.nodes[node].addr("admin")
+        req = urllib.request.Request(f"http://{host}:{port}{path}")
+        req.add_header("Authorization", "Basic " + base64.b64encode(b"guest:guest").decode())
+        with urllib.request.urlopen(req, timeout=10) as r:
+            body = r.read().decode()
+        return json.loads(body) if path.startswith("/api") else body
+
+    pair.wait_in_sync("a")
+    r = get("a", "/api/overview")["replication"]
+    assert r["role"] == "active" and r["epoch"] >= 1 and r["standby_in_sync"] is True
+    assert r["peer"] == pair.nodes["b"].repl
+    # The standby's admin port forwards to the active, as its other ports do.
+    assert get("b", "/api/overview")["replication"]["role"] == "active"
+    assert "switchboard_replication_standby_in_sync 1" in get("a", "/metrics")
+    pair.kill("b")
+    deadline = time.monotonic() + 15
+    while "switchboard_replication_standby_in_sync 0" not in get("a", "/metrics"):
+        assert time.monotonic() < deadline, "the standby's loss never showed"
+        time.sleep(0.2)
+    assert get("a", "/api/overview")["replication"]["standby_in_sync"] is False

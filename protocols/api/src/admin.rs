@@ -97,6 +97,24 @@ pub struct ConnectionInfo {
     pub connected_at_ms: u64,
 }
 
+/// A node of an active/standby pair, as the admin API shows it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ReplicationView {
+    pub active: bool,
+    /// The fencing epoch this node serves under.
+    pub epoch: u64,
+    /// The other node's replication address.
+    pub peer: String,
+    /// The standby holds everything confirmed (sync mode's promise holds).
+    pub in_sync: bool,
+    /// The journal's end here, and the standby's last acknowledged position.
+    pub last_lsn: u64,
+    pub acked_lsn: u64,
+}
+
+/// Reads a node's replication state when asked (None for a node that runs alone).
+pub type ReplicationProbe = Arc<dyn Fn() -> ReplicationView + Send + Sync>;
+
 /// Read-only introspection of the core. Lists are sorted by name.
 pub trait Admin: Send + Sync {
     fn vhost_names(&self) -> Vec<String>;
