@@ -98,6 +98,8 @@ pub async fn metrics(State(st): State<AppState>) -> impl IntoResponse {
         u8::from(alarm),
         st.started.elapsed().as_secs()
     );
+    journal(&mut out, &st);
+    connections(&mut out, &st);
     if let Some(probe) = &st.node.replication {
         let r = probe();
         let _ = writeln!(
@@ -127,4 +129,92 @@ pub async fn metrics(State(st): State<AppState>) -> impl IntoResponse {
         )],
         out,
     )
+}
+
+/// The journal: appends, group commits, syncs and their latency, size on disk.
+fn journal(out: &mut String, st: &AppState) {
+    let Some(j) = st.admin.journal() else { return };
+    let counter = |out: &mut String, name: &str, help: &str, v: u64| {
+        let _ = writeln!(
+            out,
+            "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}"
+        );
+    };
+    counter(
+        out,
+        "switchboard_journal_records_appended_total",
+        "Records appended to the journal",
+        j.records_appended,
+    );
+    counter(
+        out,
+        "switchboard_journal_batches_written_total",
+        "Group commits: batches of records written with one write",
+        j.batches_written,
+    );
+    counter(
+        out,
+        "switchboard_journal_fsyncs_total",
+        "fdatasync calls on journal segments",
+        j.fsyncs,
+    );
+    let _ = writeln!(
+        out,
+        "# HELP switchboard_journal_bytes_on_disk Journal segment bytes on disk\n\
+         # TYPE switchboard_journal_bytes_on_disk gauge\n\
+         switchboard_journal_bytes_on_disk {}\n\
+         # HELP switchboard_journal_segments Journal segment files\n\
+         # TYPE switchboard_journal_segments gauge\n\
+         switchboard_journal_segments {}\n\
+         # HELP switchboard_journal_sync_seconds How long making a batch durable took\n\
+         # TYPE switchboard_journal_sync_seconds histogram",
+        j.bytes_on_disk, j.segments
+    );
+    let mut cumulative = 0;
+    for (bound, n) in &j.sync_buckets {
+        cumulative += n;
+        let le = if bound.is_infinite() {
+            "+Inf".to_string()
+        } else {
+            bound.to_string()
+        };
+        let _ = writeln!(
+            out,
+            "switchboard_journal_sync_seconds_bucket{{le=\"{le}\"}} {cumulative}"
+        );
+    }
+    let _ = writeln!(
+        out,
+        "switchboard_journal_sync_seconds_sum {}\nswitchboard_journal_sync_seconds_count {cumulative}",
+        j.sync_seconds
+    );
+}
+
+/// Connections and channels by protocol (RabbitMQ's `rabbitmq_connections` is the
+/// total).
+fn connections(out: &mut String, st: &AppState) {
+    let mut by: std::collections::BTreeMap<String, (u64, u64)> = Default::default();
+    for c in st.admin.connections() {
+        let e = by.entry(c.meta.protocol.clone()).or_default();
+        e.0 += 1;
+        e.1 += u64::from(c.meta.channels.load(std::sync::atomic::Ordering::Relaxed));
+    }
+    let total: u64 = by.values().map(|v| v.0).sum();
+    let channels: u64 = by.values().map(|v| v.1).sum();
+    let _ = writeln!(
+        out,
+        "# HELP rabbitmq_connections Client connections of every protocol\n\
+         # TYPE rabbitmq_connections gauge\nrabbitmq_connections {total}\n\
+         # HELP rabbitmq_channels Channels (AMQP's; one per MQTT or STOMP connection)\n\
+         # TYPE rabbitmq_channels gauge\nrabbitmq_channels {channels}\n\
+         # HELP switchboard_connections Client connections by protocol and version\n\
+         # TYPE switchboard_connections gauge"
+    );
+    for (p, (n, _)) in &by {
+        let _ = writeln!(
+            out,
+            "switchboard_connections{{protocol=\"{}\"}} {n}",
+            label(p)
+        );
+    }
 }

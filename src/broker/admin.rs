@@ -5,7 +5,7 @@ use super::users::{self, UserConfig};
 use std::net::SocketAddr;
 use switchboard_api::BrokerError;
 use switchboard_api::admin::{
-    Admin, BindingInfo, ConnectionInfo, ExchangeInfo, Password, QueueSummary, UserInfo,
+    Admin, BindingInfo, ConnectionInfo, ExchangeInfo, JournalView, Password, QueueSummary, UserInfo,
 };
 
 impl Admin for Core {
@@ -36,6 +36,23 @@ impl Admin for Core {
 
     fn users(&self) -> Vec<UserInfo> {
         self.inner.users.list()
+    }
+
+    fn journal(&self) -> Option<JournalView> {
+        let s = self.inner.store.as_ref()?.journal().stats();
+        let bounds = crate::store::FSYNC_BUCKETS
+            .iter()
+            .copied()
+            .chain([f64::INFINITY]);
+        Some(JournalView {
+            records_appended: s.records_appended,
+            batches_written: s.batches_written,
+            fsyncs: s.fsyncs,
+            bytes_on_disk: s.bytes_on_disk,
+            segments: s.segments,
+            sync_buckets: bounds.zip(s.sync_buckets).collect(),
+            sync_seconds: s.sync_ns as f64 / 1e9,
+        })
     }
 
     fn connections(&self) -> Vec<ConnectionInfo> {

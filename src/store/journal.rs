@@ -83,6 +83,10 @@ pub struct JournalStats {
     pub batches_written: u64,
     /// fdatasync calls on segment files since open (directory fsyncs not counted).
     pub fsyncs: u64,
+    /// Syncs by latency: count per bucket of [`super::shared::FSYNC_BUCKETS`]
+    /// (not cumulative; the last one unbounded), and their total time.
+    pub sync_buckets: [u64; super::shared::FSYNC_BUCKETS.len() + 1],
+    pub sync_ns: u64,
     /// Record bytes (headers included) written since open.
     pub bytes_written: u64,
     pub durable_lsn: Lsn,
@@ -194,6 +198,8 @@ impl Journal {
             batches: AtomicU64::new(0),
             fsyncs: AtomicU64::new(0),
             bytes_written: AtomicU64::new(0),
+            sync_hist: Default::default(),
+            sync_ns: AtomicU64::new(0),
         });
 
         let thread = writer::start(shared.clone(), file, active, rec.tail_pos)
@@ -420,6 +426,8 @@ impl Journal {
             records_appended: sh.records.load(Ordering::Relaxed),
             batches_written: sh.batches.load(Ordering::Relaxed),
             fsyncs: sh.fsyncs.load(Ordering::Relaxed),
+            sync_buckets: std::array::from_fn(|i| sh.sync_hist[i].load(Ordering::Relaxed)),
+            sync_ns: sh.sync_ns.load(Ordering::Relaxed),
             bytes_written: sh.bytes_written.load(Ordering::Relaxed),
             durable_lsn: sh.durable.load(Ordering::Acquire),
         }

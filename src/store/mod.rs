@@ -98,4 +98,5 @@ pub use record::Placement;
 pub use recovery::RecoveryReport;
 pub use replica::{Replica, ReplicaError};
 pub use replicate::{Frames, Reader, for_each_frame};
+pub use shared::FSYNC_BUCKETS;
 pub use shared::{FsyncMode, Lsn};

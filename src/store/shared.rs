@@ -79,7 +79,16 @@ pub(super) struct Shared {
     pub(super) batches: AtomicU64,
     pub(super) fsyncs: AtomicU64,
     pub(super) bytes_written: AtomicU64,
+    /// How long each sync (one or more fdatasyncs) took: counts per bucket of
+    /// [`FSYNC_BUCKETS`] (the last one unbounded), and the total in ns.
+    pub(super) sync_hist: [AtomicU64; FSYNC_BUCKETS.len() + 1],
+    pub(super) sync_ns: AtomicU64,
 }
+
+/// Upper bounds (seconds) of the sync-latency histogram's buckets.
+pub const FSYNC_BUCKETS: [f64; 10] = [
+    0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0,
+];
 
 pub(super) struct Pending {
     /// Framed records not yet taken by the writer; CRCs are filled in by the writer.

@@ -358,6 +358,7 @@ impl Writer {
 
     /// fdatasyncs every segment written since the last sync.
     fn sync(&mut self) -> io::Result<()> {
+        let started = Instant::now();
         for first_lsn in mem::take(&mut self.unsynced) {
             let path = segment::seg_path(&self.sh.dir, first_lsn);
             match File::open(&path) {
@@ -374,6 +375,16 @@ impl Writer {
             self.active_dirty = false;
         }
         self.last_sync = Instant::now();
+        let took = started.elapsed();
+        let secs = took.as_secs_f64();
+        let bucket = super::shared::FSYNC_BUCKETS
+            .iter()
+            .position(|b| secs <= *b)
+            .unwrap_or(super::shared::FSYNC_BUCKETS.len());
+        self.sh.sync_hist[bucket].fetch_add(1, Ordering::Relaxed);
+        self.sh
+            .sync_ns
+            .fetch_add(took.as_nanos() as u64, Ordering::Relaxed);
         self.sh.synced.store(self.written, Ordering::Release);
         Ok(())
     }

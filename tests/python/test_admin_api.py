@@ -264,6 +264,30 @@ def test_prometheus_metrics(api, broker, ch):
         assert line in text
         assert f'sqs_approximate_number_of_messages_visible{{vhost="/",queue="{q}"}} 2' in text
         assert "# TYPE rabbitmq_queue_messages_ready gauge" in text
+        # Every line is a comment or `name{labels} value`, as Prometheus parses.
+        for line in text.splitlines():
+            assert line.startswith("#") or float(line.rsplit(" ", 1)[1]) >= 0, line
+        # This AMQP connection counts, by protocol.
+        assert 'switchboard_connections{protocol="AMQP 0-9-1"}' in text
+        # The journal's counters and its sync-latency histogram.
+        metric = {l.rsplit(" ", 1)[0]: float(l.rsplit(" ", 1)[1])
+                  for l in text.splitlines() if not l.startswith("#")}
+        count = metric["switchboard_journal_sync_seconds_count"]
+        assert metric['switchboard_journal_sync_seconds_bucket{le="+Inf"}'] == count
+        # A confirmed persistent message is one more record, made durable by a sync.
+        dq = uname("metrics-durable")
+        ch.queue_declare(dq, durable=True)
+        try:
+            ch.confirm_delivery()
+            ch.basic_publish("", dq, b"z", pika.BasicProperties(delivery_mode=2))
+            with urllib.request.urlopen(api.base + "/metrics", timeout=10) as r:
+                after = {l.rsplit(" ", 1)[0]: float(l.rsplit(" ", 1)[1])
+                         for l in r.read().decode().splitlines() if not l.startswith("#")}
+            assert after["switchboard_journal_records_appended_total"] > \
+                metric["switchboard_journal_records_appended_total"]
+            assert after["switchboard_journal_sync_seconds_count"] > count
+        finally:
+            ch.queue_delete(dq)
     finally:
         ch.queue_delete(q)
 

@@ -97,6 +97,21 @@ pub struct ConnectionInfo {
     pub connected_at_ms: u64,
 }
 
+/// The journal's counters since the node started, for metrics.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct JournalView {
+    pub records_appended: u64,
+    /// Group commits: each writes the records appended meanwhile in one write.
+    pub batches_written: u64,
+    pub fsyncs: u64,
+    pub bytes_on_disk: u64,
+    pub segments: u64,
+    /// Syncs by latency: (upper bound in seconds, count in that bucket alone); the
+    /// last bound is infinite.
+    pub sync_buckets: Vec<(f64, u64)>,
+    pub sync_seconds: f64,
+}
+
 /// A node of an active/standby pair, as the admin API shows it.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ReplicationView {
@@ -123,6 +138,8 @@ pub trait Admin: Send + Sync {
     /// Every binding of the vhost, the default exchange's implicit ones first.
     fn bindings(&self, vhost: &str) -> Result<Vec<BindingInfo>, BrokerError>;
     fn users(&self) -> Vec<UserInfo>;
+    /// The journal's counters (None without a store).
+    fn journal(&self) -> Option<JournalView>;
     /// Logged-in client connections of every protocol, by id.
     fn connections(&self) -> Vec<ConnectionInfo>;
     /// Asks the connection from `peer` to close (the protocol's own close, as at
