@@ -234,6 +234,7 @@ impl Server {
 
         let aws =
             switchboard_bridge::Service::new(broker.clone(), switchboard_bridge::Config::from(cfg));
+        let aws_metrics = aws.metrics();
         tracker.spawn(accept_loop(
             http,
             shutdown.clone(),
@@ -257,6 +258,7 @@ impl Server {
                 ("http".into(), admin_addr),
             ],
             replication,
+            metrics: vec![aws_metrics],
         };
         if let Some(path) = &cfg.definitions {
             load_definitions(path, &broker, &admin)?;

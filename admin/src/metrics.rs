@@ -100,6 +100,9 @@ pub async fn metrics(State(st): State<AppState>) -> impl IntoResponse {
     );
     journal(&mut out, &st);
     connections(&mut out, &st);
+    for m in &st.node.metrics {
+        m.write_metrics(&mut out);
+    }
     if let Some(probe) = &st.node.replication {
         let r = probe();
         let _ = writeln!(

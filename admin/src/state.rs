@@ -16,6 +16,8 @@ pub struct NodeInfo {
     pub listeners: Vec<(String, SocketAddr)>,
     /// The pair's state, for a node of an active/standby pair.
     pub replication: Option<switchboard_api::admin::ReplicationProbe>,
+    /// Other parts' figures, appended to `/metrics`.
+    pub metrics: Vec<Arc<dyn switchboard_api::admin::MetricsSource>>,
 }
 
 #[derive(Clone)]

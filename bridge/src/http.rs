@@ -2,6 +2,7 @@
 //! is written back. Everything SQS-specific happens in [`crate::sqs`], everything
 //! SNS-specific in [`crate::sns`].
 
+use crate::metrics::{Label, RequestStats};
 use crate::sigv4;
 use crate::sns::{self, Sns, SnsError};
 use crate::sqs::{Ctx, Sqs, SqsError, query};
@@ -18,16 +19,19 @@ use std::sync::Arc;
 use std::time::SystemTime;
 use switchboard_api::Broker;
 
-pub fn router(broker: Arc<dyn Broker>, cfg: Config) -> Router {
+pub fn router(broker: Arc<dyn Broker>, cfg: Config, stats: Arc<RequestStats>) -> Router {
     let sqs = Sqs::new(broker, cfg);
     let sns = Sns::new(sqs.clone());
-    Router::new().fallback(handle).with_state(Apis { sqs, sns })
+    Router::new()
+        .fallback(handle)
+        .with_state(Apis { sqs, sns, stats })
 }
 
 #[derive(Clone)]
 struct Apis {
     sqs: Arc<Sqs>,
     sns: Arc<Sns>,
+    stats: Arc<RequestStats>,
 }
 
 enum Protocol {
@@ -78,11 +82,22 @@ fn is_service(
     }
 }
 
+/// Serves one request and counts it under the action it turned out to be.
 async fn handle(
-    State(Apis { sqs, sns }): State<Apis>,
+    State(apis): State<Apis>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     req: Request,
 ) -> Response {
+    let started = std::time::Instant::now();
+    let mut label = Label::default();
+    let r = serve(&apis, peer, req, &mut label).await;
+    let failed = r.status().is_client_error() || r.status().is_server_error();
+    apis.stats.record(label, failed, started.elapsed());
+    r
+}
+
+async fn serve(apis: &Apis, peer: SocketAddr, req: Request, label: &mut Label) -> Response {
+    let (sqs, sns) = (apis.sqs.clone(), apis.sns.clone());
     let request_id = uuid::Uuid::new_v4().to_string();
     let (parts, body) = req.into_parts();
     // SNS's signing certificate, for anyone verifying a message (no signature:
@@ -149,6 +164,10 @@ async fn handle(
     };
     match proto {
         Protocol::Json(action) => {
+            *label = Label {
+                service: "sqs",
+                action: action.clone(),
+            };
             let input: serde_json::Value = if body.is_empty() {
                 serde_json::Value::Object(Default::default())
             } else {
@@ -165,7 +184,7 @@ async fn handle(
                 Err(e) => json_error(&e, &request_id),
             }
         }
-        Protocol::Sts => match query_params(&parts, &body) {
+        Protocol::Sts => match labelled(query_params(&parts, &body), "sts", label) {
             Ok((_, action)) if action == "GetCallerIdentity" => xml_ok(
                 sts::caller_identity(ctx.user.as_ref(), &sqs.config().account_id, &request_id),
                 &request_id,
@@ -179,7 +198,7 @@ async fn handle(
             Err(e) => sns_error(&e.into(), &request_id),
         },
         Protocol::Sns => {
-            let (pairs, action) = match query_params(&parts, &body) {
+            let (pairs, action) = match labelled(query_params(&parts, &body), "sns", label) {
                 Ok(x) => x,
                 Err(e) => return sns_error(&e.into(), &request_id),
             };
@@ -190,7 +209,7 @@ async fn handle(
             }
         }
         Protocol::Query => {
-            let (pairs, action) = match query_params(&parts, &body) {
+            let (pairs, action) = match labelled(query_params(&parts, &body), "sqs", label) {
                 Ok(x) => x,
                 Err(e) => return xml_error(&e, &request_id),
             };
@@ -204,6 +223,21 @@ async fn handle(
             }
         }
     }
+}
+
+/// Names the request after its action, for the request metrics.
+fn labelled<E>(
+    r: Result<(Vec<(String, String)>, String), E>,
+    service: &'static str,
+    label: &mut Label,
+) -> Result<(Vec<(String, String)>, String), E> {
+    if let Ok((_, action)) = &r {
+        *label = Label {
+            service,
+            action: action.clone(),
+        };
+    }
+    r
 }
 
 /// A Query request's parameters and action: old SDKs put the parameters in the URL

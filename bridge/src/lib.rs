@@ -10,6 +10,7 @@
 
 mod awsquery;
 mod http;
+mod metrics;
 mod percent;
 pub mod sigv4;
 pub mod sns;
@@ -96,13 +97,21 @@ const HEADER_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(
 #[derive(Clone)]
 pub struct Service {
     router: axum::Router,
+    stats: Arc<metrics::RequestStats>,
 }
 
 impl Service {
     pub fn new(broker: Arc<dyn Broker>, cfg: Config) -> Service {
+        let stats = Arc::new(metrics::RequestStats::default());
         Service {
-            router: http::router(broker, cfg),
+            router: http::router(broker, cfg, stats.clone()),
+            stats,
         }
+    }
+
+    /// Requests by service and action, for the admin API's `/metrics`.
+    pub fn metrics(&self) -> Arc<dyn switchboard_api::admin::MetricsSource> {
+        self.stats.clone()
     }
 
     /// Serves one connection (HTTP/1.1 with keep-alive) until the client closes it

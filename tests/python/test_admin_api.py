@@ -380,3 +380,36 @@ def test_connections_of_every_protocol_listed_and_closed(api, broker, mqtt_clien
     finally:
         if amqp.is_open:
             amqp.close()
+
+
+def test_sqs_and_sns_requests_are_counted_by_action(api, broker):
+    if broker.external:
+        pytest.skip("Switchboard's own series")
+    import botocore.exceptions
+    import snsutil
+    import sqsutil
+
+    ep = sqsutil.endpoint_from_ports(broker.ports)
+    sqs = sqsutil.client(ep)
+
+    def series(name):
+        with urllib.request.urlopen(api.base + "/metrics", timeout=10) as r:
+            for line in r.read().decode().splitlines():
+                if line.startswith(name + " "):
+                    return float(line.rsplit(" ", 1)[1])
+        return 0.0
+
+    listed = 'switchboard_http_requests_total{service="sqs",action="ListQueues"}'
+    failed = 'switchboard_http_request_errors_total{service="sqs",action="GetQueueUrl"}'
+    topics = 'switchboard_http_requests_total{service="sns",action="ListTopics"}'
+    before = (series(listed), series(failed), series(topics))
+    sqs.list_queues()
+    sqs.list_queues()
+    with pytest.raises(botocore.exceptions.ClientError):
+        sqs.get_queue_url(QueueName=uname("missing"))
+    snsutil.client(ep).list_topics()
+    assert series(listed) == before[0] + 2
+    assert series(failed) == before[1] + 1
+    assert series(topics) == before[2] + 1
+    assert series('switchboard_http_request_duration_seconds_count'
+                  '{service="sqs",action="ListQueues"}') >= 2

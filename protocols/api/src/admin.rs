@@ -130,6 +130,12 @@ pub struct ReplicationView {
 /// Reads a node's replication state when asked (None for a node that runs alone).
 pub type ReplicationProbe = Arc<dyn Fn() -> ReplicationView + Send + Sync>;
 
+/// A part outside the core with figures of its own for `/metrics` (the AWS APIs'
+/// requests): it writes them in Prometheus' text format.
+pub trait MetricsSource: Send + Sync {
+    fn write_metrics(&self, out: &mut String);
+}
+
 /// Read-only introspection of the core. Lists are sorted by name.
 pub trait Admin: Send + Sync {
     fn vhost_names(&self) -> Vec<String>;
