@@ -1,7 +1,7 @@
 //! The query parameters every RabbitMQ list endpoint takes: `columns=a,b.c`,
-//! `sort=`/`sort_reverse=`, `name=` (a substring, or a regex with
-//! `use_regex=true`, which this API treats as a substring too) and
-//! `page`/`page_size` (then the answer is a page object, as RabbitMQ's).
+//! `sort=`/`sort_reverse=`, `page`/`page_size` (then the answer is a page object,
+//! as RabbitMQ's) and, with a page only (as RabbitMQ), `name=` (a substring; a
+//! regex with `use_regex=true` is treated as a substring too).
 
 use crate::error::ApiError;
 use axum::Json;
@@ -60,7 +60,12 @@ fn compare(a: Option<&Json_>, b: Option<&Json_>) -> std::cmp::Ordering {
 
 pub fn respond(mut items: Vec<Json_>, q: &ListQuery) -> Result<Json<Json_>, ApiError> {
     let total = items.len();
-    if let Some(name) = q.name.as_deref().filter(|n| !n.is_empty()) {
+    // RabbitMQ filters by name only in paged answers; so does this.
+    if let Some(name) = q
+        .name
+        .as_deref()
+        .filter(|n| !n.is_empty() && q.page.is_some())
+    {
         items.retain(|i| i["name"].as_str().is_some_and(|n| n.contains(name)));
     }
     if let Some(key) = q.sort.as_deref().filter(|k| !k.is_empty()) {

@@ -184,3 +184,23 @@ def test_export_then_import_into_another_broker_is_lossless(node, tmp_path):
     assert _topology(again) == _topology(first)
     # The user came over with its hash: it logs in on the second broker.
     assert api_of(b, "rt", "rt").call("GET", "/api/overview")[0] == 200
+
+
+def test_a_real_rabbitmqctl_export_loads(node):
+    """data/rabbitmq-3.10.8-definitions.json is what `rabbitmqctl export_definitions`
+    wrote on Debian's RabbitMQ 3.10.8 after: vhost shop, exchange orders (topic),
+    queue orders.eu (x-dead-letter-exchange), binding eu.#, policy cap
+    (max-length 500, ha-mode all) and user shopper/sh0p (management)."""
+    from pathlib import Path
+
+    defs = json.loads((Path(__file__).parent / "data" /
+                       "rabbitmq-3.10.8-definitions.json").read_text())
+    b = node(defs)
+    api = api_of(b, "shopper", "sh0p")
+    q = api.get("/api/queues/shop/orders.eu")
+    assert q["arguments"] == {"x-dead-letter-exchange": "dlx", "x-max-length": 500}
+    assert api.get("/api/exchanges/shop/orders")["type"] == "topic"
+    assert ("orders", "orders.eu", "eu.#") in {
+        (x["source"], x["destination"], x["routing_key"]) for x in api.get("/api/bindings/shop")}
+    # guest's exported hash is of "guest": it still logs in (and still signs SigV4).
+    assert api_of(b).call("GET", "/api/whoami")[0] == 200
