@@ -1,5 +1,6 @@
-//! `/api/connections` (every protocol's, not only AMQP's), closing one, and
-//! `/api/channels` (AMQP channels; one per connection for the other protocols).
+//! `/api/connections` (every protocol's, not only AMQP's), closing one,
+//! `/api/channels` (AMQP channels; one per connection for the other protocols) and
+//! `/api/consumers` (each with the connection consuming).
 //! A connection is named by the client's address, which also finds it to close.
 
 use crate::auth::Auth;
@@ -124,4 +125,52 @@ pub async fn channels(
         }
     }
     respond(items, &q)
+}
+
+fn consumers_of(st: &AppState, vhosts: &[String]) -> Result<Vec<Json_>, ApiError> {
+    let conns = st.admin.connections();
+    let mut items = Vec::new();
+    for v in vhosts {
+        for c in st.admin.consumers(v)? {
+            let conn = conns.iter().find(|x| x.id == c.owner);
+            let details = conn.map_or(Json_::Null, |x| {
+                json!({"connection_name": x.meta.peer.to_string(),
+                       "peer_host": x.meta.peer.ip().to_string(),
+                       "peer_port": x.meta.peer.port(), "user": x.meta.user,
+                       "protocol": x.meta.protocol})
+            });
+            items.push(json!({
+                "queue": {"name": c.queue, "vhost": v},
+                "consumer_tag": format!("consumer-{}", c.tag),
+                "channel_details": details,
+                "prefetch_count": c.prefetch,
+                "unacknowledged": c.unacked,
+                "exclusive": c.exclusive,
+                "priority": c.priority,
+                "ack_required": true,
+                "active": true,
+                "activity_status": "up",
+            }));
+        }
+    }
+    Ok(items)
+}
+
+pub async fn consumers(
+    State(st): State<AppState>,
+    _a: Auth,
+    Query(q): Query<ListQuery>,
+) -> Result<Json<Json_>, ApiError> {
+    let all = st.admin.vhost_names();
+    respond(consumers_of(&st, &all)?, &q)
+}
+
+pub async fn consumers_of_vhost(
+    State(st): State<AppState>,
+    _a: Auth,
+    Path(vhost): Path<String>,
+    Query(q): Query<ListQuery>,
+) -> Result<Json<Json_>, ApiError> {
+    check_vhost(&st, &vhost)?;
+    respond(consumers_of(&st, &[vhost])?, &q)
 }

@@ -124,6 +124,11 @@ fn router(st: AppState) -> Router {
             get(connections::of_vhost),
         )
         .route("/api/channels", get(connections::channels))
+        .route("/api/consumers", get(connections::consumers))
+        .route(
+            "/api/consumers/{vhost}",
+            get(connections::consumers_of_vhost),
+        )
         .route("/api/exchanges", get(exchanges::list_all))
         .route("/api/exchanges/{vhost}", get(exchanges::list))
         .route(

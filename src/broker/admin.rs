@@ -5,7 +5,8 @@ use super::users::{self, UserConfig};
 use std::net::SocketAddr;
 use switchboard_api::BrokerError;
 use switchboard_api::admin::{
-    Admin, BindingInfo, ConnectionInfo, ExchangeInfo, JournalView, Password, QueueSummary, UserInfo,
+    Admin, BindingInfo, ConnectionInfo, ConsumerInfo, ExchangeInfo, JournalView, Password,
+    QueueSummary, UserInfo,
 };
 
 impl Admin for Core {
@@ -32,6 +33,10 @@ impl Admin for Core {
 
     fn bindings(&self, vhost: &str) -> Result<Vec<BindingInfo>, BrokerError> {
         Ok(self.vhost(vhost)?.binding_infos())
+    }
+
+    fn consumers(&self, vhost: &str) -> Result<Vec<ConsumerInfo>, BrokerError> {
+        Ok(self.vhost(vhost)?.consumer_infos())
     }
 
     fn users(&self) -> Vec<UserInfo> {

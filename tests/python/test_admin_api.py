@@ -187,6 +187,17 @@ def test_api_shows_an_amqp_queue_and_its_depth(api, broker, ch):
             ch.connection.process_data_events(time_limit=0.1)
         info = api.get(path)
         assert info["messages_unacknowledged"] == 1 and info["consumers"] == 1
+        # The consumer, with the connection consuming.
+        port = ch.connection._impl._transport._sock.getsockname()[1]
+        deadline = time.monotonic() + 15
+        while True:
+            mine = [c for c in api.get("/api/consumers/%2F") if c["queue"]["name"] == q]
+            if mine or time.monotonic() > deadline:
+                break
+            ch.connection.process_data_events(time_limit=0.2)
+        [c] = mine
+        assert c["prefetch_count"] == 1 and c["ack_required"] is True
+        assert c["channel_details"]["peer_port"] == port
         status, _, _ = api.call("DELETE", path + "/contents")
         assert status == 204
         deadline = time.monotonic() + 15

@@ -30,6 +30,21 @@ pub struct QueueSummary {
     pub stats: QueueStats,
 }
 
+/// One consumer of a queue.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConsumerInfo {
+    pub queue: String,
+    /// The frontend's id for it (AMQP's consumer tags are kept by the frontend).
+    pub tag: u64,
+    /// The connection consuming: [`Admin::connections`] tells who it is.
+    pub owner: ConnectionId,
+    /// Unsettled deliveries allowed (0: no limit), and those it holds now.
+    pub prefetch: u32,
+    pub unacked: u32,
+    pub exclusive: bool,
+    pub priority: i32,
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum DestinationKind {
     Queue,
@@ -144,6 +159,8 @@ pub trait Admin: Send + Sync {
     /// Every binding of the vhost, the default exchange's implicit ones first.
     fn bindings(&self, vhost: &str) -> Result<Vec<BindingInfo>, BrokerError>;
     fn users(&self) -> Vec<UserInfo>;
+    /// Every consumer of the vhost's queues.
+    fn consumers(&self, vhost: &str) -> Result<Vec<ConsumerInfo>, BrokerError>;
     /// The journal's counters (None without a store).
     fn journal(&self) -> Option<JournalView>;
     /// Logged-in client connections of every protocol, by id.

@@ -30,6 +30,7 @@ impl Queue {
             let c = Consumer {
                 id,
                 tag: spec.tag,
+                owner: spec.owner,
                 prefetch: spec.prefetch,
                 in_flight: 0,
                 shared: spec.shared_credit,

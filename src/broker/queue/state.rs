@@ -98,6 +98,8 @@ impl InFlight {
 pub(super) struct Consumer {
     pub(super) id: u64,
     pub(super) tag: u64,
+    /// The connection consuming (the admin API shows it).
+    pub(super) owner: ConnectionId,
     pub(super) prefetch: u32,
     pub(super) in_flight: u32,
     pub(super) shared: Option<Arc<Credit>>,
@@ -107,6 +109,23 @@ pub(super) struct Consumer {
 }
 
 impl Queue {
+    /// The consumers as the admin API lists them.
+    pub fn consumer_infos(&self) -> Vec<switchboard_api::admin::ConsumerInfo> {
+        self.lock()
+            .consumers
+            .iter()
+            .map(|c| switchboard_api::admin::ConsumerInfo {
+                queue: self.name.clone(),
+                tag: c.tag,
+                owner: c.owner,
+                prefetch: c.prefetch,
+                unacked: c.in_flight,
+                exclusive: c.exclusive,
+                priority: c.priority,
+            })
+            .collect()
+    }
+
     pub(super) fn lock(&self) -> MutexGuard<'_, State> {
         // A panic while holding the lock is a bug; keep serving rather than poison
         // every later operation on this queue.

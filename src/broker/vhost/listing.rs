@@ -43,6 +43,13 @@ impl Vhost {
         out
     }
 
+    pub fn consumer_infos(&self) -> Vec<switchboard_api::admin::ConsumerInfo> {
+        let queues: Vec<_> = self.queues().values().cloned().collect();
+        let mut out: Vec<_> = queues.iter().flat_map(|q| q.consumer_infos()).collect();
+        out.sort_by(|a, b| (&a.queue, a.tag).cmp(&(&b.queue, b.tag)));
+        out
+    }
+
     /// The default exchange's implicit binding of every queue first, as RabbitMQ
     /// lists them, then each exchange's bindings by source name.
     pub fn binding_infos(&self) -> Vec<BindingInfo> {
