@@ -186,9 +186,15 @@ fn router(st: AppState) -> Router {
         .route("/console/app.js", get(console::app))
         .route("/console/style.css", get(console::style))
         .fallback(fallback)
+        .method_not_allowed_fallback(method_not_allowed)
         .with_state(st)
 }
 
 async fn fallback() -> ApiError {
     ApiError::not_found()
+}
+
+/// A path that exists, with a method it does not take: 405 in RabbitMQ's JSON.
+async fn method_not_allowed() -> ApiError {
+    ApiError::method_not_allowed()
 }

@@ -239,7 +239,7 @@ def test_publish_from_the_api_reaches_an_mqtt_subscriber(api, mqtt):
         c.disconnect()
 
 
-def test_errors_are_rabbitmq_shaped(api):
+def test_errors_are_rabbitmq_shaped(api, broker):
     status, body, hdrs = api.call("GET", "/api/queues", auth=False)
     assert status == 401
     assert "Basic" in hdrs.get("WWW-Authenticate", hdrs.get("www-authenticate", ""))
@@ -248,6 +248,10 @@ def test_errors_are_rabbitmq_shaped(api):
     status, body, _ = api.call("GET", "/api/queues/%2F/" + uname("missing"))
     assert status == 404 and body["error"] and body["reason"]
     assert api.call("GET", "/api/queues/no-such-vhost")[0] == 404
+    status, body, _ = api.call("POST", "/api/overview", {})
+    assert status == 405
+    if not broker.external:
+        assert body["error"] == "Method Not Allowed"
     q = uname("bad")
     status, body, _ = api.call("PUT", "/api/queues/%2F/" + q, b"{not json")
     assert status == 400 and body["error"] == "bad_request"
