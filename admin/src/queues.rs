@@ -3,7 +3,7 @@
 use crate::auth::Auth;
 use crate::error::ApiError;
 use crate::json::{arguments, properties_to_json, table_to_json};
-use crate::list::{ListQuery, respond};
+use crate::list::{ListQuery, respond_with};
 use crate::state::{AppState, check_vhost};
 use axum::Json;
 use axum::extract::{Path, Query, State};
@@ -40,13 +40,27 @@ pub fn queue_json(node: &str, vhost: &str, q: &QueueSummary) -> Json_ {
     })
 }
 
-fn all_of(st: &AppState, vhost: &str) -> Result<Vec<Json_>, ApiError> {
-    Ok(st
-        .admin
-        .queues(vhost)?
-        .iter()
-        .map(|q| queue_json(&st.node.node, vhost, q))
-        .collect())
+/// Every queue of the vhosts, as (vhost, summary): cheap; the JSON is made for
+/// the ones answered only.
+fn summaries(st: &AppState, vhosts: Vec<String>) -> Result<Vec<(String, QueueSummary)>, ApiError> {
+    let mut out = Vec::new();
+    for v in vhosts {
+        out.extend(st.admin.queues(&v)?.into_iter().map(|q| (v.clone(), q)));
+    }
+    Ok(out)
+}
+
+fn answer(
+    st: &AppState,
+    all: Vec<(String, QueueSummary)>,
+    q: &ListQuery,
+) -> Result<Json<Json_>, ApiError> {
+    respond_with(
+        all,
+        q,
+        |(_, s)| s.name.as_str(),
+        |(v, s)| queue_json(&st.node.node, v, s),
+    )
 }
 
 pub async fn list_all(
@@ -54,11 +68,8 @@ pub async fn list_all(
     _a: Auth,
     Query(q): Query<ListQuery>,
 ) -> Result<Json<Json_>, ApiError> {
-    let mut items = Vec::new();
-    for v in st.admin.vhost_names() {
-        items.extend(all_of(&st, &v)?);
-    }
-    respond(items, &q)
+    let all = summaries(&st, st.admin.vhost_names())?;
+    answer(&st, all, &q)
 }
 
 pub async fn list(
@@ -68,7 +79,8 @@ pub async fn list(
     Query(q): Query<ListQuery>,
 ) -> Result<Json<Json_>, ApiError> {
     check_vhost(&st, &vhost)?;
-    respond(all_of(&st, &vhost)?, &q)
+    let all = summaries(&st, vec![vhost])?;
+    answer(&st, all, &q)
 }
 
 fn find(st: &AppState, vhost: &str, name: &str) -> Result<QueueSummary, ApiError> {
