@@ -176,6 +176,19 @@ fn table(rows: &Value, columns: &[&str]) -> String {
     out.join("\n") + "\n"
 }
 
+/// A change: made, then said.
+async fn done(
+    t: &Target,
+    method: &str,
+    path: &str,
+    body: Option<Value>,
+    said: &str,
+) -> anyhow::Result<()> {
+    call(t, method, path, body.map(|b| b.to_string().into_bytes())).await?;
+    println!("{said}");
+    Ok(())
+}
+
 pub async fn run(t: &Target, action: &AdminAction) -> anyhow::Result<()> {
     let v = encode(&t.vhost);
     let (answer, columns): (Value, &[&str]) = match action {
@@ -204,42 +217,27 @@ pub async fn run(t: &Target, action: &AdminAction) -> anyhow::Result<()> {
             tags,
         } => {
             let body = serde_json::json!({"password": password, "tags": tags});
-            call(
-                t,
-                "PUT",
-                &format!("/api/users/{}", encode(name)),
-                Some(body.to_string().into_bytes()),
-            )
-            .await?;
-            println!("user {name} saved");
-            return Ok(());
+            let path = format!("/api/users/{}", encode(name));
+            return done(t, "PUT", &path, Some(body), &format!("user {name} saved")).await;
         }
         AdminAction::DeleteUser { name } => {
-            call(t, "DELETE", &format!("/api/users/{}", encode(name)), None).await?;
-            println!("user {name} deleted");
-            return Ok(());
+            let path = format!("/api/users/{}", encode(name));
+            return done(t, "DELETE", &path, None, &format!("user {name} deleted")).await;
         }
         AdminAction::Purge { queue } => {
-            call(
-                t,
-                "DELETE",
-                &format!("/api/queues/{v}/{}/contents", encode(queue)),
-                None,
-            )
-            .await?;
-            println!("queue {queue} purged");
-            return Ok(());
+            let path = format!("/api/queues/{v}/{}/contents", encode(queue));
+            return done(t, "DELETE", &path, None, &format!("queue {queue} purged")).await;
         }
         AdminAction::CloseConnection { name } => {
-            call(
+            let path = format!("/api/connections/{}", encode(name));
+            return done(
                 t,
                 "DELETE",
-                &format!("/api/connections/{}", encode(name)),
+                &path,
                 None,
+                &format!("connection {name} closed"),
             )
-            .await?;
-            println!("connection {name} closed");
-            return Ok(());
+            .await;
         }
         AdminAction::Export { file } => {
             let defs = call(t, "GET", "/api/definitions", None).await?;

@@ -8,7 +8,7 @@ use crate::error::ApiError;
 use crate::json::{arguments, table_to_json};
 use crate::list::{ListQuery, respond};
 use crate::queues::body;
-use crate::state::{AppState, check_vhost, exchange_name};
+use crate::state::{AppState, check_vhost, exchange_name, scope};
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -74,25 +74,18 @@ fn of(
         .collect())
 }
 
-pub async fn list_all(
-    State(st): State<AppState>,
-    _a: Auth,
-    Query(q): Query<ListQuery>,
-) -> Result<Json<Json_>, ApiError> {
-    let mut items = Vec::new();
-    for v in st.admin.vhost_names() {
-        items.extend(of(&st, &v, |_| true)?);
-    }
-    respond(items, &q)
-}
-
+/// `/api/bindings` and `/api/bindings/{vhost}`.
 pub async fn list(
     State(st): State<AppState>,
     _a: Auth,
-    Path(vhost): Path<String>,
+    vhost: Option<Path<String>>,
     Query(q): Query<ListQuery>,
 ) -> Result<Json<Json_>, ApiError> {
-    respond(of(&st, &vhost, |_| true)?, &q)
+    let mut items = Vec::new();
+    for v in scope(&st, vhost.map(|p| p.0))? {
+        items.extend(of(&st, &v, |_| true)?);
+    }
+    respond(items, &q)
 }
 
 pub async fn of_queue(

@@ -7,7 +7,7 @@ use crate::auth::Auth;
 use crate::error::ApiError;
 use crate::json::table_to_json;
 use crate::list::{ListQuery, respond};
-use crate::state::{AppState, check_vhost};
+use crate::state::{AppState, check_vhost, scope};
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
@@ -45,22 +45,18 @@ fn all(st: &AppState, vhost: Option<&str>) -> Vec<Json_> {
         .collect()
 }
 
+/// `/api/connections` and `/api/vhosts/{vhost}/connections`.
 pub async fn list(
     State(st): State<AppState>,
     _a: Auth,
+    vhost: Option<Path<String>>,
     Query(q): Query<ListQuery>,
 ) -> Result<Json<Json_>, ApiError> {
-    respond(all(&st, None), &q)
-}
-
-pub async fn of_vhost(
-    State(st): State<AppState>,
-    _a: Auth,
-    Path(vhost): Path<String>,
-    Query(q): Query<ListQuery>,
-) -> Result<Json<Json_>, ApiError> {
-    check_vhost(&st, &vhost)?;
-    respond(all(&st, Some(&vhost)), &q)
+    let vhost = vhost.map(|p| p.0);
+    if let Some(v) = &vhost {
+        check_vhost(&st, v)?;
+    }
+    respond(all(&st, vhost.as_deref()), &q)
 }
 
 fn find(st: &AppState, name: &str) -> Result<ConnectionInfo, ApiError> {
@@ -156,21 +152,12 @@ fn consumers_of(st: &AppState, vhosts: &[String]) -> Result<Vec<Json_>, ApiError
     Ok(items)
 }
 
+/// `/api/consumers` and `/api/consumers/{vhost}`.
 pub async fn consumers(
     State(st): State<AppState>,
     _a: Auth,
+    vhost: Option<Path<String>>,
     Query(q): Query<ListQuery>,
 ) -> Result<Json<Json_>, ApiError> {
-    let all = st.admin.vhost_names();
-    respond(consumers_of(&st, &all)?, &q)
-}
-
-pub async fn consumers_of_vhost(
-    State(st): State<AppState>,
-    _a: Auth,
-    Path(vhost): Path<String>,
-    Query(q): Query<ListQuery>,
-) -> Result<Json<Json_>, ApiError> {
-    check_vhost(&st, &vhost)?;
-    respond(consumers_of(&st, &[vhost])?, &q)
+    respond(consumers_of(&st, &scope(&st, vhost.map(|p| p.0))?)?, &q)
 }

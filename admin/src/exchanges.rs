@@ -5,7 +5,7 @@ use crate::error::ApiError;
 use crate::json::{arguments, json_to_properties, table_to_json};
 use crate::list::{ListQuery, respond};
 use crate::queues::{body, flag};
-use crate::state::{AppState, check_vhost, durable, exchange_name};
+use crate::state::{AppState, check_vhost, durable, exchange_name, scope};
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
@@ -28,35 +28,18 @@ fn exchange_json(vhost: &str, x: &ExchangeInfo) -> Json_ {
     })
 }
 
-fn all_of(st: &AppState, vhost: &str) -> Result<Vec<Json_>, ApiError> {
-    Ok(st
-        .admin
-        .exchanges(vhost)?
-        .iter()
-        .map(|x| exchange_json(vhost, x))
-        .collect())
-}
-
-pub async fn list_all(
-    State(st): State<AppState>,
-    _a: Auth,
-    Query(q): Query<ListQuery>,
-) -> Result<Json<Json_>, ApiError> {
-    let mut items = Vec::new();
-    for v in st.admin.vhost_names() {
-        items.extend(all_of(&st, &v)?);
-    }
-    respond(items, &q)
-}
-
+/// `/api/exchanges` and `/api/exchanges/{vhost}`.
 pub async fn list(
     State(st): State<AppState>,
     _a: Auth,
-    Path(vhost): Path<String>,
+    vhost: Option<Path<String>>,
     Query(q): Query<ListQuery>,
 ) -> Result<Json<Json_>, ApiError> {
-    check_vhost(&st, &vhost)?;
-    respond(all_of(&st, &vhost)?, &q)
+    let mut items = Vec::new();
+    for v in scope(&st, vhost.map(|p| p.0))? {
+        items.extend(st.admin.exchanges(&v)?.iter().map(|x| exchange_json(&v, x)));
+    }
+    respond(items, &q)
 }
 
 fn find(st: &AppState, vhost: &str, name: &str) -> Result<ExchangeInfo, ApiError> {

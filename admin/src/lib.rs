@@ -119,17 +119,11 @@ fn router(st: AppState) -> Router {
             "/api/connections/{name}",
             get(connections::show).delete(connections::close),
         )
-        .route(
-            "/api/vhosts/{vhost}/connections",
-            get(connections::of_vhost),
-        )
+        .route("/api/vhosts/{vhost}/connections", get(connections::list))
         .route("/api/channels", get(connections::channels))
         .route("/api/consumers", get(connections::consumers))
-        .route(
-            "/api/consumers/{vhost}",
-            get(connections::consumers_of_vhost),
-        )
-        .route("/api/exchanges", get(exchanges::list_all))
+        .route("/api/consumers/{vhost}", get(connections::consumers))
+        .route("/api/exchanges", get(exchanges::list))
         .route("/api/exchanges/{vhost}", get(exchanges::list))
         .route(
             "/api/exchanges/{vhost}/{name}",
@@ -149,7 +143,7 @@ fn router(st: AppState) -> Router {
             "/api/exchanges/{vhost}/{name}/bindings/destination",
             get(bindings::of_exchange_destination),
         )
-        .route("/api/queues", get(queues::list_all))
+        .route("/api/queues", get(queues::list))
         .route("/api/queues/{vhost}", get(queues::list))
         .route(
             "/api/queues/{vhost}/{name}",
@@ -163,7 +157,7 @@ fn router(st: AppState) -> Router {
             "/api/queues/{vhost}/{name}/bindings",
             get(bindings::of_queue),
         )
-        .route("/api/bindings", get(bindings::list_all))
+        .route("/api/bindings", get(bindings::list))
         .route("/api/bindings/{vhost}", get(bindings::list))
         .route(
             "/api/bindings/{vhost}/e/{source}/{kind}/{dest}",

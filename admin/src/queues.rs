@@ -4,7 +4,7 @@ use crate::auth::Auth;
 use crate::error::ApiError;
 use crate::json::{arguments, properties_to_json, table_to_json};
 use crate::list::{ListQuery, respond_with};
-use crate::state::{AppState, check_vhost};
+use crate::state::{AppState, check_vhost, scope};
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
@@ -63,23 +63,14 @@ fn answer(
     )
 }
 
-pub async fn list_all(
-    State(st): State<AppState>,
-    _a: Auth,
-    Query(q): Query<ListQuery>,
-) -> Result<Json<Json_>, ApiError> {
-    let all = summaries(&st, st.admin.vhost_names())?;
-    answer(&st, all, &q)
-}
-
+/// `/api/queues` and `/api/queues/{vhost}`.
 pub async fn list(
     State(st): State<AppState>,
     _a: Auth,
-    Path(vhost): Path<String>,
+    vhost: Option<Path<String>>,
     Query(q): Query<ListQuery>,
 ) -> Result<Json<Json_>, ApiError> {
-    check_vhost(&st, &vhost)?;
-    let all = summaries(&st, vec![vhost])?;
+    let all = summaries(&st, scope(&st, vhost.map(|p| p.0))?)?;
     answer(&st, all, &q)
 }
 

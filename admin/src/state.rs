@@ -39,6 +39,18 @@ pub fn check_vhost(st: &AppState, vhost: &str) -> Result<(), ApiError> {
     }
 }
 
+/// The vhosts a list covers: the one its path names (404 unless it exists), or
+/// every vhost for the path without one.
+pub fn scope(st: &AppState, vhost: Option<String>) -> Result<Vec<String>, ApiError> {
+    match vhost {
+        Some(v) => {
+            check_vhost(st, &v)?;
+            Ok(vec![v])
+        }
+        None => Ok(st.admin.vhost_names()),
+    }
+}
+
 /// Waits until the journal holds `lsn`: a change is answered once it is durable,
 /// as every protocol's "accepted" is.
 pub async fn durable(st: &AppState, lsn: u64) {

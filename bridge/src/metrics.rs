@@ -12,6 +12,9 @@ use std::time::Duration;
 const BUCKETS: [f64; 9] = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1, 0.5, 2.5];
 const MAX_SERIES: usize = 200;
 
+/// A counter of the series: its name, help text and value.
+type Counter = (&'static str, &'static str, fn(&Series) -> u64);
+
 #[derive(Default)]
 struct Series {
     count: u64,
@@ -71,29 +74,29 @@ impl RequestStats {
         let mut labels: Vec<&Label> = all.keys().collect();
         labels.sort_by(|a, b| (a.service, &a.action).cmp(&(b.service, &b.action)));
         let name = "switchboard_http_request_duration_seconds";
-        let _ = writeln!(
-            out,
-            "# HELP switchboard_http_requests_total SQS/SNS/STS requests by service and action\n\
-             # TYPE switchboard_http_requests_total counter"
-        );
-        for l in &labels {
-            let _ = writeln!(
-                out,
-                "switchboard_http_requests_total{{service=\"{}\",action=\"{}\"}} {}",
-                l.service, l.action, all[*l].count
-            );
-        }
-        let _ = writeln!(
-            out,
-            "# HELP switchboard_http_request_errors_total Requests answered with an error\n\
-             # TYPE switchboard_http_request_errors_total counter"
-        );
-        for l in &labels {
-            let _ = writeln!(
-                out,
-                "switchboard_http_request_errors_total{{service=\"{}\",action=\"{}\"}} {}",
-                l.service, l.action, all[*l].errors
-            );
+        let counters: [Counter; 2] = [
+            (
+                "switchboard_http_requests_total",
+                "SQS/SNS/STS requests by service and action",
+                |s| s.count,
+            ),
+            (
+                "switchboard_http_request_errors_total",
+                "Requests answered with an error",
+                |s| s.errors,
+            ),
+        ];
+        for (counter, help, value) in counters {
+            let _ = writeln!(out, "# HELP {counter} {help}\n# TYPE {counter} counter");
+            for l in &labels {
+                let _ = writeln!(
+                    out,
+                    "{counter}{{service=\"{}\",action=\"{}\"}} {}",
+                    l.service,
+                    l.action,
+                    value(&all[*l])
+                );
+            }
         }
         let _ = writeln!(
             out,
