@@ -9,7 +9,8 @@ const HISTORY = 150;
 let auth = sessionStorage.getItem("auth");
 let timer = null;
 let selectedQueue = null;
-const history = { total: [], queue: [] };
+const newRates = () => ({ publish: [], deliver: [], ack: [] });
+const history = { total: [], queue: [], rates: newRates(), queueRates: newRates() };
 
 function enc(s) { return encodeURIComponent(s); }
 
@@ -59,33 +60,57 @@ function fill(tbody, rows, render) {
   }
 }
 
-function chart(canvas, points, label) {
+const COLORS = ["#2d6cdf", "#1f9d55", "#d97706", "#b91c1c"];
+
+// Line chart of one or more series: [[label, points], ...], newest point last.
+function chart(canvas, series) {
   const ctx = canvas.getContext("2d");
   const w = canvas.width, h = canvas.height, pad = 30;
   ctx.clearRect(0, 0, w, h);
-  const max = Math.max(1, ...points);
+  const max = Math.max(1, ...series.flatMap(([, p]) => p));
   ctx.strokeStyle = "#d9dde5";
   ctx.beginPath(); ctx.moveTo(pad, h - pad); ctx.lineTo(w - 5, h - pad); ctx.stroke();
-  ctx.fillStyle = "#6b7385";
   ctx.font = "12px system-ui";
-  ctx.fillText(String(max), 2, 12);
-  ctx.fillText(label, pad + 4, 12);
-  ctx.strokeStyle = "#2d6cdf";
-  ctx.lineWidth = 2;
-  ctx.beginPath();
-  points.forEach((v, i) => {
-    const x = pad + (i * (w - pad - 5)) / Math.max(1, HISTORY - 1);
-    const y = h - pad - (v / max) * (h - pad - 18);
-    if (i === 0) ctx.moveTo(x, y); else ctx.lineTo(x, y);
+  ctx.fillStyle = "#6b7385";
+  ctx.fillText(String(Math.round(max * 10) / 10), 2, 12);
+  let legend = pad + 4;
+  series.forEach(([label, points], k) => {
+    const color = COLORS[k % COLORS.length];
+    ctx.fillStyle = color;
+    const last = points.length ? points[points.length - 1] : 0;
+    const text = label + " " + (Math.round(last * 10) / 10);
+    ctx.fillText(text, legend, 12);
+    legend += ctx.measureText(text).width + 16;
+    ctx.strokeStyle = color;
+    ctx.lineWidth = 2;
+    ctx.beginPath();
+    const at = (i, v) => [pad + (i * (w - pad - 5)) / Math.max(1, HISTORY - 1),
+      h - pad - (v / max) * (h - pad - 18)];
+    points.forEach((v, i) => {
+      const [x, y] = at(i, v);
+      if (i === 0) ctx.moveTo(x, y); else ctx.lineTo(x, y);
+    });
+    ctx.stroke();
+    if (points.length) {
+      const [x, y] = at(points.length - 1, last);
+      ctx.beginPath(); ctx.arc(x, y, 3, 0, 2 * Math.PI); ctx.fill();
+    }
   });
-  ctx.stroke();
-  if (points.length) {
-    const i = points.length - 1;
-    const x = pad + (i * (w - pad - 5)) / Math.max(1, HISTORY - 1);
-    const y = h - pad - (points[i] / max) * (h - pad - 18);
-    ctx.fillStyle = "#2d6cdf";
-    ctx.beginPath(); ctx.arc(x, y, 3, 0, 2 * Math.PI); ctx.fill();
-  }
+}
+
+// The rates of a `message_stats` (0 until the API has two samples).
+function rates(ms) {
+  const r = (k) => (ms && ms[k + "_details"] ? ms[k + "_details"].rate : 0);
+  return { publish: r("publish"), deliver: r("deliver_get"), ack: r("ack"), redeliver: r("redeliver") };
+}
+
+function rememberRates(h, ms) {
+  const r = rates(ms);
+  for (const k of ["publish", "deliver", "ack"]) remember(h[k], r[k]);
+}
+
+function rateSeries(h) {
+  return [["publish/s", h.publish], ["deliver/s", h.deliver], ["ack/s", h.ack]];
 }
 
 function remember(list, v) {
@@ -98,8 +123,9 @@ const pages = {
     const [ov, nodes, conns] = await Promise.all([
       api("GET", "/overview"), api("GET", "/nodes"), api("GET", "/connections"),
     ]);
-    const t = ov.object_totals, q = ov.queue_totals;
+    const t = ov.object_totals, q = ov.queue_totals, r = rates(ov.message_stats);
     const cards = [
+      ["publish/s", r.publish], ["deliver/s", r.deliver], ["ack/s", r.ack],
       ["messages", q.messages], ["ready", q.messages_ready],
       ["unacknowledged", q.messages_unacknowledged], ["queues", t.queues],
       ["connections", t.connections], ["consumers", t.consumers],
@@ -108,23 +134,32 @@ const pages = {
     $("#totals").replaceChildren(...cards.map(([k, v]) => {
       const d = document.createElement("div");
       d.className = "card";
-      d.id = "total-" + k;
+      d.id = "total-" + k.replace("/s", "-rate");
       const b = document.createElement("b"); b.textContent = v;
       const s = document.createElement("span"); s.textContent = k;
       d.append(b, s);
       return d;
     }));
     remember(history.total, q.messages);
-    chart($("#depth-chart"), history.total, "messages in all queues");
+    chart($("#depth-chart"), [["messages in all queues", history.total]]);
+    rememberRates(history.rates, ov.message_stats);
+    chart($("#rates-chart"), rateSeries(history.rates));
     const by = {};
     for (const c of conns) by[c.protocol] = (by[c.protocol] || 0) + 1;
     fill($("#protocols tbody"), Object.entries(by).sort(), (tr, [p, n]) => {
       cell(tr, p); cell(tr, n, "num");
     });
     const n = nodes[0] || {};
-    fill($("#node tbody"), [["node", n.name], ["uptime", Math.round((n.uptime || 0) / 1000) + " s"],
-      ["memory", Math.round((n.mem_used || 0) / 1048576) + " MiB"], ["version", ov.product_version]],
-      (tr, [k, v]) => { cell(tr, k); cell(tr, v); });
+    const rows = [["node", n.name], ["uptime", Math.round((n.uptime || 0) / 1000) + " s"],
+      ["memory", Math.round((n.mem_used || 0) / 1048576) + " MiB"], ["version", ov.product_version]];
+    const rep = ov.replication;
+    if (rep) {
+      rows.push(["replication", rep.role + ", epoch " + rep.epoch + ", peer " + rep.peer]);
+      rows.push(["standby", rep.standby_in_sync ? "in sync" : "NOT in sync (lag " + rep.lag_lsn + ")"]);
+    } else {
+      rows.push(["replication", "single node"]);
+    }
+    fill($("#node tbody"), rows, (tr, [k, v]) => { cell(tr, k); cell(tr, v); });
   },
 
   async connections() {
@@ -150,7 +185,11 @@ const pages = {
       cell(tr, q.vhost); cell(tr, q.name); cell(tr, q.type);
       cell(tr, q.messages_ready, "num ready"); cell(tr, q.messages_unacknowledged, "num");
       cell(tr, q.consumers, "num");
-      button(tr, "Open", () => { selectedQueue = q; history.queue = []; refresh(); });
+      const r = rates(q.message_stats);
+      cell(tr, r.publish, "num"); cell(tr, r.deliver, "num"); cell(tr, r.ack, "num");
+      button(tr, "Open", () => {
+        selectedQueue = q; history.queue = []; history.queueRates = newRates(); refresh();
+      });
     });
     if (selectedQueue) {
       const q = qs.find((x) => x.vhost === selectedQueue.vhost && x.name === selectedQueue.name);
@@ -158,7 +197,9 @@ const pages = {
       if (!q) { selectedQueue = null; return; }
       $("#qd-name").textContent = q.name;
       remember(history.queue, q.messages);
-      chart($("#queue-chart"), history.queue, "messages in " + q.name);
+      chart($("#queue-chart"), [["messages in " + q.name, history.queue]]);
+      rememberRates(history.queueRates, q.message_stats);
+      chart($("#queue-rates-chart"), rateSeries(history.queueRates));
       const b = await api("GET", "/queues/" + enc(q.vhost) + "/" + enc(q.name) + "/bindings");
       fill($("#qd-bindings tbody"), b, (tr, x) => {
         cell(tr, x.source || "(default exchange)"); cell(tr, x.routing_key);

@@ -21,6 +21,7 @@ mod list;
 mod metrics;
 mod overview;
 mod queues;
+mod rates;
 mod state;
 
 pub use definitions::import as import_definitions;
@@ -52,6 +53,7 @@ impl Service {
             node: Arc::new(node),
             started: Instant::now(),
             conn,
+            rates: Default::default(),
         };
         Service { router: router(st) }
     }
@@ -176,6 +178,8 @@ fn router(st: AppState) -> Router {
             get(definitions::get_vhost).post(definitions::post_vhost),
         )
         .route("/metrics", get(metrics::metrics))
+        .route("/metrics/per-object", get(metrics::metrics))
+        .route("/metrics/detailed", get(metrics::detailed))
         .route("/", get(console::index))
         .route("/console/app.js", get(console::app))
         .route("/console/style.css", get(console::style))

@@ -5,10 +5,11 @@
 //! Unauthenticated, as Prometheus scrapes (RabbitMQ's port 15692 is too).
 
 use crate::state::AppState;
-use axum::extract::State;
+use axum::extract::{Query, State};
 use axum::http::header;
 use axum::response::IntoResponse;
 use std::fmt::Write;
+use switchboard_api::QueueStats;
 
 /// Escapes a label value as the text format requires.
 fn label(v: &str) -> String {
@@ -17,68 +18,228 @@ fn label(v: &str) -> String {
         .replace('\n', "\\n")
 }
 
-pub async fn metrics(State(st): State<AppState>) -> impl IntoResponse {
-    let mut out = String::with_capacity(4096);
-    let mut series: Vec<(&str, &str, Vec<String>)> = vec![
-        (
-            "rabbitmq_queue_messages_ready",
-            "Messages ready to be delivered",
-            vec![],
-        ),
-        (
-            "rabbitmq_queue_messages_unacked",
-            "Messages delivered and not yet acknowledged",
-            vec![],
-        ),
-        (
-            "rabbitmq_queue_messages",
-            "Ready and unacknowledged messages",
-            vec![],
-        ),
-        ("rabbitmq_queue_consumers", "Consumers on the queue", vec![]),
-        (
-            "sqs_approximate_number_of_messages_visible",
-            "SQS ApproximateNumberOfMessagesVisible",
-            vec![],
-        ),
-        (
-            "sqs_approximate_number_of_messages_not_visible",
-            "SQS ApproximateNumberOfMessagesNotVisible",
-            vec![],
-        ),
-        (
-            "sqs_approximate_number_of_messages_delayed",
-            "SQS ApproximateNumberOfMessagesDelayed",
-            vec![],
-        ),
-    ];
-    let (mut queues, mut ready_total) = (0usize, 0u64);
-    for v in st.admin.vhost_names() {
-        for q in st.admin.queues(&v).unwrap_or_default() {
+/// A per-queue series: (family, name without prefix, type, help, value).
+type Series = (
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static str,
+    fn(&QueueStats) -> u64,
+);
+
+/// Per-queue series by RabbitMQ's `/metrics/detailed` families (`sqs_queue_metrics`
+/// is ours: the CloudWatch figures AWS users autoscale on).
+const QUEUE_SERIES: &[Series] = &[
+    (
+        "queue_coarse_metrics",
+        "rabbitmq_queue_messages_ready",
+        "gauge",
+        "Messages ready to be delivered",
+        |s| u64::from(s.ready),
+    ),
+    (
+        "queue_coarse_metrics",
+        "rabbitmq_queue_messages_unacked",
+        "gauge",
+        "Messages delivered and not yet acknowledged",
+        |s| u64::from(s.in_flight),
+    ),
+    (
+        "queue_coarse_metrics",
+        "rabbitmq_queue_messages",
+        "gauge",
+        "Ready and unacknowledged messages",
+        |s| u64::from(s.ready) + u64::from(s.in_flight),
+    ),
+    (
+        "queue_consumer_count",
+        "rabbitmq_queue_consumers",
+        "gauge",
+        "Consumers on the queue",
+        |s| u64::from(s.consumers),
+    ),
+    (
+        "queue_metrics",
+        "rabbitmq_queue_messages_ready_bytes",
+        "gauge",
+        "Bytes of ready messages",
+        |s| s.ready_bytes,
+    ),
+    (
+        "queue_metrics",
+        "rabbitmq_queue_messages_paged_out_bytes",
+        "gauge",
+        "Bytes of ready messages paged out to disk",
+        |s| s.paged_bytes,
+    ),
+    (
+        "queue_delivery_metrics",
+        "rabbitmq_queue_messages_published_total",
+        "counter",
+        "Messages the queue took",
+        |s| s.counts.publish,
+    ),
+    (
+        "queue_delivery_metrics",
+        "rabbitmq_queue_messages_delivered_ack_total",
+        "counter",
+        "Messages handed to consumers",
+        |s| s.counts.deliver,
+    ),
+    (
+        "queue_delivery_metrics",
+        "rabbitmq_queue_get_ack_total",
+        "counter",
+        "Messages handed out by basic.get or SQS ReceiveMessage",
+        |s| s.counts.get,
+    ),
+    (
+        "queue_delivery_metrics",
+        "rabbitmq_queue_messages_redelivered_total",
+        "counter",
+        "Messages handed out again",
+        |s| s.counts.redeliver,
+    ),
+    (
+        "queue_delivery_metrics",
+        "rabbitmq_queue_messages_acked_total",
+        "counter",
+        "Messages acknowledged (SQS: deleted)",
+        |s| s.counts.ack,
+    ),
+    (
+        "sqs_queue_metrics",
+        "sqs_approximate_number_of_messages_visible",
+        "gauge",
+        "SQS ApproximateNumberOfMessagesVisible",
+        |s| u64::from(s.ready),
+    ),
+    (
+        "sqs_queue_metrics",
+        "sqs_approximate_number_of_messages_not_visible",
+        "gauge",
+        "SQS ApproximateNumberOfMessagesNotVisible",
+        |s| u64::from(s.in_flight),
+    ),
+    (
+        "sqs_queue_metrics",
+        "sqs_approximate_number_of_messages_delayed",
+        "gauge",
+        "SQS ApproximateNumberOfMessagesDelayed",
+        |s| u64::from(s.delayed),
+    ),
+];
+
+/// Writes the per-queue series of `families` (all when empty) for the queues of
+/// `vhosts`; `detailed` names them as RabbitMQ's `/metrics/detailed` does.
+/// Returns the node-wide totals of the queues visited.
+fn queue_series(
+    out: &mut String,
+    st: &AppState,
+    vhosts: &[String],
+    families: &[String],
+    detailed: bool,
+) -> (usize, QueueStats) {
+    let chosen: Vec<&Series> = QUEUE_SERIES
+        .iter()
+        .filter(|s| families.is_empty() || families.iter().any(|f| f == s.0))
+        .collect();
+    let mut lines: Vec<String> = vec![String::new(); chosen.len()];
+    let (mut queues, mut total) = (0usize, QueueStats::default());
+    for v in vhosts {
+        for q in st.admin.queues(v).unwrap_or_default() {
             queues += 1;
             let s = q.stats;
-            ready_total += u64::from(s.ready);
-            let labels = format!("vhost=\"{}\",queue=\"{}\"", label(&v), label(&q.name));
-            let values = [
-                u64::from(s.ready),
-                u64::from(s.in_flight),
-                u64::from(s.ready) + u64::from(s.in_flight),
-                u64::from(s.consumers),
-                u64::from(s.ready),
-                u64::from(s.in_flight),
-                u64::from(s.delayed),
-            ];
-            for ((_, _, lines), value) in series.iter_mut().zip(values) {
-                lines.push(format!("{{{labels}}} {value}"));
+            total.ready += s.ready;
+            total.counts.deliver += s.counts.deliver;
+            total.counts.get += s.counts.get;
+            total.counts.redeliver += s.counts.redeliver;
+            total.counts.ack += s.counts.ack;
+            let labels = format!("vhost=\"{}\",queue=\"{}\"", label(v), label(&q.name));
+            for (buf, series) in lines.iter_mut().zip(&chosen) {
+                let name = series_name(series.1, detailed);
+                let _ = writeln!(buf, "{name}{{{labels}}} {}", (series.4)(&s));
             }
         }
     }
-    for (name, help, lines) in &series {
-        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
-        for l in lines {
-            let _ = writeln!(out, "{name}{l}");
-        }
+    for (series, body) in chosen.iter().zip(lines) {
+        let name = series_name(series.1, detailed);
+        let _ = write!(
+            out,
+            "# HELP {name} {}\n# TYPE {name} {}\n{body}",
+            series.3, series.2
+        );
     }
+    (queues, total)
+}
+
+fn series_name(name: &str, detailed: bool) -> std::borrow::Cow<'_, str> {
+    match (detailed, name.strip_prefix("rabbitmq_")) {
+        (true, Some(rest)) => format!("rabbitmq_detailed_{rest}").into(),
+        _ => name.into(),
+    }
+}
+
+fn text(out: String) -> impl IntoResponse {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        out,
+    )
+}
+
+/// `/metrics/detailed?vhost=…&family=…`: only the queues of the vhosts named and
+/// the families asked for (every one when none is), so a scraper of one vhost
+/// among 10,000 queues pays for its own.
+pub async fn detailed(
+    State(st): State<AppState>,
+    // Pairs, as both keys repeat (`family=a&family=b`).
+    Query(q): Query<Vec<(String, String)>>,
+) -> impl IntoResponse {
+    let mut out = String::with_capacity(4096);
+    let of = |key: &str| -> Vec<String> {
+        q.iter()
+            .filter(|(k, _)| k == key)
+            .map(|(_, v)| v.clone())
+            .collect()
+    };
+    let (asked, families) = (of("vhost"), of("family"));
+    let known = st.admin.vhost_names();
+    let vhosts = match asked.is_empty() {
+        true => known,
+        false => asked.into_iter().filter(|v| known.contains(v)).collect(),
+    };
+    queue_series(&mut out, &st, &vhosts, &families, true);
+    text(out)
+}
+
+/// `/metrics` (and `/metrics/per-object`): every queue's series, the node's.
+pub async fn metrics(State(st): State<AppState>) -> impl IntoResponse {
+    let mut out = String::with_capacity(4096);
+    let (queues, total) = queue_series(&mut out, &st, &st.admin.vhost_names(), &[], false);
+    let ready_total = total.ready;
+    let c = total.counts;
+    let _ = writeln!(
+        out,
+        "# HELP rabbitmq_global_messages_received_total Messages published to the node\n\
+         # TYPE rabbitmq_global_messages_received_total counter\n\
+         rabbitmq_global_messages_received_total {}\n\
+         # HELP rabbitmq_global_messages_delivered_total Messages handed to consumers or pulled\n\
+         # TYPE rabbitmq_global_messages_delivered_total counter\n\
+         rabbitmq_global_messages_delivered_total {}\n\
+         # HELP rabbitmq_global_messages_redelivered_total Messages handed out again\n\
+         # TYPE rabbitmq_global_messages_redelivered_total counter\n\
+         rabbitmq_global_messages_redelivered_total {}\n\
+         # HELP rabbitmq_global_messages_acknowledged_total Messages acknowledged\n\
+         # TYPE rabbitmq_global_messages_acknowledged_total counter\n\
+         rabbitmq_global_messages_acknowledged_total {}",
+        st.admin.published(),
+        c.deliver + c.get,
+        c.redeliver,
+        c.ack
+    );
     let alarm = st
         .broker
         .alarm_watch()
@@ -125,13 +286,7 @@ pub async fn metrics(State(st): State<AppState>) -> impl IntoResponse {
             r.last_lsn.saturating_sub(r.acked_lsn)
         );
     }
-    (
-        [(
-            header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
-        out,
-    )
+    text(out)
 }
 
 /// The journal: appends, group commits, syncs and their latency, size on disk.

@@ -9,37 +9,57 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use serde_json::{Value as Json_, json};
 use switchboard_api::admin::Password;
-use switchboard_api::{Message, PublishOptions, QueueDecl};
+use switchboard_api::{Message, MessageCounts, PublishOptions, QueueDecl};
 
 /// The RabbitMQ version rabbitmqadmin and dashboards are told: the management API
 /// whose shapes this one follows.
 pub const COMPAT_VERSION: &str = "3.10.8";
 
-fn totals(st: &AppState) -> (u64, u64, u64, usize, usize, u64) {
-    let (mut ready, mut unacked, mut consumers, mut queues, mut exchanges) = (0, 0, 0, 0, 0);
+/// What the overview adds up over every queue.
+#[derive(Default)]
+struct Totals {
+    ready: u64,
+    unacked: u64,
+    consumers: u64,
+    queues: usize,
+    exchanges: usize,
+    /// Deliveries, gets, redeliveries and acks of every queue; publishes counted
+    /// once per message (not once per queue it reached), as RabbitMQ's overview.
+    counts: MessageCounts,
+}
+
+fn totals(st: &AppState) -> Totals {
+    let mut t = Totals::default();
     for v in st.admin.vhost_names() {
         if let Ok(qs) = st.admin.queues(&v) {
-            queues += qs.len();
+            t.queues += qs.len();
             for q in qs {
-                ready += u64::from(q.stats.ready);
-                unacked += u64::from(q.stats.in_flight);
-                consumers += u64::from(q.stats.consumers);
+                let s = q.stats;
+                t.ready += u64::from(s.ready);
+                t.unacked += u64::from(s.in_flight);
+                t.consumers += u64::from(s.consumers);
+                t.counts.deliver += s.counts.deliver;
+                t.counts.get += s.counts.get;
+                t.counts.redeliver += s.counts.redeliver;
+                t.counts.ack += s.counts.ack;
             }
         }
-        exchanges += st.admin.exchanges(&v).map_or(0, |x| x.len());
+        t.exchanges += st.admin.exchanges(&v).map_or(0, |x| x.len());
     }
-    (
-        ready,
-        unacked,
-        ready + unacked,
-        queues,
-        exchanges,
-        consumers,
-    )
+    t.counts.publish = st.admin.published();
+    t
 }
 
 pub async fn overview(State(st): State<AppState>, _a: Auth) -> Json<Json_> {
-    let (ready, unacked, messages, queues, exchanges, consumers) = totals(&st);
+    let Totals {
+        ready,
+        unacked,
+        consumers,
+        queues,
+        exchanges,
+        counts,
+    } = totals(&st);
+    let messages = ready + unacked;
     let conns = st.admin.connections();
     let channels: u64 = conns
         .iter()
@@ -66,7 +86,7 @@ pub async fn overview(State(st): State<AppState>, _a: Auth) -> Json<Json_> {
                          "messages_unacknowledged": unacked},
         "object_totals": {"queues": queues, "exchanges": exchanges, "consumers": consumers,
                           "connections": conns.len(), "channels": channels},
-        "message_stats": {},
+        "message_stats": st.rates.node(counts),
         "listeners": listeners,
         "contexts": [],
         "alarm": st.broker.alarm_watch().and_then(|w| w.borrow().clone()),

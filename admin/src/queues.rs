@@ -14,7 +14,7 @@ use serde_json::{Value as Json_, json};
 use switchboard_api::admin::QueueSummary;
 use switchboard_api::{QueueDecl, Settle};
 
-pub fn queue_json(node: &str, vhost: &str, q: &QueueSummary) -> Json_ {
+pub fn queue_json(st: &AppState, vhost: &str, q: &QueueSummary) -> Json_ {
     let s = q.stats;
     let kind = q
         .arguments
@@ -29,7 +29,7 @@ pub fn queue_json(node: &str, vhost: &str, q: &QueueSummary) -> Json_ {
         "auto_delete": q.auto_delete,
         "exclusive": q.exclusive,
         "arguments": table_to_json(&q.arguments),
-        "node": node,
+        "node": st.node.node,
         "state": "running",
         "type": kind,
         "consumers": s.consumers,
@@ -37,6 +37,9 @@ pub fn queue_json(node: &str, vhost: &str, q: &QueueSummary) -> Json_ {
         "messages_ready": s.ready,
         "messages_unacknowledged": s.in_flight,
         "messages_delayed": s.delayed,
+        "message_bytes_ready": s.ready_bytes,
+        "message_bytes_paged_out": s.paged_bytes,
+        "message_stats": st.rates.queue(vhost, &q.name, s.counts),
     })
 }
 
@@ -59,7 +62,7 @@ fn answer(
         all,
         q,
         |(_, s)| s.name.as_str(),
-        |(v, s)| queue_json(&st.node.node, v, s),
+        |(v, s)| queue_json(st, v, s),
     )
 }
 
@@ -89,7 +92,7 @@ pub async fn show(
     Path((vhost, name)): Path<(String, String)>,
 ) -> Result<Json<Json_>, ApiError> {
     let q = find(&st, &vhost, &name)?;
-    Ok(Json(queue_json(&st.node.node, &vhost, &q)))
+    Ok(Json(queue_json(&st, &vhost, &q)))
 }
 
 /// A JSON body, refused with 400 when it does not parse (axum's own rejection

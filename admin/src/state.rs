@@ -28,6 +28,7 @@ pub struct AppState {
     pub started: Instant,
     /// The API's own connection id: owner of what it declares (never exclusive).
     pub conn: ConnectionId,
+    pub rates: Arc<crate::rates::Rates>,
 }
 
 /// The vhost a path names must exist (404 otherwise, as RabbitMQ).

@@ -43,6 +43,12 @@ impl Admin for Core {
         self.inner.users.list()
     }
 
+    fn published(&self) -> u64 {
+        self.inner
+            .published
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     fn journal(&self) -> Option<JournalView> {
         let s = self.inner.store.as_ref()?.journal().stats();
         let bounds = crate::store::FSYNC_BUCKETS

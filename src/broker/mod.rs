@@ -40,6 +40,8 @@ struct Inner {
     vhosts: RwLock<HashMap<String, Arc<Vhost>>>,
     users: Users,
     next_conn: AtomicU64,
+    /// Publishes since start (the admin API's node-wide publish rate).
+    published: AtomicU64,
     conns: conns::Conns,
     timers: Timers,
     store: Option<Arc<Store>>,
@@ -82,6 +84,7 @@ impl Core {
                 vhosts: RwLock::new(HashMap::new()),
                 users,
                 next_conn: AtomicU64::new(1),
+                published: AtomicU64::new(0),
                 conns: conns::Conns::default(),
                 timers,
                 store,
@@ -383,7 +386,9 @@ impl Broker for Core {
         message: Message,
         _opts: PublishOptions,
     ) -> Result<PublishOutcome, BrokerError> {
-        self.vhost(vhost)?.publish(message)
+        let outcome = self.vhost(vhost)?.publish(message)?;
+        self.inner.published.fetch_add(1, Ordering::Relaxed);
+        Ok(outcome)
     }
 
     fn consume(

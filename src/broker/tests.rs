@@ -2,7 +2,7 @@
 
 use super::*;
 use std::sync::Mutex;
-use switchboard_api::{DeliverySink, ErrorKind, Properties, QueueStats, Settle, SinkEvent, Value};
+use switchboard_api::{DeliverySink, ErrorKind, Properties, Settle, SinkEvent, Value};
 
 struct Collect(Mutex<Vec<Delivery>>, Mutex<Vec<u64>>);
 
@@ -165,7 +165,19 @@ async fn only_the_latest_hand_out_settles_a_leased_message() {
     assert!(q.settle_leased(seq, 1).is_none());
     assert_eq!(q.stats().in_flight, 1);
     assert!(q.settle_leased(seq, 2).is_some());
-    assert_eq!(q.stats(), QueueStats::default());
+    let s = q.stats();
+    assert_eq!(
+        (s.ready, s.in_flight, s.delayed, s.ready_bytes),
+        (0, 0, 0, 0)
+    );
+    let counts = switchboard_api::MessageCounts {
+        publish: 1,
+        get: 2,
+        redeliver: 1,
+        ack: 1,
+        ..Default::default()
+    };
+    assert_eq!(s.counts, counts);
 }
 
 #[tokio::test]

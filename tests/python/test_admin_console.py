@@ -154,3 +154,34 @@ def test_console_shows_amqp_queue_publishes_to_mqtt_and_closes_a_connection(
                  what="the row to go")
     finally:
         ch.queue_delete(q)
+
+
+def test_overview_charts_message_rates_live(browser, broker, ch):
+    """Traffic shows on the overview as rates (cards and a chart), refreshed
+    while the page stays open."""
+    from selenium.webdriver.common.by import By
+
+    host, port = broker.ports["admin"]
+    q = f"pytest.console.rates.{uuid.uuid4().hex[:8]}"
+    ch.queue_declare(q)
+    try:
+        login(browser, f"http://{host}:{port}")
+        card = "#total-publish-rate b"
+        wait_for(lambda: browser.find_element(By.CSS_SELECTOR, card), what="the rate cards")
+        rate = lambda: float(browser.find_element(By.CSS_SELECTOR, card).text)
+        chart = """const c = document.getElementById('rates-chart');
+                   const blank = document.createElement('canvas');
+                   blank.width = c.width; blank.height = c.height;
+                   return c.toDataURL() !== blank.toDataURL();"""
+        # Publish for a little over two sampling intervals (5 s each), so the
+        # page sees a rate computed from two samples that both saw traffic.
+        deadline = time.monotonic() + 30
+        while rate() == 0 and time.monotonic() < deadline:
+            for _ in range(20):
+                ch.basic_publish("", q, b"r")
+            ch.connection.process_data_events(time_limit=0.2)
+        assert rate() > 0
+        assert browser.execute_script(chart)
+        shot(browser, "console-rates.png")
+    finally:
+        ch.queue_delete(q)

@@ -163,6 +163,9 @@ pub trait Admin: Send + Sync {
     fn consumers(&self, vhost: &str) -> Result<Vec<ConsumerInfo>, BrokerError>;
     /// The journal's counters (None without a store).
     fn journal(&self) -> Option<JournalView>;
+    /// Messages published since the node started, routed or not (each counted
+    /// once however many queues took it).
+    fn published(&self) -> u64;
     /// Logged-in client connections of every protocol, by id.
     fn connections(&self) -> Vec<ConnectionInfo>;
     /// Asks the connection from `peer` to close (the protocol's own close, as at

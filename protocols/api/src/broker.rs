@@ -151,6 +151,27 @@ pub struct QueueStats {
     /// Waiting for their delivery delay.
     pub delayed: u32,
     pub consumers: u32,
+    /// Bytes of the ready messages, and how many of those are paged out to disk.
+    pub ready_bytes: u64,
+    pub paged_bytes: u64,
+    pub counts: MessageCounts,
+}
+
+/// Running totals of what happened to a queue's messages since it was created or
+/// the node started: the admin API turns them into RabbitMQ's `message_stats` rates,
+/// `/metrics` exposes them as counters.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MessageCounts {
+    /// Messages the queue took (after deduplication and max-length refusals).
+    pub publish: u64,
+    /// Handed to push consumers.
+    pub deliver: u64,
+    /// Handed out by pull: basic.get, SQS ReceiveMessage.
+    pub get: u64,
+    /// Hand-outs of messages handed out before.
+    pub redeliver: u64,
+    /// Settled as done: acks, SQS DeleteMessage.
+    pub ack: u64,
 }
 
 /// A message handed out by a queue. Dropping it does not settle it: the holder must

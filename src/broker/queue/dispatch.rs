@@ -93,6 +93,8 @@ impl Queue {
                 continue;
             };
             e.delivery_count += 1;
+            st.counts.deliver += 1;
+            st.counts.redeliver += u64::from(e.redelivered);
             let c = &mut st.consumers[ci];
             c.in_flight += 1;
             if let Some(s) = &c.shared {

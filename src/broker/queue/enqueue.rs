@@ -103,6 +103,7 @@ impl Queue {
         } else {
             self.push_ready(st, entry);
         }
+        st.counts.publish += 1;
         self.pump(st, fx);
         self.arm_timer(st);
         Enqueued::Accepted(lsn)

@@ -102,6 +102,8 @@ impl Queue {
                 continue;
             };
             e.delivery_count += 1;
+            st.counts.get += 1;
+            st.counts.redeliver += u64::from(e.redelivered);
             if e.first_ms == 0 {
                 e.first_ms = wall.max(1);
             }
@@ -182,6 +184,7 @@ impl Queue {
                 };
                 match how {
                     Settle::Ack => {
+                        st.counts.ack += 1;
                         self.forget(&mut st, &e);
                     }
                     Settle::Requeue => {
@@ -277,9 +280,10 @@ impl QueueHandle for Queue {
                 .get(&seq)
                 .is_some_and(|f| f.lease.is_some() && f.entry.delivery_count == delivery_count);
             let lsn = match current {
-                true => self
-                    .take_in_flight(&mut st, seq, &mut fx)
-                    .map(|e| self.forget(&mut st, &e)),
+                true => self.take_in_flight(&mut st, seq, &mut fx).map(|e| {
+                    st.counts.ack += 1;
+                    self.forget(&mut st, &e)
+                }),
                 false => None,
             };
             self.pump(&mut st, &mut fx);
@@ -293,6 +297,7 @@ impl QueueHandle for Queue {
     fn settle_visible(&self, seq: u64) -> Option<u64> {
         let mut st = self.lock();
         let e = st.ready().remove(seq)?;
+        st.counts.ack += 1;
         self.popped(&mut st, &e);
         self.drop_payload(&e);
         let lsn = self.forget(&mut st, &e);
@@ -330,6 +335,9 @@ impl QueueHandle for Queue {
             in_flight: st.in_flight.len() as u32,
             delayed: st.delayed.len() as u32,
             consumers: st.consumers.len() as u32,
+            ready_bytes: st.ready_bytes as u64,
+            paged_bytes: st.ready_bytes.saturating_sub(st.mem_bytes) as u64,
+            counts: st.counts,
         }
     }
 

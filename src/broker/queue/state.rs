@@ -62,6 +62,7 @@ pub(super) struct State {
     pub(super) live: BTreeSet<u64>,
     /// Bytes of ready messages held in memory (not paged out).
     pub(super) mem_bytes: usize,
+    pub(super) counts: switchboard_api::MessageCounts,
 }
 
 impl State {
