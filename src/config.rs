@@ -368,6 +368,7 @@ impl Default for Config {
                 tags: vec!["administrator".into()],
                 loopback_only: true,
                 secret_key: None,
+                permissions: None,
             }],
             vhosts: vec!["/".into()],
             fsync: Fsync::Batch,

@@ -112,13 +112,18 @@ pub fn export(st: &AppState, only: Option<&str>) -> Result<Json_, ApiError> {
                        "tags": u.tags, "limits": {}})
             })
             .collect();
-        let mut permissions = Vec::new();
-        for u in st.admin.users() {
-            for v in &vhosts {
-                permissions.push(json!({"user": u.name, "vhost": v, "configure": ".*",
-                                        "write": ".*", "read": ".*"}));
-            }
-        }
+        let permissions: Vec<Json_> = st
+            .admin
+            .permissions()
+            .iter()
+            .map(crate::permissions::permission_json)
+            .collect();
+        let topic_permissions: Vec<Json_> = st
+            .admin
+            .topic_permissions()
+            .iter()
+            .map(crate::permissions::topic_json)
+            .collect();
         out["users"] = json!(users);
         out["vhosts"] = json!(
             vhosts
@@ -127,7 +132,7 @@ pub fn export(st: &AppState, only: Option<&str>) -> Result<Json_, ApiError> {
                 .collect::<Vec<_>>()
         );
         out["permissions"] = json!(permissions);
-        out["topic_permissions"] = json!([]);
+        out["topic_permissions"] = json!(topic_permissions);
         out["global_parameters"] = json!([]);
     }
     Ok(out)
@@ -277,12 +282,28 @@ pub fn import(
         for v in list(defs, "vhosts")? {
             admin.add_vhost(text(v, "name", "a vhost")?)?;
         }
-        if !list(defs, "permissions")?.is_empty() {
-            warnings
-                .push("permissions are not enforced yet: every user may use every vhost".into());
+        for (key, topic) in [("permissions", false), ("topic_permissions", true)] {
+            for p in list(defs, key)? {
+                let o = p
+                    .as_object()
+                    .ok_or_else(|| ApiError::bad_request("a permission must be an object"))?;
+                let user = text(p, "user", "a permission")?;
+                let vhost = text(p, "vhost", "a permission")?;
+                lsn = lsn.max(if topic {
+                    admin.set_topic_permission(
+                        &crate::permissions::topic_of(o, user, vhost)?,
+                        false,
+                    )?
+                } else {
+                    admin.set_permission(
+                        &crate::permissions::permission_of(o, user, vhost)?,
+                        false,
+                    )?
+                });
+            }
         }
     }
-    for key in ["parameters", "global_parameters", "topic_permissions"] {
+    for key in ["parameters", "global_parameters"] {
         if !list(defs, key)?.is_empty() {
             warnings.push(format!("{key} are not supported and were skipped"));
         }

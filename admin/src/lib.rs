@@ -20,6 +20,7 @@ mod json;
 mod list;
 mod metrics;
 mod overview;
+mod permissions;
 mod queues;
 mod rates;
 mod state;
@@ -109,7 +110,25 @@ fn router(st: AppState) -> Router {
                 .put(overview::put_user)
                 .delete(overview::delete_user),
         )
-        .route("/api/permissions", get(overview::permissions))
+        .route("/api/permissions", get(permissions::list))
+        .route(
+            "/api/permissions/{vhost}/{user}",
+            get(permissions::show)
+                .put(permissions::put)
+                .delete(permissions::remove),
+        )
+        .route(
+            "/api/vhosts/{vhost}/permissions",
+            get(permissions::of_vhost),
+        )
+        .route("/api/users/{user}/permissions", get(permissions::of_user))
+        .route("/api/topic-permissions", get(permissions::topic_list))
+        .route(
+            "/api/topic-permissions/{vhost}/{user}",
+            get(permissions::topic_show)
+                .put(permissions::topic_put)
+                .delete(permissions::topic_remove),
+        )
         .route("/api/health/checks/alarms", get(overview::alarms))
         .route(
             "/api/health/checks/virtual-hosts",

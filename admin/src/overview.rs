@@ -289,24 +289,6 @@ pub async fn user(
     Ok(Json(user_json(u)))
 }
 
-/// Every user may do everything in every vhost until permissions exist (the
-/// permissions issue); this lists exactly that.
-pub async fn permissions(
-    State(st): State<AppState>,
-    a: Auth,
-    Query(q): Query<ListQuery>,
-) -> Result<Json<Json_>, ApiError> {
-    a.administrator()?;
-    let mut items = Vec::new();
-    for u in st.admin.users() {
-        for v in st.admin.vhost_names() {
-            items.push(json!({"user": u.name, "vhost": v, "configure": ".*",
-                              "write": ".*", "read": ".*"}));
-        }
-    }
-    respond(items, &q)
-}
-
 pub async fn alarms(State(st): State<AppState>, _a: Auth) -> (StatusCode, Json<Json_>) {
     match st.broker.alarm_watch().and_then(|w| w.borrow().clone()) {
         None => (StatusCode::OK, Json(json!({"status": "ok"}))),

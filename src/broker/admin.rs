@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use switchboard_api::BrokerError;
 use switchboard_api::admin::{
     Admin, BindingInfo, ConnectionInfo, ConsumerInfo, ExchangeInfo, JournalView, Password,
-    QueueSummary, UserInfo,
+    PermissionInfo, QueueSummary, TopicPermissionInfo, UserInfo,
 };
 
 impl Admin for Core {
@@ -90,6 +90,7 @@ impl Admin for Core {
                 tags: Vec::new(),
                 loopback_only: false,
                 secret_key: None,
+                permissions: None,
             }
             .export_hash(),
         };
@@ -116,12 +117,33 @@ impl Admin for Core {
             deleted: true,
         })?;
         self.inner.users.remove(name);
+        self.inner.permissions.remove_user(name);
         Ok(lsn)
     }
 
     fn add_vhost(&self, name: &str) -> Result<(), BrokerError> {
         Core::add_vhost(self, name);
         Ok(())
+    }
+
+    fn permissions(&self) -> Vec<PermissionInfo> {
+        self.inner.permissions.list(&self.vhost_names())
+    }
+
+    fn topic_permissions(&self) -> Vec<TopicPermissionInfo> {
+        self.inner.permissions.list_topics()
+    }
+
+    fn set_permission(&self, p: &PermissionInfo, clear: bool) -> Result<u64, BrokerError> {
+        self.set_permission_record(p, clear)
+    }
+
+    fn set_topic_permission(
+        &self,
+        p: &TopicPermissionInfo,
+        clear: bool,
+    ) -> Result<u64, BrokerError> {
+        self.set_topic_permission_record(p, clear)
     }
 }
 

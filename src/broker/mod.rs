@@ -1,11 +1,14 @@
 //! The protocol-free core: vhosts, exchanges, bindings, queues, deliveries, leases.
 //! [`Core`] implements [`switchboard_api::Broker`], the only face frontends see.
 
+mod access;
 mod admin;
 mod conns;
 mod exchange;
 mod filter;
+mod guard;
 mod keyed;
+mod permissions;
 mod queue;
 pub mod timer;
 mod topic;
@@ -40,6 +43,7 @@ struct Inner {
     vhosts: RwLock<HashMap<String, Arc<Vhost>>>,
     users: Users,
     next_conn: AtomicU64,
+    permissions: access::Permissions,
     /// Publishes since start (the admin API's node-wide publish rate).
     published: AtomicU64,
     conns: conns::Conns,
@@ -85,6 +89,7 @@ impl Core {
                 users,
                 next_conn: AtomicU64::new(1),
                 published: AtomicU64::new(0),
+                permissions: Default::default(),
                 conns: conns::Conns::default(),
                 timers,
                 store,
@@ -96,7 +101,9 @@ impl Core {
         if let Some(r) = recovery {
             core.recover(r);
         }
+        core.seed_permissions(&core.inner.users.all());
         core.load_users();
+        core.load_permissions();
         if let Some(store) = &core.inner.store {
             tokio::spawn(compact(Arc::downgrade(&core.inner), store.clone()));
         }
@@ -265,8 +272,18 @@ impl Broker for Core {
         self.inner.users.signing_secrets(access_key, peer)
     }
 
-    fn open_vhost(&self, _user: &User, vhost: &str) -> Result<(), BrokerError> {
-        self.vhost(vhost).map(|_| ())
+    fn open_vhost(&self, user: &User, vhost: &str) -> Result<Arc<dyn Broker>, BrokerError> {
+        self.vhost(vhost)?;
+        if self.inner.permissions.grant(&user.name, vhost).is_none() {
+            return Err(BrokerError::VhostRefused {
+                vhost: vhost.to_string(),
+                user: user.name.clone(),
+            });
+        }
+        Ok(Arc::new(guard::Guarded {
+            core: self.clone(),
+            user: user.clone(),
+        }))
     }
 
     fn connection_opened(&self) -> ConnectionId {

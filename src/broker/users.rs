@@ -32,6 +32,9 @@ pub struct UserConfig {
     /// user name). The password works as a secret too.
     #[serde(default)]
     pub secret_key: Option<String>,
+    /// Permissions per vhost; without the field, full access to every vhost.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub permissions: Option<Vec<super::permissions::PermissionConfig>>,
 }
 
 /// RabbitMQ's hash of `password` with `salt`.
@@ -104,6 +107,7 @@ impl Default for Users {
             tags: vec!["administrator".into()],
             loopback_only: true,
             secret_key: None,
+            permissions: None,
         }])
     }
 }
@@ -148,8 +152,14 @@ impl Users {
             tags,
             loopback_only: old.as_ref().is_some_and(|u| u.loopback_only),
             secret_key: old.and_then(|u| u.secret_key),
+            permissions: None,
         };
         users.insert(name.to_string(), u);
+    }
+
+    /// Every user as configured now (before run-time changes are applied).
+    pub fn all(&self) -> Vec<UserConfig> {
+        self.read().values().cloned().collect()
     }
 
     pub fn remove(&self, name: &str) -> bool {
@@ -271,6 +281,7 @@ mod tests {
             tags: vec![],
             loopback_only: false,
             secret_key: None,
+            permissions: None,
         }]);
         let peer: SocketAddr = "192.0.2.1:1".parse().unwrap();
         assert!(u.authenticate("h", "test12", peer).is_ok());

@@ -135,6 +135,12 @@ def test_users_through_the_api_log_in_and_survive_sigkill(node):
     assert "pw1" not in json.dumps(listed)
     assert api.call("DELETE", "/api/users/ops")[0] == 204
     assert api.call("DELETE", "/api/users/ops")[0] == 404
+    # A user made at run time has no permissions until given some (as RabbitMQ).
+    with pytest.raises(pika.exceptions.ProbableAccessDeniedError):
+        pika.BlockingConnection(pika.URLParameters(
+            f"amqp://hashed:pw2@127.0.0.1:{b.amqp_port}/%2F"))
+    assert api.call("PUT", "/api/permissions/%2F/hashed",
+                    {"configure": ".*", "write": ".*", "read": ".*"})[0] == 201
     data = b.data_dir
     b.proc.send_signal(signal.SIGKILL)
     b.proc.wait()

@@ -30,6 +30,7 @@
 //! policies. Topic policies (AddPermission, RemovePermission, `Policy`) are kept
 //! and returned, not enforced: the broker's own users and permissions decide.
 
+mod access;
 mod archive;
 mod batch;
 mod confirm;
@@ -212,11 +213,7 @@ impl Sns {
         p: &Params,
         ctx: &Ctx,
     ) -> Result<Option<xml::Out>, SnsError> {
-        if let Some(user) = &ctx.user {
-            self.broker
-                .open_vhost(user, &self.cfg.vhost)
-                .map_err(|e| SnsError::authorization_error(e.to_string()))?;
-        }
+        self.authorize(action, p, ctx)?;
         self.warm_signer();
         match action {
             "CreateTopic" => self.create_topic(p, ctx).await.map(Some),

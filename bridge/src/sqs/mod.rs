@@ -12,6 +12,7 @@
 //! Queues of a region other than the configured one are core queues named
 //! `<region>/<name>` (`region.rs`).
 
+mod access;
 mod attributes;
 pub(crate) mod batch;
 pub(crate) mod convert;
@@ -154,11 +155,7 @@ impl Sqs {
         input: serde_json::Value,
         ctx: &Ctx,
     ) -> Result<serde_json::Value, SqsError> {
-        if let Some(user) = &ctx.user {
-            self.broker
-                .open_vhost(user, &self.cfg.vhost)
-                .map_err(|e| SqsError::access_denied(e.to_string()))?;
-        }
+        self.authorize(action, &input, ctx)?;
         let i = &input;
         match action {
             "CreateQueue" => self.create_queue(i, ctx).await,

@@ -116,6 +116,7 @@ impl Sqs {
             .into_iter()
             .filter(|n| n.starts_with(prefix))
             .filter(|n| after.as_ref().is_none_or(|a| n > a))
+            .filter(|n| self.visible(ctx, &self.core_name(region, n)))
             .collect();
         let limit = max.map_or(1000, |m| m as usize);
         let page = &names[..names.len().min(limit)];

@@ -101,6 +101,19 @@ impl Sqs {
         input: &serde_json::Value,
         ctx: &Ctx,
     ) -> Result<String, SqsError> {
+        let core = self.queue_target(input, ctx)?;
+        if !self.broker.queue_exists(&self.cfg.vhost, &core) {
+            return Err(no_queue());
+        }
+        Ok(core)
+    }
+
+    /// The core name of the queue an action names, whether or not it exists.
+    pub(crate) fn queue_target(
+        &self,
+        input: &serde_json::Value,
+        ctx: &Ctx,
+    ) -> Result<String, SqsError> {
         let url = match input::opt_str(input, "QueueUrl")? {
             Some(u) => u,
             None if ctx.path.trim_matches('/').contains('/') => ctx.path.as_str(),
@@ -119,11 +132,7 @@ impl Sqs {
         if !valid_queue_name(name) {
             return Err(no_queue());
         }
-        let core = self.core_name(region, name);
-        if !self.broker.queue_exists(&self.cfg.vhost, &core) {
-            return Err(no_queue());
-        }
-        Ok(core)
+        Ok(self.core_name(region, name))
     }
 }
 

@@ -151,6 +151,26 @@ pub trait MetricsSource: Send + Sync {
     fn write_metrics(&self, out: &mut String);
 }
 
+/// A user's permissions in a vhost, as RabbitMQ's API and definitions show them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PermissionInfo {
+    pub user: String,
+    pub vhost: String,
+    pub configure: String,
+    pub write: String,
+    pub read: String,
+}
+
+/// A user's topic permissions on an exchange of a vhost.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TopicPermissionInfo {
+    pub user: String,
+    pub vhost: String,
+    pub exchange: String,
+    pub write: String,
+    pub read: String,
+}
+
 /// Read-only introspection of the core. Lists are sorted by name.
 pub trait Admin: Send + Sync {
     fn vhost_names(&self) -> Vec<String>;
@@ -183,4 +203,15 @@ pub trait Admin: Send + Sync {
     fn delete_user(&self, name: &str) -> Result<u64, BrokerError>;
     /// Creates a vhost (durable); an existing one is left as it is.
     fn add_vhost(&self, name: &str) -> Result<(), BrokerError>;
+    fn permissions(&self) -> Vec<PermissionInfo>;
+    fn topic_permissions(&self) -> Vec<TopicPermissionInfo>;
+    /// Sets (`Some`) or clears a user's permissions in a vhost, durably; returns the
+    /// LSN to wait for. A pattern that is not a regular expression is
+    /// `InvalidArgument`; an unknown user or vhost `NotFound`-like errors.
+    fn set_permission(&self, p: &PermissionInfo, clear: bool) -> Result<u64, BrokerError>;
+    fn set_topic_permission(
+        &self,
+        p: &TopicPermissionInfo,
+        clear: bool,
+    ) -> Result<u64, BrokerError>;
 }

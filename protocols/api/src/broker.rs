@@ -336,8 +336,23 @@ pub trait Broker: Send + Sync + 'static {
         access_key: &str,
         peer: SocketAddr,
     ) -> Result<(User, Vec<String>), BrokerError>;
-    /// May this user use this vhost?
-    fn open_vhost(&self, user: &User, vhost: &str) -> Result<(), BrokerError>;
+    /// The broker as `user` may use it in `vhost`: every operation through the
+    /// handle returned is checked against the user's permissions (RabbitMQ's
+    /// configure/write/read and topic permissions). `VhostRefused` when the user has
+    /// no permissions in the vhost, `NoVhost` when there is none.
+    fn open_vhost(&self, user: &User, vhost: &str) -> Result<Arc<dyn Broker>, BrokerError>;
+    /// Checks one permission of this handle's user (always granted on the
+    /// unrestricted core): for frontends whose actions are not one broker call (SQS,
+    /// SNS).
+    fn check(
+        &self,
+        _vhost: &str,
+        _access: crate::Access,
+        _entity: crate::Entity,
+        _name: &str,
+    ) -> Result<(), BrokerError> {
+        Ok(())
+    }
 
     fn connection_opened(&self) -> ConnectionId;
     /// Deletes the connection's exclusive queues.

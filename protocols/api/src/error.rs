@@ -60,6 +60,25 @@ impl fmt::Display for Entity {
     }
 }
 
+/// RabbitMQ's three permissions on a resource: `configure` creates, deletes or
+/// changes it, `write` puts messages in, `read` takes them out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Access {
+    Configure,
+    Write,
+    Read,
+}
+
+impl fmt::Display for Access {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Access::Configure => "configure",
+            Access::Write => "write",
+            Access::Read => "read",
+        })
+    }
+}
+
 /// A broker operation's failure. `Display` is a plain sentence of the facts (no
 /// protocol's code in it); [`BrokerError::kind`] is the category protocols map to
 /// their codes.
@@ -78,6 +97,9 @@ pub enum BrokerError {
     /// A password hash that is not RabbitMQ's salted SHA-256 (base64 of 36 bytes).
     #[error("password_hash is not a rabbit_password_hashing_sha256 hash")]
     BadPasswordHash,
+    /// A permission pattern that is not a regular expression.
+    #[error("invalid permission pattern '{pattern}': {reason}")]
+    BadPattern { pattern: String, reason: String },
     /// A redeclaration asked for other settings than the entity has (boxed: the
     /// facts are many, and every `Result` of the core carries this enum).
     #[error("{0}")]
@@ -124,6 +146,30 @@ pub enum BrokerError {
     NotEmpty { queue: String, vhost: String },
     #[error("cannot publish to internal exchange '{exchange}' in vhost '{vhost}'")]
     InternalExchange { exchange: String, vhost: String },
+    /// The user has no permissions in the vhost.
+    #[error("access to vhost '{vhost}' refused for user '{user}'")]
+    VhostRefused { vhost: String, user: String },
+    /// A permission check failed: says what was asked, never whether it exists.
+    #[error("{access} access to {entity} '{name}' in vhost '{vhost}' refused for user '{user}'")]
+    Denied {
+        access: Access,
+        entity: Entity,
+        name: String,
+        vhost: String,
+        user: String,
+    },
+    /// A topic permission (on the routing key of a topic exchange) failed.
+    #[error(
+        "{access} access to topic '{key}' in exchange '{exchange}' in vhost '{vhost}' \
+         refused for user '{user}'"
+    )]
+    TopicDenied {
+        access: Access,
+        key: String,
+        exchange: String,
+        vhost: String,
+        user: String,
+    },
     /// Unknown user or wrong password: deliberately says neither, nor who.
     #[error("login refused")]
     LoginRefused,
@@ -182,7 +228,7 @@ impl BrokerError {
         use BrokerError::*;
         match self {
             NotFound { .. } | NotInFlight | QueueDeleted | NoUser { .. } => ErrorKind::NotFound,
-            BadPasswordHash => ErrorKind::InvalidArgument,
+            BadPasswordHash | BadPattern { .. } => ErrorKind::InvalidArgument,
             Inequivalent(_)
             | InvalidArgument { .. }
             | InvalidFilterPolicy { .. }
@@ -194,10 +240,14 @@ impl BrokerError {
             | BuiltInExchange { .. }
             | InternalExchange { .. }
             | LoginRefused
+            | Denied { .. }
+            | TopicDenied { .. }
             | LoopbackOnly { .. }
             | UnknownAccessKey { .. } => ErrorKind::AccessRefused,
             Locked { .. } => ErrorKind::ResourceLocked,
-            NoVhost { .. } | NotLeased | DeliveredAgain => ErrorKind::NotAllowed,
+            NoVhost { .. } | VhostRefused { .. } | NotLeased | DeliveredAgain => {
+                ErrorKind::NotAllowed
+            }
             UnknownExchangeType { .. } => ErrorKind::InvalidArgument,
             Store { .. } => ErrorKind::Internal,
         }

@@ -19,6 +19,6 @@ pub use admin::Admin;
 pub use broker::*;
 pub use clock::{wall_ms, wall_secs};
 pub use conn::{Inbox, ReadRoom, changed};
-pub use error::{BrokerError, Entity, ErrorKind, Mismatch};
+pub use error::{Access, BrokerError, Entity, ErrorKind, Mismatch};
 pub use message::{ATTRIBUTE_TYPES_HEADER, BRIDGE_HEADER_PREFIX, Message, Properties};
 pub use value::{Table, Value};

@@ -136,10 +136,20 @@ async fn handshake<S: AsyncRead + AsyncWrite + Unpin>(
         return None;
     }
     let user = login(wire, &c, &ctx)?;
-    if ctx.broker.open_vhost(&user, &ctx.cfg.vhost).is_err() {
-        refuse(wire, C::NotAuthorized, "no access to the MQTT vhost");
-        return None;
-    }
+    // From here on the session acts as the user: every broker call is checked
+    // against its permissions.
+    let scoped = match ctx.broker.open_vhost(&user, &ctx.cfg.vhost) {
+        Ok(b) => b,
+        Err(e) => {
+            tracing::info!(peer = %ctx.peer, user = %user.name, "MQTT connection refused: {e}");
+            refuse(wire, C::NotAuthorized, "no access to the MQTT vhost");
+            return None;
+        }
+    };
+    let ctx = Ctx {
+        broker: &scoped,
+        ..ctx
+    };
     let claim = ctx.registry.claim(&ctx.cfg.vhost, &client_id).await;
     let session = new_session(&c, version, client_id, &ctx, inbox);
     describe(&session, &user, keepalive, &ctx);

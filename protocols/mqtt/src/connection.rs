@@ -44,7 +44,7 @@ pub async fn serve<S>(
     ))
     .await;
     if let Some((wire, accepted, inbox)) = opened {
-        let mut conn = Conn::new(wire, accepted, inbox, broker, registry);
+        let mut conn = Conn::new(wire, accepted, inbox, registry);
         let end = conn.run(&shutdown).await;
         conn.finish(end).await;
     }
@@ -57,7 +57,6 @@ struct Conn<S> {
     claim: Claim,
     will: Option<v5::LastWill>,
     inbox: Arc<Inbox>,
-    broker: Arc<dyn Broker>,
     registry: Registry,
     /// Keepalive × 1.5; `None`: the client asked for none.
     limit: Option<Duration>,
@@ -85,13 +84,7 @@ enum Wake {
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
-    fn new(
-        wire: Wire<S>,
-        accepted: Accepted,
-        inbox: Arc<Inbox>,
-        broker: Arc<dyn Broker>,
-        registry: Registry,
-    ) -> Self {
+    fn new(wire: Wire<S>, accepted: Accepted, inbox: Arc<Inbox>, registry: Registry) -> Self {
         let Accepted {
             session,
             claim,
@@ -99,7 +92,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
             keepalive,
         } = accepted;
         let limit = (keepalive > 0).then(|| Duration::from_millis(u64::from(keepalive) * 1500));
-        let watches = Watches::new(broker.as_ref());
+        let watches = Watches::new(session.broker.as_ref());
         Conn {
             watches,
             wire,
@@ -107,7 +100,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
             claim,
             will,
             inbox,
-            broker,
             registry,
             limit,
             deadline: limit.map(|l| Instant::now() + l),
@@ -273,8 +265,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
         if let Some(w) = self.will
             && let Some(delay) = will_delay(end, &w, end_session, session.expiry)
         {
+            // As the user: a will is a publish like any other.
             publish_will(
-                self.broker,
+                session.broker.clone(),
                 self.registry,
                 session.vhost.clone(),
                 session.client_id.clone(),

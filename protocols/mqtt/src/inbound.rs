@@ -56,19 +56,15 @@ impl Session {
         }
         let msg = convert::to_message(&p, &topic, &self.client_id);
         let mut lsn = 0;
-        if p.retain {
-            let key = msg.routing_key.clone();
+        let retained = p.retain.then(|| {
             let value = (!p.payload.is_empty()).then(|| {
                 let mut m = msg.clone();
                 // Retained messages are kept across restarts whatever their QoS.
                 m.properties.delivery_mode = Some(2);
                 m
             });
-            lsn = self
-                .broker
-                .keyed_put(&self.vhost, crate::RETAINED, &key, value)
-                .unwrap_or(0);
-        }
+            (msg.routing_key.clone(), value)
+        });
         let ack = match self
             .broker
             .publish(&self.vhost, msg, PublishOptions::default())
@@ -83,11 +79,32 @@ impl Session {
                     PublishAckReason::Success
                 }
             }
+            // A refused publish is not retained either. 3.1.1 has no negative
+            // PUBACK: the connection closes, as RabbitMQ's MQTT plugin does.
+            Err(e) if e.kind() == switchboard_api::ErrorKind::AccessRefused => {
+                tracing::info!(topic, client = %self.client_id, "publish refused: {e}");
+                if !self.version.is_v5() {
+                    return Err((D::NotAuthorized, "publish not authorized"));
+                }
+                PublishAckReason::NotAuthorized
+            }
             Err(e) => {
                 tracing::warn!(topic, "publish failed: {e}");
                 PublishAckReason::UnspecifiedError
             }
         };
+        if let Some((key, value)) = retained
+            && matches!(
+                ack,
+                PublishAckReason::Success | PublishAckReason::NoMatchingSubscribers
+            )
+        {
+            let r = self
+                .broker
+                .keyed_put(&self.vhost, crate::RETAINED, &key, value)
+                .unwrap_or(0);
+            lsn = lsn.max(r);
+        }
         match p.qos {
             QoS::AtMostOnce => {}
             QoS::AtLeastOnce => self.send(

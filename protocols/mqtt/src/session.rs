@@ -329,7 +329,11 @@ impl Session {
         let key = topic::to_binding_key(inner);
         let fail = |e: switchboard_api::BrokerError| {
             tracing::warn!(filter, "subscribe failed: {e}");
-            SubscribeAckReason::UnspecifiedError
+            // 3.1.1 clients read every refusal as 0x80.
+            match e.kind() {
+                switchboard_api::ErrorKind::AccessRefused => SubscribeAckReason::NotAuthorized,
+                _ => SubscribeAckReason::UnspecifiedError,
+            }
         };
         let shared = match group {
             None => {

@@ -46,7 +46,10 @@ pub(crate) async fn open<S: AsyncRead + AsyncWrite + Unpin>(
         f.trim_v10_values();
     }
     let user = login(&mut wire, &f, peer, broker, cfg).await?;
-    let vhost = vhost(&mut wire, &f, &user, broker, cfg).await?;
+    let (vhost, scoped) = vhost(&mut wire, &f, &user, broker, cfg).await?;
+    // The session acts as the user: every broker call is checked against its
+    // permissions.
+    let broker = &scoped;
     let (beats, hb) = negotiate(f.header("heart-beat"), cfg.heartbeat_floor);
     let conn = broker.connection_opened();
     let mut props = switchboard_api::Table::new();
@@ -189,14 +192,15 @@ async fn login<S: AsyncRead + AsyncWrite + Unpin>(
     None
 }
 
-/// The vhost `host` names, if the user may use it.
+/// The vhost `host` names, if the user may use it, and the broker as the user
+/// may use it there.
 async fn vhost<S: AsyncRead + AsyncWrite + Unpin>(
     wire: &mut Wire<S>,
     f: &Frame,
     user: &User,
     broker: &Arc<dyn Broker>,
     cfg: &Config,
-) -> Option<String> {
+) -> Option<(String, Arc<dyn Broker>)> {
     let vhost = match f.header("host") {
         Some(h) if broker.open_vhost(user, h).is_ok() => h.to_string(),
         // Many clients put the server's host name here (stomp.py does): that is
@@ -211,15 +215,18 @@ async fn vhost<S: AsyncRead + AsyncWrite + Unpin>(
         }
         None => cfg.default_vhost.clone(),
     };
-    if broker.open_vhost(user, &vhost).is_err() {
-        let e = StompError::new(
-            "Bad CONNECT",
-            format!("Virtual host '{vhost}' access denied"),
-        );
-        wire.fail(&e, Some(f)).await;
-        return None;
+    match broker.open_vhost(user, &vhost) {
+        Ok(scoped) => Some((vhost, scoped)),
+        Err(e) => {
+            tracing::info!(user = %user.name, "STOMP connection refused: {e}");
+            let e = StompError::new(
+                "Bad CONNECT",
+                format!("Virtual host '{vhost}' access denied"),
+            );
+            wire.fail(&e, Some(f)).await;
+            None
+        }
     }
-    Some(vhost)
 }
 
 fn negotiate(header: Option<&str>, floor: Duration) -> (Beats, String) {

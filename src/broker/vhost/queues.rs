@@ -92,7 +92,7 @@ impl Vhost {
         self.me.clone()
     }
 
-    fn server_name(&self) -> String {
+    pub(crate) fn server_name(&self) -> String {
         let n = self.names.fetch_add(1, Ordering::Relaxed);
         let t = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)

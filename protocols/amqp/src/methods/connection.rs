@@ -146,12 +146,18 @@ impl Session {
                 let user = self.user.clone().ok_or_else(|| {
                     AmqpError::connection(ACCESS_REFUSED, "ACCESS_REFUSED - not authenticated", id)
                 })?;
-                if let Err(e) = self.broker.open_vhost(&user, &vhost) {
-                    return Err(AmqpError::connection(
-                        NOT_ALLOWED,
-                        reply_text(NOT_ALLOWED, &e),
-                        id,
-                    ));
+                match self.broker.open_vhost(&user, &vhost) {
+                    // Every channel acts as the user from now on: each broker call
+                    // is checked against its permissions.
+                    Ok(scoped) => self.broker = scoped,
+                    Err(e) => {
+                        tracing::info!(peer = %self.peer, user = %user.name, "AMQP connection refused: {e}");
+                        return Err(AmqpError::connection(
+                            NOT_ALLOWED,
+                            reply_text(NOT_ALLOWED, &e),
+                            id,
+                        ));
+                    }
                 }
                 self.vhost = vhost;
                 self.phase = Phase::Open;
