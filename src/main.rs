@@ -292,11 +292,20 @@ fn announce(line: &str) {
 
 async fn run_pair_node(cli: Cli, cfg: switchboard::config::Config) -> anyhow::Result<()> {
     let stop = tokio_util::sync::CancellationToken::new();
-    let mut node = tokio::spawn(switchboard::replication::run(cfg, announce, stop.clone()));
+    let (reloads, reloaded) = tokio::sync::watch::channel(cfg.clone());
+    let mut node = tokio::spawn(switchboard::replication::run(
+        cfg,
+        announce,
+        stop.clone(),
+        reloaded,
+    ));
     tokio::select! {
         r = &mut node => return Ok(r??),
         () = wait_for_signal(|| match load(&cli) {
-            Ok(_) => tracing::info!("SIGHUP: a node of a pair reloads nothing yet"),
+            // Only the TLS files so far: the rest of a pair node's settings need a restart.
+            Ok(cfg) => {
+                reloads.send_replace(cfg);
+            }
             Err(e) => tracing::error!("configuration not reloaded: {e:#}"),
         }) => {}
     }

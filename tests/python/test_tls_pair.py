@@ -7,13 +7,15 @@ Switchboard only: starts a pair of its own."""
 
 from __future__ import annotations
 
+import shutil
+import signal
+
 import pika
-import pytest
 
 import tlsutil
 from conftest import parse_listening_line
 from pairutil import Pair
-from support import requires_switchboard, uniq
+from support import requires_switchboard, uniq, wait_until
 
 pytestmark = requires_switchboard("starts a pair of its own with TLS settings")
 
@@ -29,6 +31,8 @@ def amqps(addr, pki):
 def test_the_standby_forwards_tls_clients_and_serves_them_after_a_failover():
     pki = tlsutil.Pki(tlsutil.tmpdir())
     cert, key, x509 = pki.server()
+    # Copies, so the reload below can write over them.
+    cert, key = shutil.copy(cert, pki.root / "live.pem"), shutil.copy(key, pki.root / "live.key")
     pair = Pair(extra_env=tlsutil.tls_env(cert, key))
     try:
         b = pair.nodes["b"]
@@ -50,5 +54,13 @@ def test_the_standby_forwards_tls_clients_and_serves_them_after_a_failover():
         with amqps(ports["amqps"], pki) as c:
             method, _, body = c.channel().basic_get(q, auto_ack=True)
             assert body == b"over tls"
+        # A pair's node reloads its certificate on SIGHUP too.
+        renewed_cert, renewed_key, renewed = pki.server(name="renewed")
+        shutil.copy(renewed_cert, cert)
+        shutil.copy(renewed_key, key)
+        pair.signal("b", signal.SIGHUP)
+        wait_until(lambda: tlsutil.served_certificate(ports["amqps"], pki.ca_file)
+                   .serial_number == renewed.serial_number,
+                   timeout=10, what="the renewed certificate")
     finally:
         pair.close()
