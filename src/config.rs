@@ -24,6 +24,18 @@ pub struct Config {
     pub stomp_ws_port: u16,
     pub http_port: u16,
     pub admin_port: u16,
+    /// TLS listeners, opened only when `tls.cert` and `tls.key` are set: AMQPS,
+    /// MQTTS, MQTT over WSS, STOMP over TLS, STOMP over WSS, HTTPS for SQS/SNS,
+    /// HTTPS for the admin API (RabbitMQ's and mosquitto's TLS ports).
+    pub amqps_port: u16,
+    pub mqtts_port: u16,
+    pub mqtt_wss_port: u16,
+    pub stomps_port: u16,
+    pub stomp_wss_port: u16,
+    pub https_port: u16,
+    pub admin_tls_port: u16,
+    /// Certificate, key and client CA for the TLS listeners (reloaded on SIGHUP).
+    pub tls: TlsConfig,
     pub amqp: AmqpConfig,
     pub mqtt: MqttConfig,
     pub stomp: StompConfig,
@@ -101,6 +113,39 @@ impl Default for ReplicationConfig {
             standby_down: StandbyDown::Continue,
             ack_timeout_ms: 1000,
             lease_ttl_ms: 2000,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(default)]
+pub struct TlsConfig {
+    /// The server's certificate chain (PEM), leaf first.
+    pub cert: Option<PathBuf>,
+    /// Its private key (PEM: PKCS#8, PKCS#1 or SEC1).
+    pub key: Option<PathBuf>,
+    /// CA certificates (PEM) client certificates are verified against; a verified
+    /// certificate's CN (else first DNS name) logs its user in without a password.
+    /// None: no client certificates are asked for.
+    pub ca: Option<PathBuf>,
+    /// With `ca`: refuse clients that present no certificate (RabbitMQ's
+    /// `ssl_options.fail_if_no_peer_cert`); otherwise one is optional.
+    pub fail_if_no_peer_cert: bool,
+}
+
+impl TlsConfig {
+    /// `None`: TLS is off; an error when only one of `cert` and `key` is set.
+    pub fn settings(&self) -> Result<Option<crate::tls::Settings>, crate::tls::TlsError> {
+        match (&self.cert, &self.key) {
+            (None, None) => Ok(None),
+            (Some(_), None) => Err(crate::tls::TlsError::Half("the certificate")),
+            (None, Some(_)) => Err(crate::tls::TlsError::Half("the key")),
+            (Some(cert), Some(key)) => Ok(Some(crate::tls::Settings {
+                cert: cert.clone(),
+                key: key.clone(),
+                ca: self.ca.clone(),
+                fail_if_no_peer_cert: self.fail_if_no_peer_cert,
+            })),
         }
     }
 }
@@ -356,6 +401,14 @@ impl Default for Config {
             stomp_ws_port: 15674,
             http_port: 9324,
             admin_port: 15672,
+            amqps_port: 5671,
+            mqtts_port: 8883,
+            mqtt_wss_port: 15676,
+            stomps_port: 61614,
+            stomp_wss_port: 15673,
+            https_port: 9325,
+            admin_tls_port: 15671,
+            tls: TlsConfig::default(),
             amqp: AmqpConfig::default(),
             mqtt: MqttConfig::default(),
             stomp: StompConfig::default(),

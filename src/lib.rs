@@ -6,4 +6,5 @@ pub mod config;
 pub mod replication;
 pub mod server;
 pub mod store;
+pub mod tls;
 pub mod ws;

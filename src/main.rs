@@ -66,10 +66,41 @@ struct Cli {
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
     admin_port: Option<u16>,
+    /// AMQPS (AMQP over TLS) port; default 5671 (0 = any free port; needs --tls-cert).
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    amqps_port: Option<u16>,
+    /// MQTT over TLS port; default 8883 (0 = any free port; needs --tls-cert).
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    mqtts_port: Option<u16>,
+    /// MQTT over secure WebSocket port; default 15676 (0 = any free port; needs --tls-cert).
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    mqtt_wss_port: Option<u16>,
+    /// STOMP over TLS port; default 61614 (0 = any free port; needs --tls-cert).
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    stomps_port: Option<u16>,
+    /// STOMP over secure WebSocket port; default 15673 (0 = any free port; needs --tls-cert).
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    stomp_wss_port: Option<u16>,
+    /// SQS/SNS HTTPS port; default 9325 (0 = any free port; needs --tls-cert).
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    https_port: Option<u16>,
+    /// Admin HTTPS API and console port; default 15671 (0 = any free port; needs --tls-cert).
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    admin_tls_port: Option<u16>,
     /// A RabbitMQ definitions file (JSON) to load at start.
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
     definitions: Option<PathBuf>,
+    #[command(flatten)]
+    #[serde(skip_serializing_if = "TlsFlags::is_empty")]
+    tls: TlsFlags,
     #[command(flatten)]
     #[serde(skip_serializing_if = "ReplicationFlags::is_empty")]
     replication: ReplicationFlags,
@@ -98,6 +129,42 @@ struct ReplicationFlags {
 impl ReplicationFlags {
     fn is_empty(&self) -> bool {
         self.replication_port.is_none() && self.peer.is_none() && self.lock.is_none()
+    }
+}
+
+/// TLS on every listener (docs/SECURITY.md); the files are read again on SIGHUP.
+#[derive(clap::Args, Debug, Serialize, Default)]
+struct TlsFlags {
+    /// Server certificate chain, PEM. With --tls-key, opens the TLS listeners.
+    #[arg(long = "tls-cert")]
+    #[serde(rename = "cert", skip_serializing_if = "Option::is_none")]
+    tls_cert: Option<PathBuf>,
+    /// The certificate's private key, PEM.
+    #[arg(long = "tls-key")]
+    #[serde(rename = "key", skip_serializing_if = "Option::is_none")]
+    tls_key: Option<PathBuf>,
+    /// CA certificates (PEM) to verify client certificates with; a verified
+    /// certificate's CN logs its user in (AMQP EXTERNAL, MQTT/STOMP without password).
+    #[arg(long = "tls-ca")]
+    #[serde(rename = "ca", skip_serializing_if = "Option::is_none")]
+    tls_ca: Option<PathBuf>,
+    /// Refuse TLS clients without a certificate signed by --tls-ca
+    /// (RabbitMQ's fail_if_no_peer_cert).
+    #[arg(long = "tls-verify-peer")]
+    #[serde(rename = "fail_if_no_peer_cert", skip_serializing_if = "is_false")]
+    tls_verify_peer: bool,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+impl TlsFlags {
+    fn is_empty(&self) -> bool {
+        self.tls_cert.is_none()
+            && self.tls_key.is_none()
+            && self.tls_ca.is_none()
+            && !self.tls_verify_peer
     }
 }
 
@@ -225,11 +292,20 @@ fn announce(line: &str) {
 
 async fn run_pair_node(cli: Cli, cfg: switchboard::config::Config) -> anyhow::Result<()> {
     let stop = tokio_util::sync::CancellationToken::new();
-    let mut node = tokio::spawn(switchboard::replication::run(cfg, announce, stop.clone()));
+    let (reloads, reloaded) = tokio::sync::watch::channel(cfg.clone());
+    let mut node = tokio::spawn(switchboard::replication::run(
+        cfg,
+        announce,
+        stop.clone(),
+        reloaded,
+    ));
     tokio::select! {
         r = &mut node => return Ok(r??),
         () = wait_for_signal(|| match load(&cli) {
-            Ok(_) => tracing::info!("SIGHUP: a node of a pair reloads nothing yet"),
+            // Only the TLS files so far: the rest of a pair node's settings need a restart.
+            Ok(cfg) => {
+                reloads.send_replace(cfg);
+            }
             Err(e) => tracing::error!("configuration not reloaded: {e:#}"),
         }) => {}
     }

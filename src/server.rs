@@ -1,8 +1,12 @@
 //! Listeners, wiring and shutdown. The only place that names the frontends.
 
+mod accept;
+
 use crate::broker::{Core, Users};
 use crate::config::Config;
 use crate::store::{OpenError, Store};
+use crate::tls::{Acceptor, TlsError};
+use accept::{HTTP_TLS_HANDSHAKE, Spawner};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,6 +26,9 @@ pub struct Server {
     pub http_addr: SocketAddr,
     /// The admin HTTP API and /metrics.
     pub admin_addr: SocketAddr,
+    /// The TLS listeners by their `listening` line name (empty: TLS is off).
+    pub tls_addrs: Vec<(&'static str, SocketAddr)>,
+    tls: Option<Arc<Acceptor>>,
     shutdown: CancellationToken,
     tracker: TaskTracker,
     store: Arc<Store>,
@@ -38,6 +45,8 @@ pub enum StartError {
     },
     #[error(transparent)]
     Store(#[from] OpenError),
+    #[error(transparent)]
+    Tls(#[from] TlsError),
     #[error("definitions file {path}: {reason}")]
     Definitions { path: String, reason: String },
 }
@@ -52,11 +61,40 @@ pub struct Listeners {
     pub stomp_ws: Arc<TcpListener>,
     pub http: Arc<TcpListener>,
     pub admin: Arc<TcpListener>,
+    /// With `--tls-cert` and `--tls-key`: the TLS listeners and their acceptor
+    /// (the PEM files are read here, so a bad file stops the start at once).
+    pub tls: Option<(Arc<Acceptor>, TlsListeners)>,
+}
+
+/// The TLS twin of each plain listener, on its own port.
+pub struct TlsListeners {
+    pub amqps: Arc<TcpListener>,
+    pub mqtts: Arc<TcpListener>,
+    pub mqtt_wss: Arc<TcpListener>,
+    pub stomps: Arc<TcpListener>,
+    pub stomp_wss: Arc<TcpListener>,
+    pub https: Arc<TcpListener>,
+    pub admin_tls: Arc<TcpListener>,
 }
 
 impl Listeners {
     pub async fn bind(cfg: &Config) -> Result<Listeners, StartError> {
         let h = &cfg.bind;
+        let tls = match cfg.tls.settings()? {
+            None => None,
+            Some(settings) => Some((
+                Arc::new(Acceptor::new(&settings)?),
+                TlsListeners {
+                    amqps: bind("AMQPS", h, cfg.amqps_port).await?,
+                    mqtts: bind("MQTTS", h, cfg.mqtts_port).await?,
+                    mqtt_wss: bind("MQTT-WebSocket-TLS", h, cfg.mqtt_wss_port).await?,
+                    stomps: bind("STOMP-TLS", h, cfg.stomps_port).await?,
+                    stomp_wss: bind("STOMP-WebSocket-TLS", h, cfg.stomp_wss_port).await?,
+                    https: bind("HTTPS (SQS)", h, cfg.https_port).await?,
+                    admin_tls: bind("HTTPS (admin)", h, cfg.admin_tls_port).await?,
+                },
+            )),
+        };
         Ok(Listeners {
             amqp: bind("AMQP", h, cfg.amqp_port).await?,
             mqtt: bind("MQTT", h, cfg.mqtt_port).await?,
@@ -65,12 +103,14 @@ impl Listeners {
             stomp_ws: bind("STOMP-WebSocket", h, cfg.stomp_ws_port).await?,
             http: bind("HTTP (SQS)", h, cfg.http_port).await?,
             admin: bind("HTTP (admin)", h, cfg.admin_port).await?,
+            tls,
         })
     }
 
-    /// Each listener with the name the `listening` line gives it.
-    pub fn named(&self) -> [(&'static str, &Arc<TcpListener>); 7] {
-        [
+    /// Each listener with the name the `listening` line gives it; the TLS ones
+    /// (when on) after the plain ones, so the line's existing keys keep their place.
+    pub fn named(&self) -> Vec<(&'static str, &Arc<TcpListener>)> {
+        let mut all = vec![
             ("amqp", &self.amqp),
             ("mqtt", &self.mqtt),
             ("mqtt-ws", &self.mqtt_ws),
@@ -78,7 +118,19 @@ impl Listeners {
             ("stomp-ws", &self.stomp_ws),
             ("http", &self.http),
             ("admin", &self.admin),
-        ]
+        ];
+        if let Some((_, t)) = &self.tls {
+            all.extend([
+                ("amqps", &t.amqps),
+                ("mqtts", &t.mqtts),
+                ("mqtt-wss", &t.mqtt_wss),
+                ("stomps", &t.stomps),
+                ("stomp-wss", &t.stomp_wss),
+                ("https", &t.https),
+                ("admin-tls", &t.admin_tls),
+            ]);
+        }
+        all
     }
 
     /// `amqp=127.0.0.1:5672 mqtt=… http=…`
@@ -152,36 +204,52 @@ impl Server {
                 source,
             })
         };
-        let (amqp, amqp_addr) = (listeners.amqp.clone(), addr(&listeners.amqp)?);
-        let (mqtt, mqtt_addr) = (listeners.mqtt.clone(), addr(&listeners.mqtt)?);
-        let (mqtt_ws, mqtt_ws_addr) = (listeners.mqtt_ws.clone(), addr(&listeners.mqtt_ws)?);
-        let (stomp, stomp_addr) = (listeners.stomp.clone(), addr(&listeners.stomp)?);
-        let (stomp_ws, stomp_ws_addr) = (listeners.stomp_ws.clone(), addr(&listeners.stomp_ws)?);
-        let (http, http_addr) = (listeners.http.clone(), addr(&listeners.http)?);
-        let (admin_l, admin_addr) = (listeners.admin.clone(), addr(&listeners.admin)?);
+        let amqp_addr = addr(&listeners.amqp)?;
+        let mqtt_addr = addr(&listeners.mqtt)?;
+        let mqtt_ws_addr = addr(&listeners.mqtt_ws)?;
+        let stomp_addr = addr(&listeners.stomp)?;
+        let stomp_ws_addr = addr(&listeners.stomp_ws)?;
+        let http_addr = addr(&listeners.http)?;
+        let admin_addr = addr(&listeners.admin)?;
+        let mut tls_addrs = Vec::new();
+        for (name, l) in listeners.named().into_iter().skip(7) {
+            tls_addrs.push((name, addr(l)?));
+        }
+        let (tls, secure) = match &listeners.tls {
+            Some((acceptor, l)) => (Some(acceptor.clone()), Some(l)),
+            None => (None, None),
+        };
+        let spawn = Spawner {
+            shutdown: &shutdown,
+            tracker: &tracker,
+            core: &core,
+            tls: tls.as_ref(),
+        };
 
         let amqp_cfg = Arc::new(switchboard_amqp::Config::from(&cfg.amqp));
+        let within = amqp_cfg.handshake_timeout;
         let b = broker.clone();
-        tracker.spawn(accept_loop(
-            amqp,
-            shutdown.clone(),
-            tracker.clone(),
-            core.clone(),
-            move |s, peer, sd| switchboard_amqp::serve(s, peer, b.clone(), amqp_cfg.clone(), sd),
-        ));
+        spawn.both(
+            &listeners.amqp,
+            secure.map(|l| &l.amqps),
+            within,
+            move |s, peer, t, sd| {
+                switchboard_amqp::serve(s, peer, t, b.clone(), amqp_cfg.clone(), sd)
+            },
+        );
 
         let mqtt_cfg = Arc::new(switchboard_mqtt::Config::from(&cfg.mqtt));
+        let within = mqtt_cfg.connect_timeout;
         let registry = switchboard_mqtt::Registry::default();
         let (b, c, r) = (broker.clone(), mqtt_cfg.clone(), registry.clone());
-        tracker.spawn(accept_loop(
-            mqtt,
-            shutdown.clone(),
-            tracker.clone(),
-            core.clone(),
-            move |s, peer, sd| {
-                switchboard_mqtt::serve(s, peer, b.clone(), c.clone(), r.clone(), sd)
+        spawn.both(
+            &listeners.mqtt,
+            secure.map(|l| &l.mqtts),
+            within,
+            move |s, peer, t, sd| {
+                switchboard_mqtt::serve(s, peer, t, b.clone(), c.clone(), r.clone(), sd)
             },
-        ));
+        );
         let (b, c, r) = (broker.clone(), mqtt_cfg, registry);
         let ws = crate::ws::Options {
             subprotocols: &["mqtt", "mqttv3.1"],
@@ -189,28 +257,27 @@ impl Server {
             paths: &[],
             handshake_timeout: c.connect_timeout,
         };
-        tracker.spawn(accept_loop(
-            mqtt_ws,
-            shutdown.clone(),
-            tracker.clone(),
-            core.clone(),
-            move |s, peer, sd| {
+        spawn.both(
+            &listeners.mqtt_ws,
+            secure.map(|l| &l.mqtt_wss),
+            within,
+            move |s, peer, t, sd| {
                 let (b, c, r) = (b.clone(), c.clone(), r.clone());
                 crate::ws::serve(s, ws, move |pipe| {
-                    switchboard_mqtt::serve(pipe, peer, b, c, r, sd)
+                    switchboard_mqtt::serve(pipe, peer, t, b, c, r, sd)
                 })
             },
-        ));
+        );
 
         let stomp_cfg = Arc::new(switchboard_stomp::Config::from(&cfg.stomp));
+        let within = stomp_cfg.connect_timeout;
         let (b, c) = (broker.clone(), stomp_cfg.clone());
-        tracker.spawn(accept_loop(
-            stomp,
-            shutdown.clone(),
-            tracker.clone(),
-            core.clone(),
-            move |s, peer, sd| switchboard_stomp::serve(s, peer, b.clone(), c.clone(), sd),
-        ));
+        spawn.both(
+            &listeners.stomp,
+            secure.map(|l| &l.stomps),
+            within,
+            move |s, peer, t, sd| switchboard_stomp::serve(s, peer, t, b.clone(), c.clone(), sd),
+        );
         let (b, c) = (broker.clone(), stomp_cfg);
         let ws = crate::ws::Options {
             subprotocols: &["v12.stomp", "v11.stomp", "v10.stomp", "stomp"],
@@ -219,32 +286,33 @@ impl Server {
             paths: &["/ws", "/stomp"],
             handshake_timeout: c.connect_timeout,
         };
-        tracker.spawn(accept_loop(
-            stomp_ws,
-            shutdown.clone(),
-            tracker.clone(),
-            core.clone(),
-            move |s, peer, sd| {
+        spawn.both(
+            &listeners.stomp_ws,
+            secure.map(|l| &l.stomp_wss),
+            within,
+            move |s, peer, t, sd| {
                 let (b, c) = (b.clone(), c.clone());
                 crate::ws::serve(s, ws, move |pipe| {
-                    switchboard_stomp::serve(pipe, peer, b, c, sd)
+                    switchboard_stomp::serve(pipe, peer, t, b, c, sd)
                 })
             },
-        ));
+        );
 
         let aws =
             switchboard_bridge::Service::new(broker.clone(), switchboard_bridge::Config::from(cfg));
         let aws_metrics = aws.metrics();
-        tracker.spawn(accept_loop(
-            http,
-            shutdown.clone(),
-            tracker.clone(),
-            core.clone(),
-            move |s, peer, sd| {
+        // Queue URLs on the HTTPS listener say https://.
+        let https = (
+            secure.map(|l| &l.https),
+            Some(HTTP_TLS_HANDSHAKE),
+            aws.https(),
+        );
+        for (l, handshake, aws) in [(Some(&listeners.http), None, aws.clone()), https] {
+            spawn.one(l, handshake, move |s, peer, _, sd| {
                 let aws = aws.clone();
                 async move { aws.serve_connection(s, peer, sd.cancelled_owned()).await }
-            },
-        ));
+            });
+        }
 
         let node = switchboard_admin::NodeInfo {
             node: format!("switchboard@{}", hostname()),
@@ -256,7 +324,14 @@ impl Server {
                 ("http/web-stomp".into(), stomp_ws_addr),
                 ("http/sqs-sns".into(), http_addr),
                 ("http".into(), admin_addr),
-            ],
+            ]
+            .into_iter()
+            .chain(
+                tls_addrs
+                    .iter()
+                    .map(|(name, a)| (rabbit_name(name).into(), *a)),
+            )
+            .collect(),
             replication,
             metrics: vec![aws_metrics],
         };
@@ -264,16 +339,15 @@ impl Server {
             load_definitions(path, &broker, &admin)?;
         }
         let api = switchboard_admin::Service::new(broker.clone(), admin, node);
-        tracker.spawn(accept_loop(
-            admin_l,
-            shutdown.clone(),
-            tracker.clone(),
-            core.clone(),
-            move |s, peer, sd| {
+        spawn.both(
+            &listeners.admin,
+            secure.map(|l| &l.admin_tls),
+            HTTP_TLS_HANDSHAKE,
+            move |s, peer, _, sd| {
                 let api = api.clone();
                 async move { api.serve_connection(s, peer, sd.cancelled_owned()).await }
             },
-        ));
+        );
 
         Ok(Server {
             http_addr,
@@ -283,6 +357,8 @@ impl Server {
             mqtt_ws_addr,
             stomp_addr,
             stomp_ws_addr,
+            tls_addrs,
+            tls,
             shutdown,
             tracker,
             store,
@@ -291,8 +367,9 @@ impl Server {
     }
 
     /// The line scripts read to find the ports: `listening amqp=127.0.0.1:5672 ...`.
+    /// TLS listeners follow, when on: `amqps=… mqtts=… … admin-tls=…`.
     pub fn listening_line(&self) -> String {
-        format!(
+        let mut line = format!(
             "listening amqp={} mqtt={} mqtt-ws={} stomp={} stomp-ws={} http={} admin={}",
             self.amqp_addr,
             self.mqtt_addr,
@@ -301,7 +378,11 @@ impl Server {
             self.stomp_ws_addr,
             self.http_addr,
             self.admin_addr
-        )
+        );
+        for (name, a) in &self.tls_addrs {
+            line.push_str(&format!(" {name}={a}"));
+        }
+        line
     }
 
     /// The store this server writes to (replication ships its journal).
@@ -310,9 +391,16 @@ impl Server {
     }
 
     /// Applies what can change at run time (SIGHUP): the resource-alarm limits.
+    /// And the TLS certificate, key and CA, read again even when their paths are
+    /// the same (a renewed certificate replaces the file).
     pub fn reload(&self, cfg: &Config) {
         self.limits.send_replace(cfg.limits);
         tracing::info!(?cfg.limits, "configuration reloaded");
+        if let Some(tls) = &self.tls {
+            reload_tls(tls, cfg);
+        } else if cfg.tls.cert.is_some() {
+            tracing::warn!("TLS was off at start: its listeners open only at a restart");
+        }
     }
 
     /// Stops accepting, closes connections politely and waits for them (bounded).
@@ -347,41 +435,35 @@ pub async fn bind(
     Ok(Arc::new(l))
 }
 
-/// Accepts connections and runs `serve` for each on the tracker.
-/// Accepts and serves each connection with a token of its own: cancelled at
-/// shutdown (a child of `shutdown`) or when the admin API closes the connection.
-async fn accept_loop<F, Fut>(
-    listener: Arc<TcpListener>,
-    shutdown: CancellationToken,
-    tracker: TaskTracker,
-    core: Core,
-    serve: F,
-) where
-    F: Fn(tokio::net::TcpStream, SocketAddr, CancellationToken) -> Fut,
-    Fut: std::future::Future<Output = ()> + Send + 'static,
-{
-    loop {
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            r = listener.accept() => match r {
-                Ok((stream, peer)) => {
-                    let _ = stream.set_nodelay(true);
-                    let token = shutdown.child_token();
-                    core.track_socket(peer, token.clone());
-                    let served = serve(stream, peer, token);
-                    let core = core.clone();
-                    tracker.spawn(async move {
-                        served.await;
-                        core.untrack_socket(peer);
-                    });
-                }
-                Err(e) => {
-                    // Out of file descriptors and the like: back off instead of spinning.
-                    tracing::warn!("accept failed: {e}");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
-            }
+/// Reads the TLS files again; on an error the certificate in use stays.
+pub fn reload_tls(tls: &Acceptor, cfg: &Config) {
+    let settings = match cfg.tls.settings() {
+        Ok(Some(s)) => s,
+        Ok(None) => {
+            tracing::warn!("TLS settings removed: the TLS listeners close only at a restart");
+            return;
         }
+        Err(e) => {
+            tracing::error!("TLS not reloaded: {e}");
+            return;
+        }
+    };
+    match tls.reload(&settings) {
+        Ok(()) => tracing::info!(cert = %settings.cert.display(), "TLS certificate reloaded"),
+        Err(e) => tracing::error!("TLS not reloaded, the old certificate stays: {e}"),
+    }
+}
+
+/// RabbitMQ's names for its TLS listeners, for the admin API's node listing.
+fn rabbit_name(name: &str) -> &'static str {
+    match name {
+        "amqps" => "amqp/ssl",
+        "mqtts" => "mqtt/ssl",
+        "mqtt-wss" => "https/web-mqtt",
+        "stomps" => "stomp/ssl",
+        "stomp-wss" => "https/web-stomp",
+        "https" => "https/sqs-sns",
+        _ => "https",
     }
 }
 

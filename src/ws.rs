@@ -7,8 +7,7 @@
 use futures_util::{SinkExt, StreamExt};
 use std::future::Future;
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, DuplexStream};
 use tokio_tungstenite::tungstenite::Message as Ws;
 use tokio_tungstenite::tungstenite::handshake::server::{Request, Response};
 use tokio_tungstenite::tungstenite::http::HeaderValue;
@@ -26,9 +25,10 @@ pub struct Options {
 }
 
 /// Completes the WebSocket handshake, then runs `serve` on a byte pipe bridged to
-/// it until either side ends.
-pub async fn serve<F, Fut>(stream: TcpStream, opts: Options, serve: F)
+/// it until either side ends. `stream`: TCP, or TLS for WSS.
+pub async fn serve<S, F, Fut>(stream: S, opts: Options, serve: F)
 where
+    S: AsyncRead + AsyncWrite + Unpin,
     F: FnOnce(DuplexStream) -> Fut,
     Fut: Future<Output = ()>,
 {

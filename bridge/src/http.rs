@@ -11,7 +11,7 @@ use crate::{Auth, Config};
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Request, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use std::net::SocketAddr;
@@ -152,7 +152,7 @@ async fn serve(apis: &Apis, peer: SocketAddr, req: Request, label: &mut Label) -
     };
     let ctx = match user.and_then(|user| {
         Ok(Ctx {
-            base_url: base_url(sqs.config(), &parts.headers),
+            base_url: base_url(sqs.config(), &parts),
             user,
             path: parts.uri.path().to_string(),
             region: signed_region(&parts)?,
@@ -336,15 +336,17 @@ fn sig_error(e: sigv4::SigV4Error) -> SqsError {
     }
 }
 
-fn base_url(cfg: &Config, headers: &HeaderMap) -> String {
+fn base_url(cfg: &Config, parts: &axum::http::request::Parts) -> String {
     if let Some(b) = &cfg.base_url {
         return b.trim_end_matches('/').to_string();
     }
-    let host = headers
+    let host = parts
+        .headers
         .get(header::HOST)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("localhost:9324");
-    format!("http://{host}")
+    let https = parts.extensions.get::<crate::Https>().is_some_and(|h| h.0);
+    format!("{}://{host}", if https { "https" } else { "http" })
 }
 
 fn render_error(proto: &Protocol, e: &SqsError, request_id: &str) -> Response {

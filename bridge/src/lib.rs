@@ -98,7 +98,13 @@ const HEADER_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(
 pub struct Service {
     router: axum::Router,
     stats: Arc<metrics::RequestStats>,
+    /// Connections arrive over TLS: queue URLs taken from `Host` say `https://`.
+    https: bool,
 }
+
+/// The scheme of the connection a request came on (for queue URLs).
+#[derive(Clone, Copy)]
+pub(crate) struct Https(pub bool);
 
 impl Service {
     pub fn new(broker: Arc<dyn Broker>, cfg: Config) -> Service {
@@ -106,6 +112,15 @@ impl Service {
         Service {
             router: http::router(broker, cfg, stats.clone()),
             stats,
+            https: false,
+        }
+    }
+
+    /// The same APIs for a listener whose connections are TLS (HTTPS).
+    pub fn https(&self) -> Service {
+        Service {
+            https: true,
+            ..self.clone()
         }
     }
 
@@ -127,7 +142,8 @@ impl Service {
         let app = self
             .router
             .clone()
-            .layer(axum::Extension(axum::extract::ConnectInfo(peer)));
+            .layer(axum::Extension(axum::extract::ConnectInfo(peer)))
+            .layer(axum::Extension(Https(self.https)));
         let svc = hyper_util::service::TowerToHyperService::new(app);
         let conn = hyper::server::conn::http1::Builder::new()
             .timer(hyper_util::rt::TokioTimer::new())

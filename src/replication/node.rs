@@ -36,10 +36,13 @@ pub enum NodeError {
 
 /// Runs a node of a pair until `stop` (Ok) or until it is fenced (Err). `announce`
 /// gets the `listening …` line at start and again at every role change.
+/// `reloads`: the configuration read again at each SIGHUP (the TLS files are
+/// reloaded from it, in either role).
 pub async fn run(
     cfg: Config,
     announce: impl Fn(&str),
     stop: CancellationToken,
+    mut reloads: tokio::sync::watch::Receiver<Config>,
 ) -> Result<(), NodeError> {
     let rc = cfg.replication.clone();
     let peer = rc.peer.clone().unwrap_or_default();
@@ -51,6 +54,15 @@ pub async fn run(
         Duration::from_millis(rc.lease_ttl_ms.max(1000)),
     )?);
     let listeners = Listeners::bind(&cfg).await?;
+    if let Some((tls, _)) = &listeners.tls {
+        let tls = tls.clone();
+        tokio::spawn(async move {
+            while reloads.changed().await.is_ok() {
+                let cfg = reloads.borrow_and_update().clone();
+                crate::server::reload_tls(&tls, &cfg);
+            }
+        });
+    }
     let repl = crate::server::bind("replication", &cfg.bind, rc.port).await?;
     let repl_addr = repl.local_addr().map_err(|source| StartError::Bind {
         what: "replication",

@@ -12,10 +12,10 @@ use bytes::Buf;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
+use switchboard_api::Transport;
 use switchboard_api::conn::{Inbox, Io, Moved, next_value};
 use switchboard_api::{Broker, Settle, SinkEvent};
-use tokio::io::AsyncWriteExt;
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::sync::watch;
 use tokio::time::{Instant, sleep_until, timeout};
 use tokio_util::sync::CancellationToken;
@@ -28,21 +28,30 @@ const LINGER: Duration = Duration::from_secs(1);
 /// connection that was busy once does not keep them while idle.
 const KEEP_OUT_CAPACITY: usize = 64 * 1024;
 
-/// Serves one client connection until it closes, fails, or `shutdown` fires.
-pub async fn serve(
-    stream: TcpStream,
+/// Serves one client connection (TCP or TLS; the accept loop sets TCP_NODELAY)
+/// until it closes, fails, or `shutdown` fires.
+pub async fn serve<S>(
+    stream: S,
     peer: SocketAddr,
+    transport: Transport,
     broker: Arc<dyn Broker>,
     cfg: Arc<Config>,
     shutdown: CancellationToken,
-) {
-    let _ = stream.set_nodelay(true);
+) where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
     let mut io = Io::new(stream);
     if !protocol_header(&mut io, cfg.handshake_timeout).await {
         return;
     }
     let inbox = Arc::new(Inbox::default());
-    let session = Session::new(broker, cfg.clone(), peer, inbox.clone());
+    let session = Session::new(
+        broker,
+        cfg.clone(),
+        peer,
+        transport.cert_user,
+        inbox.clone(),
+    );
     let mut conn = Conn::new(io, session, inbox, peer, cfg.handshake_timeout);
     conn.run(&shutdown).await;
     conn.finish().await;
@@ -51,7 +60,10 @@ pub async fn serve(
 /// Reads the 8-byte protocol header within the handshake timeout. False: the
 /// connection is over (timed out, closed, or another protocol, which the spec
 /// answers with the header we speak).
-async fn protocol_header(io: &mut Io<TcpStream>, within: Duration) -> bool {
+async fn protocol_header<S: AsyncRead + AsyncWrite + Unpin>(
+    io: &mut Io<S>,
+    within: Duration,
+) -> bool {
     let read = timeout(within, async {
         while io.rbuf.len() < 8 {
             if io.read().await.ok()? == 0 {
@@ -75,8 +87,8 @@ async fn protocol_header(io: &mut Io<TcpStream>, within: Duration) -> bool {
 
 /// One open connection: its socket, its protocol state and the broker's signals it
 /// follows.
-struct Conn {
-    io: Io<TcpStream>,
+struct Conn<S> {
+    io: Io<S>,
     s: Session,
     inbox: Arc<Inbox>,
     peer: SocketAddr,
@@ -111,14 +123,14 @@ enum Flow {
     Stop,
 }
 
-impl Conn {
+impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
     fn new(
-        io: Io<TcpStream>,
+        io: Io<S>,
         mut s: Session,
         inbox: Arc<Inbox>,
         peer: SocketAddr,
         handshake_timeout: Duration,
-    ) -> Conn {
+    ) -> Conn<S> {
         s.start();
         let now = Instant::now();
         let durable = s.durable.clone();

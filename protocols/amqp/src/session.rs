@@ -33,6 +33,8 @@ pub struct Session {
     pub conn_id: ConnectionId,
     pub phase: Phase,
     pub(crate) user: Option<User>,
+    /// The user a verified client certificate names: offers EXTERNAL.
+    pub(crate) cert_user: Option<String>,
     pub(crate) vhost: String,
     pub(crate) frame_max: u32,
     pub(crate) channel_max: u16,
@@ -68,6 +70,7 @@ impl Session {
         broker: Arc<dyn Broker>,
         cfg: Arc<Config>,
         peer: SocketAddr,
+        cert_user: Option<String>,
         inbox: Arc<Inbox>,
     ) -> Session {
         let conn_id = broker.connection_opened();
@@ -82,6 +85,7 @@ impl Session {
             conn_id,
             phase: Phase::AwaitStartOk,
             user: None,
+            cert_user,
             vhost: String::new(),
             cancel_notify: false,
             client_properties: switchboard_api::Table::new(),

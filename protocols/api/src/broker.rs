@@ -336,6 +336,17 @@ pub trait Broker: Send + Sync + 'static {
         access_key: &str,
         peer: SocketAddr,
     ) -> Result<(User, Vec<String>), BrokerError>;
+    /// Log in a user a verified client certificate names (no password): refused
+    /// like `authenticate` when the user does not exist or is loopback-only and
+    /// `peer` is not. The default reuses `signing_secrets`' checks, which are
+    /// exactly these, and drops the secrets.
+    fn authenticate_external(&self, user: &str, peer: SocketAddr) -> Result<User, BrokerError> {
+        match self.signing_secrets(user, peer) {
+            Ok((u, _)) => Ok(u),
+            Err(BrokerError::UnknownAccessKey { .. }) => Err(BrokerError::LoginRefused),
+            Err(e) => Err(e),
+        }
+    }
     /// The broker as `user` may use it in `vhost`: every operation through the
     /// handle returned is checked against the user's permissions (RabbitMQ's
     /// configure/write/read and topic permissions). `VhostRefused` when the user has

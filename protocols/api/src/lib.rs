@@ -13,6 +13,7 @@ mod clock;
 pub mod conn;
 mod error;
 mod message;
+mod transport;
 mod value;
 
 pub use admin::Admin;
@@ -21,4 +22,5 @@ pub use clock::{wall_ms, wall_secs};
 pub use conn::{Inbox, ReadRoom, changed};
 pub use error::{Access, BrokerError, Entity, ErrorKind, Mismatch};
 pub use message::{ATTRIBUTE_TYPES_HEADER, BRIDGE_HEADER_PREFIX, Message, Properties};
+pub use transport::Transport;
 pub use value::{Table, Value};

@@ -21,6 +21,7 @@ use tokio_util::sync::CancellationToken;
 pub(crate) async fn open<S: AsyncRead + AsyncWrite + Unpin>(
     stream: S,
     peer: SocketAddr,
+    cert_user: Option<String>,
     broker: Arc<dyn Broker>,
     cfg: Arc<Config>,
     registry: &Registry,
@@ -68,6 +69,7 @@ pub(crate) async fn open<S: AsyncRead + AsyncWrite + Unpin>(
     let inbox = Arc::new(Inbox::default());
     let ctx = Ctx {
         peer,
+        cert_user,
         broker: &broker,
         cfg: &cfg,
         registry,
@@ -90,6 +92,8 @@ fn refuse<S: AsyncRead + AsyncWrite + Unpin>(wire: &mut Wire<S>, code: C, why: &
 /// What the handshake needs from the listener.
 struct Ctx<'a> {
     peer: SocketAddr,
+    /// The user a verified client certificate names (MQTTS with mTLS).
+    cert_user: Option<String>,
     broker: &'a Arc<dyn Broker>,
     cfg: &'a Arc<Config>,
     registry: &'a Registry,
@@ -219,12 +223,28 @@ fn client_id<S: AsyncRead + AsyncWrite + Unpin>(
 }
 
 /// The user CONNECT names (or the anonymous one, on loopback, when configured).
+/// With a verified client certificate, a CONNECT without a password (and without
+/// a user name, or with the certificate's) logs in the certificate's user, as
+/// RabbitMQ's `ssl_cert_login`; a password given is checked as usual.
 fn login<S: AsyncRead + AsyncWrite + Unpin>(
     wire: &mut Wire<S>,
     c: &v5::Connect,
     ctx: &Ctx<'_>,
 ) -> Option<User> {
     let peer = ctx.peer;
+    if let Some(cert) = &ctx.cert_user
+        && c.password.is_none()
+        && c.username.as_ref().is_none_or(|u| &**u == cert.as_str())
+    {
+        return match ctx.broker.authenticate_external(cert, peer) {
+            Ok(u) => Some(u),
+            Err(e) => {
+                tracing::info!(%peer, user = %cert, "MQTT certificate login refused: {e}");
+                refuse(wire, C::NotAuthorized, "certificate user refused");
+                None
+            }
+        };
+    }
     let creds = match (&c.username, &c.password) {
         (Some(u), p) => Some((
             u.to_string(),

@@ -16,7 +16,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use switchboard_api::conn::{Inbox, Watches, next_value};
-use switchboard_api::{Broker, SinkEvent};
+use switchboard_api::{Broker, SinkEvent, Transport};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -25,6 +25,7 @@ use tokio_util::sync::CancellationToken;
 pub async fn serve<S>(
     stream: S,
     peer: SocketAddr,
+    transport: Transport,
     broker: Arc<dyn Broker>,
     cfg: Arc<Config>,
     registry: Registry,
@@ -37,6 +38,7 @@ pub async fn serve<S>(
     let opened = Box::pin(open(
         stream,
         peer,
+        transport.cert_user,
         broker.clone(),
         cfg,
         &registry,

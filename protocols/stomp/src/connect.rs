@@ -29,6 +29,7 @@ pub(crate) struct Beats {
 pub(crate) async fn open<S: AsyncRead + AsyncWrite + Unpin>(
     stream: S,
     peer: SocketAddr,
+    cert_user: Option<String>,
     broker: &Arc<dyn Broker>,
     cfg: &Arc<Config>,
     shutdown: &CancellationToken,
@@ -45,7 +46,7 @@ pub(crate) async fn open<S: AsyncRead + AsyncWrite + Unpin>(
         // decoded as 1.0, but this CONNECT was decoded before the version was known.
         f.trim_v10_values();
     }
-    let user = login(&mut wire, &f, peer, broker, cfg).await?;
+    let user = login(&mut wire, &f, (peer, cert_user.as_deref()), broker, cfg).await?;
     let (vhost, scoped) = vhost(&mut wire, &f, &user, broker, cfg).await?;
     // The session acts as the user: every broker call is checked against its
     // permissions.
@@ -167,14 +168,29 @@ fn pick_version(accept: Option<&str>) -> Option<Version> {
 }
 
 /// The user `login`/`passcode` name (or the anonymous one, on loopback, when
-/// configured).
+/// configured). With a verified client certificate, a CONNECT without `passcode`
+/// (and without `login`, or with the certificate's) logs in the certificate's
+/// user, as RabbitMQ's `ssl_cert_login`.
 async fn login<S: AsyncRead + AsyncWrite + Unpin>(
     wire: &mut Wire<S>,
     f: &Frame,
-    peer: SocketAddr,
+    (peer, cert_user): (SocketAddr, Option<&str>),
     broker: &Arc<dyn Broker>,
     cfg: &Config,
 ) -> Option<User> {
+    if let Some(cert) = cert_user
+        && f.header("passcode").is_none()
+        && f.header("login").is_none_or(|l| l == cert)
+    {
+        let e = match broker.authenticate_external(cert, peer) {
+            Ok(u) => return Some(u),
+            Err(e) => e,
+        };
+        tracing::info!(%peer, user = %cert, "STOMP certificate login refused: {e}");
+        let e = StompError::new("Bad CONNECT", format!("Access refused for user '{cert}'"));
+        wire.fail(&e, Some(f)).await;
+        return None;
+    }
     let creds = match (f.header("login"), f.header("passcode")) {
         (Some(u), p) => Some((u.to_string(), p.unwrap_or("").to_string())),
         (None, _) if peer.ip().is_loopback() => cfg.anonymous_user.clone(),

@@ -13,7 +13,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use switchboard_api::conn::{Inbox, Watches, next_value};
-use switchboard_api::{Broker, SinkEvent};
+use switchboard_api::{Broker, SinkEvent, Transport};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::time::Instant;
 use tokio_util::codec::Decoder;
@@ -23,6 +23,7 @@ use tokio_util::sync::CancellationToken;
 pub async fn serve<S>(
     stream: S,
     peer: SocketAddr,
+    transport: Transport,
     broker: Arc<dyn Broker>,
     cfg: Arc<Config>,
     shutdown: CancellationToken,
@@ -32,7 +33,16 @@ pub async fn serve<S>(
     let inbox = Arc::new(Inbox::default());
     // Boxed: the handshake's state would otherwise stay in every connection's
     // future for its whole life.
-    let opened = Box::pin(open(stream, peer, &broker, &cfg, &shutdown, inbox.clone())).await;
+    let opened = Box::pin(open(
+        stream,
+        peer,
+        transport.cert_user,
+        &broker,
+        &cfg,
+        &shutdown,
+        inbox.clone(),
+    ))
+    .await;
     if let Some((wire, session, beats)) = opened {
         let mut conn = Conn::new(wire, session, beats, inbox, &broker);
         conn.run(&shutdown).await;

@@ -38,6 +38,14 @@ impl Session {
             AMQPValue::LongString(env!("CARGO_PKG_VERSION").into()),
         );
         props.insert("platform".into(), AMQPValue::LongString("Rust".into()));
+        // EXTERNAL only where a verified client certificate can back it (RabbitMQ's
+        // rabbitmq_auth_mechanism_ssl): offered first, so clients that pick the
+        // server's first choice they support use the certificate.
+        let mechanisms = if self.cert_user.is_some() {
+            "EXTERNAL PLAIN AMQPLAIN"
+        } else {
+            "PLAIN AMQPLAIN"
+        };
         props.insert(
             "copyright".into(),
             AMQPValue::LongString("Switchboard contributors".into()),
@@ -58,7 +66,7 @@ impl Session {
                 version_major: 0,
                 version_minor: 9,
                 server_properties: props,
-                mechanisms: "PLAIN AMQPLAIN".into(),
+                mechanisms: mechanisms.into(),
                 locales: "en_US".into(),
             })),
         );
@@ -209,6 +217,21 @@ impl Session {
             self.cancel_notify = has("consumer_cancel_notify");
             self.blocked_notify = has("connection.blocked");
         }
+        if s.mechanism.as_str() == "EXTERNAL" {
+            // The response (an optional authorisation identity) is ignored, as
+            // RabbitMQ does: the certificate alone names the user.
+            return match self.cert_user.clone() {
+                Some(name) => {
+                    let r = self.broker.authenticate_external(&name, self.peer);
+                    self.logged_in(r, id)
+                }
+                None => Err(AmqpError::connection(
+                    ACCESS_REFUSED,
+                    "ACCESS_REFUSED - EXTERNAL needs a verified client certificate",
+                    id,
+                )),
+            };
+        }
         let (user, pass) = match s.mechanism.as_str() {
             "PLAIN" => parse_plain(s.response.as_bytes()),
             "AMQPLAIN" => parse_amqplain(s.response.as_bytes()),
@@ -227,7 +250,17 @@ impl Session {
                 id,
             )
         })?;
-        match self.broker.authenticate(&user, &pass, self.peer) {
+        let r = self.broker.authenticate(&user, &pass, self.peer);
+        self.logged_in(r, id)
+    }
+
+    /// Tunes the connection of a user logged in, or refuses it.
+    fn logged_in(
+        &mut self,
+        r: std::result::Result<switchboard_api::User, switchboard_api::BrokerError>,
+        id: (u16, u16),
+    ) -> Result<()> {
+        match r {
             Ok(u) => {
                 self.user = Some(u);
                 self.phase = Phase::AwaitTuneOk;

@@ -1,0 +1,22 @@
+//! What the transport under a connection proved before any protocol byte: whether
+//! it is encrypted, and the user a verified client certificate names (mTLS).
+
+/// Passed to each frontend's `serve` beside the peer address.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Transport {
+    /// The connection is TLS (AMQPS, MQTTS, STOMP over TLS, WSS).
+    pub tls: bool,
+    /// The user name from a client certificate the TLS layer verified against the
+    /// configured CA (its CN, else its first DNS name). Frontends log this user in
+    /// without a password (AMQP's EXTERNAL, MQTT and STOMP without credentials),
+    /// as RabbitMQ's `rabbitmq_auth_mechanism_ssl` and `ssl_cert_login` do.
+    pub cert_user: Option<String>,
+}
+
+impl Transport {
+    /// A plain TCP (or plain WebSocket) connection.
+    pub const PLAIN: Transport = Transport {
+        tls: false,
+        cert_user: None,
+    };
+}
