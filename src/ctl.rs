@@ -56,6 +56,20 @@ pub enum AdminAction {
     DeleteUser {
         name: String,
     },
+    /// Users' permissions (configure, write, read patterns) in every vhost.
+    ListPermissions,
+    /// Sets a user's permissions in the vhost (`--vhost`), as
+    /// `rabbitmqctl set_permissions`: regular expressions over resource names.
+    SetPermissions {
+        user: String,
+        configure: String,
+        write: String,
+        read: String,
+    },
+    /// Removes a user's permissions in the vhost.
+    ClearPermissions {
+        user: String,
+    },
     /// Removes a queue's ready messages.
     Purge {
         queue: String,
@@ -219,6 +233,26 @@ pub async fn run(t: &Target, action: &AdminAction) -> anyhow::Result<()> {
             let body = serde_json::json!({"password": password, "tags": tags});
             let path = format!("/api/users/{}", encode(name));
             return done(t, "PUT", &path, Some(body), &format!("user {name} saved")).await;
+        }
+        AdminAction::ListPermissions => (
+            call(t, "GET", "/api/permissions", None).await?,
+            &["user", "vhost", "configure", "write", "read"],
+        ),
+        AdminAction::SetPermissions {
+            user,
+            configure,
+            write,
+            read,
+        } => {
+            let body = serde_json::json!({"configure": configure, "write": write, "read": read});
+            let path = format!("/api/permissions/{v}/{}", encode(user));
+            let said = format!("permissions of {user} in vhost {} set", t.vhost);
+            return done(t, "PUT", &path, Some(body), &said).await;
+        }
+        AdminAction::ClearPermissions { user } => {
+            let path = format!("/api/permissions/{v}/{}", encode(user));
+            let said = format!("permissions of {user} in vhost {} cleared", t.vhost);
+            return done(t, "DELETE", &path, None, &said).await;
         }
         AdminAction::DeleteUser { name } => {
             let path = format!("/api/users/{}", encode(name));

@@ -220,7 +220,19 @@ const pages = {
   },
 
   async users() {
-    const [us, vs] = await Promise.all([api("GET", "/users"), api("GET", "/vhosts")]);
+    const [us, vs, ps] = await Promise.all([
+      api("GET", "/users"), api("GET", "/vhosts"), api("GET", "/permissions"),
+    ]);
+    fill($("#permissions-table tbody"), ps, (tr, p) => {
+      tr.dataset.name = p.user + "@" + p.vhost;
+      cell(tr, p.user); cell(tr, p.vhost);
+      cell(tr, p.configure); cell(tr, p.write); cell(tr, p.read);
+      button(tr, "Clear", async () => {
+        if (!confirm("Clear the permissions of " + p.user + " in " + p.vhost + "?")) return;
+        await api("DELETE", "/permissions/" + enc(p.vhost) + "/" + enc(p.user));
+        refresh();
+      }, "danger");
+    });
     fill($("#users-table tbody"), us, (tr, u) => {
       cell(tr, u.name); cell(tr, (u.tags || []).join(", "));
       button(tr, "Delete", async () => {
@@ -335,6 +347,16 @@ $("#user-form").addEventListener("submit", async (ev) => {
   try {
     await api("PUT", "/users/" + enc($("#user-name").value), {
       password: $("#user-password").value, tags: $("#user-tags").value,
+    });
+    refresh();
+  } catch (e) { showError(e); }
+});
+
+$("#permission-form").addEventListener("submit", async (ev) => {
+  ev.preventDefault();
+  try {
+    await api("PUT", "/permissions/" + enc($("#perm-vhost").value) + "/" + enc($("#perm-user").value), {
+      configure: $("#perm-configure").value, write: $("#perm-write").value, read: $("#perm-read").value,
     });
     refresh();
   } catch (e) { showError(e); }

@@ -185,3 +185,36 @@ def test_overview_charts_message_rates_live(browser, broker, ch):
         shot(browser, "console-rates.png")
     finally:
         ch.queue_delete(q)
+
+
+def test_users_page_sets_and_clears_permissions(browser, broker):
+    """A user added on the page can log in over AMQP once given permissions there."""
+    from selenium.webdriver.common.by import By
+
+    host, port = broker.ports["admin"]
+    name = f"console-{uuid.uuid4().hex[:8]}"
+    login(browser, f"http://{host}:{port}")
+    browser.get(f"http://{host}:{port}/#users")
+    wait_for(lambda: browser.find_element(By.ID, "user-name").is_displayed(), what="users page")
+    browser.find_element(By.ID, "user-name").send_keys(name)
+    browser.find_element(By.ID, "user-password").send_keys("pw")
+    browser.find_element(By.CSS_SELECTOR, "#user-form button").click()
+    amqp_host, amqp_port = broker.ports["amqp"]
+    params = pika.ConnectionParameters(amqp_host, amqp_port,
+                                       credentials=pika.PlainCredentials(name, "pw"))
+    wait_for(lambda: any(name in r.text for r in
+                         browser.find_elements(By.CSS_SELECTOR, "#users-table tr")),
+             what="the new user")
+    with pytest.raises(pika.exceptions.ProbableAccessDeniedError):
+        pika.BlockingConnection(params)
+    browser.find_element(By.ID, "perm-user").send_keys(name)
+    browser.find_element(By.ID, "perm-submit").click()
+    row = f'#permissions-table tr[data-name="{name}@/"]'
+    wait_for(lambda: browser.find_element(By.CSS_SELECTOR, row), what="the permission row")
+    pika.BlockingConnection(params).close()
+    shot(browser, "console-users.png")
+    browser.find_element(By.CSS_SELECTOR, row + " button").click()
+    browser.switch_to.alert.accept()
+    wait_for(lambda: not browser.find_elements(By.CSS_SELECTOR, row), what="the row to go")
+    with pytest.raises(pika.exceptions.ProbableAccessDeniedError):
+        pika.BlockingConnection(params)

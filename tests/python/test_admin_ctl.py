@@ -90,3 +90,35 @@ def test_export_and_import(broker, tmp_path, ch):
     assert "imported" in r.stdout
     assert ch.queue_declare(q, passive=True).method.message_count == 0
     ch.queue_delete(q)
+
+
+def test_set_list_and_clear_permissions(broker):
+    name = uname("perm")
+    ctl(broker, "add-user", name, "pw")
+    try:
+        host, port = broker.ports["amqp"]
+        creds = pika.PlainCredentials(name, "pw")
+        params = pika.ConnectionParameters(host, port, credentials=creds)
+        # A user made at run time may not use the vhost until given permissions.
+        with pytest.raises(pika.exceptions.ProbableAccessDeniedError):
+            pika.BlockingConnection(params)
+        out = ctl(broker, "set-permissions", name, "^perm\\.", ".*", ".*").stdout
+        assert "set" in out
+        rows = json.loads(ctl(broker, "--json", "list-permissions").stdout)
+        assert {"user": name, "vhost": "/", "configure": "^perm\\.", "write": ".*",
+                "read": ".*"} in rows
+        table = ctl(broker, "list-permissions").stdout
+        assert any(line.split()[:2] == [name, "/"] for line in table.splitlines())
+        conn = pika.BlockingConnection(params)
+        conn.channel().queue_declare("perm.ctl", auto_delete=True)
+        with pytest.raises(pika.exceptions.ChannelClosedByBroker) as e:
+            conn.channel().queue_declare("other.ctl")
+        assert e.value.reply_code == 403
+        conn.close()
+        ctl(broker, "clear-permissions", name)
+        with pytest.raises(pika.exceptions.ProbableAccessDeniedError):
+            pika.BlockingConnection(params)
+        r = ctl(broker, "set-permissions", name, "(", ".*", ".*", check=False)
+        assert r.returncode != 0 and "400" in r.stderr
+    finally:
+        ctl(broker, "delete-user", name)
