@@ -94,13 +94,15 @@ async fn authenticate(parts: &mut Parts, st: &AppState) -> Result<Auth, ApiError
         .and_then(|v| v.to_str().ok())
         .and_then(basic_credentials)
         .ok_or_else(|| ApiError::unauthorized("Login failed"))?;
-    let user = st
-        .broker
-        .authenticate(&name, &password, peer)
-        .map_err(|e| {
-            tracing::info!(user = %name, %peer, protocol = "http-admin", "login refused: {e}");
-            ApiError::unauthorized("Login failed")
-        })?;
+    let user = match st.broker.authenticate(&name, &password, peer) {
+        Ok(u) => u,
+        Err(e) => {
+            tracing::debug!(user = %name, %peer, "admin API login refused: {e}");
+            // Answered late: guessing passwords through the API is slow too.
+            tokio::time::sleep(st.broker.login_refused(peer, &name, "HTTP admin")).await;
+            return Err(ApiError::unauthorized("Login failed"));
+        }
+    };
     if level(&user) == Level::None {
         return Err(ApiError::unauthorized("Not management user"));
     }

@@ -150,6 +150,19 @@ async fn serve(apis: &Apis, peer: SocketAddr, req: Request, label: &mut Label) -
     } else {
         authenticate(&sqs, &parts, &body, peer)
     };
+    if let Err(e) = &user
+        && matches!(e.code, "InvalidClientTokenId" | "SignatureDoesNotMatch")
+    {
+        // A wrong key or secret is answered late: guessing secrets is slow.
+        let key = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| sigv4::parse_authorization(v).ok())
+            .map(|a| a.access_key)
+            .unwrap_or_default();
+        tokio::time::sleep(sqs.broker().login_refused(peer, &key, "SQS/SNS")).await;
+    }
     let ctx = match user.and_then(|user| {
         Ok(Ctx {
             base_url: base_url(sqs.config(), &parts),

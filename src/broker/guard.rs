@@ -136,6 +136,10 @@ impl Broker for Guarded {
         self.need(vhost, access, entity, name)
     }
 
+    fn login_refused(&self, peer: SocketAddr, user: &str, protocol: &str) -> Duration {
+        self.core.login_refused(peer, user, protocol)
+    }
+
     fn connection_opened(&self) -> ConnectionId {
         self.core.connection_opened()
     }

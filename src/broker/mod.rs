@@ -10,6 +10,7 @@ mod guard;
 mod keyed;
 mod permissions;
 mod queue;
+mod refusals;
 pub mod timer;
 mod topic;
 mod users;
@@ -44,6 +45,7 @@ struct Inner {
     users: Users,
     next_conn: AtomicU64,
     permissions: access::Permissions,
+    refusals: refusals::Refusals,
     /// Publishes since start (the admin API's node-wide publish rate).
     published: AtomicU64,
     conns: conns::Conns,
@@ -90,6 +92,7 @@ impl Core {
                 next_conn: AtomicU64::new(1),
                 published: AtomicU64::new(0),
                 permissions: Default::default(),
+                refusals: Default::default(),
                 conns: conns::Conns::default(),
                 timers,
                 store,
@@ -284,6 +287,10 @@ impl Broker for Core {
             core: self.clone(),
             user: user.clone(),
         }))
+    }
+
+    fn login_refused(&self, peer: SocketAddr, user: &str, protocol: &str) -> Duration {
+        self.inner.refusals.refused(peer, user, protocol)
     }
 
     fn connection_opened(&self) -> ConnectionId {

@@ -447,8 +447,15 @@ fn disk_failure_stops_durability_but_not_appends() {
     let (j, _) = open(config(&dir, SEG, FsyncMode::Batch));
     let first = j.append(&[1u8; 100]);
     j.wait_durable_blocking(first).expect("durable");
-    // With the directory gone the next rollover cannot name its segment.
-    fs::remove_dir_all(&dir).expect("remove dir");
+    // With the directory gone the next rollover cannot name its segment. The
+    // journal may be preparing its next segment meanwhile: try again until the
+    // directory is gone.
+    let mut tries = 0;
+    while let Err(e) = fs::remove_dir_all(&dir) {
+        tries += 1;
+        assert!(tries < 100, "remove dir: {e}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
     let lsns: Vec<Lsn> = (0..100).map(|_| j.append(&[2u8; 500])).collect();
     let last = *lsns.last().expect("appended");
     assert_eq!(last, first + 100);

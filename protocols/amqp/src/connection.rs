@@ -155,6 +155,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
     async fn run(&mut self, shutdown: &CancellationToken) {
         loop {
             let held = self.handle_input();
+            if let Some(d) = self.s.refusal_delay.take() {
+                tokio::time::sleep(d).await;
+            }
             self.tell_blocked(held);
             self.collect_output();
             if self.s.phase == Phase::Closed {

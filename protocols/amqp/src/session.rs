@@ -49,6 +49,8 @@ pub struct Session {
     pub(crate) blocked_notify: bool,
     /// It has published: an alarm blocks it (and tells it so) from now on.
     pub has_published: bool,
+    /// Set by a refused login: how long to wait before the refusal is sent.
+    pub refusal_delay: Option<std::time::Duration>,
 
     pub(crate) channels: HashMap<u16, Channel>,
     /// Bytes to write to the socket.
@@ -92,6 +94,7 @@ impl Session {
             channel_count: Arc::default(),
             blocked_notify: false,
             has_published: false,
+            refusal_delay: None,
 
             channels: HashMap::new(),
             // Grows with use: an idle connection should not hold 64 KiB.

@@ -365,6 +365,13 @@ pub trait Broker: Send + Sync + 'static {
         Ok(())
     }
 
+    /// Logs a refused login (user, address, protocol; never the password) and says
+    /// how long to wait before answering it: longer the more an address has failed
+    /// lately. The frontend sleeps on its own task.
+    fn login_refused(&self, _peer: SocketAddr, _user: &str, _protocol: &str) -> Duration {
+        Duration::ZERO
+    }
+
     fn connection_opened(&self) -> ConnectionId;
     /// Deletes the connection's exclusive queues.
     fn connection_closed(&self, conn: ConnectionId);

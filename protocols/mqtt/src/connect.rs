@@ -139,7 +139,14 @@ async fn handshake<S: AsyncRead + AsyncWrite + Unpin>(
         refuse(wire, C::TopicNameInvalid, "invalid will topic");
         return None;
     }
-    let user = login(wire, &c, &ctx)?;
+    let user = match login(wire, &c, &ctx) {
+        Ok(u) => u,
+        Err(delay) => {
+            // A refused login is answered late (the CONNACK is flushed after).
+            tokio::time::sleep(delay).await;
+            return None;
+        }
+    };
     // From here on the session acts as the user: every broker call is checked
     // against its permissions.
     let scoped = match ctx.broker.open_vhost(&user, &ctx.cfg.vhost) {
@@ -230,18 +237,18 @@ fn login<S: AsyncRead + AsyncWrite + Unpin>(
     wire: &mut Wire<S>,
     c: &v5::Connect,
     ctx: &Ctx<'_>,
-) -> Option<User> {
+) -> Result<User, std::time::Duration> {
     let peer = ctx.peer;
     if let Some(cert) = &ctx.cert_user
         && c.password.is_none()
         && c.username.as_ref().is_none_or(|u| &**u == cert.as_str())
     {
         return match ctx.broker.authenticate_external(cert, peer) {
-            Ok(u) => Some(u),
+            Ok(u) => Ok(u),
             Err(e) => {
                 tracing::info!(%peer, user = %cert, "MQTT certificate login refused: {e}");
                 refuse(wire, C::NotAuthorized, "certificate user refused");
-                None
+                Err(ctx.broker.login_refused(peer, cert, "MQTT"))
             }
         };
     }
@@ -255,16 +262,16 @@ fn login<S: AsyncRead + AsyncWrite + Unpin>(
         (None, _) if peer.ip().is_loopback() => ctx.cfg.anonymous_user.clone(),
         (None, _) => None,
     };
-    match creds.map(|(u, p)| ctx.broker.authenticate(&u, &p, peer)) {
-        Some(Ok(u)) => Some(u),
-        Some(Err(e)) => {
+    match creds.map(|(u, p)| (ctx.broker.authenticate(&u, &p, peer), u)) {
+        Some((Ok(u), _)) => Ok(u),
+        Some((Err(e), name)) => {
             tracing::info!(%peer, "MQTT login refused: {e}");
             refuse(wire, C::BadUserNameOrPassword, "bad user name or password");
-            None
+            Err(ctx.broker.login_refused(peer, &name, "MQTT"))
         }
         None => {
             refuse(wire, C::NotAuthorized, "credentials required");
-            None
+            Err(ctx.broker.login_refused(peer, "", "MQTT"))
         }
     }
 }

@@ -188,6 +188,7 @@ async fn login<S: AsyncRead + AsyncWrite + Unpin>(
         };
         tracing::info!(%peer, user = %cert, "STOMP certificate login refused: {e}");
         let e = StompError::new("Bad CONNECT", format!("Access refused for user '{cert}'"));
+        tokio::time::sleep(broker.login_refused(peer, cert, "STOMP")).await;
         wire.fail(&e, Some(f)).await;
         return None;
     }
@@ -196,14 +197,20 @@ async fn login<S: AsyncRead + AsyncWrite + Unpin>(
         (None, _) if peer.ip().is_loopback() => cfg.anonymous_user.clone(),
         (None, _) => None,
     };
-    let e = match creds.map(|(u, p)| (broker.authenticate(&u, &p, peer), u)) {
+    let (e, login) = match creds.map(|(u, p)| (broker.authenticate(&u, &p, peer), u)) {
         Some((Ok(u), _)) => return Some(u),
         Some((Err(e), login)) => {
             tracing::info!(%peer, "STOMP login refused: {e}");
-            StompError::new("Bad CONNECT", format!("Access refused for user '{login}'"))
+            let text = format!("Access refused for user '{login}'");
+            (StompError::new("Bad CONNECT", text), login)
         }
-        None => StompError::new("Bad CONNECT", "login and passcode required"),
+        None => (
+            StompError::new("Bad CONNECT", "login and passcode required"),
+            String::new(),
+        ),
     };
+    // A refused login is answered late: guessing passwords is slow.
+    tokio::time::sleep(broker.login_refused(peer, &login, "STOMP")).await;
     wire.fail(&e, Some(f)).await;
     None
 }

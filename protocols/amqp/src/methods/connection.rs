@@ -223,7 +223,7 @@ impl Session {
             return match self.cert_user.clone() {
                 Some(name) => {
                     let r = self.broker.authenticate_external(&name, self.peer);
-                    self.logged_in(r, id)
+                    self.logged_in(r, &name, id)
                 }
                 None => Err(AmqpError::connection(
                     ACCESS_REFUSED,
@@ -251,13 +251,14 @@ impl Session {
             )
         })?;
         let r = self.broker.authenticate(&user, &pass, self.peer);
-        self.logged_in(r, id)
+        self.logged_in(r, &user, id)
     }
 
     /// Tunes the connection of a user logged in, or refuses it.
     fn logged_in(
         &mut self,
         r: std::result::Result<switchboard_api::User, switchboard_api::BrokerError>,
+        name: &str,
         id: (u16, u16),
     ) -> Result<()> {
         match r {
@@ -274,11 +275,15 @@ impl Session {
                 );
                 Ok(())
             }
-            Err(e) => Err(AmqpError::connection(
-                ACCESS_REFUSED,
-                reply_text(ACCESS_REFUSED, &e),
-                id,
-            )),
+            Err(e) => {
+                // The refusal goes out after this delay (the connection's task sleeps).
+                self.refusal_delay = Some(self.broker.login_refused(self.peer, name, "AMQP 0-9-1"));
+                Err(AmqpError::connection(
+                    ACCESS_REFUSED,
+                    reply_text(ACCESS_REFUSED, &e),
+                    id,
+                ))
+            }
         }
     }
 }
