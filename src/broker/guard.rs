@@ -205,17 +205,14 @@ impl Broker for Guarded {
         if decl.passive {
             return self.core.declare_queue(vhost, decl, owner);
         }
-        // A server-named queue is checked by the name it will get, as in RabbitMQ.
-        let mut named;
-        let decl = if decl.name.is_empty() {
-            named = decl.clone();
-            named.name = self.core.vhost(vhost)?.server_name();
-            &named
-        } else {
-            decl
+        // A server-named queue is checked by a name of the kind it will get
+        // (`amq.gen-…`), as in RabbitMQ; the core then names it.
+        let name = match decl.name.is_empty() {
+            true => self.core.vhost(vhost)?.server_name(),
+            false => decl.name.clone(),
         };
-        self.need(vhost, Access::Configure, Entity::Queue, &decl.name)?;
-        self.need_dead_letter(vhost, &decl.name, &decl.arguments)?;
+        self.need(vhost, Access::Configure, Entity::Queue, &name)?;
+        self.need_dead_letter(vhost, &name, &decl.arguments)?;
         self.core.declare_queue(vhost, decl, owner)
     }
 
