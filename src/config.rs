@@ -52,6 +52,9 @@ pub struct Config {
     pub fsync: Fsync,
     /// Resource alarms (reloaded on SIGHUP).
     pub limits: Limits,
+    /// Limits per tenant: connections per user and vhost, per source address and
+    /// second, queues per vhost; 0 = none (reloaded on SIGHUP).
+    pub quotas: crate::broker::quotas::Quotas,
     /// Bytes of ready messages a queue keeps in memory; newer ones are paged out
     /// to a scratch file under the data directory until they near the head.
     pub queue_memory_bytes: u64,
@@ -255,6 +258,7 @@ pub struct AmqpConfig {
     pub channel_max: u16,
     pub heartbeat: u16,
     pub max_message_size: u64,
+    pub max_partial_bytes: u64,
     pub handshake_timeout_ms: u64,
 }
 
@@ -266,6 +270,7 @@ impl Default for AmqpConfig {
             channel_max: d.channel_max,
             heartbeat: d.heartbeat,
             max_message_size: d.max_message_size,
+            max_partial_bytes: d.max_partial_bytes,
             handshake_timeout_ms: d.handshake_timeout.as_millis() as u64,
         }
     }
@@ -278,6 +283,7 @@ impl From<&AmqpConfig> for switchboard_amqp::Config {
             channel_max: c.channel_max.max(1),
             heartbeat: c.heartbeat,
             max_message_size: c.max_message_size,
+            max_partial_bytes: c.max_partial_bytes.max(c.max_message_size),
             handshake_timeout: std::time::Duration::from_millis(c.handshake_timeout_ms),
         }
     }
@@ -426,6 +432,7 @@ impl Default for Config {
             vhosts: vec!["/".into()],
             fsync: Fsync::Batch,
             limits: Limits::default(),
+            quotas: Default::default(),
             queue_memory_bytes: 32 * 1024 * 1024,
             definitions: None,
             replication: ReplicationConfig::default(),

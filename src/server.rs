@@ -33,6 +33,7 @@ pub struct Server {
     tracker: TaskTracker,
     store: Arc<Store>,
     limits: tokio::sync::watch::Sender<crate::alarms::Limits>,
+    core: Core,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -185,6 +186,7 @@ impl Server {
         for v in &cfg.vhosts {
             core.add_vhost(v);
         }
+        core.set_quotas(cfg.quotas);
         let shutdown = CancellationToken::new();
         let limits = tokio::sync::watch::Sender::new(cfg.limits);
         crate::alarms::spawn_monitor(
@@ -363,6 +365,7 @@ impl Server {
             tracker,
             store,
             limits,
+            core,
         })
     }
 
@@ -395,6 +398,7 @@ impl Server {
     /// the same (a renewed certificate replaces the file).
     pub fn reload(&self, cfg: &Config) {
         self.limits.send_replace(cfg.limits);
+        self.core.set_quotas(cfg.quotas);
         tracing::info!(?cfg.limits, "configuration reloaded");
         if let Some(tls) = &self.tls {
             reload_tls(tls, cfg);

@@ -261,6 +261,14 @@ pub async fn metrics(State(st): State<AppState>) -> impl IntoResponse {
     );
     journal(&mut out, &st);
     connections(&mut out, &st);
+    let _ = writeln!(
+        out,
+        "# HELP switchboard_refused_total Logins and connections refused, by reason\n\
+         # TYPE switchboard_refused_total counter"
+    );
+    for (reason, n) in st.admin.refused() {
+        let _ = writeln!(out, "switchboard_refused_total{{reason=\"{reason}\"}} {n}");
+    }
     for m in &st.node.metrics {
         m.write_metrics(&mut out);
     }

@@ -126,6 +126,12 @@ impl Admin for Core {
         Ok(())
     }
 
+    fn refused(&self) -> Vec<(&'static str, u64)> {
+        let mut out = vec![("login", self.inner.refusals.count())];
+        out.extend(self.inner.limiter.refused());
+        out
+    }
+
     fn permissions(&self) -> Vec<PermissionInfo> {
         self.inner.permissions.list(&self.vhost_names())
     }

@@ -18,8 +18,28 @@ pub struct Conns {
 }
 
 impl Conns {
-    pub fn describe(&self, id: ConnectionId, meta: ConnectionMeta) {
+    /// Describes a connection; the first description must fit the limits (0: none)
+    /// on connections per user and per vhost, counted under the same lock.
+    pub fn describe(
+        &self,
+        id: ConnectionId,
+        meta: ConnectionMeta,
+        (per_user, per_vhost): (u32, u32),
+    ) -> Result<(), super::quotas::Refusal> {
         let mut d = self.described.lock().unwrap_or_else(|e| e.into_inner());
+        if !d.contains_key(&id) && (per_user > 0 || per_vhost > 0) {
+            let (mut users, mut vhosts) = (0u32, 0u32);
+            for c in d.values() {
+                users += u32::from(c.meta.user == meta.user);
+                vhosts += u32::from(c.meta.vhost == meta.vhost);
+            }
+            if per_user > 0 && users >= per_user {
+                return Err(super::quotas::Refusal::UserConnections);
+            }
+            if per_vhost > 0 && vhosts >= per_vhost {
+                return Err(super::quotas::Refusal::VhostConnections);
+            }
+        }
         let at = d
             .get(&id)
             .map_or_else(switchboard_api::wall_ms, |c| c.connected_at_ms);
@@ -31,6 +51,7 @@ impl Conns {
                 connected_at_ms: at,
             },
         );
+        Ok(())
     }
 
     pub fn closed(&self, id: ConnectionId) {

@@ -152,7 +152,7 @@ impl Broker for Guarded {
         &self,
         conn: ConnectionId,
         meta: switchboard_api::admin::ConnectionMeta,
-    ) {
+    ) -> Result<(), BrokerError> {
         self.core.connection_describe(conn, meta)
     }
 

@@ -10,6 +10,7 @@ mod guard;
 mod keyed;
 mod permissions;
 mod queue;
+pub mod quotas;
 mod refusals;
 pub mod timer;
 mod topic;
@@ -46,6 +47,7 @@ struct Inner {
     next_conn: AtomicU64,
     permissions: access::Permissions,
     refusals: refusals::Refusals,
+    limiter: quotas::Limiter,
     /// Publishes since start (the admin API's node-wide publish rate).
     published: AtomicU64,
     conns: conns::Conns,
@@ -93,6 +95,7 @@ impl Core {
                 published: AtomicU64::new(0),
                 permissions: Default::default(),
                 refusals: Default::default(),
+                limiter: Default::default(),
                 conns: conns::Conns::default(),
                 timers,
                 store,
@@ -210,6 +213,16 @@ impl Core {
 
     /// The socket from `peer` is served until `token` is cancelled: the admin API
     /// closes a connection through it. [`Core::untrack_socket`] when it ends.
+    /// Sets the tenant limits (at start and on SIGHUP).
+    pub fn set_quotas(&self, q: quotas::Quotas) {
+        self.inner.limiter.set(q);
+    }
+
+    /// Whether a new socket from `peer` is within its source's connection rate.
+    pub fn admit_socket(&self, peer: SocketAddr) -> bool {
+        self.inner.limiter.admit_source(peer.ip())
+    }
+
     pub fn track_socket(&self, peer: SocketAddr, token: tokio_util::sync::CancellationToken) {
         self.inner.conns.track(peer, token);
     }
@@ -308,8 +321,20 @@ impl Broker for Core {
         &self,
         conn: ConnectionId,
         meta: switchboard_api::admin::ConnectionMeta,
-    ) {
-        self.inner.conns.describe(conn, meta);
+    ) -> Result<(), BrokerError> {
+        let q = self.inner.limiter.get();
+        let (user, vhost) = (meta.user.clone(), meta.vhost.clone());
+        let limits = (q.max_connections_per_user, q.max_connections_per_vhost);
+        self.inner.conns.describe(conn, meta, limits).map_err(|r| {
+            self.inner.limiter.refuse(r);
+            let per_vhost = matches!(r, quotas::Refusal::VhostConnections);
+            BrokerError::ConnectionLimit {
+                user,
+                vhost,
+                per_vhost,
+                limit: if per_vhost { limits.1 } else { limits.0 },
+            }
+        })
     }
 
     fn declare_exchange(&self, vhost: &str, decl: &ExchangeDecl) -> Result<(), BrokerError> {
@@ -352,7 +377,23 @@ impl Broker for Core {
         decl: &QueueDecl,
         owner: ConnectionId,
     ) -> Result<QueueInfo, BrokerError> {
-        self.vhost(vhost)?.declare_queue(decl, owner)
+        let v = self.vhost(vhost)?;
+        let limit = self.inner.limiter.get().max_queues_per_vhost;
+        // Checked before the queue is made, so a race may let one more in: the
+        // limit protects the broker, it is not an exact count.
+        if limit > 0
+            && !decl.passive
+            && !v.has_queue(&decl.name)
+            && v.queue_count() >= limit as usize
+        {
+            self.inner.limiter.refuse(quotas::Refusal::VhostQueues);
+            return Err(BrokerError::QueueLimit {
+                queue: decl.name.clone(),
+                vhost: vhost.to_string(),
+                limit,
+            });
+        }
+        v.declare_queue(decl, owner)
     }
 
     fn bind_queue(

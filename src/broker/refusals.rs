@@ -21,11 +21,19 @@ const MAX_SOURCES: usize = 65_536;
 #[derive(Default)]
 pub struct Refusals {
     by_source: Mutex<HashMap<IpAddr, (u32, Instant)>>,
+    total: std::sync::atomic::AtomicU64,
 }
 
 impl Refusals {
+    /// Refused logins since start.
+    pub fn count(&self) -> u64 {
+        self.total.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// Records a refused login from `peer`; returns how long to wait before saying so.
     pub fn refused(&self, peer: SocketAddr, user: &str, protocol: &str) -> Duration {
+        self.total
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let now = Instant::now();
         let mut map = self.by_source.lock().unwrap_or_else(|e| e.into_inner());
         if map.len() >= MAX_SOURCES && !map.contains_key(&peer.ip()) {

@@ -97,6 +97,13 @@ async fn accept_loop<F, Fut>(
                 }
             }
         };
+        if !core.admit_socket(peer) {
+            // Over its source's connection rate: closed before a byte is read (no
+            // protocol has spoken yet); counted in /metrics.
+            tracing::debug!(%peer, "connection refused: source connection rate");
+            drop(tcp);
+            continue;
+        }
         let _ = tcp.set_nodelay(true);
         let token = shutdown.child_token();
         core.track_socket(peer, token.clone());

@@ -28,6 +28,10 @@ pub struct Config {
     pub heartbeat: u16,
     /// Largest message body accepted.
     pub max_message_size: u64,
+    /// Declared bytes of the messages a connection may have in progress at once
+    /// across its channels (without it a client could hold channel_max × the
+    /// largest message half-sent).
+    pub max_partial_bytes: u64,
     /// Time a client has to complete the handshake (RabbitMQ: 10 s).
     pub handshake_timeout: Duration,
 }
@@ -39,6 +43,7 @@ impl Default for Config {
             channel_max: 2047,
             heartbeat: 60,
             max_message_size: 16 * 1024 * 1024,
+            max_partial_bytes: 64 * 1024 * 1024,
             handshake_timeout: Duration::from_secs(10),
         }
     }

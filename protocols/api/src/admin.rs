@@ -203,6 +203,8 @@ pub trait Admin: Send + Sync {
     fn delete_user(&self, name: &str) -> Result<u64, BrokerError>;
     /// Creates a vhost (durable); an existing one is left as it is.
     fn add_vhost(&self, name: &str) -> Result<(), BrokerError>;
+    /// Refusals since start by reason (`login`, `user_connection_limit`, …).
+    fn refused(&self) -> Vec<(&'static str, u64)>;
     fn permissions(&self) -> Vec<PermissionInfo>;
     fn topic_permissions(&self) -> Vec<TopicPermissionInfo>;
     /// Sets (`Some`) or clears a user's permissions in a vhost, durably; returns the

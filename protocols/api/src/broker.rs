@@ -377,7 +377,15 @@ pub trait Broker: Send + Sync + 'static {
     fn connection_closed(&self, conn: ConnectionId);
     /// Tells the admin API who is on a connection, once logged in. Called again when
     /// something changes (an AMQP connection opens its vhost).
-    fn connection_describe(&self, _conn: ConnectionId, _meta: crate::admin::ConnectionMeta) {}
+    /// The first description admits the connection: `ConnectionLimit` when its user
+    /// or vhost is at its connection limit (the frontend refuses it then).
+    fn connection_describe(
+        &self,
+        _conn: ConnectionId,
+        _meta: crate::admin::ConnectionMeta,
+    ) -> Result<(), BrokerError> {
+        Ok(())
+    }
 
     fn declare_exchange(&self, vhost: &str, decl: &ExchangeDecl) -> Result<(), BrokerError>;
     fn delete_exchange(&self, vhost: &str, name: &str, if_unused: bool) -> Result<(), BrokerError>;

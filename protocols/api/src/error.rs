@@ -146,6 +146,22 @@ pub enum BrokerError {
     NotEmpty { queue: String, vhost: String },
     #[error("cannot publish to internal exchange '{exchange}' in vhost '{vhost}'")]
     InternalExchange { exchange: String, vhost: String },
+    /// A connection over its user's or vhost's connection limit (RabbitMQ's words).
+    #[error("{}", connection_limit(user, vhost, *per_vhost, *limit))]
+    ConnectionLimit {
+        user: String,
+        vhost: String,
+        /// The vhost's limit (else the user's).
+        per_vhost: bool,
+        limit: u32,
+    },
+    /// A new queue over its vhost's queue limit.
+    #[error("cannot declare queue '{queue}': queue limit in vhost '{vhost}' ({limit}) is reached")]
+    QueueLimit {
+        queue: String,
+        vhost: String,
+        limit: u32,
+    },
     /// The user has no permissions in the vhost.
     #[error("access to vhost '{vhost}' refused for user '{user}'")]
     VhostRefused { vhost: String, user: String },
@@ -229,6 +245,7 @@ impl BrokerError {
         match self {
             NotFound { .. } | NotInFlight | QueueDeleted | NoUser { .. } => ErrorKind::NotFound,
             BadPasswordHash | BadPattern { .. } => ErrorKind::InvalidArgument,
+            QueueLimit { .. } => ErrorKind::PreconditionFailed,
             Inequivalent(_)
             | InvalidArgument { .. }
             | InvalidFilterPolicy { .. }
@@ -245,9 +262,11 @@ impl BrokerError {
             | LoopbackOnly { .. }
             | UnknownAccessKey { .. } => ErrorKind::AccessRefused,
             Locked { .. } => ErrorKind::ResourceLocked,
-            NoVhost { .. } | VhostRefused { .. } | NotLeased | DeliveredAgain => {
-                ErrorKind::NotAllowed
-            }
+            NoVhost { .. }
+            | VhostRefused { .. }
+            | ConnectionLimit { .. }
+            | NotLeased
+            | DeliveredAgain => ErrorKind::NotAllowed,
             UnknownExchangeType { .. } => ErrorKind::InvalidArgument,
             Store { .. } => ErrorKind::Internal,
         }
@@ -298,5 +317,15 @@ mod tests {
             BrokerError::no_queue("q", "/").to_string(),
             "no queue 'q' in vhost '/'"
         );
+    }
+}
+
+fn connection_limit(user: &str, vhost: &str, per_vhost: bool, limit: u32) -> String {
+    if per_vhost {
+        format!(
+            "access to vhost '{vhost}' refused for user '{user}': vhost connection limit ({limit}) is reached"
+        )
+    } else {
+        format!("connection refused for user '{user}': user connection limit ({limit}) is reached")
     }
 }

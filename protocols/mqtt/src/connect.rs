@@ -161,9 +161,16 @@ async fn handshake<S: AsyncRead + AsyncWrite + Unpin>(
         broker: &scoped,
         ..ctx
     };
+    // Admitted (connection limits) before anything of the session changes.
+    let conn = ctx.broker.connection_opened();
+    if let Err(e) = describe(conn, &client_id, version, &user, keepalive, &ctx) {
+        tracing::info!(peer = %ctx.peer, user = %user.name, "MQTT connection refused: {e}");
+        ctx.broker.connection_closed(conn);
+        refuse(wire, C::QuotaExceeded, "connection limit reached");
+        return None;
+    }
     let claim = ctx.registry.claim(&ctx.cfg.vhost, &client_id).await;
-    let session = new_session(&c, version, client_id, &ctx, inbox);
-    describe(&session, &user, keepalive, &ctx);
+    let session = new_session(&c, version, (client_id, conn), &ctx, inbox);
     wire.codec.set_max_inbound(ctx.cfg.max_packet_size);
     if let Some(m) = c.max_packet_size {
         wire.codec.set_max_outbound(m.get());
@@ -278,27 +285,34 @@ fn login<S: AsyncRead + AsyncWrite + Unpin>(
 
 /// Tells the admin API who this connection is (RabbitMQ lists the MQTT client id
 /// among the client properties too).
-fn describe(session: &Session, user: &User, keepalive: u16, ctx: &Ctx<'_>) {
+fn describe(
+    conn: switchboard_api::ConnectionId,
+    client_id: &str,
+    version: Version,
+    user: &User,
+    keepalive: u16,
+    ctx: &Ctx<'_>,
+) -> Result<(), switchboard_api::BrokerError> {
     use switchboard_api::{Table, Value};
     let mut props = Table::new();
-    props.insert("client_id".into(), Value::string(session.client_id.clone()));
+    props.insert("client_id".into(), Value::string(client_id));
     props.insert("keepalive".into(), Value::I64(i64::from(keepalive)));
-    let version = match session.version {
+    let version = match version {
         Version::V31 => "3.1",
         Version::V311 => "3.1.1",
         Version::V5 => "5.0",
     };
     ctx.broker.connection_describe(
-        session.conn,
+        conn,
         switchboard_api::admin::ConnectionMeta {
             protocol: format!("MQTT {version}"),
             peer: ctx.peer,
             user: user.name.clone(),
-            vhost: session.vhost.clone(),
+            vhost: ctx.cfg.vhost.clone(),
             client_properties: props,
             channels: std::sync::Arc::new(std::sync::atomic::AtomicU32::new(1)),
         },
-    );
+    )
 }
 
 /// The session for an accepted CONNECT: a clean start drops what the client id
@@ -306,13 +320,12 @@ fn describe(session: &Session, user: &User, keepalive: u16, ctx: &Ctx<'_>) {
 fn new_session(
     c: &v5::Connect,
     version: Version,
-    client_id: String,
+    (client_id, conn): (String, switchboard_api::ConnectionId),
     ctx: &Ctx<'_>,
     inbox: Arc<Inbox>,
 ) -> Session {
     let (broker, cfg) = (ctx.broker, ctx.cfg);
     let queue = format!("{SESSION_PREFIX}{client_id}");
-    let conn = broker.connection_opened();
     if c.clean_start {
         let _ = broker.delete_queue(&cfg.vhost, &queue, false, false, conn);
         let _ = broker.keyed_put(&cfg.vhost, crate::SESSIONS, &client_id, None);

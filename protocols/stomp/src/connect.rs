@@ -59,7 +59,7 @@ pub(crate) async fn open<S: AsyncRead + AsyncWrite + Unpin>(
             props.insert(h.into(), switchboard_api::Value::string(v));
         }
     }
-    broker.connection_describe(
+    let admitted = broker.connection_describe(
         conn,
         switchboard_api::admin::ConnectionMeta {
             protocol: format!("STOMP {}", version.as_str()),
@@ -70,6 +70,13 @@ pub(crate) async fn open<S: AsyncRead + AsyncWrite + Unpin>(
             channels: Arc::new(std::sync::atomic::AtomicU32::new(1)),
         },
     );
+    if let Err(e) = admitted {
+        tracing::info!(%peer, user = %user.name, "STOMP connection refused: {e}");
+        broker.connection_closed(conn);
+        wire.fail(&StompError::new("Bad CONNECT", e.to_string()), Some(&f))
+            .await;
+        return None;
+    }
     let session_id = format!("session-{conn}");
     let connected = Frame::new(Command::Connected)
         .with_header("version", version.as_str())

@@ -98,6 +98,10 @@ impl Vhost {
         self.exchanges.write().unwrap_or_else(|e| e.into_inner())
     }
 
+    pub fn queue_count(&self) -> usize {
+        self.queues().len()
+    }
+
     fn queues(&self) -> std::sync::RwLockReadGuard<'_, HashMap<String, Arc<Queue>>> {
         self.queues.read().unwrap_or_else(|e| e.into_inner())
     }

@@ -167,19 +167,27 @@ impl Session {
                         ));
                     }
                 }
-                self.vhost = vhost;
-                self.phase = Phase::Open;
-                self.broker.connection_describe(
+                let admitted = self.broker.connection_describe(
                     self.conn_id,
                     switchboard_api::admin::ConnectionMeta {
                         protocol: "AMQP 0-9-1".into(),
                         peer: self.peer,
                         user: user.name.clone(),
-                        vhost: self.vhost.clone(),
+                        vhost: vhost.clone(),
                         client_properties: self.client_properties.clone(),
                         channels: self.channel_count.clone(),
                     },
                 );
+                if let Err(e) = admitted {
+                    tracing::info!(peer = %self.peer, user = %user.name, "AMQP connection refused: {e}");
+                    return Err(AmqpError::connection(
+                        NOT_ALLOWED,
+                        reply_text(NOT_ALLOWED, &e),
+                        id,
+                    ));
+                }
+                self.vhost = vhost;
+                self.phase = Phase::Open;
                 self.send(0, AMQPClass::Connection(M::OpenOk(connection::OpenOk {})));
                 Ok(())
             }

@@ -78,6 +78,27 @@ impl Session {
         if body_size == 0 {
             return self.complete_publish(ch);
         }
+        // Only a body of several frames can stay half-sent for long: count what
+        // every channel has declared and not finished.
+        if body_size > u64::from(self.frame_max()) {
+            let budget = self.cfg.max_partial_bytes;
+            let pending: u64 = self
+                .channels
+                .values()
+                .filter_map(|c| c.publish.as_ref())
+                .filter(|p| p.properties.is_some())
+                .map(|p| p.body_size)
+                .sum();
+            if pending > budget {
+                return Err(AmqpError::connection(
+                    RESOURCE_ERROR,
+                    format!(
+                        "RESOURCE_ERROR - messages in progress on this connection declare {pending} bytes, above the budget of {budget}"
+                    ),
+                    PUBLISH_IDS,
+                ));
+            }
+        }
         Ok(())
     }
 
