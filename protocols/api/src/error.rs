@@ -289,6 +289,16 @@ impl BrokerError {
     }
 }
 
+fn connection_limit(user: &str, vhost: &str, per_vhost: bool, limit: u32) -> String {
+    if per_vhost {
+        format!(
+            "access to vhost '{vhost}' refused for user '{user}': vhost connection limit ({limit}) is reached"
+        )
+    } else {
+        format!("connection refused for user '{user}': user connection limit ({limit}) is reached")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -317,15 +327,5 @@ mod tests {
             BrokerError::no_queue("q", "/").to_string(),
             "no queue 'q' in vhost '/'"
         );
-    }
-}
-
-fn connection_limit(user: &str, vhost: &str, per_vhost: bool, limit: u32) -> String {
-    if per_vhost {
-        format!(
-            "access to vhost '{vhost}' refused for user '{user}': vhost connection limit ({limit}) is reached"
-        )
-    } else {
-        format!("connection refused for user '{user}': user connection limit ({limit}) is reached")
     }
 }
