@@ -265,6 +265,10 @@ impl Server {
             within,
             move |s, peer, t, sd| {
                 let (b, c, r) = (b.clone(), c.clone(), r.clone());
+                let t = switchboard_api::Transport {
+                    websocket: true,
+                    ..t
+                };
                 crate::ws::serve(s, ws, move |pipe| {
                     switchboard_mqtt::serve(pipe, peer, t, b, c, r, sd)
                 })
@@ -294,6 +298,10 @@ impl Server {
             within,
             move |s, peer, t, sd| {
                 let (b, c) = (b.clone(), c.clone());
+                let t = switchboard_api::Transport {
+                    websocket: true,
+                    ..t
+                };
                 crate::ws::serve(s, ws, move |pipe| {
                     switchboard_stomp::serve(pipe, peer, t, b, c, sd)
                 })

@@ -175,6 +175,7 @@ async fn serve(apis: &Apis, peer: SocketAddr, req: Request, label: &mut Label) -
         Ok(ctx) => ctx,
         Err(e) => return render_error(&proto, &e, &request_id),
     };
+    describe_connection(&sqs, &parts, peer, ctx.user.as_ref());
     match proto {
         Protocol::Json(action) => {
             *label = Label {
@@ -465,4 +466,50 @@ mod tests {
         ));
         assert!(!is_sns(&parts("/", None), &form("Action=SendMessage")));
     }
+}
+
+/// Lists the request's connection in the admin API (once per signer): protocol,
+/// user, the SDK's User-Agent.
+fn describe_connection(
+    sqs: &Sqs,
+    parts: &axum::http::request::Parts,
+    peer: SocketAddr,
+    user: Option<&switchboard_api::User>,
+) {
+    let Some(conn) = parts.extensions.get::<Arc<crate::HttpConn>>() else {
+        return;
+    };
+    let name = user.map_or("anonymous", |u| u.name.as_str());
+    {
+        let mut d = conn.described.lock().unwrap_or_else(|e| e.into_inner());
+        if d.as_deref() == Some(name) {
+            return;
+        }
+        *d = Some(name.to_string());
+    }
+    let mut props = switchboard_api::Table::new();
+    if let Some(agent) = parts
+        .headers
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+    {
+        props.insert("user_agent".into(), switchboard_api::Value::string(agent));
+    }
+    let https = parts.extensions.get::<crate::Https>().is_some_and(|h| h.0);
+    let meta = switchboard_api::admin::ConnectionMeta {
+        protocol: if https {
+            "SQS/SNS over HTTPS"
+        } else {
+            "SQS/SNS over HTTP"
+        }
+        .into(),
+        peer,
+        user: name.to_string(),
+        vhost: sqs.config().vhost.clone(),
+        client_properties: props,
+        channels: Arc::new(std::sync::atomic::AtomicU32::new(0)),
+        limited: false,
+    };
+    // Not limited, so never refused.
+    let _ = sqs.broker().connection_describe(conn.id, meta);
 }

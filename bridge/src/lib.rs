@@ -97,6 +97,7 @@ const HEADER_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(
 #[derive(Clone)]
 pub struct Service {
     router: axum::Router,
+    broker: Arc<dyn Broker>,
     stats: Arc<metrics::RequestStats>,
     /// Connections arrive over TLS: queue URLs taken from `Host` say `https://`.
     https: bool,
@@ -106,11 +107,19 @@ pub struct Service {
 #[derive(Clone, Copy)]
 pub(crate) struct Https(pub bool);
 
+/// One HTTP connection as the admin API lists it: described on its first
+/// request, again when the signer changes.
+pub(crate) struct HttpConn {
+    pub id: switchboard_api::ConnectionId,
+    pub described: std::sync::Mutex<Option<String>>,
+}
+
 impl Service {
     pub fn new(broker: Arc<dyn Broker>, cfg: Config) -> Service {
         let stats = Arc::new(metrics::RequestStats::default());
         Service {
-            router: http::router(broker, cfg, stats.clone()),
+            router: http::router(broker.clone(), cfg, stats.clone()),
+            broker,
             stats,
             https: false,
         }
@@ -139,11 +148,17 @@ impl Service {
     ) where
         S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
     {
+        let conn = Arc::new(HttpConn {
+            id: self.broker.connection_opened(),
+            described: Default::default(),
+        });
         let app = self
             .router
             .clone()
             .layer(axum::Extension(axum::extract::ConnectInfo(peer)))
-            .layer(axum::Extension(Https(self.https)));
+            .layer(axum::Extension(Https(self.https)))
+            .layer(axum::Extension(conn.clone()));
+        let conn_id = conn.id;
         let svc = hyper_util::service::TowerToHyperService::new(app);
         let conn = hyper::server::conn::http1::Builder::new()
             .timer(hyper_util::rt::TokioTimer::new())
@@ -161,5 +176,6 @@ impl Service {
                 let _ = conn.await;
             }
         }
+        self.broker.connection_closed(conn_id);
     }
 }

@@ -27,9 +27,9 @@ impl Conns {
         (per_user, per_vhost): (u32, u32),
     ) -> Result<(), super::quotas::Refusal> {
         let mut d = self.described.lock().unwrap_or_else(|e| e.into_inner());
-        if !d.contains_key(&id) && (per_user > 0 || per_vhost > 0) {
+        if meta.limited && !d.contains_key(&id) && (per_user > 0 || per_vhost > 0) {
             let (mut users, mut vhosts) = (0u32, 0u32);
-            for c in d.values() {
+            for c in d.values().filter(|c| c.meta.limited) {
                 users += u32::from(c.meta.user == meta.user);
                 vhosts += u32::from(c.meta.vhost == meta.vhost);
             }

@@ -188,6 +188,7 @@ impl Acceptor {
         let transport = Transport {
             tls: true,
             cert_user,
+            websocket: false,
         };
         Some((Stream::Tls(Box::new(tls)), transport))
     }

@@ -443,3 +443,44 @@ def test_sqs_and_sns_requests_are_counted_by_action(api, broker):
     assert series(topics) == before[2] + 1
     assert series('switchboard_http_request_duration_seconds_count'
                   '{service="sqs",action="ListQueues"}') >= 2
+
+
+def test_websocket_and_sqs_connections_are_listed_by_protocol(api, broker, mqtt_clients):
+    """WebSocket connections show as RabbitMQ's `Web MQTT` / `Web STOMP`; an SQS
+    client's HTTP connection shows with its signer and User-Agent."""
+    if broker.external:
+        pytest.skip("Switchboard's own connection kinds")
+    import boto3
+    import botocore.config
+    import websocket
+
+    m = mqtt_clients.connected(version=4, transport="websockets")
+    host, port = broker.ports["stomp-ws"]
+    ws = websocket.create_connection(f"ws://{host}:{port}/ws", subprotocols=["v12.stomp"])
+    ws.send("CONNECT\naccept-version:1.2\nlogin:guest\npasscode:guest\nhost:/\n\n\x00")
+    assert ws.recv().startswith("CONNECTED")
+    http_host, http_port = broker.ports["http"]
+    sqs = boto3.client("sqs", endpoint_url=f"http://{http_host}:{http_port}",
+                       region_name="us-east-1", aws_access_key_id="guest",
+                       aws_secret_access_key="guest",
+                       config=botocore.config.Config(retries={"max_attempts": 0}))
+    sqs.list_queues()
+    try:
+        sock = m.paho.socket()
+        # paho wraps its WebSocket's socket.
+        mqtt_port = getattr(sock, "_socket", sock).getsockname()[1]
+        ws_port = ws.sock.getsockname()[1]
+
+        def by_port():
+            return {c["peer_port"]: c for c in api.get("/api/connections")}
+
+        assert _wait(lambda: {mqtt_port, ws_port} <= set(by_port()))
+        conns = by_port()
+        assert conns[mqtt_port]["protocol"] == "Web MQTT 3.1.1"
+        assert conns[ws_port]["protocol"] == "Web STOMP 1.2"
+        http = [c for c in conns.values() if c["protocol"] == "SQS/SNS over HTTP"]
+        assert http and http[0]["user"] == "guest"
+        assert "Boto3" in http[0]["client_properties"]["user_agent"]
+    finally:
+        ws.close()
+        sqs.close()

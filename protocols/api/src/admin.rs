@@ -102,6 +102,10 @@ pub struct ConnectionMeta {
     pub client_properties: Table,
     /// Open channels; the frontend keeps it current (1 for channel-less protocols).
     pub channels: Arc<AtomicU32>,
+    /// Counts toward, and is held to, the connection limits per user and vhost.
+    /// HTTP connections (SQS/SNS) are listed but not limited: an SDK's connection
+    /// pool is not a session.
+    pub limited: bool,
 }
 
 #[derive(Clone, Debug)]

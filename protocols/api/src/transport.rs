@@ -11,6 +11,9 @@ pub struct Transport {
     /// without a password (AMQP's EXTERNAL, MQTT and STOMP without credentials),
     /// as RabbitMQ's `rabbitmq_auth_mechanism_ssl` and `ssl_cert_login` do.
     pub cert_user: Option<String>,
+    /// Carried in WebSocket messages (MQTT and STOMP over WebSocket): the admin
+    /// API lists the protocol as RabbitMQ's `Web MQTT` / `Web STOMP`.
+    pub websocket: bool,
 }
 
 impl Transport {
@@ -18,5 +21,15 @@ impl Transport {
     pub const PLAIN: Transport = Transport {
         tls: false,
         cert_user: None,
+        websocket: false,
     };
+
+    /// The protocol name the admin API shows: `Web MQTT 5.0` over WebSocket.
+    pub fn label(&self, protocol: &str) -> String {
+        if self.websocket {
+            format!("Web {protocol}")
+        } else {
+            protocol.to_string()
+        }
+    }
 }

@@ -21,7 +21,7 @@ use tokio_util::sync::CancellationToken;
 pub(crate) async fn open<S: AsyncRead + AsyncWrite + Unpin>(
     stream: S,
     peer: SocketAddr,
-    cert_user: Option<String>,
+    transport: switchboard_api::Transport,
     broker: Arc<dyn Broker>,
     cfg: Arc<Config>,
     registry: &Registry,
@@ -69,7 +69,7 @@ pub(crate) async fn open<S: AsyncRead + AsyncWrite + Unpin>(
     let inbox = Arc::new(Inbox::default());
     let ctx = Ctx {
         peer,
-        cert_user,
+        transport,
         broker: &broker,
         cfg: &cfg,
         registry,
@@ -92,8 +92,9 @@ fn refuse<S: AsyncRead + AsyncWrite + Unpin>(wire: &mut Wire<S>, code: C, why: &
 /// What the handshake needs from the listener.
 struct Ctx<'a> {
     peer: SocketAddr,
-    /// The user a verified client certificate names (MQTTS with mTLS).
-    cert_user: Option<String>,
+    /// What the transport proved: TLS, a certificate's user (MQTTS with mTLS),
+    /// WebSocket.
+    transport: switchboard_api::Transport,
     broker: &'a Arc<dyn Broker>,
     cfg: &'a Arc<Config>,
     registry: &'a Registry,
@@ -246,7 +247,7 @@ fn login<S: AsyncRead + AsyncWrite + Unpin>(
     ctx: &Ctx<'_>,
 ) -> Result<User, std::time::Duration> {
     let peer = ctx.peer;
-    if let Some(cert) = &ctx.cert_user
+    if let Some(cert) = &ctx.transport.cert_user
         && c.password.is_none()
         && c.username.as_ref().is_none_or(|u| &**u == cert.as_str())
     {
@@ -305,12 +306,13 @@ fn describe(
     ctx.broker.connection_describe(
         conn,
         switchboard_api::admin::ConnectionMeta {
-            protocol: format!("MQTT {version}"),
+            protocol: ctx.transport.label(&format!("MQTT {version}")),
             peer: ctx.peer,
             user: user.name.clone(),
             vhost: ctx.cfg.vhost.clone(),
             client_properties: props,
             channels: std::sync::Arc::new(std::sync::atomic::AtomicU32::new(1)),
+            limited: true,
         },
     )
 }

@@ -38,7 +38,7 @@ pub async fn serve<S>(
     let opened = Box::pin(open(
         stream,
         peer,
-        transport.cert_user,
+        transport,
         broker.clone(),
         cfg,
         &registry,

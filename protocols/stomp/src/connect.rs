@@ -29,7 +29,7 @@ pub(crate) struct Beats {
 pub(crate) async fn open<S: AsyncRead + AsyncWrite + Unpin>(
     stream: S,
     peer: SocketAddr,
-    cert_user: Option<String>,
+    transport: switchboard_api::Transport,
     broker: &Arc<dyn Broker>,
     cfg: &Arc<Config>,
     shutdown: &CancellationToken,
@@ -46,7 +46,8 @@ pub(crate) async fn open<S: AsyncRead + AsyncWrite + Unpin>(
         // decoded as 1.0, but this CONNECT was decoded before the version was known.
         f.trim_v10_values();
     }
-    let user = login(&mut wire, &f, (peer, cert_user.as_deref()), broker, cfg).await?;
+    let cert_user = transport.cert_user.as_deref();
+    let user = login(&mut wire, &f, (peer, cert_user), broker, cfg).await?;
     let (vhost, scoped) = vhost(&mut wire, &f, &user, broker, cfg).await?;
     // The session acts as the user: every broker call is checked against its
     // permissions.
@@ -62,12 +63,13 @@ pub(crate) async fn open<S: AsyncRead + AsyncWrite + Unpin>(
     let admitted = broker.connection_describe(
         conn,
         switchboard_api::admin::ConnectionMeta {
-            protocol: format!("STOMP {}", version.as_str()),
+            protocol: transport.label(&format!("STOMP {}", version.as_str())),
             peer,
             user: user.name.clone(),
             vhost: vhost.clone(),
             client_properties: props,
             channels: Arc::new(std::sync::atomic::AtomicU32::new(1)),
+            limited: true,
         },
     );
     if let Err(e) = admitted {

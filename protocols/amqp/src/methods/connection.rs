@@ -176,6 +176,7 @@ impl Session {
                         vhost: vhost.clone(),
                         client_properties: self.client_properties.clone(),
                         channels: self.channel_count.clone(),
+                        limited: true,
                     },
                 );
                 if let Err(e) = admitted {
