@@ -429,45 +429,6 @@ fn xml_error(e: &SqsError, request_id: &str) -> Response {
     )
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn parts(uri: &str, auth: Option<&str>) -> axum::http::request::Parts {
-        let mut b = axum::http::Request::builder().uri(uri);
-        if let Some(a) = auth {
-            b = b.header(header::AUTHORIZATION, a);
-        }
-        b.body(())
-            .map(|r| r.into_parts().0)
-            .unwrap_or_else(|_| unreachable!())
-    }
-
-    #[test]
-    fn sns_is_told_from_sqs() {
-        let signed = |svc: &str| {
-            format!(
-                "AWS4-HMAC-SHA256 Credential=guest/20261125/us-east-1/{svc}/aws4_request, SignedHeaders=host, Signature=00"
-            )
-        };
-        let none = Bytes::new();
-        assert!(is_sns(&parts("/", Some(&signed("sns"))), &none));
-        assert!(!is_sns(&parts("/", Some(&signed("sqs"))), &none));
-        // Unsigned: the version decides, else the action name.
-        let form = |s: &'static str| Bytes::from_static(s.as_bytes());
-        assert!(is_sns(
-            &parts("/", None),
-            &form("Action=Publish&Version=2010-03-31")
-        ));
-        assert!(is_sns(&parts("/?Action=ListTopics", None), &none));
-        assert!(!is_sns(
-            &parts("/", None),
-            &form("Action=AddPermission&Version=2012-11-05")
-        ));
-        assert!(!is_sns(&parts("/", None), &form("Action=SendMessage")));
-    }
-}
-
 /// Lists the request's connection in the admin API (once per signer): protocol,
 /// user, the SDK's User-Agent.
 fn describe_connection(
@@ -512,4 +473,43 @@ fn describe_connection(
     };
     // Not limited, so never refused.
     let _ = sqs.broker().connection_describe(conn.id, meta);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parts(uri: &str, auth: Option<&str>) -> axum::http::request::Parts {
+        let mut b = axum::http::Request::builder().uri(uri);
+        if let Some(a) = auth {
+            b = b.header(header::AUTHORIZATION, a);
+        }
+        b.body(())
+            .map(|r| r.into_parts().0)
+            .unwrap_or_else(|_| unreachable!())
+    }
+
+    #[test]
+    fn sns_is_told_from_sqs() {
+        let signed = |svc: &str| {
+            format!(
+                "AWS4-HMAC-SHA256 Credential=guest/20261125/us-east-1/{svc}/aws4_request, SignedHeaders=host, Signature=00"
+            )
+        };
+        let none = Bytes::new();
+        assert!(is_sns(&parts("/", Some(&signed("sns"))), &none));
+        assert!(!is_sns(&parts("/", Some(&signed("sqs"))), &none));
+        // Unsigned: the version decides, else the action name.
+        let form = |s: &'static str| Bytes::from_static(s.as_bytes());
+        assert!(is_sns(
+            &parts("/", None),
+            &form("Action=Publish&Version=2010-03-31")
+        ));
+        assert!(is_sns(&parts("/?Action=ListTopics", None), &none));
+        assert!(!is_sns(
+            &parts("/", None),
+            &form("Action=AddPermission&Version=2012-11-05")
+        ));
+        assert!(!is_sns(&parts("/", None), &form("Action=SendMessage")));
+    }
 }
