@@ -440,6 +440,27 @@ impl Default for Config {
     }
 }
 
+/// Reads a configuration file's text over the defaults and checks what the types
+/// cannot (users' hashes and permission patterns): what `--config FILE` does
+/// before the environment and flags apply, and what the fuzz target feeds garbage.
+pub fn from_toml(text: &str) -> Result<Config, String> {
+    use figment::Figment;
+    use figment::providers::{Format, Serialized, Toml};
+    let cfg: Config = Figment::from(Serialized::defaults(Config::default()))
+        .merge(Toml::string(text))
+        .extract()
+        .map_err(|e| e.to_string())?;
+    cfg.check()?;
+    Ok(cfg)
+}
+
+impl Config {
+    /// What deserializing cannot check.
+    pub fn check(&self) -> Result<(), String> {
+        crate::broker::check_users(&self.users)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -225,7 +225,10 @@ fn load(cli: &Cli) -> anyhow::Result<Config> {
                 .split("__"),
         )
         .merge(Serialized::defaults(cli));
-    fig.extract().context("invalid configuration")
+    let cfg: Config = fig.extract().context("invalid configuration")?;
+    cfg.check()
+        .map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
+    Ok(cfg)
 }
 
 fn main() -> anyhow::Result<()> {

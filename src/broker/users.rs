@@ -37,6 +37,30 @@ pub struct UserConfig {
     pub permissions: Option<Vec<super::permissions::PermissionConfig>>,
 }
 
+/// What is wrong with configured users, if anything: a malformed password hash,
+/// a permission pattern that is not a regular expression, a user listed twice.
+pub fn check_users(users: &[UserConfig]) -> Result<(), String> {
+    let mut seen = std::collections::HashSet::new();
+    for u in users {
+        if !seen.insert(u.name.as_str()) {
+            return Err(format!("user '{}' is configured twice", u.name));
+        }
+        if let Some(h) = u.password_hash.as_deref().filter(|h| !h.is_empty())
+            && !valid_hash(h)
+        {
+            return Err(format!(
+                "user '{}': password_hash is not a rabbit_password_hashing_sha256 hash",
+                u.name
+            ));
+        }
+        for p in u.permissions.iter().flatten() {
+            super::access::Grant::new(&p.configure, &p.write, &p.read)
+                .map_err(|e| format!("user '{}', vhost '{}': {e}", u.name, p.vhost))?;
+        }
+    }
+    Ok(())
+}
+
 /// RabbitMQ's hash of `password` with `salt`.
 pub fn rabbit_hash(salt: [u8; 4], password: &str) -> String {
     let mut h = Sha256::new();
