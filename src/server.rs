@@ -311,6 +311,11 @@ impl Server {
         let aws =
             switchboard_bridge::Service::new(broker.clone(), switchboard_bridge::Config::from(cfg));
         let aws_metrics = aws.metrics();
+        let mut catalogs = aws.catalogs();
+        catalogs.push(Arc::new(switchboard_mqtt::MqttCatalog {
+            broker: broker.clone(),
+            vhost: cfg.mqtt.vhost.clone(),
+        }));
         // Queue URLs on the HTTPS listener say https://.
         let https = (
             secure.map(|l| &l.https),
@@ -344,6 +349,7 @@ impl Server {
             .collect(),
             replication,
             metrics: vec![aws_metrics],
+            catalogs,
         };
         if let Some(path) = &cfg.definitions {
             load_definitions(path, &broker, &admin)?;

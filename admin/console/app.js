@@ -219,6 +219,40 @@ const pages = {
     });
   },
 
+  async topics() {
+    const [ts, ss, qs, ms, rs] = await Promise.all([
+      api("GET", "/sns/topics"), api("GET", "/sns/subscriptions"), api("GET", "/sqs/queues"),
+      api("GET", "/mqtt/sessions"), api("GET", "/mqtt/retained"),
+    ]);
+    fill($("#sns-topics tbody"), ts, (tr, t) => {
+      tr.dataset.name = t.name;
+      cell(tr, t.topic_arn); cell(tr, t.exchange);
+      cell(tr, t.subscriptions_confirmed, "num"); cell(tr, t.subscriptions_pending, "num");
+    });
+    fill($("#sns-subscriptions tbody"), ss, (tr, s) => {
+      cell(tr, s.topic_arn); cell(tr, s.protocol); cell(tr, s.endpoint);
+      cell(tr, s.pending_confirmation ? "pending confirmation" : "confirmed");
+    });
+    fill($("#sqs-queues tbody"), qs, (tr, q) => {
+      tr.dataset.name = q.name;
+      const a = q.attributes || {};
+      cell(tr, q.region); cell(tr, q.name);
+      cell(tr, a.ApproximateNumberOfMessages, "num");
+      cell(tr, a.ApproximateNumberOfMessagesNotVisible, "num");
+      cell(tr, a.ApproximateNumberOfMessagesDelayed, "num");
+      cell(tr, a.VisibilityTimeout, "num");
+    });
+    fill($("#mqtt-sessions tbody"), ms, (tr, m) => {
+      tr.dataset.name = m.client_id;
+      cell(tr, m.client_id);
+      cell(tr, (m.subscriptions || []).map((s) => s.filter + " (QoS " + s.qos + ")").join(", "));
+      cell(tr, m.messages, "num");
+    });
+    fill($("#mqtt-retained tbody"), rs, (tr, r) => {
+      cell(tr, r.topic); cell(tr, r.payload_bytes, "num"); cell(tr, r.qos, "num");
+    });
+  },
+
   async users() {
     const [us, vs, ps] = await Promise.all([
       api("GET", "/users"), api("GET", "/vhosts"), api("GET", "/permissions"),

@@ -196,6 +196,7 @@ fn router(st: AppState) -> Router {
             "/api/definitions/{vhost}",
             get(definitions::get_vhost).post(definitions::post_vhost),
         )
+        .route("/api/{family}/{list}", get(overview::catalog))
         .route("/metrics", get(metrics::metrics))
         .route("/metrics/per-object", get(metrics::metrics))
         .route("/metrics/detailed", get(metrics::detailed))

@@ -330,3 +330,22 @@ pub async fn aliveness(
         )),
     }
 }
+
+/// `/api/<family>/<list>`: what the protocols keep beyond the core's objects —
+/// `/api/mqtt/sessions`, `/api/mqtt/retained`, `/api/sqs/queues`,
+/// `/api/sns/topics`, `/api/sns/subscriptions` — with the usual paging and columns.
+pub async fn catalog(
+    State(st): State<AppState>,
+    _a: Auth,
+    Path((family, list)): Path<(String, String)>,
+    Query(q): Query<ListQuery>,
+) -> Result<Json<Json_>, ApiError> {
+    let rows = st
+        .node
+        .catalogs
+        .iter()
+        .filter(|c| c.family() == family)
+        .find_map(|c| c.rows(&list))
+        .ok_or_else(ApiError::not_found)?;
+    respond(rows.iter().map(crate::json::table_to_json).collect(), &q)
+}

@@ -18,6 +18,8 @@ pub struct NodeInfo {
     pub replication: Option<switchboard_api::admin::ReplicationProbe>,
     /// Other parts' figures, appended to `/metrics`.
     pub metrics: Vec<Arc<dyn switchboard_api::admin::MetricsSource>>,
+    /// Other parts' lists, at `/api/<family>/<list>` (MQTT sessions, SQS queues …).
+    pub catalogs: Vec<Arc<dyn switchboard_api::admin::Catalog>>,
 }
 
 #[derive(Clone)]

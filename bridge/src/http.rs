@@ -19,12 +19,19 @@ use std::sync::Arc;
 use std::time::SystemTime;
 use switchboard_api::Broker;
 
-pub fn router(broker: Arc<dyn Broker>, cfg: Config, stats: Arc<RequestStats>) -> Router {
+/// The router, and the services as the admin API lists them.
+pub fn router(
+    broker: Arc<dyn Broker>,
+    cfg: Config,
+    stats: Arc<RequestStats>,
+) -> (Router, Vec<Arc<dyn switchboard_api::admin::Catalog>>) {
     let sqs = Sqs::new(broker, cfg);
     let sns = Sns::new(sqs.clone());
-    Router::new()
+    let catalogs: Vec<Arc<dyn switchboard_api::admin::Catalog>> = vec![sqs.clone(), sns.clone()];
+    let router = Router::new()
         .fallback(handle)
-        .with_state(Apis { sqs, sns, stats })
+        .with_state(Apis { sqs, sns, stats });
+    (router, catalogs)
 }
 
 #[derive(Clone)]

@@ -98,6 +98,7 @@ const HEADER_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(
 pub struct Service {
     router: axum::Router,
     broker: Arc<dyn Broker>,
+    catalogs: Vec<Arc<dyn switchboard_api::admin::Catalog>>,
     stats: Arc<metrics::RequestStats>,
     /// Connections arrive over TLS: queue URLs taken from `Host` say `https://`.
     https: bool,
@@ -117,9 +118,11 @@ pub(crate) struct HttpConn {
 impl Service {
     pub fn new(broker: Arc<dyn Broker>, cfg: Config) -> Service {
         let stats = Arc::new(metrics::RequestStats::default());
+        let (router, catalogs) = http::router(broker.clone(), cfg, stats.clone());
         Service {
-            router: http::router(broker.clone(), cfg, stats.clone()),
+            router,
             broker,
+            catalogs,
             stats,
             https: false,
         }
@@ -131,6 +134,11 @@ impl Service {
             https: true,
             ..self.clone()
         }
+    }
+
+    /// SQS queues, SNS topics and subscriptions, for the admin API.
+    pub fn catalogs(&self) -> Vec<Arc<dyn switchboard_api::admin::Catalog>> {
+        self.catalogs.clone()
     }
 
     /// Requests by service and action, for the admin API's `/metrics`.

@@ -218,3 +218,26 @@ def test_users_page_sets_and_clears_permissions(browser, broker):
     wait_for(lambda: not browser.find_elements(By.CSS_SELECTOR, row), what="the row to go")
     with pytest.raises(pika.exceptions.ProbableAccessDeniedError):
         pika.BlockingConnection(params)
+
+
+def test_topics_page_lists_sns_sqs_and_mqtt(browser, broker, sqs, sns, mqtt_clients):
+    """The console's topics page: an SNS topic, an SQS queue and an MQTT persistent
+    session made by their own protocols' clients."""
+    from selenium.webdriver.common.by import By
+
+    host, port = broker.ports["admin"]
+    arn = sns.topic()
+    url = sqs.queue()
+    cid = f"console-{uuid.uuid4().hex[:8]}"
+    m = mqtt_clients(4, cid=cid, clean=False)
+    m.connect()
+    m.subscribe(f"pytest/{cid}/#", qos=1)
+    login(browser, f"http://{host}:{port}")
+    browser.get(f"http://{host}:{port}/#topics")
+    for sel in (f'#sns-topics tr[data-name="{arn.rsplit(":", 1)[1]}"]',
+                f'#sqs-queues tr[data-name="{url.rsplit("/", 1)[1]}"]',
+                f'#mqtt-sessions tr[data-name="{cid}"]'):
+        wait_for(lambda: browser.find_element(By.CSS_SELECTOR, sel), what=sel)
+    row = browser.find_element(By.CSS_SELECTOR, f'#mqtt-sessions tr[data-name="{cid}"]')
+    assert f"pytest/{cid}/# (QoS 1)" in row.text
+    m.close()

@@ -33,6 +33,7 @@
 mod access;
 mod archive;
 mod batch;
+mod catalog;
 mod confirm;
 mod delivery;
 mod email;

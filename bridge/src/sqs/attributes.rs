@@ -240,7 +240,11 @@ impl Sqs {
     }
 
     /// Every attribute's current value.
-    fn attribute_values(&self, name: &str, meta: &QueueMeta) -> BTreeMap<&'static str, String> {
+    pub(super) fn attribute_values(
+        &self,
+        name: &str,
+        meta: &QueueMeta,
+    ) -> BTreeMap<&'static str, String> {
         let stats = self
             .broker
             .queue_handle(&self.cfg.vhost, name)

@@ -15,6 +15,7 @@
 mod access;
 mod attributes;
 pub(crate) mod batch;
+mod catalog;
 pub(crate) mod convert;
 pub mod digest;
 pub mod error;

@@ -175,6 +175,17 @@ pub struct TopicPermissionInfo {
     pub read: String,
 }
 
+/// What a frontend or the bridge can list beyond the core's objects — MQTT
+/// sessions and retained messages, SQS queues with their attributes, SNS topics
+/// and subscriptions — as rows of named values that the admin API renders as JSON
+/// at `/api/<family>/<list>` (`/api/mqtt/sessions`).
+pub trait Catalog: Send + Sync {
+    /// The family in the path (`mqtt`, `sqs`, `sns`).
+    fn family(&self) -> &'static str;
+    /// The rows of `list` (`None`: no such list).
+    fn rows(&self, list: &str) -> Option<Vec<Table>>;
+}
+
 /// Read-only introspection of the core. Lists are sorted by name.
 pub trait Admin: Send + Sync {
     fn vhost_names(&self) -> Vec<String>;

@@ -7,6 +7,7 @@
 //! connection. Retained messages and the session's own state (subscriptions, QoS 2
 //! packet ids) live in the core's durable keyed stores.
 
+mod catalog;
 pub mod codec;
 mod connect;
 mod connection;
@@ -19,6 +20,7 @@ pub mod topic;
 mod will;
 mod wire;
 
+pub use catalog::MqttCatalog;
 pub use connection::serve;
 pub use registry::Registry;
 
