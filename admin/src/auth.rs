@@ -47,6 +47,22 @@ impl Auth {
     }
 
     /// Users, permissions and vhosts are the administrator's.
+    /// The broker as this user may use it in `vhost` (its permissions apply to what
+    /// it changes through the API, as in RabbitMQ); 401 without access to the vhost.
+    pub fn broker(
+        &self,
+        st: &crate::state::AppState,
+        vhost: &str,
+    ) -> Result<std::sync::Arc<dyn switchboard_api::Broker>, ApiError> {
+        match st.broker.open_vhost(&self.0, vhost) {
+            Ok(b) => Ok(b),
+            Err(e @ switchboard_api::BrokerError::VhostRefused { .. }) => {
+                Err(ApiError::not_allowed(e.to_string()))
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
     pub fn administrator(&self) -> Result<(), ApiError> {
         if level(&self.0) == Level::Administrator {
             Ok(())

@@ -176,10 +176,12 @@ pub async fn create(
     let key = o.get("routing_key").and_then(Json_::as_str).unwrap_or("");
     let args = arguments(o.get("arguments")).map_err(ApiError::bad_request)?;
     match kind {
-        DestinationKind::Queue => st
-            .broker
+        DestinationKind::Queue => a
+            .broker(&st, &vhost)?
             .bind_queue(&vhost, &dest, source, key, &args, st.conn)?,
-        DestinationKind::Exchange => st.broker.bind_exchange(&vhost, &dest, source, key, &args)?,
+        DestinationKind::Exchange => a
+            .broker(&st, &vhost)?
+            .bind_exchange(&vhost, &dest, source, key, &args)?,
     }
     // RabbitMQ answers with where the new binding lives.
     let location = format!(
@@ -253,14 +255,21 @@ pub async fn remove(
         ));
     }
     match b.destination_kind {
-        DestinationKind::Queue => {
-            st.broker
-                .unbind_queue(&vhost, &dest, source, &b.routing_key, &b.arguments, st.conn)?
-        }
-        DestinationKind::Exchange => {
-            st.broker
-                .unbind_exchange(&vhost, &dest, source, &b.routing_key, &b.arguments)?
-        }
+        DestinationKind::Queue => a.broker(&st, &vhost)?.unbind_queue(
+            &vhost,
+            &dest,
+            source,
+            &b.routing_key,
+            &b.arguments,
+            st.conn,
+        )?,
+        DestinationKind::Exchange => a.broker(&st, &vhost)?.unbind_exchange(
+            &vhost,
+            &dest,
+            source,
+            &b.routing_key,
+            &b.arguments,
+        )?,
     }
     Ok(StatusCode::NO_CONTENT)
 }

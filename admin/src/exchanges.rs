@@ -89,7 +89,7 @@ pub async fn declare(
         passive: false,
         arguments: arguments(o.get("arguments")).map_err(ApiError::bad_request)?,
     };
-    st.broker.declare_exchange(&vhost, &decl)?;
+    a.broker(&st, &vhost)?.declare_exchange(&vhost, &decl)?;
     Ok(if existed {
         StatusCode::NO_CONTENT
     } else {
@@ -117,7 +117,7 @@ pub async fn remove(
             "exchange '{name}' is built in and cannot be deleted"
         )));
     }
-    st.broker
+    a.broker(&st, &vhost)?
         .delete_exchange(&vhost, name, q.if_unused.unwrap_or(false))?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -158,7 +158,9 @@ pub async fn publish(
     };
     let mut m = Message::new(name, key, payload);
     m.properties = props;
-    let outcome = st.broker.publish(&vhost, m, PublishOptions::default())?;
+    let outcome = a
+        .broker(&st, &vhost)?
+        .publish(&vhost, m, PublishOptions::default())?;
     durable(&st, outcome.lsn).await;
     Ok(Json(json!({"routed": outcome.queues > 0})))
 }

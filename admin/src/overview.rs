@@ -310,7 +310,7 @@ pub async fn virtual_hosts(_a: Auth) -> Json<Json_> {
 /// RabbitMQ's aliveness test: declare `aliveness-test`, publish to it, get it back.
 pub async fn aliveness(
     State(st): State<AppState>,
-    _a: Auth,
+    a: Auth,
     Path(vhost): Path<String>,
 ) -> Result<Json<Json_>, ApiError> {
     check_vhost(&st, &vhost)?;
@@ -320,10 +320,12 @@ pub async fn aliveness(
         durable: false,
         ..Default::default()
     };
-    st.broker.declare_queue(&vhost, &decl, st.conn)?;
+    a.broker(&st, &vhost)?
+        .declare_queue(&vhost, &decl, st.conn)?;
     let m = Message::new("", name, bytes::Bytes::from_static(b"test_message"));
-    st.broker.publish(&vhost, m, PublishOptions::default())?;
-    match st.broker.get(&vhost, name, st.conn, true)? {
+    a.broker(&st, &vhost)?
+        .publish(&vhost, m, PublishOptions::default())?;
+    match a.broker(&st, &vhost)?.get(&vhost, name, st.conn, true)? {
         Some(_) => Ok(Json(json!({"status": "ok"}))),
         None => Err(ApiError::bad_request(
             "aliveness test message did not arrive",

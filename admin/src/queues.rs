@@ -12,7 +12,7 @@ use base64::Engine;
 use serde::Deserialize;
 use serde_json::{Value as Json_, json};
 use switchboard_api::admin::QueueSummary;
-use switchboard_api::{QueueDecl, Settle};
+use switchboard_api::{Access, Entity, QueueDecl, Settle};
 
 pub fn queue_json(st: &AppState, vhost: &str, q: &QueueSummary) -> Json_ {
     let s = q.stats;
@@ -145,7 +145,8 @@ pub async fn declare(
     if name.is_empty() {
         return Err(ApiError::bad_request("queue name must not be empty"));
     }
-    st.broker.declare_queue(&vhost, &decl, st.conn)?;
+    a.broker(&st, &vhost)?
+        .declare_queue(&vhost, &decl, st.conn)?;
     Ok(if existed {
         StatusCode::NO_CONTENT
     } else {
@@ -168,8 +169,11 @@ pub async fn remove(
     Query(q): Query<DeleteQuery>,
 ) -> Result<StatusCode, ApiError> {
     a.may_change()?;
+    // Permission before existence: a refusal never tells whether the queue exists.
+    let b = a.broker(&st, &vhost)?;
+    b.check(&vhost, Access::Configure, Entity::Queue, &name)?;
     find(&st, &vhost, &name)?;
-    st.broker.delete_queue(
+    b.delete_queue(
         &vhost,
         &name,
         q.if_unused.unwrap_or(false),
@@ -185,8 +189,10 @@ pub async fn purge(
     Path((vhost, name)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
     a.may_change()?;
+    let b = a.broker(&st, &vhost)?;
+    b.check(&vhost, Access::Read, Entity::Queue, &name)?;
     find(&st, &vhost, &name)?;
-    st.broker.purge_queue(&vhost, &name, st.conn)?;
+    b.purge_queue(&vhost, &name, st.conn)?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -237,7 +243,7 @@ pub async fn get_messages(
     let mut out = Vec::new();
     let mut held = Vec::new();
     for _ in 0..n {
-        let Some((d, left)) = st.broker.get(&vhost, &name, st.conn, false)? else {
+        let Some((d, left)) = a.broker(&st, &vhost)?.get(&vhost, &name, st.conn, false)? else {
             break;
         };
         let body = &d.message.body;

@@ -333,3 +333,37 @@ def test_permissions_through_the_api_apply_and_survive_sigkill(tmp_path):
             amqp(b, "ops", "pw")
     finally:
         stop_switchboard(b)
+
+
+def test_the_admin_api_acts_with_the_users_permissions(tmp_path):
+    """A management user changes through the API only what its permissions allow
+    (RabbitMQ's management plugin checks them the same way)."""
+    cfg = tmp_path / "switchboard.toml"
+    cfg.write_text(
+        '[[users]]\nname = "guest"\npassword = "guest"\ntags = ["administrator"]\n'
+        '[[users]]\nname = "mgr"\npassword = "pw"\ntags = ["management"]\n'
+        "permissions = [{ vhost = \"/\", configure = '^mine\\.', write = '^mine\\.|^amq\\.default$', "
+        "read = '^mine\\.' }]\n")
+    b = start_switchboard(env={"SWITCHBOARD_CONFIG": str(cfg)})
+    try:
+        host, port = b.ports["admin"]
+        mgr = Api(host, port, "mgr", "pw")
+        assert mgr.call("PUT", "/api/queues/%2F/mine.q", {"durable": True})[0] == 201
+        status, body, _ = mgr.call("PUT", "/api/queues/%2F/other.q", {"durable": True})
+        assert status == 401
+        assert body["reason"] == ("configure access to queue 'other.q' in vhost '/' "
+                                  "refused for user 'mgr'")
+        assert mgr.call("POST", "/api/exchanges/%2F/amq.default/publish",
+                        {"routing_key": "mine.q", "payload": "hi", "payload_encoding": "string",
+                         "properties": {}})[0] == 200
+        got = mgr.call("POST", "/api/queues/%2F/mine.q/get",
+                       {"count": 1, "ackmode": "ack_requeue_false", "encoding": "auto"})
+        assert got[0] == 200 and got[1][0]["payload"] == "hi"
+        assert mgr.call("DELETE", "/api/queues/%2F/other.q")[0] == 401
+        admin = Api(host, port)
+        assert admin.call("PUT", "/api/vhosts/elsewhere")[0] in (201, 204)
+        status, body, _ = mgr.call("PUT", "/api/queues/elsewhere/mine.q", {})
+        assert status == 401
+        assert "access to vhost 'elsewhere' refused for user 'mgr'" in body["reason"]
+    finally:
+        stop_switchboard(b)
