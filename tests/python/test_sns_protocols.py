@@ -104,3 +104,47 @@ def test_a_stomp_send_to_the_topic_reaches_a_raw_sqs_subscriber(sns, sqs, stomp_
     c = stomp_clients.connected()
     c.send(f"/topic/sns.{name}", "from stomp")
     assert receive_one(sqs.client, url)["Body"] == "from stomp"
+
+
+@requires_switchboard_sqs("restarts a private broker")
+def test_a_topic_missing_its_amq_topic_bindings_gets_them_back_at_start():
+    """Topics made by an older version had no amq.topic bindings; a start binds
+    every topic again, so MQTT and STOMP reach it."""
+    import pika
+
+    from conftest import start_switchboard, stop_switchboard
+
+    b = start_switchboard()
+    data = b.data_dir
+    try:
+        ep = sqsutil.endpoint_from_ports(b.ports)
+        arn = snsutil.client(ep).create_topic(Name="old-topic")["TopicArn"]
+        conn = b.connect()
+        ch = conn.channel()
+        # What an old version left: the topic's exchange without its bindings.
+        ch.exchange_unbind("sns.old-topic", "amq.topic", routing_key="sns.old-topic")
+        ch.exchange_unbind("amq.topic", "sns.old-topic", routing_key="")
+        conn.close()
+        from test_admin_api import Api
+        api = Api(*b.ports["admin"])
+        assert api.get("/api/exchanges/%2F/sns.old-topic/bindings/destination") == []
+        assert api.get("/api/exchanges/%2F/sns.old-topic/bindings/source") == []
+    finally:
+        # Killed, not stopped: stopping removes the data directory.
+        b.proc.kill()
+        b.proc.wait()
+    b = start_switchboard(data_dir=data)
+    try:
+        ep = sqsutil.endpoint_from_ports(b.ports)
+        sqs = sqsutil.client(ep)
+        url = sqs.create_queue(QueueName="old-topic-sub")["QueueUrl"]
+        qarn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])[
+            "Attributes"]["QueueArn"]
+        snsutil.client(ep).subscribe(TopicArn=arn, Protocol="sqs", Endpoint=qarn,
+                                     Attributes={"RawMessageDelivery": "true"})
+        conn = b.connect()
+        conn.channel().basic_publish("amq.topic", "sns.old-topic", b"via amq.topic")
+        conn.close()
+        assert receive_one(sqs, url)["Body"] == "via amq.topic"
+    finally:
+        stop_switchboard(b)

@@ -140,6 +140,14 @@ impl Sns {
             replays: Mutex::default(),
         });
         sqs.set_notifications(sns.clone());
+        // Topics made before they were bound to `amq.topic` (or whose bindings an
+        // operator removed) get them back; binding again changes nothing.
+        for name in sns.topic_names() {
+            let fifo = sns.topic(&name).is_some_and(|m| m.fifo());
+            if let Err(e) = sns.bind_topic_exchange(&name, fifo) {
+                tracing::warn!(topic = %name, "cannot bind the topic to amq.topic: {e}");
+            }
+        }
         // A key made earlier is read now (cheap), so envelopes can be signed at once.
         if let Some(r) = sns.signing_record() {
             match Signer::from_pem(&r.key, &r.cert) {

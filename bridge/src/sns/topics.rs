@@ -109,7 +109,7 @@ impl Sns {
     /// topic's subscribers (a FIFO topic only sends: a publish from elsewhere has
     /// no message group). The exchange graph visits each exchange once, so the two
     /// bindings do not loop.
-    fn bind_topic_exchange(&self, name: &str, fifo: bool) -> Result<(), SnsError> {
+    pub(super) fn bind_topic_exchange(&self, name: &str, fifo: bool) -> Result<(), SnsError> {
         let (x, key, none) = (Sns::exchange(name), Sns::routing_key(name), Table::new());
         let vhost = &self.cfg.vhost;
         self.broker
