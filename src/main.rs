@@ -189,6 +189,14 @@ enum Command {
     /// active each round, and count what was confirmed, lost and duplicated.
     /// Exits non-zero when a confirmed message was lost.
     Drill(switchboard_drill::Options),
+    /// Prints the hash of a password for `password_hash` in the config file or the
+    /// admin API: RabbitMQ's salted SHA-256 (as `rabbitmqctl hash_password`), or
+    /// Argon2id with `--argon2`.
+    HashPassword {
+        password: String,
+        #[arg(long)]
+        argon2: bool,
+    },
 }
 
 #[derive(clap::Subcommand, Debug)]
@@ -259,6 +267,16 @@ fn main() -> anyhow::Result<()> {
     match &cli.command {
         Some(Command::Ctl { target, action }) => return rt.block_on(ctl(target, action)),
         Some(Command::Drill(opts)) => return rt.block_on(drill(opts.clone())),
+        Some(Command::HashPassword { password, argon2 }) => {
+            let hash = if *argon2 {
+                switchboard::broker::argon2_hash(password).map_err(|e| anyhow::anyhow!(e))?
+            } else {
+                let salt: [u8; 4] = rand_salt();
+                switchboard::broker::rabbit_hash(salt, password)
+            };
+            println!("{hash}");
+            return Ok(());
+        }
         None => {}
     }
     let cfg = load(&cli)?;
@@ -372,4 +390,21 @@ async fn wait_for_signal(reload: impl Fn()) {
             _ = hup.recv() => reload(),
         }
     }
+}
+
+/// Four random bytes for a RabbitMQ password hash's salt.
+fn rand_salt() -> [u8; 4] {
+    let mut b = [0u8; 4];
+    // The OS's randomness; a time-derived salt only if it is unavailable.
+    if std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut b))
+        .is_err()
+    {
+        let t = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0);
+        b = t.to_le_bytes();
+    }
+    b
 }

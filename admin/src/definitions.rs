@@ -108,7 +108,11 @@ pub fn export(st: &AppState, only: Option<&str>) -> Result<Json_, ApiError> {
             .iter()
             .map(|u| {
                 json!({"name": u.name, "password_hash": u.password_hash,
-                       "hashing_algorithm": "rabbit_password_hashing_sha256",
+                       "hashing_algorithm": if u.password_hash.starts_with("$argon2") {
+                           crate::overview::ARGON2_HASHING
+                       } else {
+                           "rabbit_password_hashing_sha256"
+                       },
                        "tags": u.tags, "limits": {}})
             })
             .collect();

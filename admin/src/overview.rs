@@ -186,10 +186,20 @@ pub async fn put_vhost(
 }
 
 const SHA256_HASHING: &str = "rabbit_password_hashing_sha256";
+fn hashing_of(hash: &str) -> &'static str {
+    if hash.starts_with("$argon2") {
+        ARGON2_HASHING
+    } else {
+        SHA256_HASHING
+    }
+}
+
+/// Switchboard's own: an Argon2 PHC string (`$argon2id$…`) as the hash.
+pub const ARGON2_HASHING: &str = "argon2id";
 
 fn user_json(u: &switchboard_api::admin::UserInfo) -> Json_ {
     json!({"name": u.name, "tags": u.tags, "limits": {},
-           "hashing_algorithm": SHA256_HASHING, "password_hash": u.password_hash})
+           "hashing_algorithm": hashing_of(&u.password_hash), "password_hash": u.password_hash})
 }
 
 /// Tags as RabbitMQ takes them: a comma-separated string or a list.
@@ -224,10 +234,15 @@ pub fn password_of(o: &serde_json::Map<String, Json_>) -> Result<Password, ApiEr
         .get("password_hash")
         .and_then(Json_::as_str)
         .ok_or_else(|| ApiError::bad_request("password or password_hash is required"))?;
+    // The variant says "a hash, checked by the core": RabbitMQ's, or an Argon2
+    // PHC string (which names its own algorithm).
     match o.get("hashing_algorithm").and_then(Json_::as_str) {
-        None | Some(SHA256_HASHING) => Ok(Password::Sha256Hash(hash.to_string())),
+        None | Some(SHA256_HASHING) => Ok(Password::Hashed(hash.to_string())),
+        Some(ARGON2_HASHING) if hash.starts_with("$argon2") => {
+            Ok(Password::Hashed(hash.to_string()))
+        }
         Some(other) => Err(ApiError::bad_request(format!(
-            "hashing_algorithm {other} is not supported; use {SHA256_HASHING}"
+            "hashing_algorithm {other} is not supported; use {SHA256_HASHING} or {ARGON2_HASHING}"
         ))),
     }
 }

@@ -81,8 +81,8 @@ impl Admin for Core {
         tags: Vec<String>,
     ) -> Result<u64, BrokerError> {
         let hash = match password {
-            Password::Sha256Hash(h) if users::valid_hash(&h) => h,
-            Password::Sha256Hash(_) => return Err(BrokerError::BadPasswordHash),
+            Password::Hashed(h) if users::valid_hash(&h) => h,
+            Password::Hashed(_) => return Err(BrokerError::BadPasswordHash),
             Password::Plain(p) => UserConfig {
                 name: name.to_string(),
                 password: p,

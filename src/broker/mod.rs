@@ -19,7 +19,7 @@ mod vhost;
 
 pub use filter::check_filters;
 pub use topic::{TopicTrie, topic_matches};
-pub use users::{UserConfig, Users, check_users};
+pub use users::{UserConfig, Users, argon2_hash, check_users, rabbit_hash};
 
 use crate::store::{Recovery, Store};
 use exchange::Dest;

@@ -49,7 +49,7 @@ pub fn check_users(users: &[UserConfig]) -> Result<(), String> {
             && !valid_hash(h)
         {
             return Err(format!(
-                "user '{}': password_hash is not a rabbit_password_hashing_sha256 hash",
+                "user '{}': password_hash is neither a rabbit_password_hashing_sha256 hash nor an Argon2 PHC string",
                 u.name
             ));
         }
@@ -71,8 +71,12 @@ pub fn rabbit_hash(salt: [u8; 4], password: &str) -> String {
     base64::engine::general_purpose::STANDARD.encode(out)
 }
 
-/// Whether `password` matches a RabbitMQ hash (false for a malformed one).
+/// Whether `password` matches a stored hash: RabbitMQ's salted SHA-256, or an
+/// Argon2 PHC string (`$argon2id$…`); false for a malformed one.
 fn hash_matches(hash: &str, password: &str) -> bool {
+    if hash.starts_with("$argon2") {
+        return argon2_matches(hash, password);
+    }
     let Ok(raw) = base64::engine::general_purpose::STANDARD.decode(hash) else {
         return false;
     };
@@ -85,13 +89,50 @@ fn hash_matches(hash: &str, password: &str) -> bool {
     same(&mine, &raw)
 }
 
+/// Argon2 costs tens of milliseconds by design: on the server's runtime the worker
+/// says it blocks, so the connections it also serves move to another worker
+/// meanwhile.
+fn argon2_matches(hash: &str, password: &str) -> bool {
+    use argon2::password_hash::{PasswordHash, PasswordVerifier};
+    let Ok(parsed) = PasswordHash::new(hash) else {
+        return false;
+    };
+    let verify = || {
+        argon2::Argon2::default()
+            .verify_password(password.as_bytes(), &parsed)
+            .is_ok()
+    };
+    match tokio::runtime::Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(verify)
+        }
+        _ => verify(),
+    }
+}
+
+/// An Argon2id hash of `password` with a random salt (`switchboard hash-password
+/// --argon2`), in the PHC format the config file and the admin API accept.
+pub fn argon2_hash(password: &str) -> Result<String, String> {
+    use argon2::password_hash::{PasswordHasher, SaltString, rand_core::OsRng};
+    argon2::Argon2::default()
+        .hash_password(password.as_bytes(), &SaltString::generate(&mut OsRng))
+        .map(|h| h.to_string())
+        .map_err(|e| e.to_string())
+}
+
 /// Compares without stopping at the first differing byte.
 fn same(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-/// Whether a hash is well-formed: base64 of a 4-byte salt and a SHA-256.
+/// Whether a hash is well-formed: base64 of a 4-byte salt and a SHA-256, or an
+/// Argon2 PHC string.
 pub fn valid_hash(hash: &str) -> bool {
+    if hash.starts_with("$argon2") {
+        // A PHC string may leave out the salt and hash; a stored one may not.
+        return argon2::password_hash::PasswordHash::new(hash)
+            .is_ok_and(|p| p.salt.is_some() && p.hash.is_some());
+    }
     base64::engine::general_purpose::STANDARD
         .decode(hash)
         .is_ok_and(|raw| raw.len() == 4 + 32)
@@ -294,6 +335,26 @@ mod tests {
     }
 
     /// A hash made by RabbitMQ 3.x (`rabbitmqctl hash_password test12`).
+    #[test]
+    fn argon2_hashes_verify() {
+        let h = argon2_hash("s3cret").unwrap();
+        assert!(h.starts_with("$argon2id$"));
+        assert!(valid_hash(&h));
+        assert!(!valid_hash("$argon2id$nonsense"));
+        let u = Users::new(vec![UserConfig {
+            name: "a".into(),
+            password: String::new(),
+            password_hash: Some(h),
+            tags: vec![],
+            loopback_only: false,
+            secret_key: None,
+            permissions: None,
+        }]);
+        let peer: SocketAddr = "10.0.0.1:5".parse().unwrap();
+        assert!(u.authenticate("a", "s3cret", peer).is_ok());
+        assert!(u.authenticate("a", "s3creT", peer).is_err());
+    }
+
     #[test]
     fn rabbitmq_hashes_verify() {
         let hash = rabbit_hash([0x90, 0x8d, 0xc6, 0x0a], "test12");

@@ -83,8 +83,8 @@ pub struct UserInfo {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Password {
     Plain(String),
-    /// RabbitMQ's `rabbit_password_hashing_sha256` hash.
-    Sha256Hash(String),
+    /// RabbitMQ's `rabbit_password_hashing_sha256` hash, or an Argon2 PHC string.
+    Hashed(String),
 }
 
 /// What a frontend tells about one of its connections once the client is logged in
