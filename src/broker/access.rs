@@ -58,6 +58,23 @@ impl Pattern {
     }
 }
 
+/// A permission configured with a user (`[[users]] permissions = [...]`).
+#[derive(Clone, Debug, serde::Deserialize, serde::Serialize)]
+pub struct PermissionConfig {
+    #[serde(default = "root")]
+    pub vhost: String,
+    #[serde(default)]
+    pub configure: String,
+    #[serde(default)]
+    pub write: String,
+    #[serde(default)]
+    pub read: String,
+}
+
+fn root() -> String {
+    "/".into()
+}
+
 /// A user's permissions in one vhost.
 #[derive(Clone, Debug)]
 pub struct Grant {

@@ -28,23 +28,6 @@ struct Record {
     cleared: bool,
 }
 
-/// A permission configured with a user (`[[users]] permissions = [...]`).
-#[derive(Clone, Debug, serde::Deserialize, serde::Serialize)]
-pub struct PermissionConfig {
-    #[serde(default = "root")]
-    pub vhost: String,
-    #[serde(default)]
-    pub configure: String,
-    #[serde(default)]
-    pub write: String,
-    #[serde(default)]
-    pub read: String,
-}
-
-fn root() -> String {
-    "/".into()
-}
-
 fn key(r: &Record) -> String {
     match &r.exchange {
         Some(x) => format!("topic\n{}\n{}\n{x}", r.user, r.vhost),

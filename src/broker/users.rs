@@ -34,7 +34,7 @@ pub struct UserConfig {
     pub secret_key: Option<String>,
     /// Permissions per vhost; without the field, full access to every vhost.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub permissions: Option<Vec<super::permissions::PermissionConfig>>,
+    pub permissions: Option<Vec<super::access::PermissionConfig>>,
 }
 
 /// What is wrong with configured users, if anything: a malformed password hash,
