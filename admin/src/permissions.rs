@@ -58,19 +58,34 @@ pub fn topic_of(
     })
 }
 
-/// `/api/permissions`, `/api/vhosts/{vhost}/permissions`, `/api/users/{user}/permissions`.
+/// The permissions `keep` selects, as a (paged) list.
+fn listed(
+    st: &AppState,
+    q: &ListQuery,
+    keep: impl Fn(&PermissionInfo) -> bool,
+) -> Result<Json<Json_>, ApiError> {
+    let items = st.admin.permissions();
+    respond(
+        items
+            .iter()
+            .filter(|p| keep(p))
+            .map(permission_json)
+            .collect(),
+        q,
+    )
+}
+
+/// `/api/permissions`.
 pub async fn list(
     State(st): State<AppState>,
     a: Auth,
     Query(q): Query<ListQuery>,
 ) -> Result<Json<Json_>, ApiError> {
     a.administrator()?;
-    respond(
-        st.admin.permissions().iter().map(permission_json).collect(),
-        &q,
-    )
+    listed(&st, &q, |_| true)
 }
 
+/// `/api/vhosts/{vhost}/permissions`.
 pub async fn of_vhost(
     State(st): State<AppState>,
     a: Auth,
@@ -79,17 +94,10 @@ pub async fn of_vhost(
 ) -> Result<Json<Json_>, ApiError> {
     a.administrator()?;
     check_vhost(&st, &vhost)?;
-    let items = st.admin.permissions();
-    respond(
-        items
-            .iter()
-            .filter(|p| p.vhost == vhost)
-            .map(permission_json)
-            .collect(),
-        &q,
-    )
+    listed(&st, &q, |p| p.vhost == vhost)
 }
 
+/// `/api/users/{user}/permissions`.
 pub async fn of_user(
     State(st): State<AppState>,
     a: Auth,
@@ -100,15 +108,7 @@ pub async fn of_user(
     if !st.admin.users().iter().any(|u| u.name == user) {
         return Err(ApiError::not_found());
     }
-    let items = st.admin.permissions();
-    respond(
-        items
-            .iter()
-            .filter(|p| p.user == user)
-            .map(permission_json)
-            .collect(),
-        &q,
-    )
+    listed(&st, &q, |p| p.user == user)
 }
 
 pub async fn show(
