@@ -7,4 +7,5 @@ pub mod replication;
 pub mod server;
 pub mod store;
 pub mod tls;
+pub mod trim;
 pub mod ws;

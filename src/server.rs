@@ -188,6 +188,7 @@ impl Server {
         }
         core.set_quotas(cfg.quotas);
         let shutdown = CancellationToken::new();
+        crate::trim::spawn_trimmer(shutdown.clone());
         let limits = tokio::sync::watch::Sender::new(cfg.limits);
         crate::alarms::spawn_monitor(
             cfg.data_dir.clone(),

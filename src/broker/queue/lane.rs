@@ -5,6 +5,9 @@
 use super::entry::Entry;
 use std::collections::{BTreeMap, VecDeque};
 
+/// An empty lane whose buffer holds more entries than this gives it back.
+const SHRINK_ABOVE: usize = 1024;
+
 /// FIFO by sequence number with cheap appends and ordered re-insertion.
 #[derive(Default)]
 pub struct Lane {
@@ -49,10 +52,14 @@ impl Lane {
             _ => false,
         };
         if from_requeued {
-            self.requeued.pop_first().map(|(_, e)| e)
-        } else {
-            self.fifo.pop_front()
+            return self.requeued.pop_first().map(|(_, e)| e);
         }
+        let e = self.fifo.pop_front();
+        // A drained backlog would otherwise keep its buffer for the queue's life.
+        if self.fifo.is_empty() && self.fifo.capacity() > SHRINK_ABOVE {
+            self.fifo = VecDeque::new();
+        }
+        e
     }
 
     /// Takes message `seq` out of the lane wherever it is (a rare, explicit delete:
@@ -75,7 +82,7 @@ impl Lane {
 
     pub fn drain(&mut self) -> impl Iterator<Item = Entry> + '_ {
         let mut all: Vec<Entry> = std::mem::take(&mut self.requeued).into_values().collect();
-        all.extend(self.fifo.drain(..));
+        all.extend(std::mem::take(&mut self.fifo));
         all.sort_by_key(|e| e.seq);
         all.into_iter()
     }
