@@ -119,12 +119,20 @@ impl Leader {
         let mut written = journal.subscribe_written();
         let mut acked = from - 1;
         self.st.lock().acked_lsn = acked;
-        let mut progress = Instant::now();
+        // Since when records have been waiting for the standby's ack, restarted by
+        // each ack that advances. Not "since the last advance": an idle pair's
+        // heartbeat acks do not advance, and the first write after a quiet spell
+        // would find that clock already past the timeout and drop a standby that
+        // is only a few milliseconds behind.
+        let mut waiting: Option<Instant> = None;
         let mut retired = journal.first_lsn();
         let mut tick = tokio::time::interval(PING_EVERY);
         let timeout = Duration::from_millis(self.cfg.ack_timeout_ms.max(100));
         loop {
             let upto = *written.borrow_and_update();
+            if upto > acked && waiting.is_none() {
+                waiting = Some(Instant::now());
+            }
             while reader.position() <= upto {
                 let mut frames = Frames::default();
                 if let Err(e) = reader.read(upto, BATCH_BYTES, &mut frames) {
@@ -148,7 +156,7 @@ impl Leader {
                     Some(Msg::Ack(a)) => {
                         if a > acked {
                             acked = a;
-                            progress = Instant::now();
+                            waiting = (a < *written.borrow()).then(Instant::now);
                             journal.set_retain_from(Some(a + 1));
                         }
                         self.on_ack(journal, a, phase).await;
@@ -157,7 +165,9 @@ impl Leader {
                     _ => return Ok(()),
                 },
                 _ = tick.tick() => {
-                    if acked < journal.local_durable_lsn() && progress.elapsed() > timeout {
+                    if acked < journal.local_durable_lsn()
+                        && waiting.is_some_and(|t| t.elapsed() > timeout)
+                    {
                         tracing::warn!(acked, "replication: the standby stopped acknowledging");
                         return Ok(());
                     }
