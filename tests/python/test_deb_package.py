@@ -108,9 +108,18 @@ def start_as_unit(svc: Dict[str, List[str]]) -> subprocess.Popen:
     cmd = ["prlimit", f"--nofile={nofile}:{nofile}", "setpriv",
            f"--reuid={svc['User'][0]}", f"--regid={svc['Group'][0]}", "--init-groups",
            "--no-new-privs", "--", *argv]
-    return subprocess.Popen(cmd, cwd=svc["WorkingDirectory"][0], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    # A file, not a pipe: nobody reads the logs while the broker runs.
+    log = tempfile.TemporaryFile()
+    proc = subprocess.Popen(cmd, cwd=svc["WorkingDirectory"][0], env=env,
+                            stdout=subprocess.PIPE, stderr=log,
                             stdin=subprocess.DEVNULL, preexec_fn=lambda: os.umask(umask))
+    proc.log = log  # type: ignore[attr-defined]
+    return proc
+
+
+def logs(proc: subprocess.Popen) -> str:
+    proc.log.seek(0)  # type: ignore[attr-defined]
+    return proc.log.read().decode(errors="replace")[-4000:]  # type: ignore[attr-defined]
 
 
 def listening(proc: subprocess.Popen, timeout: float = 30.0) -> Dict[str, tuple]:
@@ -134,7 +143,7 @@ def listening(proc: subprocess.Popen, timeout: float = 30.0) -> Dict[str, tuple]
         sel.close()
     proc.kill()
     raise AssertionError(f"no listening line (exit {proc.poll()}): stdout {buf!r}\n"
-                         f"stderr: {proc.stderr.read().decode(errors='replace')[-4000:]}")
+                         f"stderr: {logs(proc)}")
 
 
 @pytest.fixture
@@ -236,7 +245,7 @@ def test_the_package_installs_runs_as_its_unit_says_and_purges(package):
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
-    assert proc.returncode == 0, proc.stderr.read().decode(errors="replace")[-4000:]
+    assert proc.returncode == 0, logs(proc)
 
     # Remove keeps configuration and data; purge takes both.
     run("dpkg", "-r", PKG)
