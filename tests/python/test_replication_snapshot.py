@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import json
+import shutil
 import time
 import urllib.error
 import urllib.parse
@@ -89,7 +90,10 @@ def pair():
     p.close()
 
 
-def test_a_standby_behind_the_retired_segments_catches_up_from_a_snapshot(pair):
+# "kept": the standby restarts on its own data directory, now behind the active's
+# oldest segment; "new": it comes back on an empty one (a replaced disk).
+@pytest.mark.parametrize("standby_disk", ["kept", "new"])
+def test_a_standby_behind_the_retired_segments_catches_up_from_a_snapshot(pair, standby_disk):
     a, b = pair.nodes["a"], pair.nodes["b"]
     pair.wait_in_sync("a")
 
@@ -117,6 +121,8 @@ def test_a_standby_behind_the_retired_segments_catches_up_from_a_snapshot(pair):
     pair.wait_caught_up("a")
     standby_last = int(pair.status("b")["last_lsn"])
     pair.kill("b")
+    if standby_disk == "new":
+        shutil.rmtree(b.data_dir)
 
     # Alone: more definitions, then more than a segment of traffic, all consumed.
     pair.admin("a", "/api/users/snap-late", "PUT", {"password": "late-pw", "tags": "management"})
