@@ -12,9 +12,9 @@ from __future__ import annotations
 import base64
 import json
 import shutil
+import threading
 import time
 import urllib.error
-import urllib.parse
 import urllib.request
 from pathlib import Path
 
@@ -147,8 +147,27 @@ def test_a_standby_behind_the_retired_segments_catches_up_from_a_snapshot(pair, 
             f"the active never retired LSN {standby_last}: segments {segments(a.data_dir)}"
         time.sleep(0.2)
 
+    # The active keeps serving while the standby catches up: a second client
+    # publishes with confirms from before the standby's return until it is in sync.
+    during: list = []
+
+    def publish_during():
+        pc = connect(a.addr("amqp"))
+        pch = pc.channel()
+        pch.confirm_delivery()
+        for i in range(200):
+            pch.basic_publish("snap-x", "k.during", f"during-{i}".encode(),
+                              pika.BasicProperties(delivery_mode=2), mandatory=True)
+            during.append(i)
+            time.sleep(0.005)
+        pc.close()
+
+    publisher = threading.Thread(target=publish_during, daemon=True)
+    publisher.start()
     pair.start("b")
     pair.wait_role("b", "standby")
+    publisher.join(timeout=60)
+    assert len(during) == 200, "publishing stalled while the standby caught up"
     pair.wait_caught_up("a", timeout=60)
     assert "starting over from the active's snapshot" in b.log()
     assert segments(b.data_dir)[0] == segments(a.data_dir)[0] > standby_last
@@ -164,7 +183,8 @@ def test_a_standby_behind_the_retired_segments_catches_up_from_a_snapshot(pair, 
     c = connect(b.addr("amqp"))
     ch = c.channel()
     assert sorted(get_all(ch, "snap-q1")) == sorted(
-        [f"late-{i}".encode() for i in range(50)] + [f"after-{i}".encode() for i in range(10)])
+        [f"late-{i}".encode() for i in range(50)] + [f"during-{i}".encode() for i in range(200)]
+        + [f"after-{i}".encode() for i in range(10)])
     assert sorted(get_all(ch, "snap-q2")) == sorted(f"late2-{i}".encode() for i in range(50))
     assert ch.queue_declare("snap-fill", passive=True).method.message_count == 0
     # The definitions survived with their kinds, arguments and bindings: routing
