@@ -30,10 +30,20 @@ ETCD = os.environ.get("ETCD", "/usr/bin/etcd")
 PORT_NAMES = ["amqp", "mqtt", "mqtt-ws", "stomp", "stomp-ws", "http", "admin"]
 
 
+_handed_out: set = set()
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A port free now and not handed out before in this run: the kernel may offer
+    a port it just gave back, and two listeners of a pair on one port make the
+    second node fail to start."""
+    while True:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port not in _handed_out:
+            _handed_out.add(port)
+            return port
 
 
 class Node:
@@ -75,13 +85,18 @@ class Pair:
         self.lock_path = self.root / "active.lock"
         self.env = extra_env or {}
         self.etcd: Optional[subprocess.Popen] = None
-        if lock == "etcd":
-            self._start_etcd()
         self.nodes = {"a": Node("a", self.root), "b": Node("b", self.root)}
-        self.start("a", static_role="active")
-        self.wait_role("a", "active")
-        self.start("b", static_role="standby")
-        self.wait_role("b", "standby")
+        try:
+            if lock == "etcd":
+                self._start_etcd()
+            self.start("a", static_role="active")
+            self.wait_role("a", "active")
+            self.start("b", static_role="standby")
+            self.wait_role("b", "standby")
+        except BaseException:
+            # No fixture will close a pair that never finished starting.
+            self.close()
+            raise
 
     def _start_etcd(self) -> None:
         client, peer = free_port(), free_port()
