@@ -484,4 +484,37 @@ mod tests {
         let b = switchboard_bridge::Config::from(&Config::default());
         assert!(b.sns.smtp_relay.is_none());
     }
+
+    /// The Debian package's configuration must run the broker that `switchboard`
+    /// run by hand is (every protocol on its standard port), only with its state
+    /// where the systemd unit may write.
+    #[test]
+    fn the_packaged_config_is_the_defaults_with_the_units_data_dir() {
+        const PACKAGED: &str = include_str!("../packaging/switchboard.toml");
+        let packaged: Config = Figment::from(Serialized::defaults(Config::default()))
+            .merge(Toml::string(PACKAGED))
+            .extract()
+            .unwrap();
+        assert_eq!(packaged.data_dir, PathBuf::from("/var/lib/switchboard"));
+        let unit = include_str!("../packaging/switchboard.service");
+        assert!(unit.contains("\nReadWritePaths=/var/lib/switchboard\n"));
+        let want = Config {
+            data_dir: packaged.data_dir.clone(),
+            ..Config::default()
+        };
+        assert_eq!(
+            serde_json::to_value(&packaged).unwrap(),
+            serde_json::to_value(&want).unwrap()
+        );
+        // Unknown keys are ignored when loading, so a misspelt one would leave its
+        // default in place unnoticed: every key must be a field.
+        let keys: figment::value::Dict = Figment::from(Toml::string(PACKAGED)).extract().unwrap();
+        let fields = serde_json::to_value(Config::default()).unwrap();
+        for k in keys.keys() {
+            assert!(
+                fields.get(k).is_some(),
+                "packaging/switchboard.toml: unknown field {k}"
+            );
+        }
+    }
 }

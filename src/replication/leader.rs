@@ -31,6 +31,8 @@ pub(super) struct Leader {
     pub cfg: ReplicationConfig,
     pub epoch: u64,
     pub ports: Vec<(String, u16)>,
+    /// Held while a session changes what the journal retains for its reader.
+    pub pins: std::sync::Mutex<()>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -47,6 +49,20 @@ enum Phase {
 impl Leader {
     fn journal(&self) -> &Journal {
         self.store.journal()
+    }
+
+    /// Sets what the journal keeps for this session's reader, unless the standby
+    /// reconnected and a newer session replaced this one: only the newest reader
+    /// counts. A replaced session may still be finishing a write to the connection
+    /// it lost; its end, or a late ack, must not release the new reader's segments.
+    /// Under `pins`, with the new session's first pin: that pin comes after this
+    /// session's cancellation, so either this change comes before it and is
+    /// overwritten, or it sees the cancellation.
+    fn retain(&self, cancel: &CancellationToken, lsn: Option<Lsn>) {
+        let _g = self.pins.lock().unwrap_or_else(|e| e.into_inner());
+        if !cancel.is_cancelled() {
+            self.journal().set_retain_from(lsn);
+        }
     }
 
     /// Serves one standby from its Hello until it goes away or `cancel`.
@@ -69,7 +85,10 @@ impl Leader {
         }
         let journal = self.journal().clone();
         let truncate_to = last_lsn.min(journal.end_of_epoch(last_epoch));
-        let first = pin_oldest(&journal);
+        let first = {
+            let _g = self.pins.lock().unwrap_or_else(|e| e.into_inner());
+            pin_oldest(&journal)
+        };
         let (start, from) = if truncate_to + 1 >= first {
             (Start::Continue { truncate_to }, truncate_to + 1)
         } else {
@@ -82,7 +101,7 @@ impl Leader {
                 first,
             )
         };
-        journal.set_retain_from(Some(from));
+        self.retain(&cancel, Some(from));
         let welcome = Msg::Welcome {
             epoch: self.epoch,
             start,
@@ -99,7 +118,7 @@ impl Leader {
         if let Err(e) = res {
             tracing::warn!("replication: standby connection: {e}");
         }
-        journal.set_retain_from(None);
+        self.retain(&cancel, None);
         if !cancel.is_cancelled() {
             self.standby_down(phase).await;
         }
@@ -119,12 +138,20 @@ impl Leader {
         let mut written = journal.subscribe_written();
         let mut acked = from - 1;
         self.st.lock().acked_lsn = acked;
-        let mut progress = Instant::now();
+        // Since when records have been waiting for the standby's ack, restarted by
+        // each ack that advances. Not "since the last advance": an idle pair's
+        // heartbeat acks do not advance, and the first write after a quiet spell
+        // would find that clock already past the timeout and drop a standby that
+        // is only a few milliseconds behind.
+        let mut waiting: Option<Instant> = None;
         let mut retired = journal.first_lsn();
         let mut tick = tokio::time::interval(PING_EVERY);
         let timeout = Duration::from_millis(self.cfg.ack_timeout_ms.max(100));
         loop {
             let upto = *written.borrow_and_update();
+            if upto > acked && waiting.is_none() {
+                waiting = Some(Instant::now());
+            }
             while reader.position() <= upto {
                 let mut frames = Frames::default();
                 if let Err(e) = reader.read(upto, BATCH_BYTES, &mut frames) {
@@ -148,8 +175,8 @@ impl Leader {
                     Some(Msg::Ack(a)) => {
                         if a > acked {
                             acked = a;
-                            progress = Instant::now();
-                            journal.set_retain_from(Some(a + 1));
+                            waiting = (a < *written.borrow()).then(Instant::now);
+                            self.retain(cancel, Some(a + 1));
                         }
                         self.on_ack(journal, a, phase).await;
                     }
@@ -157,7 +184,9 @@ impl Leader {
                     _ => return Ok(()),
                 },
                 _ = tick.tick() => {
-                    if acked < journal.local_durable_lsn() && progress.elapsed() > timeout {
+                    if acked < journal.local_durable_lsn()
+                        && waiting.is_some_and(|t| t.elapsed() > timeout)
+                    {
                         tracing::warn!(acked, "replication: the standby stopped acknowledging");
                         return Ok(());
                     }
@@ -262,5 +291,76 @@ fn pin_oldest(journal: &Journal) -> Lsn {
         if journal.first_lsn() == first {
             return first;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::Fsync;
+    use tokio::net::{TcpListener, TcpStream};
+
+    /// A standby's connection as the leader's side sees it, and the standby's end.
+    async fn connection() -> (TcpStream, OwnedReadHalf, OwnedWriteHalf) {
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let standby = TcpStream::connect(l.local_addr().unwrap()).await.unwrap();
+        let (leader_side, _) = l.accept().await.unwrap();
+        let (rd, wr) = leader_side.into_split();
+        (standby, rd, wr)
+    }
+
+    async fn welcomed(standby: &mut TcpStream) {
+        match wire::read(standby).await.unwrap() {
+            Some(Msg::Welcome { .. }) => {}
+            other => panic!("expected a Welcome, got {other:?}"),
+        }
+    }
+
+    /// A standby that reconnects while its old session is still stuck writing to
+    /// the connection it abandoned: when that session ends at last, it must not
+    /// release the segments the new session reads from.
+    #[tokio::test]
+    async fn a_replaced_session_leaves_the_new_sessions_segments_held() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, _) = Store::open(dir.path(), Fsync::Never).unwrap();
+        let store = Arc::new(store);
+        // Far more than loopback's socket buffers hold, so a session whose standby
+        // reads nothing blocks in a write, where it does not see its cancellation.
+        let record = vec![7u8; 1 << 20];
+        for _ in 0..32 {
+            store.journal().append(&record);
+        }
+        let leader = Arc::new(Leader {
+            store: store.clone(),
+            st: NodeState::new("a".into(), "127.0.0.1:9".into()),
+            lock: Arc::new(Lock::Static(true)),
+            cfg: ReplicationConfig::default(),
+            epoch: 1,
+            ports: Vec::new(),
+            pins: Default::default(),
+        });
+        let (mut s1, rd, wr) = connection().await;
+        let old = CancellationToken::new();
+        let t1 = tokio::spawn(leader.clone().session(rd, wr, (0, 0, 0), old.clone()));
+        welcomed(&mut s1).await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        // What serve_peers does when the standby says Hello again.
+        old.cancel();
+        let (mut s2, rd, wr) = connection().await;
+        let new = CancellationToken::new();
+        let t2 = tokio::spawn(leader.clone().session(rd, wr, (0, 0, 0), new.clone()));
+        welcomed(&mut s2).await;
+        assert_eq!(store.journal().retained_from(), Some(1));
+        // The abandoned connection breaks at last; the old session ends.
+        drop(s1);
+        t1.await.unwrap();
+        assert_eq!(
+            store.journal().retained_from(),
+            Some(1),
+            "the old session released what the new one reads"
+        );
+        new.cancel();
+        drop(s2);
+        t2.await.unwrap();
     }
 }

@@ -136,6 +136,7 @@ pub async fn run(
         cfg: rc,
         epoch,
         ports,
+        pins: Default::default(),
     }));
     tracing::info!(epoch, "this node is active");
     announce(&line("active"));

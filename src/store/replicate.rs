@@ -154,6 +154,13 @@ impl Journal {
             .store(lsn.unwrap_or(Lsn::MAX), Ordering::Release);
     }
 
+    /// What [`Journal::set_retain_from`] holds now.
+    #[cfg(test)]
+    pub(crate) fn retained_from(&self) -> Option<Lsn> {
+        let lsn = self.h.shared.retain_from.load(Ordering::Acquire);
+        (lsn != Lsn::MAX).then_some(lsn)
+    }
+
     /// A reader positioned at `from` (which must not be below [`Journal::first_lsn`];
     /// hold it with [`Journal::set_retain_from`] first).
     pub fn reader(&self, from: Lsn) -> Reader {

@@ -10,6 +10,8 @@ node announced last (``listening … role=active``) is always known."""
 
 from __future__ import annotations
 
+import base64
+import json
 import os
 import shutil
 import signal
@@ -18,6 +20,7 @@ import subprocess
 import tempfile
 import threading
 import time
+import urllib.request
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
@@ -27,10 +30,20 @@ ETCD = os.environ.get("ETCD", "/usr/bin/etcd")
 PORT_NAMES = ["amqp", "mqtt", "mqtt-ws", "stomp", "stomp-ws", "http", "admin"]
 
 
+_handed_out: set = set()
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A port free now and not handed out before in this run: the kernel may offer
+    a port it just gave back, and two listeners of a pair on one port make the
+    second node fail to start."""
+    while True:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port not in _handed_out:
+            _handed_out.add(port)
+            return port
 
 
 class Node:
@@ -52,8 +65,12 @@ class Node:
         return f"127.0.0.1:{self.repl_port}"
 
     def stderr(self) -> str:
+        return self.log()[-6000:]
+
+    def log(self) -> str:
+        """Everything the node logged, over all its runs."""
         try:
-            return self.stderr_path.read_text(errors="replace")[-6000:]
+            return self.stderr_path.read_text(errors="replace")
         except OSError:
             return ""
 
@@ -68,13 +85,18 @@ class Pair:
         self.lock_path = self.root / "active.lock"
         self.env = extra_env or {}
         self.etcd: Optional[subprocess.Popen] = None
-        if lock == "etcd":
-            self._start_etcd()
         self.nodes = {"a": Node("a", self.root), "b": Node("b", self.root)}
-        self.start("a", static_role="active")
-        self.wait_role("a", "active")
-        self.start("b", static_role="standby")
-        self.wait_role("b", "standby")
+        try:
+            if lock == "etcd":
+                self._start_etcd()
+            self.start("a", static_role="active")
+            self.wait_role("a", "active")
+            self.start("b", static_role="standby")
+            self.wait_role("b", "standby")
+        except BaseException:
+            # No fixture will close a pair that never finished starting.
+            self.close()
+            raise
 
     def _start_etcd(self) -> None:
         client, peer = free_port(), free_port()
@@ -162,6 +184,32 @@ class Pair:
                 return
             time.sleep(0.05)
         raise AssertionError(f"node {n} never reported its standby in sync: {self.status(n)}")
+
+    def admin(self, n: str, path: str, method: str = "GET", body=None):
+        """The admin API of node ``n`` as guest (a standby forwards to the active)."""
+        host, port = self.nodes[n].addr("admin")
+        data = None if body is None else json.dumps(body).encode()
+        req = urllib.request.Request(f"http://{host}:{port}{path}", data=data, method=method)
+        req.add_header("Authorization", "Basic " + base64.b64encode(b"guest:guest").decode())
+        if data is not None:
+            req.add_header("Content-Type", "application/json")
+        with urllib.request.urlopen(req, timeout=10) as r:
+            text = r.read().decode()
+        return json.loads(text) if text else None
+
+    def wait_caught_up(self, n: str, timeout: float = 20.0) -> Dict[str, object]:
+        """Waits until active ``n``'s standby is in sync and has acknowledged all the
+        active holds (so an async pair's failover loses nothing); returns the
+        overview's replication fields."""
+        t0 = time.monotonic()
+        r: Dict[str, object] = {}
+        while time.monotonic() - t0 < timeout:
+            r = self.admin(n, "/api/overview")["replication"] or {}
+            if r.get("standby_in_sync") and r.get("acked_lsn", -1) >= r.get("last_lsn", 0) \
+                    and int(self.status(self.other(n)).get("last_lsn", -1)) >= r["last_lsn"]:
+                return r
+            time.sleep(0.1)
+        raise AssertionError(f"node {n}'s standby never caught up: {r}")
 
     def promote(self, n: str) -> subprocess.CompletedProcess:
         return subprocess.run([str(_switchboard_bin()), "ctl", "promote", self.nodes[n].repl],
