@@ -232,6 +232,7 @@ class Checks:
     def __init__(self, name: str):
         self.name = name
         self.failed: List[str] = []
+        self.gaps: List[str] = []
         self.passed = 0
         self.t0 = time.monotonic()
 
@@ -244,8 +245,19 @@ class Checks:
             self.failed.append(what)
         return ok
 
+    def known_gap(self, ok: bool, what: str, gap: str, detail: str = "") -> bool:
+        """An expectation the broker does not meet yet, documented in the example's
+        README: printed as [GAP ] (or [ok  ] once it holds) without failing the run."""
+        if ok:
+            return self.expect(True, what, detail)
+        say(f"  [GAP ] {what} ({detail}) -- known gap: {gap}")
+        self.gaps.append(what)
+        return False
+
     def exit(self) -> None:
         took = time.monotonic() - self.t0
+        if self.gaps:
+            say(f"{self.name}: {len(self.gaps)} known gap(s): " + "; ".join(self.gaps))
         if self.failed:
             say(f"{self.name}: FAILED {len(self.failed)} of {len(self.failed) + self.passed} "
                 f"checks in {took:.1f}s: " + "; ".join(self.failed))
