@@ -89,6 +89,47 @@ async fn push_respects_prefetch_and_ack_frees_credit() {
 }
 
 #[tokio::test]
+async fn single_active_consumer_hand_over_keeps_order() {
+    // The active consumer goes away holding unacked deliveries (as a closing
+    // channel does: cancel, then requeue): the next consumer must get those
+    // first, not what came after them.
+    let c = core();
+    declare(&c, "q", &[("x-single-active-consumer", Value::Bool(true))]);
+    for i in 0..6 {
+        publish(&c, "q", &i.to_string());
+    }
+    let (first, h1) = consume(&c, "q", 2);
+    let (second, _h2) = consume(&c, "q", 2);
+    let held = first.take();
+    assert_eq!(held.iter().map(body).collect::<Vec<_>>(), ["0", "1"]);
+    assert!(second.take().is_empty());
+    h1.cancel();
+    assert!(
+        second.take().is_empty(),
+        "nothing before 0 and 1 are settled"
+    );
+    held[0].queue.settle(
+        &held.iter().map(|d| d.seq).collect::<Vec<_>>(),
+        Settle::Requeue,
+    );
+    let next = second.take();
+    assert_eq!(next.iter().map(body).collect::<Vec<_>>(), ["0", "1"]);
+    assert!(next.iter().all(|d| d.redelivered));
+    // Acked by a consumer that has gone: the hand-over happens then too.
+    declare(&c, "r", &[("x-single-active-consumer", Value::Bool(true))]);
+    for i in 0..4 {
+        publish(&c, "r", &i.to_string());
+    }
+    let (a, ha) = consume(&c, "r", 1);
+    let (b, _hb) = consume(&c, "r", 1);
+    let d = a.take();
+    ha.cancel();
+    assert!(b.take().is_empty());
+    d[0].queue.settle(&[d[0].seq], Settle::Ack);
+    assert_eq!(b.take().iter().map(body).collect::<Vec<_>>(), ["1"]);
+}
+
+#[tokio::test]
 async fn requeue_returns_to_original_position_redelivered() {
     let c = core();
     declare(&c, "q", &[]);

@@ -55,6 +55,14 @@ impl Queue {
         {
             let mut st = self.lock();
             let before = st.consumers.len();
+            if st.args.single_active_consumer && st.consumers.iter().any(|c| c.id == id) {
+                let held = st
+                    .in_flight
+                    .values()
+                    .filter(|f| f.consumer == Some(id))
+                    .count();
+                st.orphans += held;
+            }
             st.consumers.retain(|c| c.id != id);
             if st.consumers.len() == before {
                 return;
@@ -141,6 +149,11 @@ impl Queue {
             own && c.shared.as_ref().is_none_or(|s| s.has_credit())
         };
         if st.args.single_active_consumer {
+            // A consumer that went away still holds deliveries: they come back to
+            // the head when its channel settles them, before anything after them.
+            if st.orphans > 0 {
+                return None;
+            }
             let c = st.consumers.first()?;
             if can(c) {
                 return Some(0);

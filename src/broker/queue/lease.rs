@@ -125,10 +125,11 @@ impl Queue {
         fx: &mut Effects,
     ) -> Option<Entry> {
         let f = st.in_flight.remove(&seq)?;
-        if let Some(id) = f.consumer
-            && let Some(c) = st.consumers.iter_mut().find(|c| c.id == id)
-        {
-            c.in_flight = c.in_flight.saturating_sub(1);
+        if let Some(id) = f.consumer {
+            match st.consumers.iter_mut().find(|c| c.id == id) {
+                Some(c) => c.in_flight = c.in_flight.saturating_sub(1),
+                None => st.orphans = st.orphans.saturating_sub(1),
+            }
         }
         if let Some(s) = f.shared
             && s.release(1)

@@ -180,6 +180,7 @@ impl Queue {
             st.ready().drain_all();
             st.delayed.clear();
             st.in_flight.clear();
+            st.orphans = 0;
             st.leases.clear();
             st.ready_bytes = 0;
             st.mem_bytes = 0;

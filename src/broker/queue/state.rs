@@ -48,6 +48,10 @@ pub(super) struct State {
     pub(super) ready_bytes: usize,
     pub(super) delayed: BTreeMap<(Instant, u64), Entry>,
     pub(super) in_flight: HashMap<u64, InFlight>,
+    /// Single active consumer: deliveries still unsettled whose consumer has gone
+    /// (cancelled, or its channel closed). The next consumer gets nothing until
+    /// they are settled, so what a closing channel requeues comes first (order).
+    pub(super) orphans: usize,
     pub(super) leases: BTreeSet<(Instant, u64)>,
     pub(super) consumers: Vec<Consumer>,
     pub(super) rr: usize,
