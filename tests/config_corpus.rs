@@ -44,7 +44,7 @@ fn bad_users_are_refused_with_the_reason() {
     )
     .expect_err("a bad hash");
     assert!(
-        e.contains("password_hash is not a rabbit_password_hashing_sha256 hash"),
+        e.contains("user 'h': password_hash is neither a rabbit_password_hashing_sha256"),
         "{e}"
     );
     let e = switchboard::config::from_toml("[[users]]\nname = \"a\"\n[[users]]\nname = \"a\"\n")
