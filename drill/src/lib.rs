@@ -249,9 +249,21 @@ async fn reachable(addr: &str) -> bool {
 pub async fn run(opts: Options, switchboard_bin: PathBuf) -> anyhow::Result<Report> {
     opts.validate()?;
     VERBOSE.store(opts.verbose, Ordering::Relaxed);
-    let mut pair = Pair::start(switchboard_bin, opts.lock, opts.kill == KillMode::Partition)
-        .await
-        .context("starting the pair")?;
+    let partition = opts.kill == KillMode::Partition;
+    // Starting a pair is not what a drill measures: a start that fails (a port
+    // another process took between our probe and the node's bind, an etcd slow to
+    // come up on a loaded machine) is said, and tried once more on fresh ports.
+    let mut pair = match Pair::start(switchboard_bin.clone(), opts.lock, partition).await {
+        Ok(p) => p,
+        Err(e) => {
+            say(format_args!(
+                "starting the pair failed ({e}); trying once more"
+            ));
+            Pair::start(switchboard_bin, opts.lock, partition)
+                .await
+                .context("starting the pair")?
+        }
+    };
     say(format_args!(
         "pair up in {} (lock {:?}): node a active, node b standby",
         pair.root().display(),
