@@ -204,7 +204,9 @@ def test_paho_with_a_client_certificate_and_no_password(tls_broker, pki, listene
     try:
         rc = _mqtt_connect(c, tls_broker.ports[listener])
         assert not rc.is_failure, rc
-        assert "alice" in connection_users(tls_broker, pki, "MQTT")
+        # Over WebSocket the admin API names the protocol as RabbitMQ does.
+        prefix = "Web MQTT" if transport == "websockets" else "MQTT"
+        assert "alice" in connection_users(tls_broker, pki, prefix)
     finally:
         c.loop_stop()
         c.disconnect()
