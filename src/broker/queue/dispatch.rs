@@ -67,6 +67,7 @@ impl Queue {
             if st.consumers.len() == before {
                 return;
             }
+            st.group_owners.release(id);
             if st.rr >= st.consumers.len() {
                 st.rr = 0;
             }
@@ -87,11 +88,33 @@ impl Queue {
         if st.consumers.is_empty() {
             return;
         }
+        // Consumers with credit but no message they may take (every ready one is of
+        // a group another consumer owns); empty, and not allocated, on the usual path.
+        let mut passed: Vec<u64> = Vec::new();
         while st.ready_len() > 0 {
-            let Some(ci) = self.pick_consumer(st) else {
+            let Some(ci) = self.pick_consumer(st, &passed) else {
                 break;
             };
-            let Some(e) = st.ready().pop() else { break };
+            let cid = st.consumers[ci].id;
+            let popped = if st.args.single_active_consumer {
+                st.ready().pop().map(|e| (e, None))
+            } else {
+                let State {
+                    ready,
+                    group_owners,
+                    ..
+                } = &mut *st;
+                ready
+                    .get_or_insert_with(|| Ready::plain(0))
+                    .pop_for(&mut |g| group_owners.admits(g, cid))
+            };
+            let Some((e, group)) = popped else {
+                passed.push(cid);
+                continue;
+            };
+            if let Some(g) = group {
+                st.group_owners.served(g, cid);
+            }
             let Some(mut e) = self.take_live(st, e, now, fx) else {
                 continue;
             };
@@ -141,10 +164,14 @@ impl Queue {
     }
 
     /// The consumer to serve next: with single-active-consumer only the first one;
-    /// otherwise round-robin among the highest-priority consumers with credit.
-    fn pick_consumer(&self, st: &mut State) -> Option<usize> {
+    /// otherwise round-robin among the highest-priority consumers with credit,
+    /// leaving out those `passed` (nothing ready they may take).
+    fn pick_consumer(&self, st: &mut State, passed: &[u64]) -> Option<usize> {
         let n = st.consumers.len();
         let can = |c: &Consumer| {
+            if passed.contains(&c.id) {
+                return false;
+            }
             let own = c.prefetch == 0 || c.in_flight < c.prefetch;
             own && c.shared.as_ref().is_none_or(|s| s.has_credit())
         };

@@ -117,11 +117,36 @@ impl FairLane {
         self.take(false)
     }
 
+    /// Takes the head of the first group in turn order that `eligible` admits (the
+    /// no-group lane always is), passing that group's turn on, and says which group
+    /// it came from. Without grouped messages ready this is `pop`.
+    pub fn pop_eligible(
+        &mut self,
+        eligible: &mut dyn FnMut(&str) -> bool,
+    ) -> Option<(Entry, Option<Arc<str>>)> {
+        let Some(t) = &mut self.turns else {
+            return self.none.pop().map(|e| (e, None));
+        };
+        let i = t
+            .order
+            .iter()
+            .position(|k| k.as_deref().is_none_or(&mut *eligible))?;
+        let key = t.order.remove(i)?;
+        let group = key.clone();
+        self.take_turn(key, true).map(|e| (e, group))
+    }
+
     fn take(&mut self, rotate: bool) -> Option<Entry> {
         let Some(t) = &mut self.turns else {
             return self.none.pop();
         };
         let key = t.order.pop_front()?;
+        self.take_turn(key, rotate)
+    }
+
+    /// Takes the head of `key`'s lane, whose turn was just taken out of the order.
+    fn take_turn(&mut self, key: Option<Arc<str>>, rotate: bool) -> Option<Entry> {
+        let t = self.turns.as_mut()?;
         let (e, left) = match &key {
             None => {
                 let e = self.none.pop();

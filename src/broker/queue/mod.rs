@@ -19,8 +19,8 @@
 //! - `lease.rs`: `basic.get`, leases, settling, purging (the [`QueueHandle`] side);
 //! - `timers.rs`: deadlines; `effects.rs`: what runs after the lock is released;
 //! - `journal.rs`: records, live LSNs, restore at start-up; `paging.rs`: memory budget;
-//! - `entry.rs`, `lane.rs`, `ready.rs`, `fair.rs`, `spill.rs`, `args.rs`, `deadletter.rs`,
-//!   `owner.rs`: the parts they share.
+//! - `entry.rs`, `lane.rs`, `ready.rs`, `fair.rs`, `sticky.rs`, `spill.rs`, `args.rs`,
+//!   `deadletter.rs`, `owner.rs`: the parts they share.
 //!
 //! [`QueueHandle`]: switchboard_api::QueueHandle
 
@@ -40,6 +40,7 @@ mod paging;
 mod ready;
 mod spill;
 mod state;
+mod sticky;
 mod timers;
 
 pub use args::{QueueArgs, check_equivalent};

@@ -13,6 +13,7 @@ use super::entry::{Entry, Payload};
 use super::fair::FairLane;
 use super::lane::Lane;
 use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
 
 pub struct Group {
     lane: Lane,
@@ -144,6 +145,23 @@ impl Ready {
                 *len -= 1;
                 Some(e)
             }
+        }
+    }
+
+    /// Takes the next message a push consumer may have: on a plain queue, from the
+    /// first group in turn that `eligible` admits, with that group's name (the
+    /// caller records who owns it); a grouped queue has its own rule, so this is
+    /// `pop` there.
+    pub fn pop_for(
+        &mut self,
+        eligible: &mut dyn FnMut(&str) -> bool,
+    ) -> Option<(Entry, Option<Arc<str>>)> {
+        match self {
+            Ready::Plain(lanes) => lanes
+                .iter_mut()
+                .rev()
+                .find_map(|l| l.pop_eligible(eligible)),
+            Ready::Grouped { .. } => self.pop().map(|e| (e, None)),
         }
     }
 

@@ -8,6 +8,7 @@ use super::entry::Entry;
 use super::owner::QueueOwner;
 use super::ready::Ready;
 use super::spill::Spill;
+use super::sticky::GroupOwners;
 use crate::broker::timer::Timers;
 use crate::store::Store;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -54,6 +55,8 @@ pub(super) struct State {
     pub(super) orphans: usize,
     pub(super) leases: BTreeSet<(Instant, u64)>,
     pub(super) consumers: Vec<Consumer>,
+    /// Which push consumer each message group of a plain queue sticks to.
+    pub(super) group_owners: GroupOwners,
     pub(super) rr: usize,
     pub(super) next_seq: u64,
     pub(super) had_consumer: bool,

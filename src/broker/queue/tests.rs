@@ -149,3 +149,25 @@ fn removing_and_draining_keep_the_groups_consistent() {
     assert_eq!(r.len(), 0);
     assert!(r.pop().is_none());
 }
+
+#[test]
+fn a_consumer_is_offered_only_the_groups_it_may_take() {
+    let mut r = Ready::plain(0);
+    push(&mut r, 0, Some("a"));
+    push(&mut r, 1, Some("b"));
+    push(&mut r, 2, None);
+    push(&mut r, 3, Some("a"));
+    // "a" belongs to someone else: b, then the ungrouped message; a's wait.
+    let mut not_a = |g: &str| g != "a";
+    let (e, g) = r.pop_for(&mut not_a).unwrap();
+    assert_eq!((e.seq, g.as_deref()), (1, Some("b")));
+    let (e, g) = r.pop_for(&mut not_a).unwrap();
+    assert_eq!((e.seq, g), (2, None));
+    assert!(r.pop_for(&mut not_a).is_none());
+    assert_eq!(r.len(), 2);
+    let mut any = |_: &str| true;
+    let got: Vec<u64> = std::iter::from_fn(|| r.pop_for(&mut any))
+        .map(|(e, _)| e.seq)
+        .collect();
+    assert_eq!(got, [0, 3]);
+}
