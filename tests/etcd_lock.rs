@@ -250,3 +250,39 @@ async fn holder_fences_itself_when_etcd_is_gone() {
     let err = a.write(&holder(1, "a")).await.expect_err("etcd is down");
     assert!(err.to_string().contains("no endpoint answered"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_standby_evicts_only_a_holder_whose_standby_was_in_sync() {
+    let Some(etcd) = Etcd::start() else { return };
+    let a = etcd.lock();
+    a.acquire().await.expect("acquire");
+    // The holder went on alone: only it has everything it confirmed, so its lease
+    // must outlive any standby's suspicion.
+    a.write(&Holder {
+        epoch: 1,
+        node: "a".into(),
+        in_sync: false,
+    })
+    .await
+    .expect("write");
+    let b = etcd.lock();
+    assert!(
+        !b.evict("b").await.expect("evict"),
+        "out-of-sync holder kept"
+    );
+    assert!(!a.evict("a").await.expect("evict"), "never oneself");
+    a.write(&holder(1, "a")).await.expect("holder still holds");
+
+    // In sync: the standby may cut the wait for the lease short.
+    assert!(b.evict("b").await.expect("evict"), "in-sync holder evicted");
+    timeout(TTL, a.lost())
+        .await
+        .expect("the holder learns it lost");
+    let previous = timeout(Duration::from_secs(2), b.acquire())
+        .await
+        .expect("key free")
+        .expect("acquire");
+    assert_eq!(previous, holder(1, "a"));
+    let err = a.write(&holder(1, "a")).await.expect_err("evicted");
+    assert!(err.to_string().contains("no longer hold"), "{err}");
+}

@@ -120,6 +120,7 @@ async fn session(
             _ = stop.cancelled() => return Ok(replica),
             m = inbox.recv() => {
                 heard = Instant::now();
+                st.lock().heard = Some(heard);
                 match m {
                     Some(Msg::Records(b)) => match replica.append_frames(&b) {
                         Ok(last) => st.lock().last_lsn = last,

@@ -207,10 +207,21 @@ async fn take_over(lock: &Lock, st: &NodeState) -> Result<Holder, NodeError> {
     }
 }
 
-/// A lease outlives its holder by up to its TTL. When the active's replication
-/// port refuses connections (its host answers, its process is gone — unlike a
-/// partition, where connecting times out), the standby revokes its lease so the
-/// take-over starts at once. Never returns.
+/// The active has been silent this long (it pings every 200 ms): time to ask
+/// whether its host is still there.
+const SUSPECT_AFTER: Duration = Duration::from_millis(500);
+/// A connect on a network that works completes within this; the kernel answers it
+/// even for a process that is stuck (so a frozen active is never evicted).
+const PROBE_TIMEOUT: Duration = Duration::from_millis(300);
+
+/// A lease outlives its holder by up to its TTL. The standby revokes it, so the
+/// take-over starts at once, when it has proof the active cannot be serving with
+/// its standby: its replication port refuses connections (the host answers, the
+/// process is gone), or the link went silent and the host cannot be reached at all
+/// (a partition). Safe however it races — see [`Lock::evict`]: a holder cut off
+/// from its standby cannot confirm anything until it records the standby out of
+/// sync, which the revoked lease forbids, and a holder that did record that is
+/// not taken over from. Never returns.
 async fn evict_dead_holder(lock: &Lock, st: &NodeState) {
     if !matches!(lock, Lock::Etcd(_)) {
         return std::future::pending().await;
@@ -218,13 +229,46 @@ async fn evict_dead_holder(lock: &Lock, st: &NodeState) {
     let mut refused = 0;
     loop {
         tokio::time::sleep(Duration::from_millis(100)).await;
-        if st.lock().in_sync {
+        let (linked, silent) = {
+            let g = st.lock();
+            (g.in_sync, g.heard.map(|h| h.elapsed() >= SUSPECT_AFTER))
+        };
+        if linked && silent != Some(true) {
             refused = 0;
             continue;
         }
-        match tokio::time::timeout(Duration::from_millis(500), TcpStream::connect(&st.peer)).await {
-            Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => refused += 1,
-            _ => refused = 0,
+        let unreachable = match tokio::time::timeout(PROBE_TIMEOUT, TcpStream::connect(&st.peer))
+            .await
+        {
+            Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
+                refused += 1;
+                false
+            }
+            Ok(Err(e)) => {
+                refused = 0;
+                matches!(
+                    e.kind(),
+                    std::io::ErrorKind::HostUnreachable | std::io::ErrorKind::NetworkUnreachable
+                )
+            }
+            Err(_) => {
+                refused = 0;
+                true
+            }
+            Ok(Ok(_)) => {
+                refused = 0;
+                false
+            }
+        };
+        if unreachable && silent == Some(true) {
+            match lock.evict(&st.node).await {
+                Ok(true) => tracing::warn!(
+                    "the active went silent and its host cannot be reached: its lease was revoked"
+                ),
+                Ok(false) => {}
+                Err(e) => tracing::warn!("cannot revoke the unreachable active's lease: {e}"),
+            }
+            continue;
         }
         // Twice in a row, 100 ms apart: not a listener being swapped.
         if refused >= 2 {

@@ -17,6 +17,9 @@ pub(super) struct Inner {
     /// The standby's last acknowledged position (active only).
     pub acked_lsn: u64,
     pub in_sync: bool,
+    /// When the standby last heard from the active (any message; it pings every
+    /// 200 ms). None before the first session.
+    pub heard: Option<std::time::Instant>,
     /// The active's client ports by listener name, learned from its Welcome.
     pub target: Vec<(String, u16)>,
     /// Cancels the current leader session when a standby reconnects.

@@ -273,9 +273,9 @@ impl EtcdLock {
         )))
     }
 
-    /// Revokes the current holder's lease, unless the holder is `me`: for a standby
-    /// that has proof the holder's process is gone (its port refuses connections),
-    /// so the take-over need not wait for the lease to expire. Safe however it
+    /// Revokes the current holder's lease, unless the holder is `me` or went on
+    /// without its standby: for a standby that has proof the holder's process is
+    /// gone or cut off, so the take-over need not wait for the lease to expire. Safe however it
     /// races: a lease that is not renewed lets nobody serve, and the campaign that
     /// follows is decided by etcd as always. True if a lease was revoked.
     pub async fn evict(&self, me: &str) -> Result<bool, LockError> {
@@ -297,6 +297,11 @@ impl EtcdLock {
             return Ok(false);
         };
         if holder.node == me || self.held().as_ref().is_some_and(|s| s.lease == lease) {
+            return Ok(false);
+        }
+        // A holder that went on without its standby is the only one with everything
+        // it confirmed: nobody may take over from it, so its lease stays.
+        if !holder.in_sync {
             return Ok(false);
         }
         self.revoke(lease).await;
