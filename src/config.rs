@@ -104,6 +104,9 @@ pub struct ReplicationConfig {
     /// Lease TTL of the etcd lock; the active stops serving when it cannot renew
     /// within it.
     pub lease_ttl_ms: u64,
+    /// Mutual TLS between the nodes (and for `ctl status|promote`): this node's
+    /// `tls.cert`/`tls.key`, the peer's certificate verified against `tls.ca`.
+    pub tls: bool,
 }
 
 impl Default for ReplicationConfig {
@@ -116,6 +119,7 @@ impl Default for ReplicationConfig {
             standby_down: StandbyDown::Continue,
             ack_timeout_ms: 1000,
             lease_ttl_ms: 2000,
+            tls: false,
         }
     }
 }
@@ -457,7 +461,41 @@ pub fn from_toml(text: &str) -> Result<Config, String> {
 impl Config {
     /// What deserializing cannot check.
     pub fn check(&self) -> Result<(), String> {
-        crate::broker::check_users(&self.users)
+        crate::broker::check_users(&self.users)?;
+        self.replication_tls()?;
+        Ok(())
+    }
+
+    /// The replication link's TLS files when `replication.tls` is on: the node's
+    /// own certificate (served to the peer and presented to it) and the CA the
+    /// peer's is verified against, which the link cannot do without.
+    pub fn replication_tls(&self) -> Result<Option<crate::tls::Settings>, String> {
+        if !self.replication.tls {
+            return Ok(None);
+        }
+        let missing: Vec<&str> = [
+            ("tls.cert (--tls-cert)", self.tls.cert.is_none()),
+            ("tls.key (--tls-key)", self.tls.key.is_none()),
+            ("tls.ca (--tls-ca)", self.tls.ca.is_none()),
+        ]
+        .into_iter()
+        .filter_map(|(name, absent)| absent.then_some(name))
+        .collect();
+        match (&self.tls.cert, &self.tls.key, &self.tls.ca) {
+            (Some(cert), Some(key), Some(ca)) => Ok(Some(crate::tls::Settings {
+                cert: cert.clone(),
+                key: key.clone(),
+                ca: Some(ca.clone()),
+                // The peer must prove it is the other node, whatever the client
+                // listeners accept.
+                fail_if_no_peer_cert: true,
+            })),
+            _ => Err(format!(
+                "replication.tls (--replication-tls) needs this node's certificate and key \
+                 and the CA that signed the peer's; missing: {}",
+                missing.join(", ")
+            )),
+        }
     }
 }
 
@@ -483,6 +521,27 @@ mod tests {
         // Nothing configured: no relay, so email subscriptions are refused.
         let b = switchboard_bridge::Config::from(&Config::default());
         assert!(b.sns.smtp_relay.is_none());
+    }
+
+    #[test]
+    fn replication_tls_needs_a_certificate_a_key_and_a_ca() {
+        let mut cfg = Config::default();
+        assert_eq!(cfg.replication_tls(), Ok(None));
+        cfg.replication.tls = true;
+        cfg.tls.cert = Some("node.pem".into());
+        let e = cfg.check().unwrap_err();
+        assert!(
+            e.contains("replication.tls")
+                && e.contains("missing: tls.key (--tls-key), tls.ca (--tls-ca)"),
+            "{e}"
+        );
+        cfg.tls.key = Some("node.key".into());
+        cfg.tls.ca = Some("ca.pem".into());
+        let s = cfg.replication_tls().unwrap().unwrap();
+        assert!(s.fail_if_no_peer_cert && s.ca.is_some());
+        // From the environment's form too: `[replication] tls = true`.
+        let cfg = from_toml("[replication]\ntls = true\n").unwrap_err();
+        assert!(cfg.contains("missing: tls.cert"), "{cfg}");
     }
 
     /// The Debian package's configuration must run the broker that `switchboard`

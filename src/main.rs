@@ -124,11 +124,20 @@ struct ReplicationFlags {
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
     lock: Option<String>,
+    /// Mutual TLS on the replication link (and for `ctl status|promote`): needs
+    /// --tls-cert and --tls-key (this node's certificate) and --tls-ca (the CA
+    /// that signed the peer's).
+    #[arg(long = "replication-tls")]
+    #[serde(rename = "tls", skip_serializing_if = "is_false")]
+    replication_tls: bool,
 }
 
 impl ReplicationFlags {
     fn is_empty(&self) -> bool {
-        self.replication_port.is_none() && self.peer.is_none() && self.lock.is_none()
+        self.replication_port.is_none()
+            && self.peer.is_none()
+            && self.lock.is_none()
+            && !self.replication_tls
     }
 }
 
@@ -265,7 +274,7 @@ fn main() -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     match &cli.command {
-        Some(Command::Ctl { target, action }) => return rt.block_on(ctl(target, action)),
+        Some(Command::Ctl { target, action }) => return rt.block_on(ctl(&cli, target, action)),
         Some(Command::Drill(opts)) => return rt.block_on(drill(opts.clone())),
         Some(Command::HashPassword { password, argon2 }) => {
             let hash = if *argon2 {
@@ -335,14 +344,20 @@ async fn run_pair_node(cli: Cli, cfg: switchboard::config::Config) -> anyhow::Re
     Ok(node.await??)
 }
 
-async fn ctl(target: &ctl::Target, action: &CtlAction) -> anyhow::Result<()> {
+/// The replication port of a node is reached as its peer reaches it: the same
+/// config file, `SWITCHBOARD_*` variables and flags (`--replication-tls` with the
+/// node's `--tls-cert`, `--tls-key` and `--tls-ca`) give `ctl` the link's TLS.
+fn ctl_link(cli: &Cli) -> anyhow::Result<switchboard::replication::Link> {
+    let cfg = load(cli)?;
+    switchboard::replication::Link::new(&cfg).map_err(|e| anyhow::anyhow!(e))
+}
+
+async fn ctl(cli: &Cli, target: &ctl::Target, action: &CtlAction) -> anyhow::Result<()> {
     use switchboard::replication::wire::Msg;
     match action {
         CtlAction::Admin(a) => ctl::run(target, a).await?,
         CtlAction::Status { node } => {
-            let s = switchboard::replication::probe(node)
-                .await
-                .with_context(|| format!("no answer from {node}"))?;
+            let s = switchboard::replication::status(&ctl_link(cli)?, node).await?;
             println!(
                 "node={} role={} epoch={} last_lsn={} in_sync={}",
                 s.node,
@@ -352,11 +367,13 @@ async fn ctl(target: &ctl::Target, action: &CtlAction) -> anyhow::Result<()> {
                 s.in_sync
             );
         }
-        CtlAction::Promote { node } => match switchboard::replication::promote(node).await? {
-            Msg::StatusReply(_) => println!("{node}: promoting"),
-            Msg::Refused { reason, .. } => anyhow::bail!("{node} refused: {reason}"),
-            other => anyhow::bail!("{node}: unexpected answer {other:?}"),
-        },
+        CtlAction::Promote { node } => {
+            match switchboard::replication::promote(&ctl_link(cli)?, node).await? {
+                Msg::StatusReply(_) => println!("{node}: promoting"),
+                Msg::Refused { reason, .. } => anyhow::bail!("{node} refused: {reason}"),
+                other => anyhow::bail!("{node}: unexpected answer {other:?}"),
+            }
+        }
     }
     Ok(())
 }

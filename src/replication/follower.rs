@@ -5,9 +5,9 @@
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 
+use super::link::{self, LinkError, Quiet};
 use super::state::NodeState;
 use super::wire::{self, Msg, Start};
 use crate::store::{Replica, ReplicaError};
@@ -23,11 +23,12 @@ pub(super) async fn follow(
     st: Arc<NodeState>,
     stop: CancellationToken,
 ) -> Result<Replica, ReplicaError> {
+    let quiet = Quiet::default();
     loop {
         if stop.is_cancelled() {
             return Ok(replica);
         }
-        replica = session(replica, &st, &stop).await?;
+        replica = session(replica, &st, &stop, &quiet).await?;
         st.lock().in_sync = false;
         tokio::select! {
             _ = stop.cancelled() => {}
@@ -40,18 +41,22 @@ async fn session(
     mut replica: Replica,
     st: &NodeState,
     stop: &CancellationToken,
+    quiet: &Quiet,
 ) -> Result<Replica, ReplicaError> {
-    let connect = tokio::time::timeout(Duration::from_secs(1), TcpStream::connect(&st.peer));
     let stream = tokio::select! {
         _ = stop.cancelled() => return Ok(replica),
-        r = connect => match r {
-            Ok(Ok(s)) => s,
-            _ => return Ok(replica),
+        r = st.link.connect(&st.peer) => match r {
+            Ok(s) => s,
+            // Down or not yet up: the usual state of a pair starting, said by
+            // neither side. A handshake that fails is a misconfiguration.
+            Err(LinkError::Connect { .. } | LinkError::ConnectTimeout(_)) => return Ok(replica),
+            Err(e) => {
+                quiet.warn(None, &e);
+                return Ok(replica);
+            }
         },
     };
-    let _ = stream.set_nodelay(true);
-    let (rd, mut wr) = stream.into_split();
-    let mut inbox = wire::spawn_reader(rd);
+    let (mut rd, mut wr) = link::split(stream);
     let (last_epoch, last_lsn) = replica.journal().last_record();
     let epoch = st.lock().seen_epoch;
     let hello = Msg::Hello {
@@ -60,25 +65,51 @@ async fn session(
         last_epoch,
         last_lsn,
     };
-    if wire::write(&mut wr, &hello).await.is_err() {
+    if let Err(e) = wire::write(&mut wr, &hello).await {
+        quiet.warn(None, &format_args!("{}: cannot say Hello: {e}", st.peer));
         return Ok(replica);
     }
+    // Read here, not through the reader task, to learn why it did not come: with
+    // TLS 1.3 a peer refusing this node's certificate says so only now.
     let welcome = tokio::select! {
         _ = stop.cancelled() => return Ok(replica),
-        m = tokio::time::timeout(Duration::from_secs(5), inbox.recv()) => m,
+        m = tokio::time::timeout(Duration::from_secs(5), wire::read(&mut rd)) => m,
     };
     let (their_epoch, start, ports) = match welcome {
-        Ok(Some(Msg::Welcome {
+        Ok(Ok(Some(Msg::Welcome {
             epoch,
             start,
             ports,
-        })) => (epoch, start, ports),
-        Ok(Some(Msg::Refused { epoch, .. })) => {
+        }))) => (epoch, start, ports),
+        Ok(Ok(Some(Msg::Refused { epoch, .. }))) => {
             st.saw_epoch(epoch);
             return Ok(replica);
         }
-        _ => return Ok(replica),
+        Ok(Ok(Some(_))) => return Ok(replica),
+        Ok(Ok(None)) => {
+            quiet.warn(
+                None,
+                &format_args!("{}: closed before its Welcome{}", st.peer, hint(st)),
+            );
+            return Ok(replica);
+        }
+        Ok(Err(e)) => {
+            quiet.warn(
+                None,
+                &format_args!("{}: no Welcome: {e}{}", st.peer, hint(st)),
+            );
+            return Ok(replica);
+        }
+        Err(_) => {
+            quiet.warn(
+                None,
+                &format_args!("{}: no Welcome within 5 s{}", st.peer, hint(st)),
+            );
+            return Ok(replica);
+        }
     };
+    quiet.clear();
+    let mut inbox = wire::spawn_reader(rd);
     if their_epoch < st.lock().seen_epoch {
         tracing::warn!(
             epoch = their_epoch,
@@ -109,7 +140,12 @@ async fn session(
             replica.reset(first_lsn, &definitions)?
         }
     };
-    tracing::info!(peer = %st.peer, epoch = their_epoch, "replication: following the active");
+    tracing::info!(
+        peer = %st.peer,
+        epoch = their_epoch,
+        tls = st.link.is_tls(),
+        "replication: following the active"
+    );
     let mut durable = replica.journal().subscribe();
     let mut acked = 0;
     let mut sent = Instant::now();
@@ -156,5 +192,16 @@ async fn session(
             sent = Instant::now();
             st.lock().in_sync = true;
         }
+    }
+}
+
+/// What to check when the active closes on this node before welcoming it: a
+/// plain standby's Hello is not a TLS handshake, and a TLS active says nothing
+/// a plain reader understands.
+fn hint(st: &NodeState) -> &'static str {
+    if st.link.is_tls() {
+        " (does the peer trust this node's certificate?)"
+    } else {
+        " (if the peer's replication port uses TLS, turn on replication.tls here too)"
     }
 }

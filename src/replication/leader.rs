@@ -6,9 +6,9 @@
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio_util::sync::CancellationToken;
 
+use super::link::{ReadEnd, WriteEnd};
 use super::lock::Holder;
 use super::lock::Lock;
 use super::probe;
@@ -68,8 +68,8 @@ impl Leader {
     /// Serves one standby from its Hello until it goes away or `cancel`.
     pub async fn session(
         self: Arc<Self>,
-        rd: OwnedReadHalf,
-        mut wr: OwnedWriteHalf,
+        rd: ReadEnd,
+        mut wr: WriteEnd,
         hello: (u64, u64, Lsn),
         cancel: CancellationToken,
     ) {
@@ -128,8 +128,8 @@ impl Leader {
         &self,
         journal: &Journal,
         from: Lsn,
-        rd: OwnedReadHalf,
-        mut wr: OwnedWriteHalf,
+        rd: ReadEnd,
+        mut wr: WriteEnd,
         phase: &mut Phase,
         cancel: &CancellationToken,
     ) -> Result<(), WireError> {
@@ -244,7 +244,7 @@ impl Leader {
         }
         // A static pair has no lock to say who is active: ask the peer, which may
         // have been promoted while this node was cut off.
-        if let Some(s) = probe(&self.st.peer).await
+        if let Some(s) = probe(&self.st.link, &self.st.peer).await
             && s.active
             && s.epoch > self.epoch
         {
@@ -297,23 +297,92 @@ fn pin_oldest(journal: &Journal) -> Lsn {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::Fsync;
-    use tokio::net::{TcpListener, TcpStream};
+    use crate::replication::link::{self, Link};
+    use crate::tls::Stream;
+    use tokio::net::TcpListener;
 
-    /// A standby's connection as the leader's side sees it, and the standby's end.
-    async fn connection() -> (TcpStream, OwnedReadHalf, OwnedWriteHalf) {
+    /// A standby's connection over `link` as the leader's side sees it once the
+    /// Hello is read (what serve_peers hands a session), and the standby's end.
+    async fn connection(link: &Link) -> (Stream, ReadEnd, WriteEnd) {
         let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let standby = TcpStream::connect(l.local_addr().unwrap()).await.unwrap();
-        let (leader_side, _) = l.accept().await.unwrap();
-        let (rd, wr) = leader_side.into_split();
+        let addr = format!("localhost:{}", l.local_addr().unwrap().port());
+        let hello = Msg::Hello {
+            node: "b".into(),
+            epoch: 0,
+            last_epoch: 0,
+            last_lsn: 0,
+        };
+        let standby = async {
+            let mut s = link.connect(&addr).await.unwrap();
+            wire::write(&mut s, &hello).await.unwrap();
+            s
+        };
+        let (standby, accepted) = tokio::join!(standby, async {
+            let (tcp, _) = l.accept().await.unwrap();
+            link.accept(tcp).await
+        });
+        let Ok(leader_side) = accepted else {
+            panic!("accept: {:?}", accepted.err())
+        };
+        let (mut rd, wr) = link::split(leader_side);
+        assert_eq!(wire::read(&mut rd).await.unwrap(), Some(hello));
         (standby, rd, wr)
     }
 
-    async fn welcomed(standby: &mut TcpStream) {
+    async fn welcomed(standby: &mut Stream) {
         match wire::read(standby).await.unwrap() {
             Some(Msg::Welcome { .. }) => {}
             other => panic!("expected a Welcome, got {other:?}"),
         }
+    }
+
+    fn leader(store: &Arc<Store>) -> Arc<Leader> {
+        Arc::new(Leader {
+            store: store.clone(),
+            st: NodeState::new("a".into(), "127.0.0.1:9".into(), Arc::default()),
+            lock: Arc::new(Lock::Static(true)),
+            cfg: ReplicationConfig::default(),
+            epoch: 1,
+            ports: Vec::new(),
+            pins: Default::default(),
+        })
+    }
+
+    /// The leader's session is the same over mutual TLS: the standby is welcomed
+    /// and reads back the journal's frames, and its acks reach the leader.
+    #[tokio::test]
+    async fn a_standby_over_mutual_tls_gets_the_journal_and_acks_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, _) = Store::open(dir.path(), crate::store::Fsync::Never).unwrap();
+        let store = Arc::new(store);
+        for i in 0..3u8 {
+            store.journal().append(&[i; 100]);
+        }
+        let leader = leader(&store);
+        let link = link::tests::tls_link();
+        let (standby, rd, wr) = connection(&link).await;
+        let cancel = CancellationToken::new();
+        let t = tokio::spawn(leader.clone().session(rd, wr, (0, 0, 0), cancel.clone()));
+        let (mut srd, mut swr) = link::split(standby);
+        match wire::read(&mut srd).await.unwrap() {
+            Some(Msg::Welcome { epoch: 1, .. }) => {}
+            other => panic!("expected a Welcome, got {other:?}"),
+        }
+        let Some(Msg::Records(frames)) = wire::read(&mut srd).await.unwrap() else {
+            panic!("expected records");
+        };
+        assert!(frames.len() >= 300, "{} bytes of frames", frames.len());
+        wire::write(&mut swr, &Msg::Ack(3)).await.unwrap();
+        let acked = async {
+            while leader.st.lock().acked_lsn != 3 {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(5), acked)
+            .await
+            .expect("the ack reached the leader");
+        cancel.cancel();
+        t.await.unwrap();
     }
 
     /// A standby that reconnects while its old session is still stuck writing to
@@ -322,7 +391,7 @@ mod tests {
     #[tokio::test]
     async fn a_replaced_session_leaves_the_new_sessions_segments_held() {
         let dir = tempfile::tempdir().unwrap();
-        let (store, _) = Store::open(dir.path(), Fsync::Never).unwrap();
+        let (store, _) = Store::open(dir.path(), crate::store::Fsync::Never).unwrap();
         let store = Arc::new(store);
         // Far more than loopback's socket buffers hold, so a session whose standby
         // reads nothing blocks in a write, where it does not see its cancellation.
@@ -330,23 +399,16 @@ mod tests {
         for _ in 0..32 {
             store.journal().append(&record);
         }
-        let leader = Arc::new(Leader {
-            store: store.clone(),
-            st: NodeState::new("a".into(), "127.0.0.1:9".into()),
-            lock: Arc::new(Lock::Static(true)),
-            cfg: ReplicationConfig::default(),
-            epoch: 1,
-            ports: Vec::new(),
-            pins: Default::default(),
-        });
-        let (mut s1, rd, wr) = connection().await;
+        let leader = leader(&store);
+        let plain = Link::default();
+        let (mut s1, rd, wr) = connection(&plain).await;
         let old = CancellationToken::new();
         let t1 = tokio::spawn(leader.clone().session(rd, wr, (0, 0, 0), old.clone()));
         welcomed(&mut s1).await;
         tokio::time::sleep(Duration::from_millis(300)).await;
         // What serve_peers does when the standby says Hello again.
         old.cancel();
-        let (mut s2, rd, wr) = connection().await;
+        let (mut s2, rd, wr) = connection(&plain).await;
         let new = CancellationToken::new();
         let t2 = tokio::spawn(leader.clone().session(rd, wr, (0, 0, 0), new.clone()));
         welcomed(&mut s2).await;

@@ -4,10 +4,12 @@
 
 mod follower;
 mod leader;
+pub mod link;
 pub mod lock;
 mod node;
 mod proxy;
 mod state;
 pub mod wire;
 
-pub use node::{NodeError, probe, promote, run};
+pub use link::Link;
+pub use node::{NodeError, probe, promote, run, status};

@@ -10,6 +10,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 
 use super::leader::Leader;
+use super::link::{self, Link, LinkError};
 use super::lock::{Holder, Lock, LockError};
 use super::state::NodeState;
 use super::wire::{self, Msg, Status};
@@ -32,6 +33,8 @@ pub enum NodeError {
     NodeId(String, std::io::Error),
     #[error("fenced: a node with a newer epoch is active")]
     Fenced,
+    #[error("{0}")]
+    LinkTls(String),
 }
 
 /// Runs a node of a pair until `stop` (Ok) or until it is fenced (Err). `announce`
@@ -53,13 +56,18 @@ pub async fn run(
         &rc.lock,
         Duration::from_millis(rc.lease_ttl_ms.max(1000)),
     )?);
+    let link = Arc::new(Link::new(&cfg).map_err(NodeError::LinkTls)?);
     let listeners = Listeners::bind(&cfg).await?;
-    if let Some((tls, _)) = &listeners.tls {
-        let tls = tls.clone();
+    {
+        let tls = listeners.tls.as_ref().map(|(a, _)| a.clone());
+        let link = link.clone();
         tokio::spawn(async move {
             while reloads.changed().await.is_ok() {
                 let cfg = reloads.borrow_and_update().clone();
-                crate::server::reload_tls(&tls, &cfg);
+                if let Some(tls) = &tls {
+                    crate::server::reload_tls(tls, &cfg);
+                }
+                link.reload(&cfg);
             }
         });
     }
@@ -69,10 +77,16 @@ pub async fn run(
         addr: cfg.bind.clone(),
         source,
     })?;
-    let st = NodeState::new(node_id(&cfg.data_dir)?, peer);
+    let st = NodeState::new(node_id(&cfg.data_dir)?, peer, link.clone());
+    // The key says what the port speaks, as `amqps=` does for the listeners.
+    let repl_key = if link.is_tls() {
+        "replication-tls"
+    } else {
+        "replication"
+    };
     let line = |role: &str| {
         format!(
-            "listening {} replication={repl_addr} role={role}",
+            "listening {} {repl_key}={repl_addr} role={role}",
             listeners.describe()
         )
     };
@@ -166,7 +180,7 @@ async fn take_over(lock: &Lock, st: &NodeState) -> Result<Holder, NodeError> {
             Lock::Static(true) => {
                 // Fixed role "active", unless the peer already is (it was promoted
                 // while this node was down): then this node follows it.
-                match probe(&st.peer).await {
+                match probe(&st.link, &st.peer).await {
                     Some(s) if s.active => {
                         st.saw_epoch(s.epoch);
                         tracing::info!(
@@ -291,16 +305,32 @@ async fn serve_peers(
     lock: Arc<Lock>,
 ) {
     loop {
-        let Ok((s, _)) = l.accept().await else {
+        let Ok((s, from)) = l.accept().await else {
             tokio::time::sleep(Duration::from_millis(100)).await;
             continue;
         };
         let (st, leader, lock) = (st.clone(), leader.clone(), lock.clone());
         tokio::spawn(async move {
-            let _ = s.set_nodelay(true);
-            let (mut rd, mut wr) = s.into_split();
+            let s = match st.link.accept(s).await {
+                Ok(s) => s,
+                Err(e) if e.is_quiet() => {
+                    tracing::debug!(peer = %from, "replication: {e}");
+                    return;
+                }
+                Err(e) => return st.refusals.warn(Some(from), &e),
+            };
+            let (mut rd, mut wr) = link::split(s);
             let first = tokio::time::timeout(Duration::from_secs(5), wire::read(&mut rd)).await;
-            let Ok(Ok(Some(msg))) = first else { return };
+            let msg = match first {
+                Ok(Ok(Some(msg))) => msg,
+                Ok(Ok(None)) => return,
+                Ok(Err(e)) => {
+                    return st
+                        .refusals
+                        .warn(Some(from), &format_args!("not a replication peer: {e}"));
+                }
+                Err(_) => return,
+            };
             let epoch = st.lock().epoch;
             let reply = match msg {
                 Msg::Hello {
@@ -345,27 +375,30 @@ async fn serve_peers(
 }
 
 /// Asks a node what it is; None if it does not answer within a second.
-pub async fn probe(addr: &str) -> Option<Status> {
-    let ask = async {
-        let mut s = TcpStream::connect(addr).await.ok()?;
-        wire::write(&mut s, &Msg::Status).await.ok()?;
-        match wire::read(&mut s).await.ok()?? {
-            Msg::StatusReply(st) => Some(st),
-            _ => None,
-        }
-    };
-    tokio::time::timeout(Duration::from_secs(1), ask)
-        .await
-        .ok()?
+pub async fn probe(link: &Link, addr: &str) -> Option<Status> {
+    let ask = link.ask(addr, &Msg::Status);
+    match tokio::time::timeout(Duration::from_secs(1), ask).await {
+        Ok(Ok(Msg::StatusReply(s))) => Some(s),
+        _ => None,
+    }
+}
+
+/// Asks a node what it is, for `switchboard ctl status`: the reason when it
+/// cannot.
+pub async fn status(link: &Link, addr: &str) -> Result<Status, LinkError> {
+    match link.ask(addr, &Msg::Status).await? {
+        Msg::StatusReply(s) => Ok(s),
+        other => Err(LinkError::NoAnswer {
+            addr: addr.into(),
+            reason: format!("unexpected answer {other:?}"),
+            hint: "",
+        }),
+    }
 }
 
 /// Sends `ctl promote` to a node; its answer.
-pub async fn promote(addr: &str) -> Result<Msg, wire::WireError> {
-    let mut s = TcpStream::connect(addr).await?;
-    wire::write(&mut s, &Msg::Promote).await?;
-    wire::read(&mut s)
-        .await?
-        .ok_or(wire::WireError::Malformed("no answer"))
+pub async fn promote(link: &Link, addr: &str) -> Result<Msg, LinkError> {
+    link.ask(addr, &Msg::Promote).await
 }
 
 /// This node's id, made once and kept in the data directory.

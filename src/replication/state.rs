@@ -5,6 +5,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
+use super::link::{Link, Quiet};
 use super::wire::Status;
 
 #[derive(Default)]
@@ -29,6 +30,11 @@ pub(super) struct Inner {
 pub(super) struct NodeState {
     pub node: String,
     pub peer: String,
+    /// How the peer is reached (plain TCP or mutual TLS).
+    pub link: Arc<Link>,
+    /// The last refused connection to this node's replication port, so a peer
+    /// retrying every 200 ms is logged once.
+    pub refusals: Quiet,
     inner: Mutex<Inner>,
     /// `switchboard ctl promote` (static locks).
     pub promote: Notify,
@@ -37,10 +43,12 @@ pub(super) struct NodeState {
 }
 
 impl NodeState {
-    pub fn new(node: String, peer: String) -> Arc<NodeState> {
+    pub fn new(node: String, peer: String, link: Arc<Link>) -> Arc<NodeState> {
         Arc::new(NodeState {
             node,
             peer,
+            link,
+            refusals: Quiet::default(),
             inner: Mutex::new(Inner::default()),
             promote: Notify::new(),
             fenced: CancellationToken::new(),

@@ -1,4 +1,5 @@
-//! The protocol between the two nodes of a pair, over TCP on the replication port:
+//! The protocol between the two nodes of a pair, over the replication port (TCP, or
+//! TLS with `replication.tls`: `link.rs`):
 //! each message is `u32 length | u8 type | body`, integers little-endian, strings
 //! and byte blobs as `u32 length | bytes`. See docs/REPLICATION.md for the
 //! conversation; this file only encodes and decodes.
@@ -309,7 +310,10 @@ pub async fn write<S: AsyncWrite + Unpin>(s: &mut S, msg: &Msg) -> Result<(), Wi
 
 /// Reads messages on their own task until the stream ends or fails: a read cut
 /// short by `select!` would lose bytes of the stream.
-pub fn spawn_reader(mut rd: tokio::net::tcp::OwnedReadHalf) -> tokio::sync::mpsc::Receiver<Msg> {
+pub fn spawn_reader<R>(mut rd: R) -> tokio::sync::mpsc::Receiver<Msg>
+where
+    R: AsyncRead + Unpin + Send + 'static,
+{
     // Small: each message may be a 1 MiB batch of records, and a standby catching
     // up reads far faster than its disk writes.
     let (tx, rx) = tokio::sync::mpsc::channel(4);

@@ -1,12 +1,15 @@
-//! TLS on the client listeners (AMQPS, MQTTS, STOMP over TLS, WSS, HTTPS): the
+//! TLS on the client listeners (AMQPS, MQTTS, STOMP over TLS, WSS, HTTPS) and on
+//! the replication link (`client.rs` is its connecting side): the
 //! certificate, key and optional client CA from PEM files, TLS 1.2 and 1.3 only,
 //! rustls with the `ring` provider (no OpenSSL, no cmake). The server config sits
 //! behind a lock so SIGHUP swaps it: handshakes after a reload use the new
 //! certificate, connections already open keep theirs, listeners stay open.
 
+mod client;
 mod identity;
 mod stream;
 
+pub use client::{Connector, client_config};
 pub use identity::cert_user;
 pub use stream::Stream;
 
@@ -46,6 +49,8 @@ pub enum TlsError {
     Half(&'static str),
     #[error("TLS: {0}")]
     Rustls(#[from] rustls::Error),
+    #[error("TLS: {0}")]
+    Incomplete(&'static str),
     #[error("TLS client CA {path}: {reason}")]
     Verifier { path: String, reason: String },
 }
@@ -85,13 +90,26 @@ fn private_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
     })
 }
 
-/// Reads the PEM files and builds the server side: TLS 1.2 and 1.3, and client
-/// certificate verification when a CA is given.
-pub fn server_config(s: &Settings) -> Result<Arc<ServerConfig>, TlsError> {
+fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     // Deprecated in rustls 0.23.48 only because ring has no post-quantum key
     // exchange; aws-lc-rs, which has, needs cmake and a much larger C build.
     #[allow(deprecated)]
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+/// The roots in a CA file (the verifier of the other side's certificate).
+fn roots(ca: &Path) -> Result<RootCertStore, TlsError> {
+    let mut roots = RootCertStore::empty();
+    for c in certificates("CA", ca)? {
+        roots.add(c).map_err(|e| file_error("CA", ca, e))?;
+    }
+    Ok(roots)
+}
+
+/// Reads the PEM files and builds the server side: TLS 1.2 and 1.3, and client
+/// certificate verification when a CA is given.
+pub fn server_config(s: &Settings) -> Result<Arc<ServerConfig>, TlsError> {
+    let provider = provider();
     let certs = certificates("certificate", &s.cert)?;
     let key = private_key(&s.key)?;
     let builder = ServerConfig::builder_with_provider(provider.clone())
@@ -99,11 +117,7 @@ pub fn server_config(s: &Settings) -> Result<Arc<ServerConfig>, TlsError> {
     let builder = match &s.ca {
         None => builder.with_no_client_auth(),
         Some(ca) => {
-            let mut roots = RootCertStore::empty();
-            for c in certificates("CA", ca)? {
-                roots.add(c).map_err(|e| file_error("CA", ca, e))?;
-            }
-            let v = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider);
+            let v = WebPkiClientVerifier::builder_with_provider(Arc::new(roots(ca)?), provider);
             let v = if s.fail_if_no_peer_cert {
                 v
             } else {
@@ -167,17 +181,27 @@ impl Acceptor {
         peer: SocketAddr,
         within: Duration,
     ) -> Option<(Stream, Transport)> {
+        match self.handshake(tcp, within).await {
+            Ok(s) => Some(s),
+            Err(e) => {
+                tracing::debug!(%peer, "{e}");
+                None
+            }
+        }
+    }
+
+    /// As `accept`, with the reason a handshake failed, for callers that log it
+    /// louder (the replication port, where a failure is a misconfigured peer).
+    pub async fn handshake(
+        &self,
+        tcp: TcpStream,
+        within: Duration,
+    ) -> Result<(Stream, Transport), HandshakeError> {
         let acceptor = tokio_rustls::TlsAcceptor::from(self.current());
         let tls = match tokio::time::timeout(within, acceptor.accept(tcp)).await {
             Ok(Ok(tls)) => tls,
-            Ok(Err(e)) => {
-                tracing::debug!(%peer, "TLS handshake failed: {e}");
-                return None;
-            }
-            Err(_) => {
-                tracing::debug!(%peer, "TLS handshake not done within {within:?}");
-                return None;
-            }
+            Ok(Err(e)) => return Err(HandshakeError::Failed(e)),
+            Err(_) => return Err(HandshakeError::TimedOut(within)),
         };
         let cert_user = tls
             .get_ref()
@@ -190,7 +214,26 @@ impl Acceptor {
             cert_user,
             websocket: false,
         };
-        Some((Stream::Tls(Box::new(tls)), transport))
+        Ok((Stream::Tls(Box::new(tls.into())), transport))
+    }
+}
+
+/// Why a handshake did not complete, either side.
+#[derive(Debug, thiserror::Error)]
+pub enum HandshakeError {
+    #[error("TLS handshake failed: {0}")]
+    Failed(std::io::Error),
+    #[error("TLS handshake not done within {0:?}")]
+    TimedOut(Duration),
+    #[error("TLS: {0:?} is not a name a certificate can be checked against")]
+    ServerName(String),
+}
+
+impl HandshakeError {
+    /// The peer closed before saying anything: a bare TCP connect (port scanners,
+    /// health checks, a peer only testing that the port is open).
+    pub fn is_silent_close(&self) -> bool {
+        matches!(self, HandshakeError::Failed(e) if e.kind() == std::io::ErrorKind::UnexpectedEof)
     }
 }
 

@@ -1,13 +1,14 @@
 //! One stream type for plain and TLS connections, so each frontend is compiled
 //! once for the accept loop: an enum (static dispatch; a plain connection pays one
-//! branch per poll, no allocation).
+//! branch per poll, no allocation). The TLS side is either end of a handshake: the
+//! listeners accept, a node of a pair also connects to its peer's replication port.
 
 use std::io::IoSlice;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
-use tokio_rustls::server::TlsStream;
+use tokio_rustls::TlsStream;
 
 pub enum Stream {
     Plain(TcpStream),

@@ -170,8 +170,7 @@ class Pair:
                              f"(last role {node.role}):\n{node.stderr()}")
 
     def status(self, n: str) -> Dict[str, str]:
-        out = subprocess.run([str(_switchboard_bin()), "ctl", "status", self.nodes[n].repl],
-                             capture_output=True, text=True, timeout=10)
+        out = self.ctl("status", self.nodes[n].repl)
         if out.returncode != 0:
             return {}
         return dict(w.split("=", 1) for w in out.stdout.split())
@@ -212,8 +211,14 @@ class Pair:
         raise AssertionError(f"node {n}'s standby never caught up: {r}")
 
     def promote(self, n: str) -> subprocess.CompletedProcess:
-        return subprocess.run([str(_switchboard_bin()), "ctl", "promote", self.nodes[n].repl],
-                              capture_output=True, text=True, timeout=10)
+        return self.ctl("promote", self.nodes[n].repl)
+
+    def ctl(self, *args: str) -> subprocess.CompletedProcess:
+        """``switchboard ctl ARGS`` with the nodes' settings (so with their
+        replication TLS, when it is on)."""
+        return subprocess.run([str(_switchboard_bin()), "ctl", *args],
+                              capture_output=True, text=True, timeout=10,
+                              env={**os.environ, **self.env})
 
     def kill(self, n: str) -> None:
         p = self.nodes[n].proc

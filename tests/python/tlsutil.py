@@ -104,13 +104,16 @@ class Pki:
                                         serialization.NoEncryption()))
         return p
 
-    def server(self, name: str = "server", cn: str = "localhost"):
-        """(cert, key) for 127.0.0.1 and localhost; returns the certificate too."""
+    def server(self, name: str = "server", cn: str = "localhost", client: bool = False):
+        """(cert, key) for 127.0.0.1 and localhost; returns the certificate too.
+        ``client``: usable as a client certificate as well (a node of a pair
+        presents its own certificate to its peer's replication port)."""
         from cryptography import x509
         from cryptography.hazmat.primitives.asymmetric import ec
 
         key = ec.generate_private_key(ec.SECP256R1())
         cert = self._issue(_name(cn), key.public_key(), issuer=self.ca, server=True,
+                           client=client,
                            sans=[x509.DNSName("localhost"),
                                  x509.IPAddress(ipaddress.ip_address("127.0.0.1"))])
         return (self._write_cert(f"{name}.pem", cert), self._write_key(f"{name}.key", key),
