@@ -78,15 +78,11 @@ pub async fn run(
         source,
     })?;
     let st = NodeState::new(node_id(&cfg.data_dir)?, peer, link.clone());
-    // The key says what the port speaks, as `amqps=` does for the listeners.
-    let repl_key = if link.is_tls() {
-        "replication-tls"
-    } else {
-        "replication"
-    };
+    // `replication=` whatever the link speaks: drills and scripts find the port by
+    // that key; the follower's log line says `tls=true`.
     let line = |role: &str| {
         format!(
-            "listening {} {repl_key}={repl_addr} role={role}",
+            "listening {} replication={repl_addr} role={role}",
             listeners.describe()
         )
     };
