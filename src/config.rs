@@ -310,6 +310,11 @@ pub struct MqttConfig {
     /// (mosquitto 2's local-only default). Empty: credentials are always required.
     pub anonymous_user: String,
     pub anonymous_password: String,
+    /// Ready messages a consumed queue may hold before the QoS 1/2 publishers
+    /// feeding it have their PUBACKs held (flow control); 0 = never.
+    pub backlog_limit: u32,
+    /// Longest a PUBACK is held for a backlog, in milliseconds.
+    pub backlog_max_hold_ms: u64,
 }
 
 impl Default for MqttConfig {
@@ -325,6 +330,8 @@ impl Default for MqttConfig {
             max_keepalive: d.max_keepalive,
             anonymous_user,
             anonymous_password,
+            backlog_limit: d.backlog_limit,
+            backlog_max_hold_ms: d.backlog_max_hold.as_millis() as u64,
         }
     }
 }
@@ -340,6 +347,8 @@ impl From<&MqttConfig> for switchboard_mqtt::Config {
             max_keepalive: c.max_keepalive,
             anonymous_user: (!c.anonymous_user.is_empty())
                 .then(|| (c.anonymous_user.clone(), c.anonymous_password.clone())),
+            backlog_limit: c.backlog_limit,
+            backlog_max_hold: std::time::Duration::from_millis(c.backlog_max_hold_ms),
             ..Default::default()
         }
     }

@@ -376,9 +376,9 @@ impl Broker for Core {
         &self,
         vhost: &str,
         message: Message,
-        _opts: PublishOptions,
+        opts: PublishOptions,
     ) -> Result<PublishOutcome, BrokerError> {
-        let outcome = self.vhost(vhost)?.publish(message)?;
+        let outcome = self.vhost(vhost)?.publish(message, opts.backlog_limit)?;
         self.inner.published.fetch_add(1, Ordering::Relaxed);
         Ok(outcome)
     }

@@ -52,6 +52,20 @@ pub struct QueueInfo {
 pub struct PublishOptions {
     /// Report an unroutable message instead of silently dropping it (AMQP mandatory).
     pub mandatory: bool,
+    /// Report the queues that hold at least this many ready messages while someone
+    /// consumes them ([`PublishOutcome::pressure`]): a publisher that can wait (MQTT
+    /// holds its PUBACKs) slows down to what the consumers take, so a slow consumer's
+    /// backlog, its latency and the broker's memory stay bounded. `None`: never.
+    pub backlog_limit: Option<u32>,
+}
+
+/// A queue past the publisher's backlog limit. The watch holds `true` while the
+/// queue is still too deep; it turns `false` once its consumers have taken it down
+/// to half the limit or gone, and closes if the queue is deleted.
+#[derive(Debug)]
+pub struct Pressure {
+    pub queue: String,
+    pub deep: tokio::sync::watch::Receiver<bool>,
 }
 
 /// What became of a publish.
@@ -65,6 +79,8 @@ pub struct PublishOutcome {
     /// Journal position that must be durable before the publisher hears "accepted";
     /// 0 when nothing had to be written (transient message or queues).
     pub lsn: u64,
+    /// Queues past [`PublishOptions::backlog_limit`] (empty without one).
+    pub pressure: Vec<Pressure>,
 }
 
 impl PublishOutcome {

@@ -363,6 +363,7 @@ fn new_session(
         present,
         q2_out: BTreeMap::new(),
         held_retained: VecDeque::new(),
+        flow: Default::default(),
         parked,
     }
 }

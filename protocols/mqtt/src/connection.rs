@@ -82,6 +82,7 @@ enum Wake {
     Durable(Option<u64>),
     Events(SinkEvent),
     Alarm(Option<Option<String>>),
+    Relieved,
     Read(std::io::Result<usize>),
 }
 
@@ -141,6 +142,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
     async fn wait(&mut self, shutdown: &CancellationToken) -> Wake {
         let accepting = self.wire.io.accepting();
         let deadline = self.deadline;
+        let reading = !self.held && !self.session.flow.full();
+        let max_hold = self.session.cfg.backlog_max_hold;
         tokio::select! {
             biased;
             _ = shutdown.cancelled() => Wake::Shutdown,
@@ -149,7 +152,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
             v = next_value(&mut self.watches.durable) => Wake::Durable(v),
             ev = self.inbox.recv(), if accepting => Wake::Events(ev),
             v = next_value(&mut self.watches.alarm) => Wake::Alarm(v),
-            r = self.wire.io.read(), if !self.held => Wake::Read(r),
+            _ = crate::flow::relief(&mut self.session.flow, max_hold) => Wake::Relieved,
+            r = self.wire.io.read(), if reading => Wake::Read(r),
         }
     }
 
@@ -169,6 +173,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
             Wake::Durable(Some(lsn)) => self.watches.durable_lsn = lsn,
             Wake::Events(first) => self.on_events(first),
             Wake::Alarm(v) => self.on_alarm(v),
+            Wake::Relieved => self.session.relieved(),
             Wake::Read(Ok(0) | Err(_)) => return Some(End::Abrupt),
             Wake::Read(Ok(_)) => {
                 self.deadline = self.limit.map(|l| Instant::now() + l);

@@ -39,7 +39,7 @@ impl Session {
         };
         if p.qos == QoS::ExactlyOnce && self.in_qos2.contains(&pid) {
             // A resend of a QoS 2 message we already routed: answer again, route once.
-            self.send(0, pubrec(pid, PublishAckReason::Success));
+            self.ack(0, pubrec(pid, PublishAckReason::Success));
             return Ok(());
         }
         // Our Receive Maximum bounds the QoS 2 flows a 5.0 client leaves open (those
@@ -65,12 +65,16 @@ impl Session {
             });
             (msg.routing_key.clone(), value)
         });
-        let ack = match self
-            .broker
-            .publish(&self.vhost, msg, PublishOptions::default())
-        {
+        let opts = PublishOptions {
+            backlog_limit: self.backlog_limit(p.qos != QoS::AtMostOnce),
+            ..Default::default()
+        };
+        let ack = match self.broker.publish(&self.vhost, msg, opts) {
             Ok(o) => {
                 lsn = lsn.max(o.lsn);
+                if !o.pressure.is_empty() {
+                    self.pressed(o.pressure);
+                }
                 if o.rejected {
                     PublishAckReason::QuotaExceeded
                 } else if o.queues == 0 {
@@ -107,7 +111,7 @@ impl Session {
         }
         match p.qos {
             QoS::AtMostOnce => {}
-            QoS::AtLeastOnce => self.send(
+            QoS::AtLeastOnce => self.ack(
                 lsn,
                 Packet::PublishAck(v5::PublishAck {
                     packet_id: packet_id(pid),
@@ -122,7 +126,7 @@ impl Session {
                     self.in_qos2.insert(pid);
                     lsn = lsn.max(self.save_state());
                 }
-                self.send(lsn, pubrec(pid, ack));
+                self.ack(lsn, pubrec(pid, ack));
             }
         }
         Ok(())

@@ -13,6 +13,7 @@ mod connect;
 mod connection;
 pub mod convert;
 mod deliver;
+mod flow;
 mod inbound;
 pub mod registry;
 mod session;
@@ -54,6 +55,11 @@ pub struct Config {
     pub max_keepalive: u16,
     /// User a client that sends no credentials is taken to be, from loopback only.
     pub anonymous_user: Option<(String, String)>,
+    /// Ready messages a consumed queue may hold before the QoS 1/2 publishers
+    /// feeding it have their acks held (`flow.rs`); 0: never.
+    pub backlog_limit: u32,
+    /// Longest an ack is held for a backlog.
+    pub backlog_max_hold: Duration,
 }
 
 impl Default for Config {
@@ -67,6 +73,9 @@ impl Default for Config {
             topic_alias_max: 64,
             max_keepalive: u16::MAX,
             anonymous_user: Some(("guest".into(), "guest".into())),
+            // mosquitto's max_queued_messages; it drops past it, this holds acks.
+            backlog_limit: 1000,
+            backlog_max_hold: Duration::from_secs(10),
         }
     }
 }

@@ -72,6 +72,8 @@ pub struct Session {
     pub parked: HashMap<u64, u16>,
     /// Retained QoS 1/2 messages waiting for Receive Maximum credit.
     pub held_retained: VecDeque<rmqtt_codec::types::Publish>,
+    /// Acks held while a subscriber this client feeds is too far behind.
+    pub flow: crate::flow::Flow,
 }
 
 impl Session {

@@ -83,6 +83,11 @@ impl Queue {
 
     /// Expires what is due at the head, then hands out what consumers can take.
     pub(super) fn pump(&self, st: &mut State, fx: &mut Effects) {
+        self.hand_out(st, fx);
+        self.relieve(st);
+    }
+
+    fn hand_out(&self, st: &mut State, fx: &mut Effects) {
         let now = Instant::now();
         self.expire_head(st, now, fx);
         if st.consumers.is_empty() {

@@ -23,17 +23,12 @@ pub enum Enqueued {
 }
 
 impl Queue {
-    pub fn enqueue(&self, msg: Arc<Message>) -> Enqueued {
-        let mut fx = Effects::default();
-        let r = {
-            let mut st = self.lock();
-            self.enqueue_locked(&mut st, msg, &mut fx)
-        };
-        self.finish(fx);
-        r
-    }
-
-    fn enqueue_locked(&self, st: &mut State, msg: Arc<Message>, fx: &mut Effects) -> Enqueued {
+    pub(super) fn enqueue_locked(
+        &self,
+        st: &mut State,
+        msg: Arc<Message>,
+        fx: &mut Effects,
+    ) -> Enqueued {
         if st.deleted {
             return Enqueued::Gone;
         }

@@ -218,6 +218,7 @@ impl Queue {
             store.dedup_reset(self.id);
         }
         st.dedup = Default::default();
+        self.relieve(&mut st);
         gone.len() as u32
     }
 }

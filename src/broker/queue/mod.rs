@@ -19,12 +19,14 @@
 //! - `lease.rs`: `basic.get`, leases, settling, purging (the [`QueueHandle`] side);
 //! - `timers.rs`: deadlines; `effects.rs`: what runs after the lock is released;
 //! - `journal.rs`: records, live LSNs, restore at start-up; `paging.rs`: memory budget;
+//! - `backlog.rs`: back-pressure from a deep backlog to publishers that can wait;
 //! - `entry.rs`, `lane.rs`, `ready.rs`, `fair.rs`, `sticky.rs`, `spill.rs`, `args.rs`,
 //!   `deadletter.rs`, `owner.rs`: the parts they share.
 //!
 //! [`QueueHandle`]: switchboard_api::QueueHandle
 
 mod args;
+mod backlog;
 mod deadletter;
 mod dedup;
 mod dispatch;
@@ -183,6 +185,8 @@ impl Queue {
             st.in_flight.clear();
             st.orphans = 0;
             st.leases.clear();
+            // Closes every backlog watch: publishers waiting on this queue go on.
+            st.backlog = None;
             st.ready_bytes = 0;
             st.mem_bytes = 0;
             (std::mem::take(&mut st.consumers), n)

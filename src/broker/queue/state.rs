@@ -3,6 +3,7 @@
 //! elsewhere, so the rooms depend on this file and never on each other's types.
 
 use super::args::QueueArgs;
+use super::backlog::Backlog;
 use super::dedup::DedupWindow;
 use super::entry::Entry;
 use super::owner::QueueOwner;
@@ -70,6 +71,8 @@ pub(super) struct State {
     /// Bytes of ready messages held in memory (not paged out).
     pub(super) mem_bytes: usize,
     pub(super) counts: switchboard_api::MessageCounts,
+    /// Publishers told this queue is too deep wait on this (see `backlog.rs`).
+    pub(super) backlog: Option<Backlog>,
 }
 
 impl State {

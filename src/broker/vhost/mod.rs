@@ -206,7 +206,7 @@ impl QueueOwner for Vhost {
             return;
         };
         queues.retain(|q| !super::queue::is_cycle(&msg, &q.name));
-        self.deliver(queues, msg);
+        self.deliver(queues, msg, None);
     }
 
     fn remove_queue(&self, name: &str) {

@@ -4,7 +4,7 @@ use super::Vhost;
 use crate::broker::exchange::{Dest, Exchange};
 use crate::broker::queue::{Enqueued, Queue};
 use std::sync::Arc;
-use switchboard_api::{BrokerError, Message, PublishOutcome};
+use switchboard_api::{BrokerError, Message, Pressure, PublishOutcome};
 
 impl Vhost {
     /// Routes to queues: through the exchange, exchange-to-exchange bindings and
@@ -63,22 +63,39 @@ impl Vhost {
         }
     }
 
-    pub fn publish(&self, mut msg: Message) -> Result<PublishOutcome, BrokerError> {
+    /// Routes and enqueues; `backlog_limit` as [`switchboard_api::PublishOptions`] says.
+    pub fn publish(
+        &self,
+        mut msg: Message,
+        backlog_limit: Option<u32>,
+    ) -> Result<PublishOutcome, BrokerError> {
         if msg.timestamp_ms == 0 {
             msg.timestamp_ms = switchboard_api::wall_ms();
         }
         let queues = self.route(&msg)?;
-        Ok(self.deliver(queues, msg))
+        Ok(self.deliver(queues, msg, backlog_limit))
     }
 
-    pub(super) fn deliver(&self, queues: Vec<Arc<Queue>>, msg: Message) -> PublishOutcome {
+    pub(super) fn deliver(
+        &self,
+        queues: Vec<Arc<Queue>>,
+        msg: Message,
+        backlog_limit: Option<u32>,
+    ) -> PublishOutcome {
         let mut outcome = PublishOutcome::default();
         if queues.is_empty() {
             return outcome;
         }
         let msg = Arc::new(msg);
         for q in queues {
-            match q.enqueue(msg.clone()) {
+            let (r, deep) = q.enqueue_limited(msg.clone(), backlog_limit);
+            if let Some(deep) = deep {
+                outcome.pressure.push(Pressure {
+                    queue: q.name.clone(),
+                    deep,
+                });
+            }
+            match r {
                 Enqueued::Accepted(lsn) => {
                     outcome.queues += 1;
                     outcome.lsn = outcome.lsn.max(lsn);

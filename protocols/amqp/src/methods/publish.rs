@@ -202,7 +202,14 @@ impl Session {
         });
         let outcome = self
             .broker
-            .publish(&vhost, msg, PublishOptions { mandatory })
+            .publish(
+                &vhost,
+                msg,
+                PublishOptions {
+                    mandatory,
+                    ..Default::default()
+                },
+            )
             .map_err(|e| AmqpError::from_broker(e, id))?;
         let frames = returned
             .filter(|_| !outcome.routed())
