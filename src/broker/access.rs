@@ -9,7 +9,9 @@
 //!   (`default`), unless a per-vhost entry says otherwise; users made at run time
 //!   (admin API, definitions) start with none, as in RabbitMQ.
 //! - Patterns are compiled once, when set; a check is one unanchored match, none
-//!   for `.*`.
+//!   for `.*`. A connection's [`super::guard::Guarded`] also remembers its grant
+//!   and its last decisions until [`Permissions::generation`] moves, so the
+//!   steady state of a publisher runs neither the lookup nor the regex.
 //! - Topic permissions apply only where one is set for the exchange: without one,
 //!   every routing key is allowed.
 //! - Run-time changes are journaled in key space `permissions` of vhost `/` and
@@ -17,6 +19,7 @@
 
 use regex::Regex;
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use switchboard_api::admin::{PermissionInfo, TopicPermissionInfo};
 use switchboard_api::{Access, BrokerError};
@@ -47,6 +50,11 @@ impl Pattern {
             source: source.into(),
             re: Some(re),
         })
+    }
+
+    /// `.*`: every name passes without a regex run (nothing worth remembering).
+    pub fn matches_all(&self) -> bool {
+        self.re.is_none()
     }
 
     pub fn allows(&self, name: &str) -> bool {
@@ -131,15 +139,41 @@ pub struct Permissions {
     vhosts: RwLock<VhostTable>,
     defaults: RwLock<HashMap<String, Arc<Grant>>>,
     topics: RwLock<TopicTable>,
+    /// Bumped after every change, so what a connection remembers of these tables
+    /// is known to be stale on its next operation.
+    generation: AtomicU64,
 }
 
 impl Permissions {
+    /// Changes so far. Read it before reading the tables: a change made after the
+    /// read moves it again, so a grant remembered under it is at worst refreshed
+    /// once too often, never kept too long.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    /// After the tables changed (their locks released, so a reader that sees the
+    /// new generation sees the change).
+    fn changed(&self) {
+        self.generation.fetch_add(1, Ordering::Release);
+    }
+
+    /// Whether any topic permission is set for the user in the vhost: without
+    /// one, a connection skips the topic check.
+    pub fn has_topic_grants(&self, user: &str, vhost: &str) -> bool {
+        let t = self.topics.read().unwrap_or_else(|e| e.into_inner());
+        !t.is_empty()
+            && t.get(&(user.to_string(), vhost.to_string()))
+                .is_some_and(|m| !m.is_empty())
+    }
+
     /// Full access to every vhost for `user` unless a per-vhost entry says otherwise.
     pub fn set_default(&self, user: &str) {
         self.defaults
             .write()
             .unwrap_or_else(|e| e.into_inner())
             .insert(user.to_string(), Arc::new(Grant::full()));
+        self.changed();
     }
 
     /// The user's grant in `vhost`, if it may use it.
@@ -168,6 +202,7 @@ impl Permissions {
             .entry(user.to_string())
             .or_default()
             .insert(vhost.to_string(), grant.map(Arc::new));
+        self.changed();
     }
 
     /// Removes the user's entry for the vhost; a user with a default keeps an
@@ -187,6 +222,8 @@ impl Permissions {
         } else if let Some(m) = v.get_mut(user) {
             m.remove(vhost);
         }
+        drop(v);
+        self.changed();
         had
     }
 
@@ -204,6 +241,7 @@ impl Permissions {
             .write()
             .unwrap_or_else(|e| e.into_inner())
             .retain(|(u, _), _| u != user);
+        self.changed();
     }
 
     pub fn set_topic(&self, user: &str, vhost: &str, exchange: &str, g: Option<TopicGrant>) {
@@ -217,6 +255,8 @@ impl Permissions {
                 m.remove(exchange);
             }
         }
+        drop(t);
+        self.changed();
     }
 
     /// Whether `key` may be written to / read from a topic exchange.

@@ -19,7 +19,7 @@
 use super::Core;
 use super::access::Grant;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use switchboard_api::{
     Access, Broker, BrokerError, ConnectionId, ConsumerHandle, ConsumerSpec, Delivery, Entity,
@@ -27,14 +27,91 @@ use switchboard_api::{
     QueueInfo, Table, User,
 };
 
+/// Decisions a connection remembers: a publisher sends to a few names over and
+/// over, and a lookup and a regex run per message showed in the profile
+/// (docs/BENCHMARKS.md). Few, so a linear scan beats hashing the name.
+const MEMO_DECISIONS: usize = 16;
+
 pub struct Guarded {
     pub(super) core: Core,
     pub(super) user: User,
+    /// Per connection (each gets its own `Guarded`), so the lock is uncontended.
+    pub(super) memo: Mutex<Memo>,
+}
+
+/// What a connection knows of its user's permissions in one vhost, valid while
+/// [`super::access::Permissions::generation`] has not moved.
+#[derive(Default)]
+pub(super) struct Memo {
+    /// `None`: nothing remembered yet.
+    generation: Option<u64>,
+    vhost: String,
+    grant: Option<Arc<Grant>>,
+    topics: bool,
+    /// (access, name, allowed) for patterns that need a regex run; `next` is the
+    /// slot the next new decision replaces.
+    decisions: Vec<(Access, String, bool)>,
+    next: usize,
+}
+
+impl Memo {
+    /// Whether `name` passes the grant's `access` pattern, from memory when it can.
+    fn allows(&mut self, access: Access, name: &str) -> bool {
+        let Some(g) = &self.grant else {
+            return false;
+        };
+        let pattern = g.pattern(access);
+        if pattern.matches_all() {
+            return true;
+        }
+        if let Some(d) = self
+            .decisions
+            .iter()
+            .find(|(a, n, _)| *a == access && n == name)
+        {
+            return d.2;
+        }
+        let allowed = pattern.allows(name);
+        let entry = (access, name.to_string(), allowed);
+        if self.decisions.len() < MEMO_DECISIONS {
+            self.decisions.push(entry);
+        } else {
+            self.decisions[self.next] = entry;
+            self.next = (self.next + 1) % MEMO_DECISIONS;
+        }
+        allowed
+    }
 }
 
 impl Guarded {
+    pub(super) fn new(core: Core, user: User) -> Guarded {
+        Guarded {
+            core,
+            user,
+            memo: Mutex::new(Memo::default()),
+        }
+    }
+
     fn grant(&self, vhost: &str) -> Option<Arc<Grant>> {
         self.core.inner.permissions.grant(&self.user.name, vhost)
+    }
+
+    /// Runs `f` on the memo for `vhost`, refreshed first if permissions changed
+    /// (or another vhost is asked about) since it was filled.
+    fn with_memo<R>(&self, vhost: &str, f: impl FnOnce(&mut Memo) -> R) -> R {
+        let perms = &self.core.inner.permissions;
+        let mut m = self.memo.lock().unwrap_or_else(|e| e.into_inner());
+        let generation = perms.generation();
+        if m.generation != Some(generation) || m.vhost != vhost {
+            m.generation = Some(generation);
+            m.vhost.clear();
+            m.vhost.push_str(vhost);
+            m.grant = perms.grant(&self.user.name, vhost);
+            m.topics = perms.has_topic_grants(&self.user.name, vhost);
+            m.decisions.clear();
+            m.next = 0;
+        }
+        f(&mut m)
     }
 
     fn denied(&self, vhost: &str, access: Access, entity: Entity, name: &str) -> BrokerError {
@@ -55,9 +132,9 @@ impl Guarded {
         name: &str,
     ) -> Result<(), BrokerError> {
         let name = permission_name(entity, name);
-        match self.grant(vhost) {
-            Some(g) if g.pattern(access).allows(name) => Ok(()),
-            _ => Err(self.denied(vhost, access, entity, name)),
+        match self.with_memo(vhost, |m| m.allows(access, name)) {
+            true => Ok(()),
+            false => Err(self.denied(vhost, access, entity, name)),
         }
     }
 
@@ -68,11 +145,14 @@ impl Guarded {
         exchange: &str,
         key: &str,
     ) -> Result<(), BrokerError> {
-        if self
-            .core
-            .inner
-            .permissions
-            .topic_allows(&self.user.name, vhost, exchange, access, key)
+        if !self.with_memo(vhost, |m| m.topics)
+            || self.core.inner.permissions.topic_allows(
+                &self.user.name,
+                vhost,
+                exchange,
+                access,
+                key,
+            )
         {
             return Ok(());
         }
@@ -276,21 +356,23 @@ impl Broker for Guarded {
         message: Message,
         opts: PublishOptions,
     ) -> Result<PublishOutcome, BrokerError> {
-        let Some(g) = self.grant(vhost) else {
-            return Err(self.denied(vhost, Access::Write, Entity::Exchange, &message.exchange));
-        };
         let x = permission_name(Entity::Exchange, &message.exchange);
-        let allowed = g.write.allows(x)
-            || (message.exchange.is_empty() && g.write.allows(&message.routing_key));
+        let (allowed, topics) = self.with_memo(vhost, |m| {
+            let allowed = m.allows(Access::Write, x)
+                || (message.exchange.is_empty() && m.allows(Access::Write, &message.routing_key));
+            (allowed, m.topics)
+        });
         if !allowed {
             return Err(self.denied(vhost, Access::Write, Entity::Exchange, x));
         }
-        self.need_topic(
-            vhost,
-            Access::Write,
-            &message.exchange,
-            &message.routing_key,
-        )?;
+        if topics {
+            self.need_topic(
+                vhost,
+                Access::Write,
+                &message.exchange,
+                &message.routing_key,
+            )?;
+        }
         self.core.publish(vhost, message, opts)
     }
 

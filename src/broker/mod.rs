@@ -223,10 +223,7 @@ impl Broker for Core {
                 user: user.name.clone(),
             });
         }
-        Ok(Arc::new(guard::Guarded {
-            core: self.clone(),
-            user: user.clone(),
-        }))
+        Ok(Arc::new(guard::Guarded::new(self.clone(), user.clone())))
     }
 
     fn login_refused(&self, peer: SocketAddr, user: &str, protocol: &str) -> Duration {
