@@ -533,3 +533,5 @@ async fn compact(inner: std::sync::Weak<Inner>, store: Arc<Store>) {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_access;
