@@ -6,6 +6,7 @@
 //! certificate, connections already open keep theirs, listeners stay open.
 
 mod client;
+pub mod fuzz;
 mod identity;
 mod stream;
 
