@@ -66,6 +66,10 @@
 //!   `append` blocks its thread until the writer takes them. That bounds memory
 //!   when the disk is slower than the publishers; the broker should stop reading
 //!   from publishers long before (it waits for durability anyway).
+//! - Recovery and [`Journal::scan`] read a segment through a window of 1 MiB
+//!   (`segment::SegmentReader`), larger only for a record that does not fit in it,
+//!   so start-up memory does not grow with `segment_bytes`. The window sees what a
+//!   read of the whole file would: the checks above are the same.
 //! - An I/O error in the writer is logged and makes the journal *failed* for good:
 //!   appends still return LSNs but their records are dropped, `durable_lsn` never
 //!   advances again and `is_failed()` is true. Nothing is ever reported durable
@@ -84,6 +88,8 @@ mod replica;
 mod replica_tests;
 mod replicate;
 mod segment;
+#[cfg(test)]
+mod segment_tests;
 mod shared;
 #[cfg(test)]
 mod tests;

@@ -5,7 +5,7 @@ use std::fs::{self, File, OpenOptions};
 use std::path::{Path, PathBuf};
 
 use super::error::StoreError;
-use super::segment::{self, Parsed};
+use super::segment::{self, Parsed, READ_CHUNK, SegmentReader};
 use super::shared::{Lsn, SegMeta};
 
 /// What [`Journal::open`](super::Journal::open) found.
@@ -51,8 +51,8 @@ pub(super) fn recover(
 
     let mut report = RecoveryReport::default();
     let mut kept: Vec<SegMeta> = Vec::new();
-    // Contents of the last kept segment and where its records end.
-    let mut last: Option<(PathBuf, Vec<u8>, usize)> = None;
+    // The last kept segment, where its records end, and its length.
+    let mut last: Option<(PathBuf, u64, u64)> = None;
     let mut expected: Option<Lsn> = None;
     let mut remove_from = found.len();
 
@@ -70,12 +70,18 @@ pub(super) fn recover(
             remove_from = i;
             break;
         }
-        let data = fs::read(path).map_err(|e| StoreError::io("read", path, e))?;
-        let mut off = 0usize;
+        // Read a window at a time: a whole segment in memory would make start-up
+        // peak a segment (64 MiB) above what the replayed state needs.
+        let file = File::open(path).map_err(|e| StoreError::io("open", path, e))?;
+        let read_err = |e| StoreError::io("read", path, e);
+        let mut reader = SegmentReader::new(&file, READ_CHUNK).map_err(read_err)?;
         let mut next = *first_lsn;
         let mut bad: Option<&'static str> = None;
+        // Where the accepted records end: the reader steps over a record it parsed
+        // even when its LSN gets it refused.
+        let mut off = 0;
         loop {
-            match segment::parse_at(&data, off) {
+            match reader.next().map_err(read_err)? {
                 Parsed::End => break,
                 Parsed::Corrupt(why) => {
                     bad = Some(why);
@@ -93,7 +99,7 @@ pub(super) fn recover(
                     epoch,
                     lsn,
                     payload,
-                    next: after,
+                    ..
                 } => {
                     replay(lsn, epoch, payload);
                     if report.epochs.last().is_none_or(|e| e.0 != epoch) {
@@ -105,18 +111,19 @@ pub(super) fn recover(
                     report.records += 1;
                     report.last_lsn = lsn;
                     report.last_epoch = epoch;
-                    off = after;
                     next += 1;
+                    off = reader.offset();
                 }
             }
         }
+        let len = reader.len();
         kept.push(SegMeta {
             first_lsn: *first_lsn,
-            len: data.len() as u64,
+            len,
         });
         expected = Some(next);
         let next_name_matches = found.get(i + 1).is_some_and(|s| s.0 == next);
-        last = Some((path.clone(), data, off));
+        last = Some((path.clone(), off, len));
         if let Some(why) = bad {
             if next_name_matches && why != TRUNCATED {
                 // The next segment starts exactly where this one's records stop, so
@@ -143,26 +150,28 @@ pub(super) fn recover(
     // later segments are deleted, so a crash in between leaves a journal that is
     // cut at the same place by the next recovery.
     let tail_pos = match &last {
-        Some((path, data, end)) => {
-            if data[*end..].iter().any(|&b| b != 0) {
+        Some((path, end, len)) => {
+            let file = OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open(path)
+                .map_err(|e| StoreError::io("open", path, e))?;
+            let zeros =
+                segment::zeros_from(&file, *end).map_err(|e| StoreError::io("read", path, e))?;
+            if !zeros {
                 tracing::info!(
                     segment = %path.display(),
                     offset = end,
                     "journal: zeroing unconfirmed bytes after the last record"
                 );
-                let file = OpenOptions::new()
-                    .write(true)
-                    .open(path)
-                    .map_err(|e| StoreError::io("open", path, e))?;
-                segment::write_zeros(&file, *end as u64, data.len() as u64)
+                segment::write_zeros(&file, *end, *len)
                     .and_then(|()| file.sync_data())
                     .map_err(|e| StoreError::io("zero tail of", path, e))?;
             }
-            *end as u64
+            *end
         }
         None => 0,
     };
-    drop(last);
 
     let doomed = &found[remove_from..];
     for (_, path) in doomed {
@@ -216,17 +225,14 @@ pub(super) fn scan(dir: &Path, upto: Lsn, f: &mut dyn FnMut(Lsn, &[u8])) -> Resu
     }
     found.sort_unstable_by_key(|s| s.0);
     for (_, path) in found {
-        let data = fs::read(&path).map_err(|e| StoreError::io("read", &path, e))?;
-        let mut off = 0usize;
-        while let Parsed::Record {
-            lsn, payload, next, ..
-        } = segment::parse_at(&data, off)
-        {
+        let file = File::open(&path).map_err(|e| StoreError::io("open", &path, e))?;
+        let read_err = |e| StoreError::io("read", &path, e);
+        let mut reader = SegmentReader::new(&file, READ_CHUNK).map_err(read_err)?;
+        while let Parsed::Record { lsn, payload, .. } = reader.next().map_err(read_err)? {
             if lsn > upto {
                 return Ok(());
             }
             f(lsn, payload);
-            off = next;
         }
     }
     Ok(())

@@ -14,7 +14,6 @@
 
 use std::fs::File;
 use std::mem;
-use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 
@@ -225,7 +224,7 @@ impl Reader {
             }
             let Some(file) = &self.file else { break };
             chunk.resize(READ_CHUNK, 0);
-            let got = read_at_most(file, &mut chunk, self.off)
+            let got = segment::read_at_most(file, &mut chunk, self.off)
                 .map_err(|e| StoreError::io("read", &path, e))?;
             chunk.truncate(got);
             let mut pos = 0usize;
@@ -274,7 +273,7 @@ impl Reader {
                         whole = true;
                         let len = frame_len(&chunk);
                         let mut big = vec![0u8; len];
-                        let got = read_at_most(file, &mut big, self.off)
+                        let got = segment::read_at_most(file, &mut big, self.off)
                             .map_err(|e| StoreError::io("read", &path, e))?;
                         big.truncate(got);
                         chunk = big;
@@ -340,15 +339,4 @@ fn frame_len(chunk: &[u8]) -> usize {
     let mut a = [0u8; 4];
     a.copy_from_slice(&chunk[..4]);
     HEADER_LEN + u32::from_le_bytes(a) as usize
-}
-
-fn read_at_most(file: &File, buf: &mut [u8], off: u64) -> std::io::Result<usize> {
-    let mut done = 0;
-    while done < buf.len() {
-        match file.read_at(&mut buf[done..], off + done as u64)? {
-            0 => break,
-            k => done += k,
-        }
-    }
-    Ok(done)
 }

@@ -1,5 +1,5 @@
 //! Pieces of the on-disk format shared by the writer and recovery: record framing,
-//! segment names, zero-filled creation.
+//! segment names, zero-filled creation, reading a segment front to back.
 
 use std::fs::{self, File, OpenOptions};
 use std::io;
@@ -19,6 +19,11 @@ pub(super) const BIG_TMP: &str = "big.seg.tmp";
 /// Zero-fill chunk: big enough for sequential throughput, small enough to allocate
 /// freely.
 const ZERO_CHUNK: usize = 1 << 20;
+
+/// Bytes [`SegmentReader`] reads at a time: a segment (64 MiB by default) costs
+/// start-up this much memory instead of its size. Tiny under test, so that the
+/// journal tests' records straddle reads and outgrow them.
+pub(super) const READ_CHUNK: usize = if cfg!(test) { 512 } else { 1 << 20 };
 
 pub(super) fn seg_name(first_lsn: Lsn) -> String {
     format!("{first_lsn:020}.seg")
@@ -113,6 +118,117 @@ pub(super) fn parse_at(data: &[u8], off: usize) -> Parsed<'_> {
         payload: &data[body_start..frame_end],
         next: frame_end,
     }
+}
+
+/// Reads a segment's records front to back through a window of about `chunk`
+/// bytes, growing it only for a record that does not fit (a record is handed out
+/// whole). It sees what [`parse_at`] sees over the whole file: the window always
+/// reaches the end of the frame a header announces, or the end of the file if that
+/// comes first, so a length past the file, a torn header and the CRC read the same.
+pub(super) struct SegmentReader<'f> {
+    file: &'f File,
+    /// File length; lowered if the file turns out shorter when read.
+    len: u64,
+    chunk: usize,
+    /// File bytes `start..start + buf.len()`.
+    buf: Vec<u8>,
+    start: u64,
+    /// Where the next record starts.
+    off: u64,
+}
+
+impl<'f> SegmentReader<'f> {
+    pub(super) fn new(file: &'f File, chunk: usize) -> io::Result<Self> {
+        Ok(SegmentReader {
+            file,
+            len: file.metadata()?.len(),
+            chunk: chunk.max(HEADER_LEN),
+            buf: Vec::new(),
+            start: 0,
+            off: 0,
+        })
+    }
+
+    pub(super) fn len(&self) -> u64 {
+        self.len
+    }
+
+    /// Offset of what the next call to `next` parses: after the last record read.
+    pub(super) fn offset(&self) -> u64 {
+        self.off
+    }
+
+    /// What sits at [`offset`](Self::offset); a record is stepped over, `End` and
+    /// `Corrupt` are not.
+    pub(super) fn next(&mut self) -> io::Result<Parsed<'_>> {
+        self.fill(self.off + HEADER_LEN as u64)?;
+        let at = (self.off - self.start) as usize;
+        if let Some(h) = self.buf.get(at..at + HEADER_LEN)
+            && h.iter().any(|&b| b != 0)
+        {
+            let (len, _) = frame_info(h);
+            self.fill(self.off + (HEADER_LEN + len) as u64)?;
+        }
+        let at = (self.off - self.start) as usize;
+        let parsed = parse_at(&self.buf, at);
+        if let Parsed::Record { next, .. } = &parsed {
+            self.off = self.start + *next as u64;
+        }
+        Ok(parsed)
+    }
+
+    /// Makes the window reach `to`, or the end of the file if that is nearer.
+    fn fill(&mut self, to: u64) -> io::Result<()> {
+        let to = to.min(self.len);
+        if to <= self.start + self.buf.len() as u64 {
+            return Ok(());
+        }
+        // What was parsed already is done with: keep only from the current record.
+        let done = (self.off - self.start) as usize;
+        self.buf.drain(..done);
+        self.start = self.off;
+        let want = ((to - self.start) as usize)
+            .max(self.chunk)
+            .min((self.len - self.start) as usize);
+        let have = self.buf.len();
+        self.buf.resize(want, 0);
+        let got = read_at_most(self.file, &mut self.buf[have..], self.start + have as u64)?;
+        if have + got < want {
+            self.buf.truncate(have + got);
+            self.len = self.start + self.buf.len() as u64;
+        }
+        Ok(())
+    }
+}
+
+/// Whether `file` holds only zeros from `from` to its end, read a chunk at a time.
+pub(super) fn zeros_from(file: &File, from: u64) -> io::Result<bool> {
+    let len = file.metadata()?.len();
+    let mut buf = vec![0u8; READ_CHUNK.min(len.saturating_sub(from) as usize)];
+    let mut off = from;
+    while off < len {
+        let got = read_at_most(file, &mut buf, off)?;
+        if buf[..got].iter().any(|&b| b != 0) {
+            return Ok(false);
+        }
+        if got < buf.len() {
+            break;
+        }
+        off += got as u64;
+    }
+    Ok(true)
+}
+
+/// Reads up to `buf.len()` bytes at `off`; fewer only at the end of the file.
+pub(super) fn read_at_most(file: &File, buf: &mut [u8], off: u64) -> io::Result<usize> {
+    let mut done = 0;
+    while done < buf.len() {
+        match file.read_at(&mut buf[done..], off + done as u64)? {
+            0 => break,
+            k => done += k,
+        }
+    }
+    Ok(done)
 }
 
 /// Creates `path` (replacing any old file) as `len` zero bytes and fsyncs it, data

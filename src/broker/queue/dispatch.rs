@@ -101,9 +101,10 @@ impl Queue {
                 break;
             };
             let cid = st.consumers[ci].id;
-            let popped = if st.args.single_active_consumer {
-                st.ready().pop().map(|e| (e, None))
-            } else {
+            // Groups stick to consumers on plain queues only: a grouped queue holds
+            // a group back while it is in flight instead.
+            let sticky = !st.args.single_active_consumer && !st.ready().is_grouped();
+            let popped = if sticky {
                 let State {
                     ready,
                     group_owners,
@@ -112,20 +113,21 @@ impl Queue {
                 ready
                     .get_or_insert_with(|| Ready::plain(0))
                     .pop_for(&mut |g| group_owners.admits(g, cid))
+            } else {
+                st.ready().pop()
             };
             let Some((e, group)) = popped else {
                 passed.push(cid);
                 continue;
             };
-            if let Some(g) = group {
-                st.group_owners.served(g, cid);
+            if sticky && let Some(g) = &group {
+                st.group_owners.served(g.clone(), cid);
             }
-            let Some(mut e) = self.take_live(st, e, now, fx) else {
+            let Some(mut e) = self.take_live(st, e, group.as_deref(), now, fx) else {
                 continue;
             };
-            // A read failure is logged in `load`; the journal still has a
-            // persistent message, so it comes back after a restart.
             let Some(message) = self.load(&mut e) else {
+                self.unreadable(st, &e, group.as_deref());
                 continue;
             };
             e.delivery_count += 1;

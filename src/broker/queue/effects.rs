@@ -20,13 +20,14 @@ pub(super) struct Effects {
 }
 
 impl Queue {
-    /// Bookkeeping for an entry just taken from `ready` to hand out: one that has
-    /// expired or used up its deliveries goes to the dead-letter list instead, and
-    /// `None` tells the caller to take the next one.
+    /// Bookkeeping for an entry just taken from `ready` (out of `group`) to hand
+    /// out: one that has expired or used up its deliveries goes to the dead-letter
+    /// list instead, and `None` tells the caller to take the next one.
     pub(super) fn take_live(
         &self,
         st: &mut State,
         e: Entry,
+        group: Option<&str>,
         now: Instant,
         fx: &mut Effects,
     ) -> Option<Entry> {
@@ -38,7 +39,8 @@ impl Queue {
         } else {
             return Some(e);
         };
-        st.ready().group_settled(e.msg.group());
+        // The group is the lane's, not the message's: it may still be paged out.
+        st.ready().group_settled(group);
         fx.dead.push((e, reason));
         None
     }

@@ -12,7 +12,9 @@ pub enum Payload {
 }
 
 impl Payload {
-    /// Ordering group; paging is off for grouped queues, so a paged entry has none.
+    /// The message's group, when it is in memory. A paged entry does not keep it
+    /// (that would cost every entry 16 bytes): its lane does, and whoever takes it
+    /// out of `Ready` is told. Entries in flight are always in memory.
     pub fn group(&self) -> Option<&str> {
         match self {
             Payload::Mem(m) => m.group_id.as_deref(),

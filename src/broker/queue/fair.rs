@@ -105,16 +105,25 @@ impl FairLane {
         }
     }
 
-    /// Takes the head of the group whose turn it is; that group's next turn comes
-    /// after every other group with ready messages has had one.
-    pub fn pop(&mut self) -> Option<Entry> {
-        self.take(true)
+    /// Takes the head of the group whose turn it is, and that group; its next turn
+    /// comes after every other group with ready messages has had one.
+    pub fn pop(&mut self) -> Option<(Entry, Option<Arc<str>>)> {
+        let Some(t) = &mut self.turns else {
+            return self.none.pop().map(|e| (e, None));
+        };
+        let key = t.order.pop_front()?;
+        let group = key.clone();
+        self.take_turn(key, true).map(|e| (e, group))
     }
 
     /// Takes the same message as `pop` without passing the turn on (expiry and
     /// drop-head remove what is in the way; they do not serve anyone).
     pub fn discard_front(&mut self) -> Option<Entry> {
-        self.take(false)
+        let Some(t) = &mut self.turns else {
+            return self.none.pop();
+        };
+        let key = t.order.pop_front()?;
+        self.take_turn(key, false)
     }
 
     /// Takes the head of the first group in turn order that `eligible` admits (the
@@ -134,14 +143,6 @@ impl FairLane {
         let key = t.order.remove(i)?;
         let group = key.clone();
         self.take_turn(key, true).map(|e| (e, group))
-    }
-
-    fn take(&mut self, rotate: bool) -> Option<Entry> {
-        let Some(t) = &mut self.turns else {
-            return self.none.pop();
-        };
-        let key = t.order.pop_front()?;
-        self.take_turn(key, rotate)
     }
 
     /// Takes the head of `key`'s lane, whose turn was just taken out of the order.

@@ -28,9 +28,13 @@ impl Queue {
     pub(super) fn forget(&self, st: &mut State, e: &Entry) -> u64 {
         if let (Some(store), true) = (&self.store, e.lsn != 0) {
             st.live.remove(&e.lsn);
-            if let (Some(window), Payload::Mem(m)) = (st.args.dedup_window, &e.msg)
-                && m.dedup_id.is_some()
-            {
+            // A paged-out message's dedup id is not at hand: pin it in case it had
+            // one (on a FIFO queue every message has).
+            let dedup = match &e.msg {
+                Payload::Mem(m) => m.dedup_id.is_some(),
+                Payload::Paged { .. } => true,
+            };
+            if let (Some(window), true) = (st.args.dedup_window, dedup) {
                 st.dedup
                     .pin(Instant::now() + Duration::from_millis(window), e.lsn);
             }

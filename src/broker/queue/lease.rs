@@ -80,27 +80,28 @@ impl Queue {
         let now = Instant::now();
         self.expire_head(st, now, fx);
         let mut out = Vec::new();
-        let mut group: Option<Option<String>> = None;
-        let grouped = st.args.grouped;
+        // The group this receive is taking a batch of (grouped queues).
+        let mut group: Option<Arc<str>> = None;
+        let grouped = st.ready().is_grouped();
         let wall = if lease.is_some() { wall_ms() } else { 0 };
         while out.len() < max {
             let next = match &group {
-                Some(g) if grouped => st
-                    .ready()
-                    .pop_same_group(g.as_deref().unwrap_or(""))
-                    .or_else(|| st.ready().pop()),
+                Some(g) if grouped => match st.ready().pop_same_group(g) {
+                    Some(e) => Some((e, group.clone())),
+                    None => st.ready().pop(),
+                },
                 _ => st.ready().pop(),
             };
-            let Some(e) = next else { break };
-            let Some(mut e) = self.take_live(st, e, now, fx) else {
+            let Some((e, from)) = next else { break };
+            let Some(mut e) = self.take_live(st, e, from.as_deref(), now, fx) else {
                 continue;
             };
-            if grouped && group.as_ref().is_none_or(|g| g.as_deref() != e.msg.group()) {
-                group = Some(e.msg.group().map(str::to_string));
-            }
             let Some(message) = self.load(&mut e) else {
+                self.unreadable(st, &e, from.as_deref());
+                group = None;
                 continue;
             };
+            group = from;
             e.delivery_count += 1;
             st.counts.get += 1;
             st.counts.redeliver += u64::from(e.redelivered);

@@ -8,6 +8,10 @@
 //! Invariants:
 //! - A message is in exactly one of: `ready`, `delayed`, `in_flight`.
 //! - `in_flight` entries keep their original `seq`; requeue puts them back in order.
+//! - An `in_flight` entry's message is in memory (its delivery holds it anyway), so
+//!   settling or requeueing it reads its group from the message. A ready entry may
+//!   be paged out (`Payload::Paged`, plain and grouped queues alike): its group is
+//!   the key of the lane it waits in, and [`Ready::pop`] says which that was.
 //! - A push consumer never holds more in-flight deliveries than its prefetch, nor
 //!   more than its shared credit allows.
 //!
@@ -85,8 +89,7 @@ impl Queue {
         } else {
             Ready::plain(cfg.args.max_priority.unwrap_or(0))
         };
-        // Grouped queues index ready messages by group, which needs them in memory.
-        let (spill, memory_budget) = match cfg.paging.filter(|_| !cfg.args.grouped) {
+        let (spill, memory_budget) = match cfg.paging {
             Some((path, budget)) => (Some(Spill::new(path)), budget),
             None => (None, usize::MAX),
         };
@@ -212,3 +215,5 @@ impl Queue {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_paging;

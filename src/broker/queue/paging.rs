@@ -11,7 +11,8 @@ impl Queue {
     /// Adds a ready entry, paging its message out when the queue is over budget.
     pub(super) fn push_ready(&self, st: &mut State, mut e: Entry) {
         st.ready_bytes += e.size;
-        // The group picks the entry's lane; paging out would lose it.
+        // The group picks the entry's lane and stays its key there (fair turns on a
+        // plain queue, FIFO order on a grouped one); paging out would lose it.
         let grouped = match &e.msg {
             Payload::Mem(m) if m.group_id.is_some() => Some(m.clone()),
             _ => None,
@@ -67,6 +68,16 @@ impl Queue {
                     }
                 }
             }
+        }
+    }
+
+    /// An entry taken out of `group` whose message `load` could not read back is
+    /// dropped. A journaled one comes back at the next start-up, so a grouped queue
+    /// keeps its group blocked until then rather than hand out what follows it out
+    /// of order; a transient one is lost, and its group goes on.
+    pub(super) fn unreadable(&self, st: &mut State, e: &Entry, group: Option<&str>) {
+        if e.lsn == 0 {
+            st.ready().group_settled(group);
         }
     }
 

@@ -8,6 +8,10 @@
 //!   a group's backlog does not hold up the other groups (SQS fair queues).
 //! - Grouped queues keep one lane per group; a group with a message in flight is not
 //!   offered to anyone until that message is settled (SQS FIFO, JMSXGroupID).
+//! - An entry's group is its lane's key, never read from the entry: a message paged
+//!   out to the spill file keeps its place. Taking an entry out says which group it
+//!   came from, for the caller to settle the group with (the message may still be
+//!   on disk then).
 
 use super::entry::{Entry, Payload};
 use super::fair::FairLane;
@@ -15,7 +19,12 @@ use super::lane::Lane;
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
-pub struct Group {
+/// Where a taken entry came from: its message group (grouped queues: `""` for
+/// messages without one), shared with the lane's key so that naming it allocates
+/// nothing.
+pub type From = Option<Arc<str>>;
+
+pub struct GroupLane {
     lane: Lane,
     in_flight: u32,
 }
@@ -25,9 +34,9 @@ pub enum Ready {
     /// Lanes indexed by priority (one lane when the queue has no `x-max-priority`).
     Plain(Vec<FairLane>),
     Grouped {
-        groups: HashMap<String, Group>,
+        groups: HashMap<Arc<str>, GroupLane>,
         /// Groups with ready messages and nothing in flight, oldest first.
-        available: VecDeque<String>,
+        available: VecDeque<Arc<str>>,
         len: usize,
     },
 }
@@ -72,7 +81,8 @@ impl Ready {
         self.insert(e, group, false)
     }
 
-    /// Puts back a message that was handed out (always in memory then).
+    /// Puts back a message that was handed out: in memory then, since its delivery
+    /// held the message, so its group is read from it.
     pub fn requeue(&mut self, e: Entry) {
         let m = match &e.msg {
             Payload::Mem(m) if m.group_id.is_some() => Some(m.clone()),
@@ -97,8 +107,12 @@ impl Ready {
                 len,
             } => {
                 *len += 1;
-                let key = group.unwrap_or_default().to_string();
-                let g = groups.entry(key.clone()).or_insert_with(|| Group {
+                let name = group.unwrap_or_default();
+                let key = match groups.get_key_value(name) {
+                    Some((k, _)) => k.clone(),
+                    None => Arc::from(name),
+                };
+                let g = groups.entry(key.clone()).or_insert_with(|| GroupLane {
                     lane: Lane::default(),
                     in_flight: 0,
                 });
@@ -128,9 +142,14 @@ impl Ready {
         }
     }
 
-    /// Takes the next deliverable message. For grouped queues the message's group is
-    /// marked in flight and stays blocked until [`Ready::group_settled`].
-    pub fn pop(&mut self) -> Option<Entry> {
+    pub fn is_grouped(&self) -> bool {
+        matches!(self, Ready::Grouped { .. })
+    }
+
+    /// Takes the next deliverable message and the group it came from. For grouped
+    /// queues that group is marked in flight and stays blocked until
+    /// [`Ready::group_settled`].
+    pub fn pop(&mut self) -> Option<(Entry, From)> {
         match self {
             Ready::Plain(lanes) => lanes.iter_mut().rev().find_map(FairLane::pop),
             Ready::Grouped {
@@ -143,25 +162,21 @@ impl Ready {
                 let e = g.lane.pop()?;
                 g.in_flight += 1;
                 *len -= 1;
-                Some(e)
+                Some((e, Some(key)))
             }
         }
     }
 
     /// Takes the next message a push consumer may have: on a plain queue, from the
-    /// first group in turn that `eligible` admits, with that group's name (the
-    /// caller records who owns it); a grouped queue has its own rule, so this is
-    /// `pop` there.
-    pub fn pop_for(
-        &mut self,
-        eligible: &mut dyn FnMut(&str) -> bool,
-    ) -> Option<(Entry, Option<Arc<str>>)> {
+    /// first group in turn that `eligible` admits (the caller records who owns it);
+    /// a grouped queue has its own rule, so this is `pop` there.
+    pub fn pop_for(&mut self, eligible: &mut dyn FnMut(&str) -> bool) -> Option<(Entry, From)> {
         match self {
             Ready::Plain(lanes) => lanes
                 .iter_mut()
                 .rev()
                 .find_map(|l| l.pop_eligible(eligible)),
-            Ready::Grouped { .. } => self.pop().map(|e| (e, None)),
+            Ready::Grouped { .. } => self.pop(),
         }
     }
 
@@ -173,6 +188,11 @@ impl Ready {
             return None;
         };
         let g = groups.get_mut(group)?;
+        // A group that is not in flight may be in `available`: taking from it here
+        // would let `pop` hand out a second message of it.
+        if g.in_flight == 0 {
+            return None;
+        }
         let e = g.lane.pop()?;
         g.in_flight += 1;
         *len -= 1;
@@ -219,8 +239,10 @@ impl Ready {
         if g.in_flight == 0 {
             if g.lane.is_empty() {
                 groups.remove(key);
-            } else if !available.iter().any(|k| k == key) {
-                available.push_back(key.to_string());
+            } else if !available.iter().any(|k| &**k == key)
+                && let Some((k, _)) = groups.get_key_value(key)
+            {
+                available.push_back(k.clone());
             }
         }
     }

@@ -29,7 +29,7 @@ fn push(r: &mut Ready, seq: u64, group: Option<&str>) {
 fn seqs(r: &mut Ready, n: usize) -> Vec<u64> {
     std::iter::from_fn(|| r.pop())
         .take(n)
-        .map(|e| e.seq)
+        .map(|(e, _)| e.seq)
         .collect()
 }
 
@@ -55,11 +55,46 @@ fn grouped_ready_blocks_group_until_settled() {
     push(&mut r, 0, Some("a"));
     push(&mut r, 1, Some("a"));
     push(&mut r, 2, Some("b"));
-    assert_eq!(r.pop().unwrap().seq, 0);
-    assert_eq!(r.pop().unwrap().seq, 2);
+    assert_eq!(r.pop().unwrap().0.seq, 0);
+    assert_eq!(r.pop().unwrap().0.seq, 2);
     assert!(r.pop().is_none(), "group a is in flight");
     r.group_settled(Some("a"));
-    assert_eq!(r.pop().unwrap().seq, 1);
+    assert_eq!(r.pop().unwrap().0.seq, 1);
+    assert_eq!(r.len(), 0);
+}
+
+fn paged(seq: u64) -> Entry {
+    Entry {
+        msg: super::Payload::Paged { off: seq, len: 1 },
+        ..entry(seq, None)
+    }
+}
+
+#[test]
+fn paged_entries_keep_their_group_in_a_grouped_queue() {
+    let mut r = Ready::grouped();
+    for (seq, g) in [(0, "a"), (1, "b"), (2, "a"), (3, "b"), (4, "a")] {
+        r.push(paged(seq), Some(g));
+    }
+    // The group comes from the lane: a paged entry has no message to read it from.
+    let (e, from) = r.pop().unwrap();
+    assert_eq!((e.seq, from.as_deref()), (0, Some("a")));
+    assert!(e.msg.group().is_none());
+    let (e, from) = r.pop().unwrap();
+    assert_eq!((e.seq, from.as_deref()), (1, Some("b")));
+    assert!(r.pop().is_none(), "both groups are in flight");
+    assert_eq!(r.pop_same_group("a").map(|e| e.seq), Some(2));
+    r.group_settled(from.as_deref());
+    assert_eq!(r.pop().map(|(e, _)| e.seq), Some(3));
+    // A group that is not in flight cannot be continued from the side.
+    r.group_settled(Some("b"));
+    r.group_settled(Some("a"));
+    r.group_settled(Some("a"));
+    assert!(r.pop_same_group("a").is_none());
+    assert_eq!(
+        r.pop().map(|(e, g)| (e.seq, g)),
+        Some((4, Some("a".into())))
+    );
     assert_eq!(r.len(), 0);
 }
 
@@ -114,7 +149,7 @@ fn a_requeued_message_returns_to_its_place_in_its_group() {
     push(&mut r, 0, Some("a"));
     push(&mut r, 1, Some("a"));
     push(&mut r, 2, Some("b"));
-    let a0 = r.pop().unwrap();
+    let (a0, _) = r.pop().unwrap();
     assert_eq!(a0.seq, 0);
     r.requeue(a0);
     // b's turn was next; a's message 0 is again ahead of a's message 1.
