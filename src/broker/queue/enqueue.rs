@@ -23,6 +23,12 @@ pub enum Enqueued {
 }
 
 impl Queue {
+    /// Offers a message, no backlog limit (the queue's tests).
+    #[cfg(test)]
+    pub fn enqueue(&self, msg: Arc<Message>) -> Enqueued {
+        self.enqueue_limited(msg, None).0
+    }
+
     pub(super) fn enqueue_locked(
         &self,
         st: &mut State,
