@@ -24,6 +24,16 @@ def _send_round(producer, q, rounds, start=0):
             producer.send(f"/queue/{q}", f"{g}:{i}", headers={"JMSXGroupID": g})
 
 
+def _two_consumers(stomp_clients, ack):
+    """A fresh queue, two consumers on it and a producer; the first's subscription id."""
+    q = stomp_clients.track_queue(qname())
+    a = stomp_clients.connected()
+    b = stomp_clients.connected()
+    sub_a = a.subscribe(f"/queue/{q}", ack=ack)
+    b.subscribe(f"/queue/{q}", ack=ack)
+    return q, a, b, sub_a, stomp_clients.connected()
+
+
 def _by_group(msgs):
     seen = defaultdict(list)
     for m in msgs:
@@ -34,12 +44,7 @@ def _by_group(msgs):
 
 
 def test_each_group_sticks_to_one_consumer_in_order(stomp_clients):
-    q = stomp_clients.track_queue(qname())
-    a = stomp_clients.connected()
-    b = stomp_clients.connected()
-    a.subscribe(f"/queue/{q}", ack="auto")
-    b.subscribe(f"/queue/{q}", ack="auto")
-    p = stomp_clients.connected()
+    q, a, b, _, p = _two_consumers(stomp_clients, "auto")
     _send_round(p, q, 10)
     total = 10 * len(GROUPS)
     stomputil.stays(lambda: len(a.rec.messages) + len(b.rec.messages) < total, 5.0)
@@ -57,12 +62,7 @@ def test_each_group_sticks_to_one_consumer_in_order(stomp_clients):
 
 
 def test_a_leaving_consumers_groups_move_to_the_others(stomp_clients):
-    q = stomp_clients.track_queue(qname())
-    a = stomp_clients.connected()
-    b = stomp_clients.connected()
-    sub_a = a.subscribe(f"/queue/{q}", ack="client-individual")
-    b.subscribe(f"/queue/{q}", ack="client-individual")
-    p = stomp_clients.connected()
+    q, a, b, sub_a, p = _two_consumers(stomp_clients, "client-individual")
     _send_round(p, q, 2)
     stomputil.stays(lambda: len(a.rec.messages) + len(b.rec.messages) < 6, 5.0)
     first_a = a.take(len(a.rec.messages))
@@ -85,12 +85,7 @@ def test_a_leaving_consumers_groups_move_to_the_others(stomp_clients):
 
 
 def test_ungrouped_messages_still_go_round_robin(stomp_clients):
-    q = stomp_clients.track_queue(qname())
-    a = stomp_clients.connected()
-    b = stomp_clients.connected()
-    a.subscribe(f"/queue/{q}", ack="auto")
-    b.subscribe(f"/queue/{q}", ack="auto")
-    p = stomp_clients.connected()
+    q, a, b, _, p = _two_consumers(stomp_clients, "auto")
     p.send(f"/queue/{q}", "g", headers={"JMSXGroupID": "one"})
     for i in range(10):
         p.send(f"/queue/{q}", f"m{i}")
