@@ -7,7 +7,7 @@ An example's ``run`` does::
     from switchboard import Broker, Checks, parse_args
 
     args = parse_args("what this example shows")
-    with Broker() as b:                   # target/release/switchboard, built if missing
+    with Broker() as b:                   # target/release/switchboard, brought up to date
         sqs = b.sqs()                     # boto3 clients, pika URLs, MQTT/STOMP (host, port)
         ...
         checks.expect(ok, "what must hold")
@@ -44,16 +44,24 @@ def say(*parts) -> None:
     print(*parts, flush=True)
 
 
+_built = False
+
+
 def binary() -> Path:
-    """The release binary (``SWITCHBOARD_BIN`` overrides); built once if missing."""
+    """The release binary (``SWITCHBOARD_BIN`` overrides), brought up to date once per
+    process: cargo is a no-op when it is, and a checkout must never run a binary
+    older than its sources (a pulled change would seem not to work)."""
+    global _built
     env = os.environ.get("SWITCHBOARD_BIN")
     if env:
         return Path(env)
     path = REPO / "target" / "release" / "switchboard"
-    if not path.exists():
-        say(f"[examples] {path} missing: cargo build --release (a few minutes, once)")
-        subprocess.run(["cargo", "build", "--release", "--bin", "switchboard"], cwd=REPO,
-                       check=True)
+    if not _built:
+        if not path.exists():
+            say(f"[examples] {path} missing: cargo build --release (a few minutes, once)")
+        subprocess.run(["cargo", "build", "--release", "-q", "--bin", "switchboard"],
+                       cwd=REPO, check=True)
+        _built = True
     return path
 
 
