@@ -173,7 +173,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
             Wake::Durable(Some(lsn)) => self.watches.durable_lsn = lsn,
             Wake::Events(first) => self.on_events(first),
             Wake::Alarm(v) => self.on_alarm(v),
-            Wake::Relieved => self.session.relieved(),
+            Wake::Relieved => {
+                let held = self.session.flow.release();
+                self.session.pending.extend(held);
+            }
             Wake::Read(Ok(0) | Err(_)) => return Some(End::Abrupt),
             Wake::Read(Ok(_)) => {
                 self.deadline = self.limit.map(|l| Instant::now() + l);

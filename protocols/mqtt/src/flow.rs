@@ -20,7 +20,6 @@
 //!   itself).
 
 use crate::codec::Packet;
-use crate::session::Session;
 use std::collections::VecDeque;
 use std::time::Duration;
 use switchboard_api::Pressure;
@@ -39,46 +38,41 @@ pub struct Flow {
 }
 
 impl Flow {
-    pub fn holding(&self) -> bool {
-        self.since.is_some()
+    /// The backlog limit to publish with (QoS 0 has no ack to hold).
+    pub fn limit(limit: u32, qos_above_0: bool) -> Option<u32> {
+        (qos_above_0 && limit > 0).then_some(limit)
     }
 
     /// Stop reading the socket: the client does not keep to its window.
     pub fn full(&self) -> bool {
         self.held.len() >= HELD_MAX
     }
-}
 
-impl Session {
-    /// The backlog limit to publish with (QoS 0 has no ack to hold).
-    pub fn backlog_limit(&self, qos_above_0: bool) -> Option<u32> {
-        (qos_above_0 && self.cfg.backlog_limit > 0).then_some(self.cfg.backlog_limit)
-    }
-
-    /// A publish found these queues too deep: hold acks from now on.
-    pub fn pressed(&mut self, pressure: Vec<Pressure>) {
+    /// A publish found these queues too deep: hold acks from now on, unless the
+    /// queue is the client's own (`own_queue`).
+    pub fn pressed(&mut self, own_queue: &str, pressure: Vec<Pressure>) {
         for p in pressure {
-            if p.queue == self.queue {
+            if p.queue == own_queue {
                 continue;
             }
-            self.flow.since.get_or_insert_with(Instant::now);
-            self.flow.deep.push(p.deep);
+            self.since.get_or_insert_with(Instant::now);
+            self.deep.push(p.deep);
         }
     }
 
-    /// Sends a PUBACK or PUBREC, or holds it while a backlog is too deep.
-    pub fn ack(&mut self, lsn: u64, p: Packet) {
-        if self.flow.holding() {
-            self.flow.held.push_back((lsn, p));
-        } else {
-            self.send(lsn, p);
+    /// A PUBACK or PUBREC: kept while holding, else handed back to be sent.
+    pub fn hold(&mut self, lsn: u64, p: Packet) -> Option<Packet> {
+        if self.since.is_some() {
+            self.held.push_back((lsn, p));
+            return None;
         }
+        Some(p)
     }
 
-    /// The backlogs are down (or the hold has lasted long enough): send what was held.
-    pub fn relieved(&mut self) {
-        let flow = std::mem::take(&mut self.flow);
-        self.pending.extend(flow.held);
+    /// The backlogs are down (or the hold has lasted long enough): what was held,
+    /// in order, to send now.
+    pub fn release(&mut self) -> VecDeque<(u64, Packet)> {
+        std::mem::take(self).held
     }
 }
 

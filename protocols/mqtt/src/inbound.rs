@@ -4,6 +4,7 @@
 
 use crate::codec::{Packet, packet_id};
 use crate::convert;
+use crate::flow::Flow;
 use crate::session::{Session, Violation, reason};
 use crate::topic;
 use rmqtt_codec::types::{Publish, QoS};
@@ -11,6 +12,13 @@ use rmqtt_codec::v5::{self, DisconnectReasonCode as D, PublishAck2Reason, Publis
 use switchboard_api::{PublishOptions, Settle};
 
 impl Session {
+    /// Sends a PUBACK or PUBREC, or holds it while a backlog is too deep (`flow.rs`).
+    fn ack(&mut self, lsn: u64, p: Packet) {
+        if let Some(p) = self.flow.hold(lsn, p) {
+            self.send(lsn, p);
+        }
+    }
+
     pub fn publish(&mut self, p: Box<Publish>) -> Result<(), Violation> {
         if p.properties
             .as_ref()
@@ -66,14 +74,14 @@ impl Session {
             (msg.routing_key.clone(), value)
         });
         let opts = PublishOptions {
-            backlog_limit: self.backlog_limit(p.qos != QoS::AtMostOnce),
+            backlog_limit: Flow::limit(self.cfg.backlog_limit, p.qos != QoS::AtMostOnce),
             ..Default::default()
         };
         let ack = match self.broker.publish(&self.vhost, msg, opts) {
             Ok(o) => {
                 lsn = lsn.max(o.lsn);
                 if !o.pressure.is_empty() {
-                    self.pressed(o.pressure);
+                    self.flow.pressed(&self.queue, o.pressure);
                 }
                 if o.rejected {
                     PublishAckReason::QuotaExceeded

@@ -17,16 +17,10 @@
 
 use super::effects::Effects;
 use super::enqueue::Enqueued;
-use super::state::{Queue, State};
+use super::state::{Backlog, Queue, State};
 use std::sync::Arc;
 use switchboard_api::Message;
 use tokio::sync::watch;
-
-pub(super) struct Backlog {
-    deep: watch::Sender<bool>,
-    /// Relief comes at or below this many ready messages.
-    below: usize,
-}
 
 impl Queue {
     /// Offers a message to the queue (`enqueue.rs`); with a `limit`, also a watch on

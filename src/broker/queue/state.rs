@@ -3,7 +3,6 @@
 //! elsewhere, so the rooms depend on this file and never on each other's types.
 
 use super::args::QueueArgs;
-use super::backlog::Backlog;
 use super::dedup::DedupWindow;
 use super::entry::Entry;
 use super::owner::QueueOwner;
@@ -82,6 +81,13 @@ impl State {
     pub(super) fn ready_len(&self) -> usize {
         self.ready.as_ref().map_or(0, Ready::len)
     }
+}
+
+/// Publishers told the queue is too deep wait on `deep` (see `backlog.rs`).
+pub(super) struct Backlog {
+    pub(super) deep: tokio::sync::watch::Sender<bool>,
+    /// Relief comes at or below this many ready messages.
+    pub(super) below: usize,
 }
 
 /// A message handed out and not settled yet.
