@@ -247,29 +247,19 @@ async fn evict_dead_holder(lock: &Lock, st: &NodeState) {
             refused = 0;
             continue;
         }
-        let unreachable = match tokio::time::timeout(PROBE_TIMEOUT, TcpStream::connect(&st.peer))
-            .await
-        {
-            Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
-                refused += 1;
-                false
-            }
-            Ok(Err(e)) => {
-                refused = 0;
-                matches!(
-                    e.kind(),
-                    std::io::ErrorKind::HostUnreachable | std::io::ErrorKind::NetworkUnreachable
-                )
-            }
-            Err(_) => {
-                refused = 0;
-                true
-            }
-            Ok(Ok(_)) => {
-                refused = 0;
-                false
-            }
+        use std::io::ErrorKind::{ConnectionRefused, HostUnreachable, NetworkUnreachable};
+        let probe = tokio::time::timeout(PROBE_TIMEOUT, TcpStream::connect(&st.peer)).await;
+        let kind = probe.as_ref().map(|r| r.as_ref().err().map(|e| e.kind()));
+        refused = if kind == Ok(Some(ConnectionRefused)) {
+            refused + 1
+        } else {
+            0
         };
+        // A timeout, or no route: the host is cut off, not merely its process gone.
+        let unreachable = matches!(
+            kind,
+            Err(_) | Ok(Some(HostUnreachable | NetworkUnreachable))
+        );
         if unreachable && silent == Some(true) {
             match lock.evict(&st.node).await {
                 Ok(true) => tracing::warn!(

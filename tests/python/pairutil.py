@@ -10,8 +10,6 @@ node announced last (``listening … role=active``) is always known."""
 
 from __future__ import annotations
 
-import base64
-import json
 import os
 import shutil
 import signal
@@ -20,11 +18,11 @@ import subprocess
 import tempfile
 import threading
 import time
-import urllib.request
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
 from conftest import _switchboard_bin
+from support import admin_call
 
 ETCD = os.environ.get("ETCD", "/usr/bin/etcd")
 PORT_NAMES = ["amqp", "mqtt", "mqtt-ws", "stomp", "stomp-ws", "http", "admin"]
@@ -186,15 +184,7 @@ class Pair:
 
     def admin(self, n: str, path: str, method: str = "GET", body=None):
         """The admin API of node ``n`` as guest (a standby forwards to the active)."""
-        host, port = self.nodes[n].addr("admin")
-        data = None if body is None else json.dumps(body).encode()
-        req = urllib.request.Request(f"http://{host}:{port}{path}", data=data, method=method)
-        req.add_header("Authorization", "Basic " + base64.b64encode(b"guest:guest").decode())
-        if data is not None:
-            req.add_header("Content-Type", "application/json")
-        with urllib.request.urlopen(req, timeout=10) as r:
-            text = r.read().decode()
-        return json.loads(text) if text else None
+        return admin_call(self.nodes[n].addr("admin"), path, method, body)
 
     def wait_caught_up(self, n: str, timeout: float = 20.0) -> Dict[str, object]:
         """Waits until active ``n``'s standby is in sync and has acknowledged all the

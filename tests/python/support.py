@@ -37,3 +37,23 @@ def wait_until(pred: Callable[[], object], timeout: float = 5.0, interval: float
         if time.monotonic() >= deadline:
             pytest.fail(f"timed out after {timeout}s waiting for {what}")
         time.sleep(interval)
+
+
+def admin_call(addr, path: str, method: str = "GET", body=None, timeout: float = 10):
+    """The admin API at ``addr`` (host, port) as guest: JSON in, and out for /api
+    paths (None for an empty answer); other paths (/metrics) come back as text."""
+    import base64
+    import json
+    import urllib.request
+
+    host, port = addr
+    data = None if body is None else json.dumps(body).encode()
+    req = urllib.request.Request(f"http://{host}:{port}{path}", data=data, method=method)
+    req.add_header("Authorization", "Basic " + base64.b64encode(b"guest:guest").decode())
+    if data is not None:
+        req.add_header("Content-Type", "application/json")
+    with urllib.request.urlopen(req, timeout=timeout) as r:
+        text = r.read().decode()
+    if not path.startswith("/api"):
+        return text
+    return json.loads(text) if text else None

@@ -21,9 +21,6 @@ import signal
 import subprocess
 import tempfile
 import time
-import urllib.request
-import base64
-import json
 from pathlib import Path
 from typing import Dict, List
 
@@ -31,7 +28,7 @@ import pika
 import pytest
 
 from conftest import REPO_ROOT, parse_listening_line
-from support import requires_switchboard
+from support import admin_call, requires_switchboard
 
 PKG = "switchboard"
 USER = "switchboard"
@@ -228,11 +225,7 @@ def test_the_package_installs_runs_as_its_unit_says_and_purges(package):
         _, _, body = ch.basic_get("deb-check", auto_ack=True)
         assert body == b"installed"
         c.close()
-        host, port = ports["admin"]
-        req = urllib.request.Request(f"http://{host}:{port}/api/queues/%2F/deb-check")
-        req.add_header("Authorization", "Basic " + base64.b64encode(b"guest:guest").decode())
-        with urllib.request.urlopen(req, timeout=10) as r:
-            q = json.loads(r.read())
+        q = admin_call(ports["admin"], "/api/queues/%2F/deb-check")
         assert q["name"] == "deb-check" and q["durable"] is True
         # Its state went where the unit lets it write, owned by the service user
         # and closed to others (UMask).

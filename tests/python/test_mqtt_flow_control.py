@@ -9,18 +9,15 @@ fast publisher feeds a subscriber that acknowledges slowly."""
 
 from __future__ import annotations
 
-import base64
-import json
 import threading
 import time
-import urllib.request
 
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
 
 import mqttutil as mu
 from conftest import start_switchboard, stop_switchboard
-from support import requires_switchboard
+from support import admin_call, requires_switchboard
 
 pytestmark = requires_switchboard("the backlog limit is a Switchboard setting")
 
@@ -31,10 +28,7 @@ LIMIT = 200
 
 def _depth(admin, client_id):
     """Ready messages in the subscriber's session queue, as the admin API says."""
-    req = urllib.request.Request(f"http://{admin[0]}:{admin[1]}/api/queues")
-    req.add_header("Authorization", "Basic " + base64.b64encode(b"guest:guest").decode())
-    with urllib.request.urlopen(req, timeout=5) as r:
-        queues = json.load(r)
+    queues = admin_call(admin, "/api/queues")
     return max((q.get("messages_ready", 0) for q in queues if client_id in q["name"]),
                default=0)
 
@@ -42,8 +36,7 @@ def _depth(admin, client_id):
 def _run(env):
     b = start_switchboard(env=env)
     try:
-        host, port = b.ports["mqtt"]
-        ep = mu.Endpoint(host=host, port=port)
+        ep = mu.endpoint_from_ports(b.ports)
         topic = f"{mu.topic_prefix()}/flow"
         sub = mu.Client(ep, manual_ack=True)
         sub.connect()
@@ -76,7 +69,7 @@ def _run(env):
                 done.set()
 
         pub.on_publish = on_publish
-        pub.connect(host, port)
+        pub.connect(ep.host, ep.port)
         pub.loop_start()
         for i in range(N):
             pub.publish(topic, str(i).encode(), qos=1)
@@ -113,8 +106,7 @@ def test_a_queue_without_a_consumer_buffers_without_holding_anyone():
     b = start_switchboard(env={"SWITCHBOARD_MQTT__BACKLOG_LIMIT": "50",
                                "SWITCHBOARD_MQTT__BACKLOG_MAX_HOLD_MS": "60000"})
     try:
-        host, port = b.ports["mqtt"]
-        ep = mu.Endpoint(host=host, port=port)
+        ep = mu.endpoint_from_ports(b.ports)
         topic = f"{mu.topic_prefix()}/offline"
         sub = mu.Client(ep, clean=False)
         sub.connect()

@@ -24,7 +24,7 @@ from botocore.config import Config
 import os
 
 from pairutil import ETCD, Pair
-from support import requires_switchboard
+from support import admin_call, requires_switchboard
 
 pytestmark = requires_switchboard("starts its own pair of Switchboard processes")
 
@@ -378,17 +378,8 @@ def test_with_standby_down_block_confirmations_wait_for_a_standby():
 
 
 def test_the_admin_api_shows_role_epoch_and_a_standby_that_is_down(pair):
-    import base64
-    import json
-    import urllib.request
-
     def get(node, path):
-        host, port = pair.nodes[node].addr("admin")
-        req = urllib.request.Request(f"http://{host}:{port}{path}")
-        req.add_header("Authorization", "Basic " + base64.b64encode(b"guest:guest").decode())
-        with urllib.request.urlopen(req, timeout=10) as r:
-            body = r.read().decode()
-        return json.loads(body) if path.startswith("/api") else body
+        return admin_call(pair.nodes[node].addr("admin"), path)
 
     pair.wait_in_sync("a")
     r = get("a", "/api/overview")["replication"]

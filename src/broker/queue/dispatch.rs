@@ -96,14 +96,14 @@ impl Queue {
         // Consumers with credit but no message they may take (every ready one is of
         // a group another consumer owns); empty, and not allocated, on the usual path.
         let mut passed: Vec<u64> = Vec::new();
+        // Groups stick to consumers on plain queues only: a grouped queue holds
+        // a group back while it is in flight instead.
+        let sticky = !st.args.single_active_consumer && !st.ready().is_grouped();
         while st.ready_len() > 0 {
             let Some(ci) = self.pick_consumer(st, &passed) else {
                 break;
             };
             let cid = st.consumers[ci].id;
-            // Groups stick to consumers on plain queues only: a grouped queue holds
-            // a group back while it is in flight instead.
-            let sticky = !st.args.single_active_consumer && !st.ready().is_grouped();
             let popped = if sticky {
                 let State {
                     ready,
