@@ -78,23 +78,32 @@ class Node:
 
 class Pair:
     def __init__(self, lock: str = "file", extra_env: Optional[Dict[str, str]] = None):
-        self.root = Path(tempfile.mkdtemp(prefix="switchboard-pair-"))
         self.kind = lock
-        self.lock_path = self.root / "active.lock"
         self.env = extra_env or {}
-        self.etcd: Optional[subprocess.Popen] = None
-        self.nodes = {"a": Node("a", self.root), "b": Node("b", self.root)}
-        try:
-            if lock == "etcd":
-                self._start_etcd()
-            self.start("a", static_role="active")
-            self.wait_role("a", "active")
-            self.start("b", static_role="standby")
-            self.wait_role("b", "standby")
-        except BaseException:
-            # No fixture will close a pair that never finished starting.
-            self.close()
-            raise
+        for attempt in (1, 2):
+            self.root = Path(tempfile.mkdtemp(prefix="switchboard-pair-"))
+            self.lock_path = self.root / "active.lock"
+            self.etcd: Optional[subprocess.Popen] = None
+            self.nodes = {"a": Node("a", self.root), "b": Node("b", self.root)}
+            try:
+                if lock == "etcd":
+                    self._start_etcd()
+                self._start_both()
+                return
+            except BaseException as e:
+                # No fixture will close a pair that never finished starting.
+                self.close()
+                # A port probed free was taken before the node bound it (a listener
+                # on port 0, or a client's ephemeral port): as the drill does, once
+                # more from scratch on fresh ports.
+                if attempt == 2 or "Address already in use" not in str(e):
+                    raise
+
+    def _start_both(self) -> None:
+        self.start("a", static_role="active")
+        self.wait_role("a", "active")
+        self.start("b", static_role="standby")
+        self.wait_role("b", "standby")
 
     def _start_etcd(self) -> None:
         client, peer = free_port(), free_port()
