@@ -121,9 +121,48 @@ pub struct Pair {
     net: Option<Netns>,
 }
 
+/// A free port a node keeps over its restarts. Drawn from below the kernel's
+/// ephemeral range: a port handed out by a bind to port 0 can go, while its node
+/// is down, to a client's outgoing connection or another port-0 listener, and the
+/// restarted node then cannot listen. Never the same port twice in one process.
 fn free_port() -> Result<u16, PairError> {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").map_err(PairError::Port)?;
-    Ok(l.local_addr().map_err(PairError::Port)?.port())
+    use std::hash::{BuildHasher, Hasher};
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    static HANDED_OUT: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    let low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(32768);
+    let (from, to) = if low > 11000 {
+        (10000, low)
+    } else {
+        (1024, low)
+    };
+    let seed = std::collections::hash_map::RandomState::new();
+    let mut last = None;
+    for _ in 0..1000 {
+        let mut h = seed.build_hasher();
+        h.write_u64(NEXT.fetch_add(1, Ordering::Relaxed));
+        let port = from + (h.finish() % u64::from(to - from)) as u16;
+        let mut handed = HANDED_OUT.lock().unwrap_or_else(|e| e.into_inner());
+        if handed.contains(&port) {
+            continue;
+        }
+        match std::net::TcpListener::bind(("127.0.0.1", port)) {
+            Ok(_) => {
+                handed.push(port);
+                return Ok(port);
+            }
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(PairError::Port(last.unwrap_or_else(|| {
+        std::io::Error::new(
+            std::io::ErrorKind::AddrInUse,
+            "no free port below the ephemeral range",
+        )
+    })))
 }
 
 fn timeout(what: impl Into<String>, limit: Duration, detail: String) -> PairError {

@@ -288,10 +288,24 @@ def wait_until(pred, timeout: float = 10.0, interval: float = 0.05):
 # -- an active/standby pair (docs/REPLICATION.md) ------------------------------------
 
 def free_port() -> int:
+    """A free port a node keeps over its restarts, from below the kernel's ephemeral
+    range: a port-0 port could go to a client's connection while its node is down."""
+    import random
     import socket
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            low = int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        low = 32768
+    for _ in range(1000):
+        port = random.randrange(10000, low) if low > 11000 else random.randrange(1024, low)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        return port
+    raise RuntimeError("no free port below the ephemeral range")
 
 
 class Node:

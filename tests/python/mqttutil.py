@@ -30,7 +30,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import pytest
 
-from support import is_external, wait_until
+from support import is_external, restartable_port, wait_until
 
 MQTT_URL = os.environ.get("SWITCHBOARD_MQTT_URL")
 MQTT_WS_URL = os.environ.get("SWITCHBOARD_MQTT_WS_URL")
@@ -61,12 +61,6 @@ def topic_prefix() -> str:
 def client_id() -> str:
     """A unique client id of 20 characters (MQTT 3.1 allows 23)."""
     return f"pyt-{uuid.uuid4().hex[:16]}"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def stays(pred: Callable[[], object], window: float = 0.5, interval: float = 0.05) -> bool:
@@ -784,8 +778,8 @@ class Mosquitto:
         self.binary = shutil.which("mosquitto") or (
             "/usr/sbin/mosquitto" if os.path.exists("/usr/sbin/mosquitto") else None)
         self.dir = tempfile.mkdtemp(prefix="mosquitto-pytest-")
-        self.port = free_port()
-        self.ws_port = free_port() if ws else None
+        self.port = restartable_port()
+        self.ws_port = restartable_port() if ws else None
         self.users = users
         self.extra = extra
         self.proc: Optional[subprocess.Popen] = None

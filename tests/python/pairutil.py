@@ -22,26 +22,10 @@ from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
 from conftest import _switchboard_bin
-from support import admin_call
+from support import admin_call, restartable_port as free_port
 
 ETCD = os.environ.get("ETCD", "/usr/bin/etcd")
 PORT_NAMES = ["amqp", "mqtt", "mqtt-ws", "stomp", "stomp-ws", "http", "admin"]
-
-
-_handed_out: set = set()
-
-
-def free_port() -> int:
-    """A port free now and not handed out before in this run: the kernel may offer
-    a port it just gave back, and two listeners of a pair on one port make the
-    second node fail to start."""
-    while True:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        if port not in _handed_out:
-            _handed_out.add(port)
-            return port
 
 
 class Node:

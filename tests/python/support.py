@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import random
+import socket
 import time
 import uuid
 from typing import Callable
@@ -20,6 +22,36 @@ def is_external() -> bool:
 def requires_switchboard(reason: str):
     """Skip a test when running against the external (reference) broker."""
     return pytest.mark.skipif(is_external(), reason=reason)
+
+
+_handed_out: set = set()
+
+
+def restartable_port() -> int:
+    """A free loopback port for a server the test stops and starts again on the same
+    port. Drawn from below the kernel's ephemeral range: a port the kernel handed
+    out (bind to 0) can be given, while its server is down, to a client's outgoing
+    connection or another server's port-0 listener, and the restart then finds it
+    taken. Never the same port twice in one run."""
+    low = 32768
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            low = int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        pass
+    span = (10000, low) if low > 11000 else (1024, low)
+    for _ in range(1000):
+        port = random.randrange(*span)
+        if port in _handed_out:
+            continue
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _handed_out.add(port)
+        return port
+    raise RuntimeError(f"no free port in {span}")
 
 
 def uniq(prefix: str = "t") -> str:
