@@ -352,7 +352,7 @@ fn new_session(
         credit: Arc::new(Credit::new(u32::from(receive_max))),
         consumers: HashMap::new(),
         next_tag: 0,
-        subs: BTreeMap::new(),
+        subs: Default::default(),
         next_pid: 0,
         out: HashMap::new(),
         in_qos2: BTreeSet::new(),

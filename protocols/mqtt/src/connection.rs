@@ -33,9 +33,12 @@ pub async fn serve<S>(
 ) where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    // Boxed: the handshake's state would otherwise stay in every connection's
-    // future for its whole life.
-    let opened = Box::pin(open(
+    // The handshake boxed, and the connection after it boxed, built in a closure
+    // so that no value of it is bound in this future's own state (a binding keeps
+    // its space here for the connection's whole life): each part is allocated at
+    // its own size, not a task sized for the handshake, the loop and the end at
+    // once — an idle connection's biggest cost.
+    let conn = Box::pin(open(
         stream,
         peer,
         transport,
@@ -44,11 +47,12 @@ pub async fn serve<S>(
         &registry,
         &shutdown,
     ))
-    .await;
-    if let Some((wire, accepted, inbox)) = opened {
-        let mut conn = Conn::new(wire, accepted, inbox, registry);
-        let end = conn.run(&shutdown).await;
-        conn.finish(end).await;
+    .await
+    .map(|(wire, accepted, inbox)| {
+        Box::pin(Conn::new(wire, accepted, inbox, registry).serve(shutdown.clone()))
+    });
+    if let Some(conn) = conn {
+        conn.await;
     }
 }
 
@@ -252,6 +256,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
         for p in self.watches.release(&mut self.session.pending) {
             self.wire.encode(p);
         }
+        // Given back once drained: a few slots of packets cost an idle connection
+        // half a KiB, a busy one a new buffer per wake at most.
+        if self.session.pending.is_empty() && self.session.pending.capacity() > 0 {
+            self.session.pending = Default::default();
+        }
     }
 
     fn disconnect(&mut self, code: D, why: &str) {
@@ -262,7 +271,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
 
     /// Writes what is left, parks or ends the session, and publishes the will when
     /// the way the connection ended calls for it.
-    async fn finish(mut self, end: End) {
+    async fn serve(mut self, shutdown: CancellationToken) {
+        let end = self.run(&shutdown).await;
+        self.finish(end).await;
+    }
+
+    /// Takes `&mut self`, not `self`: a finish future that owned the connection
+    /// would keep a second copy of it beside the loop's.
+    async fn finish(&mut self, end: End) {
         self.wire.io.close(None).await;
         let session = &mut self.session;
         let end_session = session.expiry == 0;
@@ -272,20 +288,19 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
             self.registry
                 .park(&session.vhost, &session.client_id, parked);
         }
-        if let Some(w) = self.will
+        if let Some(w) = self.will.take()
             && let Some(delay) = will_delay(end, &w, end_session, session.expiry)
         {
             // As the user: a will is a publish like any other.
             publish_will(
                 session.broker.clone(),
-                self.registry,
+                self.registry.clone(),
                 session.vhost.clone(),
                 session.client_id.clone(),
                 w,
                 (delay, self.claim.id()),
             );
         }
-        drop(self.claim);
     }
 }
 

@@ -17,6 +17,7 @@ mod flow;
 mod inbound;
 pub mod registry;
 mod session;
+mod subs;
 pub mod topic;
 mod will;
 mod wire;

@@ -5,6 +5,7 @@
 
 use crate::codec::{Packet, Version, packet_id};
 use crate::convert::{self, EXCHANGE};
+use crate::subs::{Sub, Subs};
 use crate::{Config, topic};
 use bytes::Bytes;
 use bytestring::ByteString;
@@ -19,14 +20,6 @@ use switchboard_api::{
 };
 
 pub const SESSION_PREFIX: &str = "mqtt-session-";
-
-#[derive(Clone, Debug)]
-pub struct Sub {
-    pub opts: SubscriptionOptions,
-    pub id: Option<NonZeroU32>,
-    /// For `$share/group/f`: the filter `f` and the consumer tag on the group's queue.
-    pub shared: Option<(String, u64)>,
-}
 
 /// An outbound QoS 1/2 message the client has not finished acknowledging.
 pub struct Out {
@@ -51,7 +44,7 @@ pub struct Session {
     pub credit: Arc<Credit>,
     pub consumers: HashMap<u64, Box<dyn ConsumerHandle>>,
     pub next_tag: u64,
-    pub subs: BTreeMap<String, Sub>,
+    pub subs: Subs,
     pub next_pid: u16,
     pub out: HashMap<u16, Out>,
     /// Inbound QoS 2 packet ids between PUBLISH and PUBREL.
