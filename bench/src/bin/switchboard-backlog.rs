@@ -156,7 +156,7 @@ async fn consume(url: String, queue: String, count: u64) -> Result<(u64, f64)> {
             _ => break,
         };
         n += 1;
-        if n % 100 == 0 || n == count {
+        if n.is_multiple_of(100) || n == count {
             d.acker.ack(BasicAckOptions { multiple: true }).await?;
         }
     }
