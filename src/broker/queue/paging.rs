@@ -20,7 +20,7 @@ impl Queue {
         if let (Some(spill), Payload::Mem(m)) = (&self.spill, &e.msg)
             && st.mem_bytes + e.size > self.memory_budget
         {
-            match spill.write(m) {
+            match spill.write(m, self.memory_budget) {
                 Ok((off, len)) => e.msg = Payload::Paged { off, len },
                 Err(err) => {
                     tracing::warn!(queue = %self.name, "cannot page out a message ({err}); keeping it in memory")
