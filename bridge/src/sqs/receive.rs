@@ -153,12 +153,11 @@ impl Sqs {
         let envelope = self
             .notifications()
             .and_then(|n| n.envelope(queue, m, base_url));
-        let body_is_envelope = envelope.is_some();
+        let enveloped = envelope.is_some();
         let body = match envelope {
             Some(e) => e,
             None => String::from_utf8_lossy(&m.body).into_owned(),
         };
-        let envelope = body_is_envelope;
         let headers = m.properties.headers.as_ref();
         let header = |k: &str| headers.and_then(|h| h.get(k)).and_then(HeaderValue::as_str);
         let id = m
@@ -215,7 +214,7 @@ impl Sqs {
             dead_letter_source(headers).map(|q| self.queue_arn(&q)),
         );
         let mut user = convert::from_headers(headers);
-        user.retain(|k, _| !envelope && wanted_attribute(wanted, k));
+        user.retain(|k, _| !enveloped && wanted_attribute(wanted, k));
         let md5_of_message_attributes =
             md5_of_attributes(user.iter().map(|(k, v)| (k.as_str(), v)));
         reply::Message {
