@@ -5,7 +5,7 @@
 use crate::metrics::{Label, RequestStats};
 use crate::sigv4;
 use crate::sns::{self, Sns, SnsError};
-use crate::sqs::{Ctx, Sqs, SqsError, query};
+use crate::sqs::{Ctx, Input, Output, Sqs, SqsError, query};
 use crate::sts;
 use crate::{Auth, Config};
 use axum::Router;
@@ -28,9 +28,12 @@ pub fn router(
     let sqs = Sqs::new(broker, cfg);
     let sns = Sns::new(sqs.clone());
     let catalogs: Vec<Arc<dyn switchboard_api::admin::Catalog>> = vec![sqs.clone(), sns.clone()];
-    let router = Router::new()
-        .fallback(handle)
-        .with_state(Apis { sqs, sns, stats });
+    let router = Router::new().fallback(handle).with_state(Apis {
+        sqs,
+        sns,
+        stats,
+        keys: Arc::new(sigv4::KeyCache::new()),
+    });
     (router, catalogs)
 }
 
@@ -39,6 +42,8 @@ struct Apis {
     sqs: Arc<Sqs>,
     sns: Arc<Sns>,
     stats: Arc<RequestStats>,
+    /// Signing keys derived for earlier requests.
+    keys: Arc<sigv4::KeyCache>,
 }
 
 enum Protocol {
@@ -155,7 +160,7 @@ async fn serve(apis: &Apis, peer: SocketAddr, req: Request, label: &mut Label) -
     let user = if by_url {
         Ok(None)
     } else {
-        authenticate(&sqs, &parts, &body, peer)
+        authenticate(&sqs, &apis.keys, &parts, &body, peer)
     };
     if let Err(e) = &user
         && matches!(e.code, "InvalidClientTokenId" | "SignatureDoesNotMatch")
@@ -189,16 +194,9 @@ async fn serve(apis: &Apis, peer: SocketAddr, req: Request, label: &mut Label) -
                 service: "sqs",
                 action: action.clone(),
             };
-            let input: serde_json::Value = if body.is_empty() {
-                serde_json::Value::Object(Default::default())
-            } else {
-                match serde_json::from_slice(&body) {
-                    Ok(v @ serde_json::Value::Object(_)) => v,
-                    _ => {
-                        let e = SqsError::serialization("the request body is not a JSON object");
-                        return json_error(&e, &request_id);
-                    }
-                }
+            let input = match Input::from_json(&action, &body) {
+                Ok(i) => i,
+                Err(e) => return json_error(&e, &request_id),
             };
             match sqs.call(&action, input, &ctx).await {
                 Ok(out) => json_ok(&out, &request_id),
@@ -238,8 +236,11 @@ async fn serve(apis: &Apis, peer: SocketAddr, req: Request, label: &mut Label) -
                 Ok(v) => v,
                 Err(e) => return xml_error(&e, &request_id),
             };
-            match sqs.call(&action, input, &ctx).await {
-                Ok(out) => xml_ok(query::response_xml(&action, &out, &request_id), &request_id),
+            match sqs.call(&action, Input::Tree(input), &ctx).await {
+                Ok(out) => xml_ok(
+                    query::response_xml(&action, &out.into_tree(), &request_id),
+                    &request_id,
+                ),
                 Err(e) => xml_error(&e, &request_id),
             }
         }
@@ -296,6 +297,7 @@ fn signed_region(parts: &axum::http::request::Parts) -> Result<Option<String>, S
 /// The user the request acts as (`None` with `auth = "none"`).
 fn authenticate(
     sqs: &Sqs,
+    keys: &sigv4::KeyCache,
     parts: &axum::http::request::Parts,
     body: &Bytes,
     peer: SocketAddr,
@@ -335,7 +337,7 @@ fn authenticate(
     let now = SystemTime::now();
     let mut last = None;
     for secret in &secrets {
-        match sigv4::verify(&req, &auth, secret, now, sigv4::MAX_SKEW) {
+        match keys.verify(&req, &auth, secret, now, sigv4::MAX_SKEW) {
             Ok(()) => return Ok(Some(user)),
             Err(e) => last = Some(e),
         }
@@ -387,8 +389,8 @@ fn with_headers(mut r: Response, content_type: &'static str, request_id: &str) -
     r
 }
 
-fn json_ok(out: &serde_json::Value, request_id: &str) -> Response {
-    let body = serde_json::to_vec(out).unwrap_or_else(|_| b"{}".to_vec());
+fn json_ok(out: &Output, request_id: &str) -> Response {
+    let body = out.to_json();
     with_headers(
         (StatusCode::OK, Body::from(body)).into_response(),
         "application/x-amz-json-1.0",

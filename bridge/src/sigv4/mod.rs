@@ -45,7 +45,9 @@ use subtle::ConstantTimeEq;
 
 use crate::percent::percent_decode;
 
+mod cache;
 mod time;
+pub use cache::KeyCache;
 pub use time::{format_basic, format_iso_ms, parse_iso_ms};
 use time::{parse_basic, parse_http_date, unix_seconds};
 
@@ -221,6 +223,20 @@ pub fn verify(
     now: SystemTime,
     max_skew: Duration,
 ) -> Result<(), SigV4Error> {
+    verify_with_key(req, auth, now, max_skew, || {
+        signing_key(secret, &auth.date, &auth.region, &auth.service)
+    })
+}
+
+/// [`verify`] with the signing key from `key` (a [`KeyCache`]'s), asked for only
+/// once the cheap checks passed.
+pub fn verify_with_key(
+    req: &Request,
+    auth: &Authorization,
+    now: SystemTime,
+    max_skew: Duration,
+    key: impl FnOnce() -> [u8; 32],
+) -> Result<(), SigV4Error> {
     // Without Host in the signature a captured request could be replayed at another
     // endpoint that shares the credentials.
     if !auth
@@ -246,7 +262,7 @@ pub fn verify(
 
     let canonical = canonical_request(req, &auth.signed_headers)?;
     let string_to_sign = string_to_sign(&timestamp, &auth.scope(), &canonical);
-    let key = signing_key(secret, &auth.date, &auth.region, &auth.service);
+    let key = key();
     let expected = signature(&key, &string_to_sign);
     let given = auth.signature.to_ascii_lowercase();
     if bool::from(expected.as_bytes().ct_eq(given.as_bytes())) {

@@ -285,6 +285,28 @@ fn captured_boto3_requests_verify() {
 }
 
 #[test]
+fn captured_requests_verify_with_cached_keys() {
+    let cache = KeyCache::new();
+    // Twice: the second round takes every key from the cache.
+    for _ in 0..2 {
+        for (name, _) in CAPTURES {
+            let raw = capture(name);
+            let headers = raw.header_refs();
+            let req = raw.request(&headers);
+            let auth = parse_authorization(raw.header("authorization")).unwrap();
+            let now = raw.signed_at();
+            assert_eq!(
+                cache.verify(&req, &auth, "secret", now, MAX_SKEW),
+                Ok(()),
+                "{name}"
+            );
+            let wrong = cache.verify(&req, &auth, "Secret", now, MAX_SKEW);
+            assert!(is_mismatch(wrong), "{name}");
+        }
+    }
+}
+
+#[test]
 fn capture_parses_as_sent() {
     let raw = capture("sqs_query_send");
     assert_eq!(

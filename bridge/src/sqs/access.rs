@@ -6,14 +6,15 @@
 //! never tells whether the queue exists.
 
 use super::error::SqsError;
-use super::{Ctx, Sqs, input};
+use super::input::Members;
+use super::{Ctx, Sqs};
 use switchboard_api::{Access, Entity};
 
 impl Sqs {
     pub(crate) fn authorize(
         &self,
         action: &str,
-        i: &serde_json::Value,
+        i: &dyn Members,
         ctx: &Ctx,
     ) -> Result<(), SqsError> {
         let Some(user) = &ctx.user else {
@@ -44,12 +45,12 @@ impl Sqs {
             _ => return Ok(()),
         };
         let queue = match action {
-            "CreateQueue" | "GetQueueUrl" => match input::opt_str(i, "QueueName") {
+            "CreateQueue" | "GetQueueUrl" => match i.member_str("QueueName") {
                 Ok(Some(name)) => self.core_name(self.region(ctx), name),
                 // The action itself reports what is wrong with its input.
                 _ => return Ok(()),
             },
-            "StartMessageMoveTask" => match input::opt_str(i, "SourceArn") {
+            "StartMessageMoveTask" => match i.member_str("SourceArn") {
                 Ok(Some(arn)) => match self.name_from_arn(arn) {
                     Some(q) => q,
                     None => return Ok(()),

@@ -1,8 +1,8 @@
 //! The rules every batch action shares.
 
 use super::SqsError;
-use serde_json::{Value, json};
-use std::collections::HashSet;
+use super::reply::{Batch, Failure, Settled};
+use super::typed::Request;
 
 pub const MAX_ENTRIES: usize = 10;
 
@@ -17,7 +17,7 @@ pub(crate) fn valid_id(id: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
-pub fn check<'a>(entries: &'a [Value], shape: &str) -> Result<Vec<&'a str>, SqsError> {
+pub fn check<'a>(entries: &'a [Request<'_>], shape: &str) -> Result<Vec<&'a str>, SqsError> {
     if entries.is_empty() {
         return Err(SqsError::empty_batch(format!(
             "There should be at least one {shape} in the request."
@@ -29,16 +29,16 @@ pub fn check<'a>(entries: &'a [Value], shape: &str) -> Result<Vec<&'a str>, SqsE
             entries.len()
         )));
     }
-    let mut seen = HashSet::new();
-    let mut ids = Vec::with_capacity(entries.len());
+    let mut ids: Vec<&str> = Vec::with_capacity(entries.len());
     for e in entries {
-        let id = e.get("Id").and_then(Value::as_str).unwrap_or("");
+        let id = e.id.as_str().unwrap_or("");
         if !valid_id(id) {
             return Err(SqsError::invalid_batch_entry_id(
                 "A batch entry id can only contain alphanumeric characters, hyphens and underscores. It can be at most 80 letters long.",
             ));
         }
-        if !seen.insert(id) {
+        // At most ten entries: a scan beats a hash set's allocation.
+        if ids.contains(&id) {
             return Err(SqsError::batch_entry_ids_not_distinct(format!(
                 "Id {id} repeated."
             )));
@@ -53,30 +53,21 @@ pub fn check<'a>(entries: &'a [Value], shape: &str) -> Result<Vec<&'a str>, SqsE
 /// returned (what must be durable before the reply).
 pub fn each(
     ids: &[&str],
-    entries: &[Value],
-    mut f: impl FnMut(&Value) -> Result<u64, SqsError>,
-) -> (Value, u64) {
-    let mut ok = Vec::new();
-    let mut failed = Vec::new();
+    entries: &[Request<'_>],
+    mut f: impl FnMut(&Request<'_>) -> Result<u64, SqsError>,
+) -> (Batch<Settled>, u64) {
+    let mut reply = Batch::default();
     let mut lsn = 0;
     for (id, e) in ids.iter().zip(entries) {
         match f(e) {
             Ok(l) => {
                 lsn = lsn.max(l);
-                ok.push(json!({ "Id": id }));
+                reply.successful.push(Settled {
+                    id: (*id).to_owned(),
+                });
             }
-            Err(e) => failed.push(failure(id, &e)),
+            Err(e) => reply.failed.push(Failure::new(id, &e)),
         }
     }
-    (json!({ "Successful": ok, "Failed": failed }), lsn)
-}
-
-/// One `Failed[]` entry.
-pub fn failure(id: &str, e: &SqsError) -> Value {
-    json!({
-        "Id": id,
-        "SenderFault": e.sender,
-        "Code": e.code,
-        "Message": e.message,
-    })
+    (reply, lsn)
 }

@@ -27,11 +27,14 @@ mod queues;
 mod receipt;
 mod receive;
 mod region;
+pub mod reply;
 mod send;
 mod settle;
+pub mod typed;
 
 pub use error::SqsError;
 pub use region::valid_region;
+pub use reply::Output;
 
 use crate::Config;
 use meta::QueueMeta;
@@ -153,12 +156,23 @@ impl Sqs {
     pub async fn call(
         &self,
         action: &str,
-        input: serde_json::Value,
+        input: Input<'_>,
         ctx: &Ctx,
-    ) -> Result<serde_json::Value, SqsError> {
-        self.authorize(action, &input, ctx)?;
-        let i = &input;
-        match action {
+    ) -> Result<Output, SqsError> {
+        let tree = match &input {
+            Input::Typed(r) => {
+                self.authorize(action, r, ctx)?;
+                return self.call_typed(action, r, ctx).await;
+            }
+            Input::Tree(v) => v,
+        };
+        self.authorize(action, tree, ctx)?;
+        if typed::is_hot(action) {
+            let r = typed::Request::from_value(tree)?;
+            return self.call_typed(action, &r, ctx).await;
+        }
+        let i = tree;
+        let out = match action {
             "CreateQueue" => self.create_queue(i, ctx).await,
             "GetQueueUrl" => self.get_queue_url(i, ctx),
             "ListQueues" => self.list_queues(i, ctx),
@@ -172,6 +186,22 @@ impl Sqs {
             "AddPermission" => self.add_permission(i, ctx).await,
             "RemovePermission" => self.remove_permission(i, ctx).await,
             "ListDeadLetterSourceQueues" => self.list_dead_letter_source_queues(i, ctx),
+            "StartMessageMoveTask" => self.start_message_move_task(i, ctx).await,
+            "ListMessageMoveTasks" => self.list_message_move_tasks(i, ctx),
+            "CancelMessageMoveTask" => self.cancel_message_move_task(i, ctx).await,
+            other => Err(invalid_action(other)),
+        };
+        out.map(Output::Tree)
+    }
+
+    /// The actions [`typed::is_hot`] names.
+    async fn call_typed(
+        &self,
+        action: &str,
+        i: &typed::Request<'_>,
+        ctx: &Ctx,
+    ) -> Result<Output, SqsError> {
+        match action {
             "SendMessage" => self.send_message(i, ctx).await,
             "SendMessageBatch" => self.send_message_batch(i, ctx).await,
             "ReceiveMessage" => self.receive_message(i, ctx).await,
@@ -179,12 +209,7 @@ impl Sqs {
             "DeleteMessageBatch" => self.delete_message_batch(i, ctx).await,
             "ChangeMessageVisibility" => self.change_message_visibility(i, ctx).await,
             "ChangeMessageVisibilityBatch" => self.change_message_visibility_batch(i, ctx).await,
-            "StartMessageMoveTask" => self.start_message_move_task(i, ctx).await,
-            "ListMessageMoveTasks" => self.list_message_move_tasks(i, ctx),
-            "CancelMessageMoveTask" => self.cancel_message_move_task(i, ctx).await,
-            other => Err(SqsError::invalid_action(format!(
-                "The action {other} is not valid for this endpoint."
-            ))),
+            other => Err(invalid_action(other)),
         }
     }
 
@@ -204,6 +229,42 @@ impl Sqs {
         }
         Ok(())
     }
+}
+
+/// An action's input: the hot actions' (from the JSON protocol) read into a
+/// [`typed::Request`], the others' a `serde_json::Value` tree.
+// One per request, on the stack: boxing the large variant would be the very
+// allocation it saves.
+#[allow(clippy::large_enum_variant)]
+pub enum Input<'a> {
+    Tree(serde_json::Value),
+    Typed(typed::Request<'a>),
+}
+
+impl<'a> Input<'a> {
+    /// A JSON protocol body for `action`; an error when it is not a JSON object.
+    pub fn from_json(action: &str, body: &'a [u8]) -> Result<Input<'a>, SqsError> {
+        if body.is_empty() {
+            return Ok(Input::Tree(serde_json::Value::Object(Default::default())));
+        }
+        if typed::is_hot(action)
+            && let Some(r) = typed::Request::from_json(body)
+        {
+            return Ok(Input::Typed(r));
+        }
+        match serde_json::from_slice(body) {
+            Ok(v @ serde_json::Value::Object(_)) => Ok(Input::Tree(v)),
+            _ => Err(SqsError::serialization(
+                "the request body is not a JSON object",
+            )),
+        }
+    }
+}
+
+fn invalid_action(action: &str) -> SqsError {
+    SqsError::invalid_action(format!(
+        "The action {action} is not valid for this endpoint."
+    ))
 }
 
 fn no_queue() -> SqsError {

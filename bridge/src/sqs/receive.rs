@@ -2,9 +2,10 @@
 
 use super::convert::{self, SEQUENCE_HEADER, TRACE_HEADER};
 use super::digest::{md5_hex, md5_of_attributes};
-use super::{Ctx, Sqs, SqsError, input, receipt};
-use serde_json::{Map, Value, json};
-use std::collections::HashMap;
+use super::reply::{self, Output, Received};
+use super::typed::Request;
+use super::{Ctx, Sqs, SqsError, receipt};
+use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 use switchboard_api::{Delivery, Value as HeaderValue};
 
@@ -15,7 +16,7 @@ const MAX_ATTEMPTS: usize = 1_000;
 
 /// FIFO receive retries: (queue, attempt id) → the reply the first attempt got.
 #[derive(Default)]
-pub struct AttemptCache(HashMap<(String, String), (Instant, Value)>);
+pub struct AttemptCache(HashMap<(String, String), (Instant, Received)>);
 
 const SYSTEM_ATTRIBUTES: &[&str] = &[
     "SenderId",
@@ -30,11 +31,18 @@ const SYSTEM_ATTRIBUTES: &[&str] = &[
 ];
 
 impl Sqs {
-    pub(super) async fn receive_message(&self, i: &Value, ctx: &Ctx) -> Result<Value, SqsError> {
+    pub(super) async fn receive_message(
+        &self,
+        i: &Request<'_>,
+        ctx: &Ctx,
+    ) -> Result<Output, SqsError> {
         let name = self.queue_name(i, ctx)?;
         let meta = self.meta(&name);
-        let max = input::int_in(i, "MaxNumberOfMessages", 1, 10)?.unwrap_or(1) as usize;
-        let visibility = match input::opt_int(i, "VisibilityTimeout")? {
+        let max = i
+            .max_number_of_messages
+            .int_in("MaxNumberOfMessages", 1, 10)?
+            .unwrap_or(1) as usize;
+        let visibility = match i.visibility_timeout.opt_int("VisibilityTimeout")? {
             Some(v) if !(0..=43_200).contains(&v) => {
                 return Err(SqsError::invalid_parameter_value(format!(
                     "Value {v} for parameter VisibilityTimeout is invalid. Reason: Must be between 0 and 43200, if provided."
@@ -43,7 +51,7 @@ impl Sqs {
             Some(v) => v,
             None => meta.int("VisibilityTimeout"),
         };
-        let wait = match input::opt_int(i, "WaitTimeSeconds")? {
+        let wait = match i.wait_time_seconds.opt_int("WaitTimeSeconds")? {
             Some(v) if !(0..=20).contains(&v) => {
                 return Err(SqsError::invalid_parameter_value(format!(
                     "Value {v} for parameter WaitTimeSeconds is invalid. Reason: Must be >= 0 and <= 20, if provided."
@@ -52,18 +60,23 @@ impl Sqs {
             Some(v) => v,
             None => meta.int("ReceiveMessageWaitTimeSeconds"),
         };
-        let mut system = input::strs(i, "AttributeNames")?;
-        system.extend(input::strs(i, "MessageSystemAttributeNames")?);
+        let mut system = i.attribute_names.get("AttributeNames")?;
+        system.extend(
+            i.message_system_attribute_names
+                .get("MessageSystemAttributeNames")?,
+        );
         for s in &system {
-            if s != "All" && !SYSTEM_ATTRIBUTES.contains(&s.as_str()) {
+            if *s != "All" && !SYSTEM_ATTRIBUTES.contains(s) {
                 return Err(SqsError::invalid_attribute_name(format!(
                     "Unknown Attribute {s}."
                 )));
             }
         }
-        let wanted = input::strs(i, "MessageAttributeNames")?;
+        let wanted = i.message_attribute_names.get("MessageAttributeNames")?;
         let attempt = if meta.fifo() {
-            input::opt_str(i, "ReceiveRequestAttemptId")?.map(str::to_string)
+            i.receive_request_attempt_id
+                .opt_str("ReceiveRequestAttemptId")?
+                .map(str::to_string)
         } else {
             None
         };
@@ -74,7 +87,7 @@ impl Sqs {
                 .0
                 .retain(|_, (t, _)| now.duration_since(*t) < ATTEMPT_WINDOW);
             if let Some((_, reply)) = st.attempts.0.get(&(name.clone(), a.clone())) {
-                return Ok(reply.clone());
+                return Ok(Output::Received(reply.clone()));
             }
         }
         let handle = self
@@ -109,14 +122,11 @@ impl Sqs {
             let ms: Vec<&switchboard_api::Message> = got.iter().map(|d| &*d.message).collect();
             n.ready(&name, &ms).await;
         }
-        let messages: Vec<Value> = got
-            .iter()
-            .map(|d| self.message_json(&name, d, &system, &wanted, &ctx.base_url))
-            .collect();
-        let reply = if messages.is_empty() {
-            json!({})
-        } else {
-            json!({ "Messages": messages })
+        let reply = Received {
+            messages: got
+                .iter()
+                .map(|d| self.message_out(&name, d, &system, &wanted, &ctx.base_url))
+                .collect(),
         };
         if let Some(a) = attempt {
             let mut st = self.lock();
@@ -127,49 +137,42 @@ impl Sqs {
                     .insert((name, a), (Instant::now(), reply.clone()));
             }
         }
-        Ok(reply)
+        Ok(Output::Received(reply))
     }
 
-    fn message_json(
+    fn message_out(
         &self,
         queue: &str,
         d: &Delivery,
-        system: &[String],
-        wanted: &[String],
+        system: &[&str],
+        wanted: &[&str],
         base_url: &str,
-    ) -> Value {
+    ) -> reply::Message {
         let m = &d.message;
         // An SNS notification: the envelope replaces body and attributes.
         let envelope = self
             .notifications()
             .and_then(|n| n.envelope(queue, m, base_url));
-        let body = match &envelope {
-            Some(e) => std::borrow::Cow::Borrowed(e.as_str()),
-            None => String::from_utf8_lossy(&m.body),
+        let enveloped = envelope.is_some();
+        let body = match envelope {
+            Some(e) => e,
+            None => String::from_utf8_lossy(&m.body).into_owned(),
         };
         let headers = m.properties.headers.as_ref();
         let header = |k: &str| headers.and_then(|h| h.get(k)).and_then(HeaderValue::as_str);
-        let mut out = Map::new();
         let id = m
             .properties
             .message_id
             .clone()
             .unwrap_or_else(|| derived_id(queue, d.seq, m.timestamp_ms));
-        out.insert("MessageId".into(), json!(id));
-        out.insert(
-            "ReceiptHandle".into(),
-            json!(receipt::encode(queue, d.seq, d.delivery_count)),
-        );
-        out.insert("MD5OfBody".into(), json!(md5_hex(body.as_bytes())));
-        out.insert("Body".into(), json!(body));
-        let all = system.iter().any(|s| s == "All");
-        let want = |k: &str| all || system.iter().any(|s| s == k);
-        let mut attrs = Map::new();
-        let mut put = |k: &str, v: Option<String>| {
+        let all = system.contains(&"All");
+        let want = |k: &str| all || system.contains(&k);
+        let mut attrs = BTreeMap::new();
+        let mut put = |k: &'static str, v: Option<String>| {
             if let Some(v) = v
                 && want(k)
             {
-                attrs.insert(k.to_string(), json!(v));
+                attrs.insert(k, v);
             }
         };
         put(
@@ -210,26 +213,26 @@ impl Sqs {
             "DeadLetterQueueSourceArn",
             dead_letter_source(headers).map(|q| self.queue_arn(&q)),
         );
-        if !attrs.is_empty() {
-            out.insert("Attributes".into(), Value::Object(attrs));
-        }
         let mut user = convert::from_headers(headers);
-        user.retain(|k, _| envelope.is_none() && wanted_attribute(wanted, k));
-        if let Some(md5) = md5_of_attributes(user.iter().map(|(k, v)| (k.as_str(), v))) {
-            out.insert("MD5OfMessageAttributes".into(), json!(md5));
-            out.insert(
-                "MessageAttributes".into(),
-                serde_json::to_value(&user).unwrap_or_default(),
-            );
+        user.retain(|k, _| !enveloped && wanted_attribute(wanted, k));
+        let md5_of_message_attributes =
+            md5_of_attributes(user.iter().map(|(k, v)| (k.as_str(), v)));
+        reply::Message {
+            message_id: id,
+            receipt_handle: receipt::encode(queue, d.seq, d.delivery_count),
+            md5_of_body: md5_hex(body.as_bytes()),
+            body,
+            attributes: attrs,
+            message_attributes: md5_of_message_attributes.is_some().then_some(user),
+            md5_of_message_attributes,
         }
-        Value::Object(out)
     }
 }
 
 /// `All`, `.*` or `*` (every name), `prefix.*` (names that start with `prefix`:
 /// `Hel.*` takes `Hello` and `Help.Me`, as AWS does) or an exact name.
-fn wanted_attribute(wanted: &[String], name: &str) -> bool {
-    wanted.iter().any(|w| {
+fn wanted_attribute(wanted: &[&str], name: &str) -> bool {
+    wanted.iter().any(|&w| {
         w == "All"
             || w == ".*"
             || w == "*"
@@ -268,7 +271,7 @@ mod tests {
 
     #[test]
     fn attribute_name_filters() {
-        let w = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let w = |v: &[&'static str]| v.to_vec();
         assert!(wanted_attribute(&w(&["All"]), "x"));
         assert!(wanted_attribute(&w(&[".*"]), "x"));
         assert!(wanted_attribute(&w(&["*"]), "x"));

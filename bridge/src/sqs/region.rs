@@ -13,8 +13,9 @@
 //! A URL naming a region other than the request's names no queue the request can
 //! see, as on AWS, where a queue URL belongs to its region's endpoint.
 
+use super::input::Members;
 use super::queues::valid_queue_name;
-use super::{Ctx, Sqs, SqsError, input, no_queue};
+use super::{Ctx, Sqs, SqsError, no_queue};
 
 /// What a region name may look like (`us-east-1`, `eu-central-2`, `us-gov-west-1`):
 /// it becomes part of core queue names, so nothing else is let through.
@@ -98,7 +99,7 @@ impl Sqs {
     /// The queue an action names, by `QueueUrl` or the request path; it must exist.
     pub(crate) fn queue_name(
         &self,
-        input: &serde_json::Value,
+        input: &(impl Members + ?Sized),
         ctx: &Ctx,
     ) -> Result<String, SqsError> {
         let core = self.queue_target(input, ctx)?;
@@ -111,10 +112,10 @@ impl Sqs {
     /// The core name of the queue an action names, whether or not it exists.
     pub(crate) fn queue_target(
         &self,
-        input: &serde_json::Value,
+        input: &(impl Members + ?Sized),
         ctx: &Ctx,
     ) -> Result<String, SqsError> {
-        let url = match input::opt_str(input, "QueueUrl")? {
+        let url = match input.member_str("QueueUrl")? {
             Some(u) => u,
             None if ctx.path.trim_matches('/').contains('/') => ctx.path.as_str(),
             None => {

@@ -3,9 +3,10 @@
 use super::convert::{self, SEQUENCE_HEADER, TRACE_HEADER, valid_chars};
 use super::digest::{content_dedup_id, md5_hex, md5_of_attributes};
 use super::meta::QueueMeta;
+use super::reply::{Batch, Failure, Output, Sent};
+use super::typed::{Field, Request};
 use super::{Ctx, Sqs, SqsError, batch, input, no_queue};
 use bytes::Bytes;
-use serde_json::{Value, json};
 use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 use switchboard_api::{Message, Properties, PublishOptions, Table};
@@ -19,12 +20,12 @@ const DEDUP_REPLIES: usize = 50_000;
 /// with the original's MessageId and SequenceNumber.
 #[derive(Default)]
 pub struct DedupCache {
-    replies: HashMap<(String, String), (Instant, Value)>,
+    replies: HashMap<(String, String), (Instant, Sent)>,
     order: VecDeque<(Instant, String, String)>,
 }
 
 impl DedupCache {
-    fn get(&mut self, queue: &str, key: &str) -> Option<Value> {
+    fn get(&mut self, queue: &str, key: &str) -> Option<Sent> {
         let now = Instant::now();
         while let Some((t, q, k)) = self.order.front() {
             if now.duration_since(*t) < DEDUP_WINDOW {
@@ -50,7 +51,7 @@ impl DedupCache {
         self.replies.retain(|(q, _), _| q != queue);
     }
 
-    fn put(&mut self, queue: &str, key: &str, reply: Value) {
+    fn put(&mut self, queue: &str, key: &str, reply: Sent) {
         // Bounded: past this many ids in the window a duplicate is still dropped
         // (the core's window), only its reply gets a fresh MessageId.
         if self.order.len() >= DEDUP_REPLIES {
@@ -67,19 +68,18 @@ impl DedupCache {
 /// A checked message, ready to publish, and the reply it earns.
 struct Prepared {
     message: Message,
-    reply: serde_json::Map<String, Value>,
+    reply: Sent,
     /// FIFO: the deduplication key, scoped as the queue's DeduplicationScope says.
     dedup: Option<String>,
 }
 
 /// An entry's size as AWS counts it for the batch limit: body and attributes (an
 /// entry too malformed to parse counts its body only; it fails on its own later).
-fn entry_size(e: &Value) -> usize {
-    let body = e
-        .get("MessageBody")
-        .and_then(Value::as_str)
-        .map_or(0, str::len);
-    let attrs = input::opt_object(e, "MessageAttributes")
+fn entry_size(e: &Request<'_>) -> usize {
+    let body = e.message_body.as_str().map_or(0, str::len);
+    let attrs = e
+        .message_attributes
+        .get("MessageAttributes")
         .ok()
         .and_then(|a| convert::parse(a, "user").ok())
         .map_or(0, |a| convert::size(&a));
@@ -91,17 +91,17 @@ impl Sqs {
         &self,
         queue: &str,
         meta: &QueueMeta,
-        e: &Value,
+        e: &Request<'_>,
         ctx: &Ctx,
     ) -> Result<Prepared, SqsError> {
-        let body = match e.get("MessageBody") {
-            Some(Value::String(s)) => s.as_str(),
-            Some(_) => {
+        let body = match &e.message_body {
+            Field::Str(s) => &**s,
+            Field::Absent => return Err(input::missing("MessageBody")),
+            _ => {
                 return Err(SqsError::invalid_parameter_value(
                     "MessageBody must be a string.",
                 ));
             }
-            None => return Err(input::missing("MessageBody")),
         };
         if body.is_empty() {
             return Err(SqsError::invalid_parameter_value(
@@ -113,8 +113,11 @@ impl Sqs {
                 "Invalid characters found. Valid unicode characters are #x9 | #xA | #xD | #x20 to #xD7FF | #xE000 to #xFFFD | #x10000 to #x10FFFF",
             ));
         }
-        let attrs = convert::parse(input::opt_object(e, "MessageAttributes")?, "user")?;
-        let system = convert::parse(input::opt_object(e, "MessageSystemAttributes")?, "system")?;
+        let attrs = convert::parse(e.message_attributes.get("MessageAttributes")?, "user")?;
+        let system = convert::parse(
+            e.message_system_attributes.get("MessageSystemAttributes")?,
+            "system",
+        )?;
         if let Some(k) = system.keys().find(|k| *k != "AWSTraceHeader") {
             return Err(SqsError::invalid_parameter_value(format!(
                 "Message system attribute name '{k}' is invalid."
@@ -128,7 +131,7 @@ impl Sqs {
             )));
         }
         let fifo = meta.fifo();
-        let delay = input::int_in(e, "DelaySeconds", 0, 900)?;
+        let delay = e.delay_seconds.int_in("DelaySeconds", 0, 900)?;
         // AWS takes an explicit 0 on a FIFO queue; only a real delay is refused.
         if fifo && delay.is_some_and(|d| d != 0) {
             return Err(SqsError::invalid_parameter_value(format!(
@@ -136,8 +139,10 @@ impl Sqs {
                 delay.unwrap_or(0)
             )));
         }
-        let group = input::opt_str(e, "MessageGroupId")?;
-        let dedup_id = input::opt_str(e, "MessageDeduplicationId")?;
+        let group = e.message_group_id.opt_str("MessageGroupId")?;
+        let dedup_id = e
+            .message_deduplication_id
+            .opt_str("MessageDeduplicationId")?;
         for (what, v) in [
             ("MessageGroupId", group),
             ("MessageDeduplicationId", dedup_id),
@@ -175,15 +180,16 @@ impl Sqs {
             ));
         }
         let message_id = uuid::Uuid::new_v4().to_string();
-        let mut reply = serde_json::Map::new();
-        reply.insert("MessageId".into(), json!(message_id));
-        reply.insert("MD5OfMessageBody".into(), json!(md5_hex(body.as_bytes())));
-        if let Some(md5) = md5_of_attributes(attrs.iter().map(|(k, v)| (k.as_str(), v))) {
-            reply.insert("MD5OfMessageAttributes".into(), json!(md5));
-        }
-        if let Some(md5) = md5_of_attributes(system.iter().map(|(k, v)| (k.as_str(), v))) {
-            reply.insert("MD5OfMessageSystemAttributes".into(), json!(md5));
-        }
+        let mut reply = Sent {
+            id: None,
+            message_id: message_id.clone(),
+            md5_of_body: md5_hex(body.as_bytes()),
+            md5_of_attributes: md5_of_attributes(attrs.iter().map(|(k, v)| (k.as_str(), v))),
+            md5_of_system_attributes: md5_of_attributes(
+                system.iter().map(|(k, v)| (k.as_str(), v)),
+            ),
+            sequence_number: None,
+        };
         let mut headers = Table::new();
         convert::to_headers(&attrs, &mut headers);
         if let Some(t) = system
@@ -198,7 +204,7 @@ impl Sqs {
                 SEQUENCE_HEADER.into(),
                 switchboard_api::Value::string(seq.clone()),
             );
-            reply.insert("SequenceNumber".into(), json!(seq));
+            reply.sequence_number = Some(seq);
         }
         let sender = ctx
             .user
@@ -237,7 +243,7 @@ impl Sqs {
     }
 
     /// Publishes a prepared message; returns the LSN to wait for and the reply.
-    fn publish(&self, queue: &str, p: Prepared) -> Result<(u64, Value), SqsError> {
+    fn publish(&self, queue: &str, p: Prepared) -> Result<(u64, Sent), SqsError> {
         if let Some(key) = &p.dedup
             && let Some(original) = self.lock().dedup.get(queue, key)
         {
@@ -245,12 +251,11 @@ impl Sqs {
             // SequenceNumber but the digests of *this* request's body and
             // attributes: SDKs check them against what they just sent.
             let mut reply = p.reply;
-            for k in ["MessageId", "SequenceNumber"] {
-                if let Some(v) = original.get(k) {
-                    reply.insert(k.into(), v.clone());
-                }
+            reply.message_id = original.message_id;
+            if original.sequence_number.is_some() {
+                reply.sequence_number = original.sequence_number;
             }
-            return Ok((0, Value::Object(reply)));
+            return Ok((0, reply));
         }
         let outcome = self
             .broker
@@ -259,7 +264,7 @@ impl Sqs {
         if outcome.queues == 0 {
             return Err(no_queue());
         }
-        let reply = Value::Object(p.reply);
+        let reply = p.reply;
         if let Some(key) = &p.dedup {
             self.lock().dedup.put(queue, key, reply.clone());
         }
@@ -279,27 +284,31 @@ impl Sqs {
         Ok(())
     }
 
-    pub(super) async fn send_message(&self, i: &Value, ctx: &Ctx) -> Result<Value, SqsError> {
+    pub(super) async fn send_message(
+        &self,
+        i: &Request<'_>,
+        ctx: &Ctx,
+    ) -> Result<Output, SqsError> {
         let name = self.queue_name(i, ctx)?;
         let meta = self.meta(&name);
         let p = self.prepare(&name, &meta, i, ctx)?;
         self.check_alarm()?;
         let (lsn, reply) = self.publish(&name, p)?;
         self.durable(lsn).await?;
-        Ok(reply)
+        Ok(Output::Sent(reply))
     }
 
-    pub(super) async fn send_message_batch(&self, i: &Value, ctx: &Ctx) -> Result<Value, SqsError> {
+    pub(super) async fn send_message_batch(
+        &self,
+        i: &Request<'_>,
+        ctx: &Ctx,
+    ) -> Result<Output, SqsError> {
         let name = self.queue_name(i, ctx)?;
         let meta = self.meta(&name);
-        let entries = input::list(i, "Entries")?;
+        let entries = i.entries.get("Entries")?;
         let ids = batch::check(entries, "SendMessageBatchRequestEntry")?;
         // A FIFO batch with an entry lacking its group fails whole, as on AWS.
-        if meta.fifo()
-            && entries
-                .iter()
-                .any(|e| e.get("MessageGroupId").is_none_or(Value::is_null))
-        {
+        if meta.fifo() && entries.iter().any(|e| e.message_group_id.is_absent()) {
             return Err(SqsError::invalid_parameter_value(
                 "The request must contain the parameter MessageGroupId.",
             ));
@@ -309,7 +318,7 @@ impl Sqs {
             && !meta.flag("ContentBasedDeduplication")
             && entries
                 .iter()
-                .any(|e| e.get("MessageDeduplicationId").is_none_or(Value::is_null))
+                .any(|e| e.message_deduplication_id.is_absent())
         {
             return Err(SqsError::invalid_parameter_value(
                 "The queue should either have ContentBasedDeduplication enabled or MessageDeduplicationId provided explicitly",
@@ -330,20 +339,19 @@ impl Sqs {
             .map(|(id, e)| (id, self.prepare(&name, &meta, e, ctx)))
             .collect();
         self.check_alarm()?;
-        let mut ok = Vec::new();
-        let mut failed = Vec::new();
+        let mut out = Batch::default();
         let mut lsn = 0;
         for (id, p) in prepared {
             match p.and_then(|p| self.publish(&name, p)) {
                 Ok((l, mut reply)) => {
                     lsn = lsn.max(l);
-                    reply["Id"] = json!(id);
-                    ok.push(reply);
+                    reply.id = Some((*id).to_owned());
+                    out.successful.push(reply);
                 }
-                Err(e) => failed.push(batch::failure(id, &e)),
+                Err(e) => out.failed.push(Failure::new(id, &e)),
             }
         }
         self.durable(lsn).await?;
-        Ok(json!({ "Successful": ok, "Failed": failed }))
+        Ok(Output::SentBatch(out))
     }
 }

@@ -2,35 +2,49 @@
 //! receipt handle.
 
 use super::receipt::{self, Receipt};
-use super::{Ctx, Sqs, SqsError, batch, input};
-use serde_json::{Value, json};
-use std::collections::{HashSet, VecDeque};
+use super::reply::{Batch, Output, Settled};
+use super::typed::Request;
+use super::{Ctx, Sqs, SqsError, batch};
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::Arc;
 use std::time::Duration;
 use switchboard_api::{BrokerError, ErrorKind};
 
 /// How many deletions are remembered; older ones are forgotten first.
 const DELETED_MEMORY: usize = 100_000;
 
-/// Recently deleted messages, by queue and sequence number.
+/// Recently deleted messages, by queue and sequence number. Keyed by queue first,
+/// the queue's name shared with the eviction order: a delete (and a lookup) then
+/// allocates nothing once its queue is known, where a `(String, u64)` key cost two
+/// copies of the name per delete and one per lookup.
 #[derive(Default)]
 pub struct Deleted {
-    set: HashSet<(String, u64)>,
-    order: VecDeque<(String, u64)>,
+    by_queue: HashMap<Arc<str>, HashSet<u64>>,
+    order: VecDeque<(Arc<str>, u64)>,
 }
 
 impl Deleted {
     fn insert(&mut self, queue: &str, seq: u64) {
-        if self.set.insert((queue.to_string(), seq)) {
-            self.order.push_back((queue.to_string(), seq));
+        let name = match self.by_queue.get_key_value(queue) {
+            Some((name, _)) => name.clone(),
+            None => Arc::from(queue),
+        };
+        if self.by_queue.entry(name.clone()).or_default().insert(seq) {
+            self.order.push_back((name, seq));
         }
         while self.order.len() > DELETED_MEMORY {
-            if let Some(k) = self.order.pop_front() {
-                self.set.remove(&k);
+            if let Some((q, seq)) = self.order.pop_front()
+                && let Some(set) = self.by_queue.get_mut(&q)
+            {
+                set.remove(&seq);
+                if set.is_empty() {
+                    self.by_queue.remove(&q);
+                }
             }
         }
     }
     fn contains(&self, queue: &str, seq: u64) -> bool {
-        self.set.contains(&(queue.to_string(), seq))
+        self.by_queue.get(queue).is_some_and(|s| s.contains(&seq))
     }
 }
 
@@ -49,10 +63,7 @@ fn invalid_handle(h: &str) -> SqsError {
 impl Sqs {
     /// The receipt a handle stands for; it must belong to `queue`.
     fn receipt(&self, queue: &str, h: &str) -> Result<Receipt, SqsError> {
-        match receipt::decode(h) {
-            Some(r) if r.queue == queue => Ok(r),
-            _ => Err(invalid_handle(h)),
-        }
+        receipt::decode_for(h, queue).ok_or_else(|| invalid_handle(h))
     }
 
     /// Deletes a leased message and returns the LSN to wait for. On a standard
@@ -116,60 +127,68 @@ impl Sqs {
         }
     }
 
-    pub(super) async fn delete_message(&self, i: &Value, ctx: &Ctx) -> Result<Value, SqsError> {
+    pub(super) async fn delete_message(
+        &self,
+        i: &Request<'_>,
+        ctx: &Ctx,
+    ) -> Result<Output, SqsError> {
         let name = self.queue_name(i, ctx)?;
-        let h = input::req_str(i, "ReceiptHandle")?;
+        let h = i.receipt_handle.req_str("ReceiptHandle")?;
         let fifo = self.meta(&name).fifo();
         let lsn = self.delete_one(&name, h, fifo)?;
         self.durable(lsn).await?;
-        Ok(json!({}))
+        Ok(Output::empty())
     }
 
     pub(super) async fn delete_message_batch(
         &self,
-        i: &Value,
+        i: &Request<'_>,
         ctx: &Ctx,
-    ) -> Result<Value, SqsError> {
+    ) -> Result<Output, SqsError> {
         let name = self.queue_name(i, ctx)?;
-        let entries = input::list(i, "Entries")?;
+        let entries = i.entries.get("Entries")?;
         let ids = batch::check(entries, "DeleteMessageBatchRequestEntry")?;
         let fifo = self.meta(&name).fifo();
         let (reply, lsn) = batch::each(&ids, entries, |e| {
-            self.delete_one(&name, input::req_str(e, "ReceiptHandle")?, fifo)
+            self.delete_one(&name, e.receipt_handle.req_str("ReceiptHandle")?, fifo)
         });
         self.durable(lsn).await?;
-        Ok(reply)
+        Ok(Output::Settled(reply))
     }
 
     pub(super) async fn change_message_visibility(
         &self,
-        i: &Value,
+        i: &Request<'_>,
         ctx: &Ctx,
-    ) -> Result<Value, SqsError> {
+    ) -> Result<Output, SqsError> {
         let name = self.queue_name(i, ctx)?;
-        let h = input::req_str(i, "ReceiptHandle")?;
-        let t = input::opt_int(i, "VisibilityTimeout")?
-            .ok_or_else(|| input::missing("VisibilityTimeout"))?;
+        let h = i.receipt_handle.req_str("ReceiptHandle")?;
+        let t = visibility(i)?;
         let lsn = self.change_one(&name, h, t)?;
         self.durable(lsn).await?;
-        Ok(json!({}))
+        Ok(Output::empty())
     }
 
     pub(super) async fn change_message_visibility_batch(
         &self,
-        i: &Value,
+        i: &Request<'_>,
         ctx: &Ctx,
-    ) -> Result<Value, SqsError> {
+    ) -> Result<Output, SqsError> {
         let name = self.queue_name(i, ctx)?;
-        let entries = input::list(i, "Entries")?;
+        let entries = i.entries.get("Entries")?;
         let ids = batch::check(entries, "ChangeMessageVisibilityBatchRequestEntry")?;
-        let (reply, lsn) = batch::each(&ids, entries, |e| {
-            let h = input::req_str(e, "ReceiptHandle")?;
-            let t = input::opt_int(e, "VisibilityTimeout")?
-                .ok_or_else(|| input::missing("VisibilityTimeout"))?;
-            self.change_one(&name, h, t)
+        let (reply, lsn): (Batch<Settled>, u64) = batch::each(&ids, entries, |e| {
+            let h = e.receipt_handle.req_str("ReceiptHandle")?;
+            self.change_one(&name, h, visibility(e)?)
         });
         self.durable(lsn).await?;
-        Ok(reply)
+        Ok(Output::Settled(reply))
     }
+}
+
+/// The required `VisibilityTimeout` of a change.
+fn visibility(i: &Request<'_>) -> Result<i64, SqsError> {
+    i.visibility_timeout
+        .opt_int("VisibilityTimeout")?
+        .ok_or_else(|| super::input::missing("VisibilityTimeout"))
 }
