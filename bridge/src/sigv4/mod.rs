@@ -550,3 +550,5 @@ fn check_skew(request: i64, now: i64, max_skew: Duration) -> Result<(), SigV4Err
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_suite;
