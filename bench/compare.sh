@@ -37,6 +37,10 @@ DEFAULT_CASES=(
     "qN-N --confirm"
     "fanout-4"
     "q1-1 --rate 2000"
+    # How Celery/kombu/pika consumers work: prefetch 100, one basic.ack per delivery.
+    "fanin-2 --prefetch 100 --ack-every 1 --max-lag 5000"
+    "fanin-2 --prefetch 100 --ack-every 1 --max-lag 5000 --confirm --persistent"
+    "fanout-3 --prefetch 100 --ack-every 1 --max-lag 5000"
 )
 
 usage() { sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//'; }
