@@ -33,16 +33,25 @@
 //! LF, CR or `:` in a name of an unescaped frame: 1.0, version unknown, CONNECT,
 //! STOMP, CONNECTED; CR under 1.1) the STOMP 1.2 escape is written anyway, as
 //! RabbitMQ does for every version: a header's content can never split or corrupt a
-//! frame we send. The encoder lives in `frame.rs`, [`Version`] in `version.rs` and
+//! frame we send. The encoder lives in `encode.rs`, [`Version`] in `version.rs` and
 //! [`FrameError`] in `error.rs` (frame.rs needs them too, and must not import the
 //! codec that imports it); all are re-exported here.
+//!
+//! Decoding leaves a frame's header lines in the read buffer until the blank line
+//! and keeps them as one block: [`Codec::decode_inbound`] returns an [`Inbound`]
+//! whose headers are spans of it (the broker's path, no copy per header);
+//! [`Decoder::decode`] returns the owned [`Frame`] made from it.
 
+pub use crate::encode::{encode_frame, encoded_size};
 pub use crate::error::FrameError;
 use crate::error::show;
-pub use crate::frame::{CONTENT_LENGTH, encode_frame, encoded_size};
+pub use crate::frame::CONTENT_LENGTH;
 use crate::frame::{Command, Escaping, Frame, escaping, unescape};
+pub use crate::inbound::Inbound;
+use crate::inbound::Span;
 pub use crate::version::Version;
 use bytes::{Buf, BufMut, Bytes, BytesMut};
+use std::ops::Range;
 /// The traits, re-exported so callers need not name `tokio_util`.
 pub use tokio_util::codec::{Decoder, Encoder};
 
@@ -74,18 +83,49 @@ impl Default for Limits {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Item {
-    Frame(Frame),
+pub enum Item<F = Frame> {
+    Frame(F),
     /// A bare EOL (LF or CR LF) between frames.
     HeartBeat,
 }
 
-/// A frame whose command and headers have been read.
+/// A frame whose command and headers have been read. Until the blank line, the
+/// header lines stay at the front of the read buffer and `spans` point into it;
+/// then they become `block`, so the spans need no change.
 #[derive(Debug)]
 struct Partial {
     command: Command,
-    headers: Vec<(String, String)>,
+    spans: Vec<(Span, Span)>,
+    unescaped: String,
     header_bytes: usize,
+    block: Bytes,
+}
+
+impl Partial {
+    /// The first `receipt` header so far, for an ERROR about this frame.
+    fn receipt(&self, block: &[u8]) -> Option<String> {
+        let text = |s: Span| {
+            let all = if s.unescaped {
+                self.unescaped.as_bytes()
+            } else {
+                block
+            };
+            all.get(s.start..s.end).unwrap_or_default()
+        };
+        self.spans
+            .iter()
+            .find(|(n, _)| text(*n) == b"receipt")
+            .map(|(_, v)| String::from_utf8_lossy(text(*v)).into_owned())
+    }
+}
+
+/// What one header line did.
+enum Line {
+    /// No whole line yet.
+    Wait,
+    Header,
+    /// The blank line: the body's content-length, if given.
+    End(Option<usize>),
 }
 
 #[derive(Debug)]
@@ -104,8 +144,8 @@ pub struct Codec {
     /// Bytes at the front of the buffer already searched for the current line's LF
     /// or the body's NUL, so a frame arriving in small reads is scanned once.
     scanned: usize,
-    /// The `receipt` header of the frame being decoded, so that an ERROR for a
-    /// frame refused halfway can still name it.
+    /// The `receipt` header of a frame refused halfway, so that its ERROR can
+    /// still name it. Only filled on error: the common frame copies nothing.
     receipt: Option<String>,
 }
 
@@ -151,10 +191,24 @@ impl Codec {
         matches!(self.state, State::Between)
     }
 
-    fn step(&mut self, src: &mut BytesMut) -> Result<Option<Item>, FrameError> {
+    /// As [`Decoder::decode`], but the frame keeps its header block as received
+    /// ([`Inbound`]): what the broker's own connections read.
+    pub fn decode_inbound(
+        &mut self,
+        src: &mut BytesMut,
+    ) -> Result<Option<Item<Inbound>>, FrameError> {
+        let r = self.step(src);
+        if r.is_err() {
+            self.state = State::Between;
+            self.scanned = 0;
+        }
+        r
+    }
+
+    fn step(&mut self, src: &mut BytesMut) -> Result<Option<Item<Inbound>>, FrameError> {
         loop {
             // The state is taken out and put back; an early `return Ok(None)` puts
-            // back what it has, an error leaves `Between` (see `decode`).
+            // back what it has, an error leaves `Between` (see `decode_inbound`).
             let next = match std::mem::replace(&mut self.state, State::Between) {
                 State::Between => match (src.first(), src.get(1)) {
                     (None, _) | (Some(b'\r'), None) => return Ok(None),
@@ -172,16 +226,23 @@ impl Codec {
                     }
                     _ => {
                         self.scanned = 0;
+                        self.receipt = None;
                         State::Command
                     }
                 },
-                State::Command => match take_line(src, &mut self.scanned, COMMAND_LINE_MAX) {
-                    Some(Ok((line, _))) => State::Headers(Partial {
-                        command: Command::parse(&line)
-                            .ok_or_else(|| FrameError::UnknownCommand(show(&line)))?,
-                        headers: Vec::new(),
-                        header_bytes: 0,
-                    }),
+                State::Command => match next_line(src, 0, &mut self.scanned, COMMAND_LINE_MAX) {
+                    Some(Ok((line, raw))) => {
+                        let command = Command::parse(&src[line.clone()])
+                            .ok_or_else(|| FrameError::UnknownCommand(show(&src[line])))?;
+                        src.advance(raw);
+                        State::Headers(Partial {
+                            command,
+                            spans: Vec::new(),
+                            unescaped: String::new(),
+                            header_bytes: 0,
+                            block: Bytes::new(),
+                        })
+                    }
                     None => {
                         self.state = State::Command;
                         return Ok(None);
@@ -191,33 +252,18 @@ impl Codec {
                         return Err(FrameError::UnknownCommand(show(&src[..n])));
                     }
                 },
-                State::Headers(mut p) => {
-                    let max = self.limits.max_header_bytes;
-                    let room = max.saturating_sub(p.header_bytes);
-                    // +2: the blank line ending the headers is not a header line.
-                    let (line, raw) =
-                        match take_line(src, &mut self.scanned, room.saturating_add(2)) {
-                            Some(Ok(l)) => l,
-                            None => {
-                                self.state = State::Headers(p);
-                                return Ok(None);
-                            }
-                            Some(Err(())) => return Err(FrameError::HeadersTooLong { max }),
-                        };
-                    if line.is_empty() {
-                        let length = content_length(&p.headers, self.limits.max_body)?;
-                        State::Body(p, length)
-                    } else {
-                        self.header_line(&mut p, &line, raw)?;
-                        if self.receipt.is_none()
-                            && let Some((name, value)) = p.headers.last()
-                            && name == "receipt"
-                        {
-                            self.receipt = Some(value.clone());
-                        }
-                        State::Headers(p)
+                State::Headers(mut p) => match self.header_line(src, &mut p) {
+                    Ok(Line::Wait) => {
+                        self.state = State::Headers(p);
+                        return Ok(None);
                     }
-                }
+                    Ok(Line::Header) => State::Headers(p),
+                    Ok(Line::End(length)) => State::Body(p, length),
+                    Err(e) => {
+                        self.receipt = p.receipt(&src[..]);
+                        return Err(e);
+                    }
+                },
                 State::Body(p, Some(length)) => match src.get(length) {
                     None => {
                         src.reserve((length - src.len()).saturating_add(1).min(BODY_RESERVE));
@@ -229,13 +275,17 @@ impl Codec {
                         src.advance(1);
                         return Ok(Some(self.finish(p, body)));
                     }
-                    Some(_) => return Err(FrameError::NotTerminated(length)),
+                    Some(_) => {
+                        self.receipt = p.receipt(&p.block);
+                        return Err(FrameError::NotTerminated(length));
+                    }
                 },
                 State::Body(p, None) => {
                     let max = self.limits.max_body;
                     let from = self.scanned.min(src.len());
                     let Some(i) = src[from..].iter().position(|&b| b == 0) else {
                         if src.len() > max {
+                            self.receipt = p.receipt(&p.block);
                             return Err(FrameError::BodyTooLarge { max });
                         }
                         self.scanned = src.len();
@@ -244,6 +294,7 @@ impl Codec {
                     };
                     let end = from + i;
                     if end > max {
+                        self.receipt = p.receipt(&p.block);
                         return Err(FrameError::BodyTooLarge { max });
                     }
                     let body = src.split_to(end).freeze();
@@ -255,34 +306,58 @@ impl Codec {
         }
     }
 
-    /// One header line of `raw` bytes on the wire, checked against the limits.
-    fn header_line(&self, p: &mut Partial, line: &[u8], raw: usize) -> Result<(), FrameError> {
+    /// The next header line, checked against the limits, or the blank line that
+    /// ends them. Header lines are left in `src` until then (see [`Partial`]).
+    fn header_line(&mut self, src: &mut BytesMut, p: &mut Partial) -> Result<Line, FrameError> {
         let max = self.limits.max_header_bytes;
-        if raw > max.saturating_sub(p.header_bytes) {
+        let room = max.saturating_sub(p.header_bytes);
+        // +2: the blank line ending the headers is not a header line.
+        let (line, raw) = match next_line(
+            src,
+            p.header_bytes,
+            &mut self.scanned,
+            room.saturating_add(2),
+        ) {
+            Some(Ok(l)) => l,
+            None => return Ok(Line::Wait),
+            Some(Err(())) => return Err(FrameError::HeadersTooLong { max }),
+        };
+        if line.is_empty() {
+            let length = content_length(p, &src[..], self.limits.max_body)?;
+            p.block = src.split_to(p.header_bytes).freeze();
+            src.advance(raw);
+            return Ok(Line::End(length));
+        }
+        if raw > room {
             return Err(FrameError::HeadersTooLong { max });
         }
-        if p.headers.len() >= self.limits.max_headers {
+        if p.spans.len() >= self.limits.max_headers {
             return Err(FrameError::TooManyHeaders {
                 max: self.limits.max_headers,
             });
         }
         p.header_bytes += raw;
-        let (name, mut value) =
-            parse_header(line, escaping(self.version, p.command), self.version)?;
+        let esc = escaping(self.version, p.command);
+        let (name, mut value) = parse_header(&src[..], line, esc, self.version, &mut p.unescaped)?;
         if self.version == Some(Version::V10) {
-            let start = value.len() - value.trim_start_matches([' ', '\t']).len();
-            value.drain(..start);
+            // Unescaped under 1.0, so the value is in the block.
+            value.start += src[value.start..value.end]
+                .iter()
+                .take_while(|&&b| b == b' ' || b == b'\t')
+                .count();
         }
-        p.headers.push((name, value));
-        Ok(())
+        p.spans.push((name, value));
+        Ok(Line::Header)
     }
 
-    fn finish(&mut self, p: Partial, body: Bytes) -> Item {
+    fn finish(&mut self, p: Partial, body: Bytes) -> Item<Inbound> {
         self.scanned = 0;
         self.receipt = None;
-        let mut frame = Frame {
+        let mut frame = Inbound {
             command: p.command,
-            headers: p.headers,
+            block: p.block,
+            unescaped: p.unescaped,
+            spans: p.spans,
             body,
         };
         // A CONNECT without accept-version comes from a 1.0 client (STOMP 1.1
@@ -297,69 +372,119 @@ impl Codec {
     }
 }
 
-/// Takes the next line (without its LF or CR LF) and its length on the wire.
-/// `Some(Err)` when the line, EOL included, is or will be longer than `limit`.
-fn take_line(
-    src: &mut BytesMut,
+/// The next line of `src` from `from` on, as the range of its text (without LF or
+/// CR LF) and its length on the wire. `Some(Err)` when the line, EOL included, is
+/// or will be longer than `limit`. `scanned` is where the search for LF may
+/// resume (an offset in `src`).
+fn next_line(
+    src: &[u8],
+    from: usize,
     scanned: &mut usize,
     limit: usize,
-) -> Option<Result<(BytesMut, usize), ()>> {
-    let from = (*scanned).min(src.len());
-    let Some(i) = src[from..].iter().position(|&b| b == b'\n') else {
+) -> Option<Result<(Range<usize>, usize), ()>> {
+    let resume = (*scanned).max(from).min(src.len());
+    let Some(i) = src[resume..].iter().position(|&b| b == b'\n') else {
         *scanned = src.len();
-        return (src.len() >= limit).then_some(Err(()));
+        return (src.len().saturating_sub(from) >= limit).then_some(Err(()));
     };
-    let raw = from + i + 1;
+    let lf = resume + i;
+    let raw = lf + 1 - from;
     if raw > limit {
         return Some(Err(()));
     }
     *scanned = 0;
-    let mut line = src.split_to(raw);
-    line.truncate(raw - 1);
-    if line.last() == Some(&b'\r') {
-        line.truncate(raw - 2);
-    }
-    Some(Ok((line, raw)))
+    let end = if lf > from && src[lf - 1] == b'\r' {
+        lf - 1
+    } else {
+        lf
+    };
+    Some(Ok((from..end, raw)))
 }
 
+/// Checks one header line (`src[line]`) and returns where its name and value are.
+/// A part with an escape is unescaped into `unescaped`; every other part stays
+/// a span of `src`.
 fn parse_header(
-    line: &[u8],
+    src: &[u8],
+    line: Range<usize>,
     escaping: Escaping,
     version: Option<Version>,
-) -> Result<(String, String), FrameError> {
-    if line.contains(&b'\r') {
-        return Err(FrameError::BareCarriageReturn(show(line)));
+    unescaped: &mut String,
+) -> Result<(Span, Span), FrameError> {
+    let text = &src[line.clone()];
+    if text.contains(&b'\r') {
+        return Err(FrameError::BareCarriageReturn(show(text)));
     }
-    let colon = line
+    let colon = text
         .iter()
         .position(|&b| b == b':')
-        .ok_or_else(|| FrameError::HeaderWithoutColon(show(line)))?;
-    let text = |part: &[u8]| -> Result<String, FrameError> {
-        let bytes = unescape(part, escaping, line, version)?;
-        String::from_utf8(bytes).map_err(|_| FrameError::InvalidUtf8(show(line)))
+        .ok_or_else(|| FrameError::HeaderWithoutColon(show(text)))?;
+    let mut part = |range: Range<usize>| -> Result<Span, FrameError> {
+        let bytes = &src[range.clone()];
+        if escaping == Escaping::None || !bytes.contains(&b'\\') {
+            std::str::from_utf8(bytes).map_err(|_| FrameError::InvalidUtf8(show(text)))?;
+            return Ok(Span {
+                start: range.start,
+                end: range.end,
+                unescaped: false,
+            });
+        }
+        let decoded = String::from_utf8(unescape(bytes, escaping, text, version)?)
+            .map_err(|_| FrameError::InvalidUtf8(show(text)))?;
+        let start = unescaped.len();
+        unescaped.push_str(&decoded);
+        Ok(Span {
+            start,
+            end: unescaped.len(),
+            unescaped: true,
+        })
     };
-    Ok((text(&line[..colon])?, text(&line[colon + 1..])?))
+    let name = part(line.start..line.start + colon)?;
+    let value = part(line.start + colon + 1..line.end)?;
+    Ok((name, value))
 }
 
 /// The first `content-length`, checked against `max_body` before any body byte.
-fn content_length(
-    headers: &[(String, String)],
-    max_body: usize,
-) -> Result<Option<usize>, FrameError> {
-    let Some((_, value)) = headers.iter().find(|(n, _)| n == CONTENT_LENGTH) else {
+/// `src` holds the header lines `p`'s spans point into.
+fn content_length(p: &Partial, src: &[u8], max_body: usize) -> Result<Option<usize>, FrameError> {
+    let bytes = |s: Span| {
+        let all = if s.unescaped {
+            p.unescaped.as_bytes()
+        } else {
+            src
+        };
+        all.get(s.start..s.end).unwrap_or_default()
+    };
+    let Some((_, value)) = p
+        .spans
+        .iter()
+        .find(|(n, _)| bytes(*n) == CONTENT_LENGTH.as_bytes())
+    else {
         return Ok(None);
     };
-    let digits = value.trim_matches([' ', '\t']);
-    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(FrameError::ContentLengthNotANumber(show(value.as_bytes())));
+    let value = bytes(*value);
+    let digits = trim_blank(value);
+    if digits.is_empty() || !digits.iter().all(|b| b.is_ascii_digit()) {
+        return Err(FrameError::ContentLengthNotANumber(show(value)));
     }
-    match digits.parse::<usize>() {
-        Ok(n) if n <= max_body => Ok(Some(n)),
+    match std::str::from_utf8(digits)
+        .ok()
+        .and_then(|d| d.parse::<usize>().ok())
+    {
+        Some(n) if n <= max_body => Ok(Some(n)),
         _ => Err(FrameError::ContentLengthTooLarge {
-            length: show(digits.as_bytes()),
+            length: show(digits),
             max: max_body,
         }),
     }
+}
+
+/// `b` without leading and trailing spaces and tabs.
+fn trim_blank(b: &[u8]) -> &[u8] {
+    let blank = |c: &u8| *c == b' ' || *c == b'\t';
+    let start = b.iter().position(|c| !blank(c)).unwrap_or(b.len());
+    let end = b.iter().rposition(|c| !blank(c)).map_or(start, |i| i + 1);
+    &b[start..end.max(start)]
 }
 
 impl Decoder for Codec {
@@ -367,12 +492,11 @@ impl Decoder for Codec {
     type Error = FrameError;
 
     fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Item>, FrameError> {
-        let r = self.step(src);
-        if r.is_err() {
-            self.state = State::Between;
-            self.scanned = 0;
-        }
-        r
+        Ok(match self.decode_inbound(src)? {
+            Some(Item::Frame(f)) => Some(Item::Frame(f.to_frame())),
+            Some(Item::HeartBeat) => Some(Item::HeartBeat),
+            None => None,
+        })
     }
 
     /// At end of stream, a frame cut short is an error; a lone trailing CR is not.

@@ -4,6 +4,7 @@
 use crate::Config;
 use crate::codec::{Codec, Version};
 use crate::frame::{Command, Frame};
+use crate::inbound::Inbound;
 use crate::send::error_frame;
 use crate::session::{Session, StompError};
 use crate::wire::Wire;
@@ -115,7 +116,7 @@ async fn read_connect<S: AsyncRead + AsyncWrite + Unpin>(
     wire: &mut Wire<S>,
     cfg: &Config,
     shutdown: &CancellationToken,
-) -> Option<Frame> {
+) -> Option<Inbound> {
     let first = tokio::select! {
         r = tokio::time::timeout(cfg.connect_timeout, wire.read_frame()) => r,
         _ = shutdown.cancelled() => return None,
@@ -147,7 +148,7 @@ async fn read_connect<S: AsyncRead + AsyncWrite + Unpin>(
 /// The newest version both sides speak, or an ERROR saying which we do.
 async fn version<S: AsyncRead + AsyncWrite + Unpin>(
     wire: &mut Wire<S>,
-    f: &Frame,
+    f: &Inbound,
 ) -> Option<Version> {
     if let Some(v) = pick_version(f.header("accept-version")) {
         return Some(v);
@@ -182,7 +183,7 @@ fn pick_version(accept: Option<&str>) -> Option<Version> {
 /// user, as RabbitMQ's `ssl_cert_login`.
 async fn login<S: AsyncRead + AsyncWrite + Unpin>(
     wire: &mut Wire<S>,
-    f: &Frame,
+    f: &Inbound,
     (peer, cert_user): (SocketAddr, Option<&str>),
     broker: &Arc<dyn Broker>,
     cfg: &Config,
@@ -228,7 +229,7 @@ async fn login<S: AsyncRead + AsyncWrite + Unpin>(
 /// may use it there.
 async fn vhost<S: AsyncRead + AsyncWrite + Unpin>(
     wire: &mut Wire<S>,
-    f: &Frame,
+    f: &Inbound,
     user: &User,
     broker: &Arc<dyn Broker>,
     cfg: &Config,

@@ -16,7 +16,6 @@ use switchboard_api::conn::{Inbox, Watches, next_value};
 use switchboard_api::{Broker, SinkEvent, Transport};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::time::Instant;
-use tokio_util::codec::Decoder;
 use tokio_util::sync::CancellationToken;
 
 /// Serves one connection until it closes.
@@ -218,7 +217,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
         for ev in self.inbox.batch(first) {
             match ev {
                 SinkEvent::Deliver { consumer, delivery } => {
-                    self.session.deliver(consumer, delivery)
+                    self.session
+                        .deliver(consumer, delivery, &mut self.wire.io.wbuf)
                 }
                 SinkEvent::Cancelled { consumer } => {
                     if let Some(id) = self.session.by_tag.remove(&consumer) {
@@ -262,7 +262,7 @@ fn handle_input<S: AsyncRead + AsyncWrite + Unpin>(
         if hold_send && starts_with_send(&wire.io.rbuf) {
             return Ok(Input::Held);
         }
-        let f = match wire.codec.decode(&mut wire.io.rbuf) {
+        let f = match wire.codec.decode_inbound(&mut wire.io.rbuf) {
             Ok(Some(Item::Frame(f))) => f,
             Ok(Some(Item::HeartBeat)) => continue,
             Ok(None) => return Ok(Input::Done),

@@ -6,7 +6,9 @@
 //! and back; structured header values (an AMQP table or array, like `x-death`)
 //! travel as JSON text, since STOMP headers are strings.
 
-use crate::frame::{Frame, boolean};
+use crate::encode::Decimal;
+use crate::frame::boolean;
+use crate::inbound::Inbound;
 use std::fmt::Write;
 use switchboard_api::{Message, Table, Value};
 
@@ -27,20 +29,25 @@ const FRAME_HEADERS: &[&str] = &[
 
 /// Builds the message for a SEND. `reply_to` has already been resolved (a
 /// `/temp-queue/` replaced by the connection's private queue).
-pub fn to_message(f: &Frame, exchange: &str, key: &str, reply_to: Option<String>) -> Message {
+pub fn to_message(f: &Inbound, exchange: &str, key: &str, reply_to: Option<String>) -> Message {
     let mut m = Message::new(exchange, key, f.body.clone());
     let p = &mut m.properties;
     let mut headers = Table::new();
-    let mut seen = std::collections::HashSet::new();
-    for (k, v) in &f.headers {
-        // Repeated headers: the first wins (STOMP 1.2).
-        if !seen.insert(k.as_str()) || FRAME_HEADERS.contains(&k.as_str()) {
+    // Repeated headers: the first wins (STOMP 1.2). A set only for frames with
+    // many headers; for the usual handful, looking back is cheaper.
+    let mut seen = (f.header_count() > 16).then(std::collections::HashSet::new);
+    for (i, (k, v)) in f.headers().enumerate() {
+        let repeat = match &mut seen {
+            Some(seen) => !seen.insert(k),
+            None => f.is_repeat(i),
+        };
+        if repeat || FRAME_HEADERS.contains(&k) {
             continue;
         }
-        match k.as_str() {
-            "content-type" => p.content_type = Some(v.clone()),
-            "content-encoding" => p.content_encoding = Some(v.clone()),
-            "correlation-id" => p.correlation_id = Some(v.clone()),
+        match k {
+            "content-type" => p.content_type = Some(v.to_string()),
+            "content-encoding" => p.content_encoding = Some(v.to_string()),
+            "correlation-id" => p.correlation_id = Some(v.to_string()),
             "reply-to" => {}
             "persistent" => {
                 p.delivery_mode = Some(if boolean(v) == Some(true) { 2 } else { 1 });
@@ -55,17 +62,17 @@ pub fn to_message(f: &Frame, exchange: &str, key: &str, reply_to: Option<String>
                     p.expiration = Some(at.saturating_sub(switchboard_api::wall_ms()).to_string());
                 }
             }
-            "amqp-message-id" => p.message_id = Some(v.clone()),
-            "type" => p.kind = Some(v.clone()),
+            "amqp-message-id" => p.message_id = Some(v.to_string()),
+            "type" => p.kind = Some(v.to_string()),
             "timestamp" => p.timestamp = v.parse().ok(),
-            "user-id" => p.user_id = Some(v.clone()),
-            "app-id" => p.app_id = Some(v.clone()),
+            "user-id" => p.user_id = Some(v.to_string()),
+            "app-id" => p.app_id = Some(v.to_string()),
             "JMSXGroupID" => {
-                m.group_id = Some(v.clone());
-                headers.insert(k.clone(), Value::string(v.as_str()));
+                m.group_id = Some(v.to_string());
+                headers.insert(k.to_string(), Value::string(v));
             }
             _ => {
-                headers.insert(k.clone(), Value::string(v.as_str()));
+                headers.insert(k.to_string(), Value::string(v));
             }
         }
     }
@@ -162,62 +169,64 @@ fn json(v: &Value, out: &mut String) {
 
 /// The MESSAGE headers describing a message (frame headers such as `subscription`
 /// and `message-id` are the session's).
-pub fn message_headers(m: &Message, out: &mut Vec<(String, String)>) {
+pub fn message_headers(m: &Message, mut put: impl FnMut(&str, &str)) {
     let p = &m.properties;
-    let mut put = |k: &str, v: String| out.push((k.to_string(), v));
     if let Some(h) = &p.headers {
         for (k, v) in h {
-            put(k, header_text(v));
+            match v {
+                Value::Str(b) | Value::Bytes(b) => put(k, &String::from_utf8_lossy(b)),
+                Value::ShortStr(s) => put(k, s),
+                other => put(k, &header_text(other)),
+            }
         }
     }
     if let Some(v) = &p.content_type {
-        put("content-type", v.clone());
+        put("content-type", v);
     }
     if let Some(v) = &p.content_encoding {
-        put("content-encoding", v.clone());
+        put("content-encoding", v);
     }
     if let Some(v) = &p.correlation_id {
-        put("correlation-id", v.clone());
+        put("correlation-id", v);
     }
     if let Some(v) = &p.reply_to {
         // A bare queue name (what AMQP clients put there) as a STOMP destination.
-        let v = if v.starts_with('/') {
-            v.clone()
+        if v.starts_with('/') {
+            put("reply-to", v);
         } else {
-            format!("/reply-queue/{v}")
-        };
-        put("reply-to", v);
+            put("reply-to", &format!("/reply-queue/{v}"));
+        }
     }
     if p.persistent() {
-        put("persistent", "true".into());
+        put("persistent", "true");
     }
     if let Some(v) = p.priority {
-        put("priority", v.to_string());
+        put("priority", Decimal::new(v.into()).as_str());
     }
     if let Some(v) = &p.expiration {
-        put("expiration", v.clone());
+        put("expiration", v);
     }
     if let Some(v) = &p.message_id {
-        put("amqp-message-id", v.clone());
+        put("amqp-message-id", v);
     }
     if let Some(v) = &p.kind {
-        put("type", v.clone());
+        put("type", v);
     }
     if let Some(v) = p.timestamp {
-        put("timestamp", v.to_string());
+        put("timestamp", Decimal::new(v).as_str());
     }
     if let Some(v) = &p.user_id {
-        put("user-id", v.clone());
+        put("user-id", v);
     }
     if let Some(v) = &p.app_id {
-        put("app-id", v.clone());
+        put("app-id", v);
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::frame::Command;
+    use crate::frame::{Command, Frame};
 
     #[test]
     fn send_headers_become_properties_and_back() {
@@ -230,14 +239,14 @@ mod tests {
             .with_header("custom", "a")
             .with_header("custom", "ignored")
             .with_header("receipt", "r1");
-        let m = to_message(&f, "", "q", Some("x".into()));
+        let m = to_message(&Inbound::of(&f), "", "q", Some("x".into()));
         assert!(m.properties.persistent());
         assert_eq!(m.properties.priority, Some(7));
         let h = m.properties.headers.as_ref().unwrap();
         assert_eq!(h.get("custom"), Some(&Value::string("a")));
         assert!(!h.contains_key("receipt") && !h.contains_key("destination"));
-        let mut out = Vec::new();
-        message_headers(&m, &mut out);
+        let mut out: Vec<(String, String)> = Vec::new();
+        message_headers(&m, |k, v| out.push((k.into(), v.into())));
         assert!(out.contains(&("custom".into(), "a".into())));
         assert!(out.contains(&("reply-to".into(), "/reply-queue/x".into())));
         assert!(out.contains(&("persistent".into(), "true".into())));
@@ -263,7 +272,7 @@ mod tests {
             let f = Frame::new(Command::Send)
                 .with_header("destination", "/queue/q")
                 .with_header("persistent", v);
-            let m = to_message(&f, "", "q", None);
+            let m = to_message(&Inbound::of(&f), "", "q", None);
             assert_eq!(m.properties.persistent(), persistent, "persistent:{v}");
         }
     }

@@ -125,11 +125,16 @@ impl Destination {
     /// The `destination` header of a MESSAGE for a message published to
     /// (`exchange`, `key`): where a STOMP client would have sent it.
     pub fn of_message(exchange: &str, key: &str) -> String {
+        Destination::message_parts(exchange, key).concat()
+    }
+
+    /// [`Destination::of_message`] in parts, to be written without a `String`.
+    pub fn message_parts<'a>(exchange: &'a str, key: &'a str) -> [&'a str; 4] {
         match exchange {
-            "" => format!("/queue/{key}"),
-            "amq.topic" => format!("/topic/{key}"),
-            x if key.is_empty() => format!("/exchange/{x}"),
-            x => format!("/exchange/{x}/{key}"),
+            "" => ["/queue/", key, "", ""],
+            "amq.topic" => ["/topic/", key, "", ""],
+            x if key.is_empty() => ["/exchange/", x, "", ""],
+            x => ["/exchange/", x, "/", key],
         }
     }
 }

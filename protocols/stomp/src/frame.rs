@@ -4,13 +4,13 @@
 //! for the connection's version). Repeated headers are kept in the order received;
 //! [`Frame::header`] returns the first, as STOMP 1.2 §Repeated Header Entries says.
 //!
-//! Header escaping (both ways) and the wire encoder ([`encode_frame`],
-//! [`encoded_size`]) are here too, next to the model they write; `codec` re-exports
-//! the encoder and documents the rules.
+//! Which escaping a frame gets, and unescaping, are here too, next to the model;
+//! the encoder is `encode.rs`, the decoder `codec.rs` (whose docs state the rules);
+//! [`crate::inbound::Inbound`] is the decoder's cheaper form of a received frame.
 
 use crate::error::{FrameError, show};
 use crate::version::Version;
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::Bytes;
 
 /// Every command of STOMP 1.0–1.2, client frames then server frames.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -180,8 +180,8 @@ impl Frame {
     }
 }
 
-// ---- Header escaping both ways, and the wire encoder (re-exported by `codec`,
-// whose module docs state the rules) ----
+// ---- Which escaping a frame gets, and unescaping (the rules are in `codec`'s
+// module docs) ----
 
 pub const CONTENT_LENGTH: &str = "content-length";
 
@@ -240,184 +240,9 @@ pub(crate) fn unescape(
     Ok(out)
 }
 
-/// The escape written for byte `b`, if any (the rule is in `codec`'s module docs).
-fn escape_for(b: u8, escaping: Escaping, name: bool) -> Option<&'static [u8]> {
-    match b {
-        b'\n' => Some(b"\\n"),
-        b'\r' => Some(b"\\r"),
-        b':' if name || escaping != Escaping::None => Some(b"\\c"),
-        b'\\' if escaping != Escaping::None => Some(b"\\\\"),
-        _ => None,
-    }
-}
-
-fn escaped_len(s: &str, escaping: Escaping, name: bool) -> usize {
-    s.len()
-        + s.bytes()
-            .filter(|&b| escape_for(b, escaping, name).is_some())
-            .count()
-}
-
-fn put_escaped(dst: &mut BytesMut, s: &str, escaping: Escaping, name: bool) {
-    let bytes = s.as_bytes();
-    let mut start = 0;
-    for (i, &b) in bytes.iter().enumerate() {
-        if let Some(esc) = escape_for(b, escaping, name) {
-            dst.put_slice(&bytes[start..i]);
-            dst.put_slice(esc);
-            start = i + 1;
-        }
-    }
-    dst.put_slice(&bytes[start..]);
-}
-
-fn decimal_len(mut n: usize) -> usize {
-    let mut len = 1;
-    while n >= 10 {
-        n /= 10;
-        len += 1;
-    }
-    len
-}
-
-/// Whether the frame goes out with a content-length header.
-fn writes_length(frame: &Frame) -> bool {
-    !frame.body.is_empty() || frame.headers.iter().any(|(n, _)| n == CONTENT_LENGTH)
-}
-
-/// Exactly how many bytes [`encode_frame`] writes for `frame` under `version`.
-pub fn encoded_size(frame: &Frame, version: Option<Version>) -> usize {
-    let esc = escaping(version, frame.command);
-    let mut size = frame.command.as_str().len() + 1;
-    for (name, value) in frame.headers.iter().filter(|(n, _)| n != CONTENT_LENGTH) {
-        size += escaped_len(name, esc, true) + 1 + escaped_len(value, esc, false) + 1;
-    }
-    if writes_length(frame) {
-        size += CONTENT_LENGTH.len() + 1 + decimal_len(frame.body.len()) + 1;
-    }
-    size + 1 + frame.body.len() + 1
-}
-
-/// Appends `frame` as the peer of `version` expects it. The content-length header
-/// goes where the frame's first one was, or last.
-pub fn encode_frame(frame: &Frame, version: Option<Version>, dst: &mut BytesMut) {
-    let esc = escaping(version, frame.command);
-    dst.reserve(encoded_size(frame, version));
-    dst.put_slice(frame.command.as_str().as_bytes());
-    dst.put_u8(b'\n');
-    let mut length_written = false;
-    let mut put_length = |dst: &mut BytesMut| {
-        if !std::mem::replace(&mut length_written, true) {
-            dst.put_slice(CONTENT_LENGTH.as_bytes());
-            dst.put_u8(b':');
-            dst.put_slice(frame.body.len().to_string().as_bytes());
-            dst.put_u8(b'\n');
-        }
-    };
-    for (name, value) in &frame.headers {
-        if name == CONTENT_LENGTH {
-            put_length(dst);
-            continue;
-        }
-        put_escaped(dst, name, esc, true);
-        dst.put_u8(b':');
-        put_escaped(dst, value, esc, false);
-        dst.put_u8(b'\n');
-    }
-    if !frame.body.is_empty() {
-        put_length(dst);
-    }
-    dst.put_u8(b'\n');
-    dst.put_slice(&frame.body);
-    dst.put_u8(0);
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::codec::{Codec, Decoder, Encoder, Item, Limits};
-
-    fn codec(v: Option<Version>) -> Codec {
-        let mut c = Codec::new(Limits::default());
-        if let Some(v) = v {
-            c.set_version(v);
-        }
-        c
-    }
-
-    /// The one frame `bytes` holds, nothing left over.
-    fn one(v: Option<Version>, bytes: &[u8]) -> Frame {
-        let mut buf = BytesMut::from(bytes);
-        let Ok(Some(Item::Frame(f))) = codec(v).decode(&mut buf) else {
-            panic!("{v:?}: no frame in {bytes:?}")
-        };
-        assert!(buf.is_empty(), "{v:?}: left {buf:?}");
-        f
-    }
-
-    #[test]
-    fn encoding_adds_or_fixes_content_length() {
-        let f = Frame::new(Command::Message)
-            .with_header("destination", "/queue/a")
-            .with_body(Bytes::from_static(b"a\0b"));
-        let mut out = BytesMut::new();
-        encode_frame(&f, Some(Version::V12), &mut out);
-        assert_eq!(
-            &out[..],
-            b"MESSAGE\ndestination:/queue/a\ncontent-length:3\n\na\0b\0"
-        );
-        assert_eq!(encoded_size(&f, Some(Version::V12)), out.len());
-        let back = one(Some(Version::V12), &out);
-        assert_eq!(&back.body[..], b"a\0b");
-        // A wrong content-length is replaced where it stood; duplicates are dropped.
-        let f = Frame::new(Command::Error)
-            .with_header("content-length", "99")
-            .with_header("message", "boom")
-            .with_header("content-length", "1")
-            .with_body(Bytes::from_static(b"details"));
-        let mut out = BytesMut::new();
-        encode_frame(&f, None, &mut out);
-        assert_eq!(
-            &out[..],
-            b"ERROR\ncontent-length:7\nmessage:boom\n\ndetails\0"
-        );
-        assert_eq!(encoded_size(&f, None), out.len());
-        // No body, no content-length.
-        let f = Frame::new(Command::Receipt).with_header("receipt-id", "r-1");
-        let mut out = BytesMut::new();
-        Encoder::<&Frame>::encode(&mut codec(Some(Version::V11)), &f, &mut out).unwrap();
-        assert_eq!(&out[..], b"RECEIPT\nreceipt-id:r-1\n\n\0");
-        let mut out = BytesMut::new();
-        Encoder::<Item>::encode(&mut codec(None), Item::HeartBeat, &mut out).unwrap();
-        assert_eq!(&out[..], b"\n");
-    }
-
-    #[test]
-    fn encoding_escapes_by_version() {
-        let f = Frame::new(Command::Message).with_header("n:a\\me", "a:b\nc\\d\re");
-        let cases: [(Option<Version>, &[u8]); 4] = [
-            (None, b"MESSAGE\nn\\ca\\me:a:b\\nc\\d\\re\n\n\0"),
-            (
-                Some(Version::V10),
-                b"MESSAGE\nn\\ca\\me:a:b\\nc\\d\\re\n\n\0",
-            ),
-            (
-                Some(Version::V11),
-                b"MESSAGE\nn\\ca\\\\me:a\\cb\\nc\\\\d\\re\n\n\0",
-            ),
-            (
-                Some(Version::V12),
-                b"MESSAGE\nn\\ca\\\\me:a\\cb\\nc\\\\d\\re\n\n\0",
-            ),
-        ];
-        for (v, want) in cases {
-            let mut out = BytesMut::new();
-            Encoder::<Frame>::encode(&mut codec(v), f.clone(), &mut out).unwrap();
-            assert_eq!(&out[..], want, "{v:?}");
-            assert_eq!(encoded_size(&f, v), out.len());
-        }
-        assert_eq!(one(Some(Version::V12), cases[3].1).headers, f.headers);
-    }
 
     #[test]
     fn command_names_round_trip() {

@@ -1,17 +1,23 @@
 //! STOMP 1.0, 1.1 and 1.2 frontend: [`frame`] is the frame model, [`codec`] turns a
 //! byte stream into frames and back (framing, header escaping by version, limits),
-//! [`destination`] maps both dialects' destinations (RabbitMQ's and ActiveMQ's) onto
-//! the core, [`convert`] headers onto message properties; `session.rs` and
-//! `send.rs` are the protocol state, `connection.rs` the tokio loop. `version.rs`
-//! and `error.rs` hold what `frame` and `codec` both name; `codec` re-exports them.
+//! [`inbound`] is the frame as the broker reads it (headers as spans of the bytes
+//! received), [`destination`] maps both dialects' destinations (RabbitMQ's and
+//! ActiveMQ's) onto the core, [`convert`] headers onto message properties;
+//! `encode.rs` writes frames (`message.rs` a MESSAGE straight from the core
+//! message), `session.rs` and `send.rs` are the protocol state, `connection.rs` the
+//! tokio loop. `version.rs` and `error.rs` hold what `frame` and `codec` both name;
+//! `codec` re-exports them.
 
 pub mod codec;
 mod connect;
 mod connection;
 pub mod convert;
 pub mod destination;
+mod encode;
 mod error;
 pub mod frame;
+pub mod inbound;
+mod message;
 mod send;
 mod session;
 mod version;

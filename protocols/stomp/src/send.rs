@@ -3,6 +3,7 @@
 use crate::convert;
 use crate::destination::Destination;
 use crate::frame::{Command, Frame};
+use crate::inbound::Inbound;
 use crate::session::{AckMode, Result, Session, StompError, required};
 use switchboard_api::{PublishOptions, QueueDecl, Table};
 
@@ -14,7 +15,7 @@ pub enum Next {
 }
 
 impl Session {
-    pub fn handle(&mut self, f: Frame) -> Result<Next> {
+    pub fn handle(&mut self, f: Inbound) -> Result<Next> {
         match f.command {
             Command::Send => {
                 if f.header("message-id").is_some() {
@@ -119,7 +120,7 @@ impl Session {
     }
 
     /// Publishes a SEND; returns the LSN its receipt waits for.
-    fn send(&mut self, f: &Frame) -> Result<u64> {
+    fn send(&mut self, f: &Inbound) -> Result<u64> {
         let d = required(f, "destination")?;
         let dest = Destination::parse(d)?;
         if let Destination::Queue(q) = &dest {

@@ -4,11 +4,13 @@
 //! that must be durable first (a RECEIPT means "accepted", DESIGN.md §3).
 
 use crate::Config;
-use crate::convert;
 use crate::destination::{Destination, DestinationError, binding_key};
 use crate::error::FrameError;
 use crate::frame::{Command, Frame};
+use crate::inbound::Inbound;
+use crate::message::MessageFrame;
 use crate::version::Version;
+use bytes::BytesMut;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
 use switchboard_api::{
@@ -92,7 +94,7 @@ pub struct Session {
     pub next_ack: u64,
     /// `/temp-queue/x` → the server-named queue behind it.
     pub temp: HashMap<String, String>,
-    pub tx: HashMap<String, Vec<Frame>>,
+    pub tx: HashMap<String, Vec<Inbound>>,
     pub pending: VecDeque<(u64, Frame)>,
     /// The highest journal position any SEND of this connection needs: a RECEIPT
     /// (DISCONNECT's above all) covers everything sent before it.
@@ -101,7 +103,7 @@ pub struct Session {
 
 pub type Result<T> = std::result::Result<T, StompError>;
 
-pub fn required<'a>(f: &'a Frame, name: &str) -> Result<&'a str> {
+pub fn required<'a>(f: &'a Inbound, name: &str) -> Result<&'a str> {
     f.header(name).ok_or_else(|| {
         StompError::new(
             format!("Missing {name}"),
@@ -111,7 +113,7 @@ pub fn required<'a>(f: &'a Frame, name: &str) -> Result<&'a str> {
 }
 
 /// Whether a header says yes, STOMP style: present and not `true` means no.
-fn yes(f: &Frame, name: &str) -> Option<bool> {
+fn yes(f: &Inbound, name: &str) -> Option<bool> {
     f.header(name).map(|_| f.flag(name) == Some(true))
 }
 
@@ -122,7 +124,7 @@ impl Session {
 
     /// RECEIPT for a frame that asked for one, once `lsn` and every earlier SEND
     /// are durable.
-    pub fn receipt(&mut self, f: &Frame, lsn: u64) {
+    pub fn receipt(&mut self, f: &Inbound, lsn: u64) {
         self.sent_lsn = self.sent_lsn.max(lsn);
         let lsn = self.sent_lsn;
         if let Some(r) = f.header("receipt") {
@@ -141,7 +143,7 @@ impl Session {
     /// A queue named by a `/queue/` destination: durable and shared, as RabbitMQ
     /// declares it, unless the frame's headers say otherwise (`x-` headers become
     /// queue arguments). An existing queue is taken as it is unless they do.
-    pub fn declare_named(&self, name: &str, f: &Frame) -> Result<()> {
+    pub fn declare_named(&self, name: &str, f: &Inbound) -> Result<()> {
         let arguments = queue_arguments(f);
         // A queue that exists is used as it is when the frame asks nothing of it:
         // queues made by others (an SQS queue with its arguments, an AMQP queue
@@ -163,7 +165,7 @@ impl Session {
         Ok(())
     }
 
-    pub fn subscribe(&mut self, f: &Frame) -> Result<()> {
+    pub fn subscribe(&mut self, f: &Inbound) -> Result<()> {
         let dest_s = required(f, "destination")?;
         let dest = Destination::parse(dest_s)?;
         let id = match (f.header("id"), self.version) {
@@ -224,7 +226,7 @@ impl Session {
     /// named after the client and subscription for a durable subscription (RabbitMQ:
     /// `durable:true` with `auto-delete:false`; ActiveMQ: `activemq.subscriptionName`),
     /// else server-named and deleted with the subscription.
-    fn own_queue(&mut self, f: &Frame, id: &str, exchange: &str, key: &str) -> Result<String> {
+    fn own_queue(&mut self, f: &Inbound, id: &str, exchange: &str, key: &str) -> Result<String> {
         let durable_name = match (
             f.header("activemq.subscriptionName"),
             yes(f, "durable").or(yes(f, "persistent")),
@@ -311,7 +313,7 @@ impl Session {
         Ok(())
     }
 
-    pub fn unsubscribe(&mut self, f: &Frame) -> Result<()> {
+    pub fn unsubscribe(&mut self, f: &Inbound) -> Result<()> {
         let id = match (f.header("id"), f.header("destination"), self.version) {
             (Some(id), _, _) => id,
             (None, Some(d), Version::V10) => d,
@@ -346,7 +348,7 @@ impl Session {
     }
 
     /// ACK or NACK (`settle`: Ack, or Requeue/Reject for NACK).
-    pub fn ack(&mut self, f: &Frame, nack: bool) -> Result<()> {
+    pub fn ack(&mut self, f: &Inbound, nack: bool) -> Result<()> {
         let id = match self.version {
             Version::V12 => required(f, "id")?,
             _ => required(f, "message-id")?,
@@ -383,8 +385,9 @@ impl Session {
         Ok(())
     }
 
-    /// A delivery from a queue → MESSAGE.
-    pub fn deliver(&mut self, tag: u64, d: Delivery) {
+    /// A delivery from a queue → MESSAGE, written to `out` unless frames written
+    /// before it are still pending.
+    pub fn deliver(&mut self, tag: u64, d: Delivery, out: &mut BytesMut) {
         let Some(sub_id) = self.by_tag.get(&tag) else {
             // Its subscription is gone: give it back.
             d.queue.settle(&[d.seq], Settle::Requeue);
@@ -395,26 +398,23 @@ impl Session {
         };
         let n = self.next_ack;
         self.next_ack += 1;
-        let m = &d.message;
-        let mut f = Frame::new(Command::Message)
-            .with_header("subscription", sub_id.as_str())
-            .with_header(
-                "destination",
-                Destination::of_message(&m.exchange, &m.routing_key),
-            )
-            .with_header("message-id", n.to_string());
-        if sub.ack != AckMode::Auto && self.version == Version::V12 {
-            f = f.with_header("ack", n.to_string());
+        let frame = MessageFrame {
+            subscription: sub_id,
+            message: &d.message,
+            n,
+            ack: sub.ack != AckMode::Auto && self.version == Version::V12,
+            redelivered: d.redelivered,
+        };
+        if self.pending.is_empty() {
+            frame.encode(self.version, out);
+        } else {
+            self.pending.push_back((0, frame.to_frame()));
         }
-        f = f.with_header("redelivered", if d.redelivered { "true" } else { "false" });
-        convert::message_headers(m, &mut f.headers);
-        f.body = m.body.clone();
         if sub.ack == AckMode::Auto {
             d.queue.settle(&[d.seq], Settle::Ack);
         } else {
             self.unacked.insert(n, (tag, d));
         }
-        self.send_frame(0, f);
     }
 
     /// The connection is over: cancel subscriptions and put back what was not
@@ -448,15 +448,15 @@ impl Session {
 
 /// The frame's `x-` headers as queue arguments (numbers as numbers), first of a
 /// repeated header winning.
-fn queue_arguments(f: &Frame) -> Table {
+fn queue_arguments(f: &Inbound) -> Table {
     let mut arguments = Table::new();
-    for (k, v) in &f.headers {
+    for (k, v) in f.headers() {
         if k.starts_with("x-") && !arguments.contains_key(k) {
             let value = match v.parse::<i64>() {
                 Ok(n) => Value::I64(n),
-                Err(_) => Value::string(v.as_str()),
+                Err(_) => Value::string(v),
             };
-            arguments.insert(k.clone(), value);
+            arguments.insert(k.to_string(), value);
         }
     }
     arguments
@@ -471,7 +471,7 @@ fn unknown_id(id: &str) -> StompError {
 
 /// Consumer credit from RabbitMQ's `prefetch-count` or ActiveMQ's
 /// `activemq.prefetchSize` (0 = unlimited).
-fn prefetch(f: &Frame) -> Option<u32> {
+fn prefetch(f: &Inbound) -> Option<u32> {
     f.header("prefetch-count")
         .or_else(|| f.header("activemq.prefetchSize"))
         .and_then(|v| v.parse().ok())

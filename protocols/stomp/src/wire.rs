@@ -3,11 +3,12 @@
 
 use crate::codec::{Codec, Item};
 use crate::frame::Frame;
+use crate::inbound::Inbound;
 use crate::send::error_frame;
 use crate::session::StompError;
 use switchboard_api::conn::Io;
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio_util::codec::{Decoder, Encoder};
+use tokio_util::codec::Encoder;
 
 pub(crate) struct Wire<S> {
     pub io: Io<S>,
@@ -22,9 +23,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Wire<S> {
     }
 
     /// The next frame (heart-beats skipped); `Ok(None)` when the peer closed.
-    pub async fn read_frame(&mut self) -> Result<Option<Frame>, StompError> {
+    pub async fn read_frame(&mut self) -> Result<Option<Inbound>, StompError> {
         loop {
-            match self.codec.decode(&mut self.io.rbuf) {
+            match self.codec.decode_inbound(&mut self.io.rbuf) {
                 Ok(Some(Item::Frame(f))) => return Ok(Some(f)),
                 Ok(Some(Item::HeartBeat)) => continue,
                 Ok(None) => {}
@@ -38,7 +39,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Wire<S> {
     }
 
     /// Sends ERROR and closes.
-    pub async fn fail(&mut self, e: &StompError, culprit: Option<&Frame>) {
+    pub async fn fail(&mut self, e: &StompError, culprit: Option<&Inbound>) {
         self.encode(error_frame(e, culprit.and_then(|f| f.header("receipt"))));
         self.io.close(None).await;
     }
