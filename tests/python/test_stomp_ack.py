@@ -254,10 +254,12 @@ def test_disconnect_cancels_subscriptions_before_its_receipt(stomp_clients, ch):
     deadline = time.monotonic() + 5
     while ch.queue_declare(q, passive=True).method.consumer_count != 0:
         assert time.monotonic() < deadline, "the subscription outlived the DISCONNECT"
+    # The RECEIPT may already be here on a fast disk: what matters is that the
+    # subscription went first, and that nothing sent after it reaches the leaver.
     early = leaver.poll(0.0)
-    assert early is None, f"the subscription lasted until the RECEIPT: {early}"
+    assert early is None or early.command == "RECEIPT", early
     producer.send(f"/queue/{q}", "after")
-    frames = leaver.wait_closed()
+    frames = ([early] if early is not None else []) + leaver.wait_closed()
     assert [f.command for f in frames] == ["RECEIPT"], frames
     left = _leftover(stomp_clients, q, 1)
     assert [m.body for m in left] == ["after"]
