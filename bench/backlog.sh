@@ -35,17 +35,10 @@ TARGET="${CARGO_TARGET_DIR:-target}/release"
 [[ "$BUILD" == 1 ]] && cargo build --release -q -p switchboard -p switchboard-bench
 SB_BIN="${SWITCHBOARD_BIN:-$TARGET/switchboard}"
 TOOL="$TARGET/switchboard-backlog"
-RABBITMQCTL=/usr/lib/rabbitmq/bin/rabbitmqctl
 TMP="$(mktemp -d)"
-SB_PID="" SB0_PID="" RB_NODE="" RB_PID="" RB_WRAPPER=""
+SB_PID="" SB0_PID=""
 
-stop_rabbit() {
-    [[ -n "$RB_NODE" ]] || return 0
-    timeout 30 "$RABBITMQCTL" -n "$RB_NODE" -q shutdown >/dev/null 2>&1 || true
-    stop_pid "$RB_PID" rabbitmq
-    [[ -n "$RB_WRAPPER" ]] && { kill -0 "$RB_WRAPPER" 2>/dev/null && kill -TERM "$RB_WRAPPER" 2>/dev/null; wait "$RB_WRAPPER" 2>/dev/null || true; }
-    RB_NODE="" RB_PID="" RB_WRAPPER=""
-}
+stop_rabbit() { rabbit_node_stop; }
 cleanup() {
     local rc=$?
     trap - EXIT INT TERM
@@ -68,29 +61,9 @@ free_port() { # a port p with p and p+1 free
 }
 
 start_rabbit() {
-    local p d="$TMP/rabbit"
+    local p
     p="$(free_port)"
-    mkdir -p "$d"
-    printf 'listeners.tcp.1 = 127.0.0.1:%s\nloopback_users = none\n' "$p" >"$d/rabbitmq.conf"
-    echo '[].' >"$d/enabled_plugins"
-    RB_NODE="sb-backlog-bench-$$@localhost"
-    env RABBITMQ_NODENAME="$RB_NODE" RABBITMQ_NODE_PORT="$p" RABBITMQ_DIST_PORT=$((p + 1)) \
-        RABBITMQ_CONFIG_FILE="$d/rabbitmq.conf" RABBITMQ_ENABLED_PLUGINS_FILE="$d/enabled_plugins" \
-        RABBITMQ_ADVANCED_CONFIG_FILE="$d/advanced.config" RABBITMQ_MNESIA_BASE="$d/mnesia" \
-        RABBITMQ_LOG_BASE="$d/log" RABBITMQ_PLUGINS_EXPAND_DIR="$d/plugins" \
-        RABBITMQ_PID_FILE="$d/pid" \
-        /usr/lib/rabbitmq/bin/rabbitmq-server >"$d/out.log" 2>&1 &
-    RB_WRAPPER=$!
-    local up=0
-    for _ in $(seq 90); do
-        kill -0 "$RB_WRAPPER" 2>/dev/null || break
-        if timeout 60 "$RABBITMQCTL" -n "$RB_NODE" -q await_startup >/dev/null 2>&1; then
-            up=1; break
-        fi
-        sleep 1
-    done
-    [[ "$up" == 1 ]] || { echo "RabbitMQ did not start:" >&2; tail -n 20 "$d/out.log" >&2; exit 1; }
-    RB_PID="$(tr -dc '0-9' <"$d/pid" 2>/dev/null || true)"
+    rabbit_node_start "$TMP/rabbit" "$p" sb-backlog-bench "[]" || exit 1
     RB_URL="amqp://guest:guest@127.0.0.1:$p/%2f"
 }
 

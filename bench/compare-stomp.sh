@@ -82,16 +82,9 @@ cd "$(dirname "$0")/.."
 TARGET="${CARGO_TARGET_DIR:-target}/release"
 TMP="$(mktemp -d -t sb-stomp-bench.XXXXXX)"
 RESULTS=""
-RB_PID=""; RB_NODE=""; RB_WRAPPER=""; AMQ_PID=""; SB_PID=""
+AMQ_PID=""; SB_PID=""
 
-RABBITMQCTL=/usr/lib/rabbitmq/bin/rabbitmqctl
-stop_rabbit() {
-    [[ -n "$RB_NODE" ]] || return 0
-    timeout 30 "$RABBITMQCTL" -n "$RB_NODE" -q shutdown >/dev/null 2>&1 || true
-    stop_pid "$RB_PID" rabbitmq
-    [[ -n "$RB_WRAPPER" ]] && { kill -0 "$RB_WRAPPER" 2>/dev/null && kill -TERM "$RB_WRAPPER" 2>/dev/null; wait "$RB_WRAPPER" 2>/dev/null || true; }
-    RB_NODE=""; RB_PID=""; RB_WRAPPER=""
-}
+stop_rabbit() { rabbit_node_stop; }
 cleanup() {
     local rc=$?
     trap - EXIT INT TERM
@@ -138,40 +131,13 @@ start_rabbit() {
     if [[ -n "${RABBITMQ_STOMP_URL:-}" ]]; then
         RB_URL="$RABBITMQ_STOMP_URL"; RB_PID="${RABBITMQ_PID:-}"; return 0
     fi
-    local p d="$TMP/rabbit"
+    local p
     p="$(free_port)"
-    rm -rf "$d"; mkdir -p "$d"
-    cat >"$d/rabbitmq.conf" <<EOF
-listeners.tcp.1 = 127.0.0.1:$p
-stomp.listeners.tcp.1 = 127.0.0.1:$((p + 2))
-loopback_users = none
-EOF
-    echo '[rabbitmq_stomp].' >"$d/enabled_plugins"
-    RB_NODE="sb-stomp-bench-$$@localhost"
-    env RABBITMQ_NODENAME="$RB_NODE" RABBITMQ_NODE_PORT="$p" RABBITMQ_DIST_PORT=$((p + 1)) \
-        RABBITMQ_CONFIG_FILE="$d/rabbitmq.conf" RABBITMQ_ENABLED_PLUGINS_FILE="$d/enabled_plugins" \
-        RABBITMQ_ADVANCED_CONFIG_FILE="$d/advanced.config" RABBITMQ_MNESIA_BASE="$d/mnesia" \
-        RABBITMQ_LOG_BASE="$d/log" RABBITMQ_PLUGINS_EXPAND_DIR="$d/plugins" \
-        RABBITMQ_PID_FILE="$d/pid" \
-        /usr/lib/rabbitmq/bin/rabbitmq-server >"$d/out.log" 2>&1 &
-    RB_WRAPPER=$!
-    # await_startup fails at once while the node is not yet registered: retry.
-    local up=0
-    for _ in $(seq 90); do
-        kill -0 "$RB_WRAPPER" 2>/dev/null || break
-        if timeout 60 "$RABBITMQCTL" -n "$RB_NODE" -q await_startup >/dev/null 2>&1; then
-            up=1; break
-        fi
-        sleep 1
-    done
-    if [[ "$up" == 0 ]]; then
-        echo "RabbitMQ node $RB_NODE did not start; its output:" >&2
-        tail -n 20 "$d/out.log" >&2 || true
-        stop_rabbit
+    if ! rabbit_node_start "$TMP/rabbit" "$p" sb-stomp-bench "[rabbitmq_stomp]" \
+            "stomp.listeners.tcp.1 = 127.0.0.1:$((p + 2))"; then
         echo "(set RABBITMQ_STOMP_URL=stomp://127.0.0.1:61613 to use a running broker instead)" >&2
         exit 1
     fi
-    RB_PID="$(tr -dc '0-9' <"$d/pid" 2>/dev/null || true)"
     for _ in $(seq 50); do port_open $((p + 2)) && break; sleep 0.1; done
     RB_URL="stomp://guest:guest@127.0.0.1:$((p + 2))"
 }

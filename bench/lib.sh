@@ -72,3 +72,51 @@ warn_if_busy() {
     busy="$(busy_pct)"
     (( busy < 20 )) || echo "warning: the machine is ${busy}% busy before the runs: figures will be noisy" >&2
 }
+
+# --- A private RabbitMQ node (Debian's rabbitmq-server), never the system service.
+RABBITMQCTL=/usr/lib/rabbitmq/bin/rabbitmqctl
+RB_NODE="" RB_PID="" RB_WRAPPER=""
+
+# rabbit_node_start DIR PORT NAME PLUGINS [EXTRA_CONF]: a node named NAME@localhost
+# with its files in DIR, AMQP on 127.0.0.1:PORT (PORT+1: distribution), PLUGINS an
+# Erlang list (`[rabbitmq_stomp]`), EXTRA_CONF more rabbitmq.conf lines. Sets
+# RB_NODE, RB_PID, RB_WRAPPER; returns 1, after printing the node's output, when
+# it does not start.
+rabbit_node_start() {
+    local d="$1" p="$2" name="$3" plugins="$4" extra="${5:-}"
+    rm -rf "$d"; mkdir -p "$d"
+    printf 'listeners.tcp.1 = 127.0.0.1:%s\nloopback_users = none\n%s\n' "$p" "$extra" >"$d/rabbitmq.conf"
+    echo "$plugins." >"$d/enabled_plugins"
+    RB_NODE="$name-$$@localhost"
+    env RABBITMQ_NODENAME="$RB_NODE" RABBITMQ_NODE_PORT="$p" RABBITMQ_DIST_PORT=$((p + 1)) \
+        RABBITMQ_CONFIG_FILE="$d/rabbitmq.conf" RABBITMQ_ENABLED_PLUGINS_FILE="$d/enabled_plugins" \
+        RABBITMQ_ADVANCED_CONFIG_FILE="$d/advanced.config" RABBITMQ_MNESIA_BASE="$d/mnesia" \
+        RABBITMQ_LOG_BASE="$d/log" RABBITMQ_PLUGINS_EXPAND_DIR="$d/plugins" \
+        RABBITMQ_PID_FILE="$d/pid" \
+        /usr/lib/rabbitmq/bin/rabbitmq-server >"$d/out.log" 2>&1 &
+    RB_WRAPPER=$!
+    # await_startup fails at once while the node is not yet registered: retry.
+    local up=0
+    for _ in $(seq 90); do
+        kill -0 "$RB_WRAPPER" 2>/dev/null || break
+        if timeout 60 "$RABBITMQCTL" -n "$RB_NODE" -q await_startup >/dev/null 2>&1; then
+            up=1; break
+        fi
+        sleep 1
+    done
+    if [[ "$up" == 0 ]]; then
+        echo "RabbitMQ node $RB_NODE did not start; its output:" >&2
+        tail -n 20 "$d/out.log" >&2 || true
+        rabbit_node_stop
+        return 1
+    fi
+    RB_PID="$(tr -dc '0-9' <"$d/pid" 2>/dev/null || true)"
+}
+
+rabbit_node_stop() {
+    [[ -n "$RB_NODE" ]] || return 0
+    timeout 30 "$RABBITMQCTL" -n "$RB_NODE" -q shutdown >/dev/null 2>&1 || true
+    stop_pid "$RB_PID" rabbitmq
+    [[ -n "$RB_WRAPPER" ]] && { kill -0 "$RB_WRAPPER" 2>/dev/null && kill -TERM "$RB_WRAPPER" 2>/dev/null; wait "$RB_WRAPPER" 2>/dev/null || true; }
+    RB_NODE="" RB_PID="" RB_WRAPPER=""
+}
