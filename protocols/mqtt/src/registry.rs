@@ -5,7 +5,6 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 #[derive(Clone, Default)]
@@ -32,7 +31,10 @@ struct State {
 struct Live {
     id: u64,
     kick: CancellationToken,
-    gone: watch::Receiver<bool>,
+    /// Cancelled when the connection's claim is dropped. A token, not a watch
+    /// channel: every idle connection holds one, and a watch channel is three
+    /// times its size.
+    gone: CancellationToken,
 }
 
 /// Held by a connection while it owns a client id; tells the registry when it ends.
@@ -41,7 +43,7 @@ pub struct Claim {
     key: (String, String),
     id: u64,
     pub kicked: CancellationToken,
-    gone: watch::Sender<bool>,
+    gone: CancellationToken,
 }
 
 impl Claim {
@@ -52,7 +54,7 @@ impl Claim {
 
 impl Drop for Claim {
     fn drop(&mut self) {
-        let _ = self.gone.send(true);
+        self.gone.cancel();
         let mut st = self.registry.lock();
         if st.live.get(&self.key).is_some_and(|l| l.id == self.id) {
             st.live.remove(&self.key);
@@ -71,7 +73,7 @@ impl Registry {
     pub async fn claim(&self, vhost: &str, client_id: &str) -> Claim {
         let key = (vhost.to_string(), client_id.to_string());
         let id = self.inner.next.fetch_add(1, Ordering::Relaxed);
-        let (gone_tx, gone_rx) = watch::channel(false);
+        let gone = CancellationToken::new();
         let kicked = CancellationToken::new();
         let previous = {
             let mut st = self.lock();
@@ -83,25 +85,24 @@ impl Registry {
                 Live {
                     id,
                     kick: kicked.clone(),
-                    gone: gone_rx,
+                    gone: gone.clone(),
                 },
             )
         };
-        if let Some(mut p) = previous {
+        if let Some(p) = previous {
             p.kick.cancel();
             // The old connection requeues its in-flight messages and cancels its
             // consumer before it drops its claim; a bound keeps a stuck one from
             // blocking the new client forever.
             let _ =
-                tokio::time::timeout(std::time::Duration::from_secs(5), p.gone.wait_for(|g| *g))
-                    .await;
+                tokio::time::timeout(std::time::Duration::from_secs(5), p.gone.cancelled()).await;
         }
         Claim {
             registry: self.clone(),
             key,
             id,
             kicked,
-            gone: gone_tx,
+            gone,
         }
     }
 
