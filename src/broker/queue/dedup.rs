@@ -5,8 +5,13 @@ use std::collections::{HashMap, VecDeque};
 use std::time::Duration;
 use tokio::time::Instant;
 
+/// Out of line until first used: most queues never deduplicate, and every queue
+/// carries one (112 bytes inline, 8 this way).
 #[derive(Default)]
-pub struct DedupWindow {
+pub struct DedupWindow(Option<Box<Window>>);
+
+#[derive(Default)]
+struct Window {
     /// When each id in the window was accepted.
     seen: HashMap<String, Instant>,
     /// The same, oldest first, so expiry need not scan the map.
@@ -19,8 +24,33 @@ pub struct DedupWindow {
 }
 
 impl DedupWindow {
+    fn window(&mut self) -> &mut Window {
+        self.0.get_or_insert_with(Default::default)
+    }
+
     /// Whether `id` is new within `window` at `now`; a new id counts from `now`.
     pub fn admit(&mut self, id: &str, now: Instant, window: Duration) -> bool {
+        self.window().admit(id, now, window)
+    }
+
+    /// An id accepted before a restart, at `seen`.
+    pub fn restore(&mut self, id: &str, seen: Instant) {
+        self.window().restore(id, seen);
+    }
+
+    /// Keeps `lsn` in the journal until `until`, coalescing pins of the same second.
+    pub fn pin(&mut self, until: Instant, lsn: u64) {
+        self.window().pin(until, lsn);
+    }
+
+    /// The smallest LSN still pinned at `now`; pins that ran out are dropped.
+    pub fn min_pinned(&mut self, now: Instant) -> Option<u64> {
+        self.0.as_mut()?.min_pinned(now)
+    }
+}
+
+impl Window {
+    fn admit(&mut self, id: &str, now: Instant, window: Duration) -> bool {
         while self.order.front().is_some_and(|(t, _)| *t + window <= now) {
             if let Some((t, id)) = self.order.pop_front()
                 && self.seen.get(&id) == Some(&t)
@@ -36,15 +66,13 @@ impl DedupWindow {
         true
     }
 
-    /// An id accepted before a restart, at `seen`.
-    pub fn restore(&mut self, id: &str, seen: Instant) {
+    fn restore(&mut self, id: &str, seen: Instant) {
         if self.seen.insert(id.to_string(), seen).is_none() {
             self.order.push_back((seen, id.to_string()));
         }
     }
 
-    /// Keeps `lsn` in the journal until `until`, coalescing pins of the same second.
-    pub fn pin(&mut self, until: Instant, lsn: u64) {
+    fn pin(&mut self, until: Instant, lsn: u64) {
         match self.pins.back_mut() {
             Some((t, l)) if until.saturating_duration_since(*t) < Duration::from_secs(1) => {
                 *l = (*l).min(lsn);
@@ -53,8 +81,7 @@ impl DedupWindow {
         }
     }
 
-    /// The smallest LSN still pinned at `now`; pins that ran out are dropped.
-    pub fn min_pinned(&mut self, now: Instant) -> Option<u64> {
+    fn min_pinned(&mut self, now: Instant) -> Option<u64> {
         while self.pins.front().is_some_and(|(t, _)| *t <= now) {
             self.pins.pop_front();
         }
