@@ -301,6 +301,7 @@ class Env:
     def __init__(self, sb_bin: Path, bench: Path, work: Path):
         self.sb_bin, self.bench, self.work = sb_bin, bench, work
         self.n = 0
+        self.queue_counts: list[int] = []
 
     def dir(self, tag: str) -> Path:
         self.n += 1
@@ -421,7 +422,7 @@ def declare_queues(port: int, n: int, tag: str) -> float:
 
 
 def case_queues(env: Env, quick: bool) -> dict:
-    ns = [1000, 5000] if quick else [1000, 10000, 30000]
+    ns = env.queue_counts or ([1000, 5000] if quick else [1000, 10000, 30000])
     rows = []
     rss = {"switchboard": [], "rabbitmq": []}
     secs_pts = {"switchboard": [], "rabbitmq": []}
@@ -780,6 +781,9 @@ def main():
                     help="do not run cargo build --release -p switchboard -p switchboard-bench")
     ap.add_argument("--bin", default=os.environ.get("SWITCHBOARD_BIN"),
                     help="switchboard binary (default target/release/switchboard)")
+    ap.add_argument("--queues", default="",
+                    help="queue counts for the queues case, e.g. 1000,5000 (default "
+                         "1000,10000,30000; quick 1000,5000)")
     ap.add_argument("--note", default="", help="a sentence on the conditions, for the report")
     a = ap.parse_args()
     cases = [c.strip() for c in a.cases.split(",") if c.strip()]
@@ -816,10 +820,30 @@ def main():
     # SIGTERM runs the same clean-up as Ctrl-C (the ExitStacks unwind).
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     env = Env(sb_bin, bench, work)
+    env.queue_counts = [int(x) for x in a.queues.split(",") if x.strip()]
 
     started = dt.datetime.now(dt.timezone.utc)
     load0 = os.getloadavg()
+    argv = shlex.join(["python3", "bench/scale.py"] + sys.argv[1:])
+    head = [f"# Scale: cost as work grows ({started:%Y-%m-%d %H:%M} UTC)", "",
+            f"Produced by `{argv}`{' (quick mode)' if a.quick else ''}. "
+            "Re-run it to reproduce every table and chart below.", ""]
+    if a.note:
+        head += [f"**Conditions:** {a.note}", ""]
+    info = ["## Machine", ""] + machine() + ["", "## Versions", ""] + versions() + [""]
     sections, failed = [], []
+
+    def write(done: bool):
+        # After every case, so an interrupted run keeps the cases it finished.
+        load = (f"Load average (1 min) at the start {load0[0]:.2f}, at the end "
+                f"{os.getloadavg()[0]:.2f}." if done else
+                f"Load average (1 min) at the start {load0[0]:.2f}. **Incomplete:** "
+                f"{len(sections) + len(failed)} of {len(cases)} cases done so far.")
+        doc = head + [load, ""] + info + sections
+        if failed:
+            doc += ["## Failed", ""] + [f"- {f}" for f in failed] + [""]
+        out.write_text("\n".join(doc))
+
     for c in cases:
         log(f"case {c}{' (quick)' if a.quick else ''}")
         t0 = time.monotonic()
@@ -828,27 +852,15 @@ def main():
         except Exception as e:  # noqa: BLE001 - the other cases still run
             log(f"case {c} failed: {e!r}")
             failed.append(f"{c}: {e!r}")
+            write(False)
             continue
         svg_path = out.with_name(f"{out.stem}-{c}.svg")
         svg_path.write_text(res["svg"])
         sections.append(f"## {res['title']} (`{c}`)\n\n{res['note']}\n\n{res['table']}\n\n"
                         f"![{c}]({svg_path.name})\n\n_{time.monotonic() - t0:.0f} s_\n")
         print(f"\n## {c}\n{res['table']}\n", flush=True)
-    load1 = os.getloadavg()
-
-    argv = shlex.join(["python3", "bench/scale.py"] + sys.argv[1:])
-    doc = [f"# Scale: cost as work grows ({started:%Y-%m-%d %H:%M} UTC)", "",
-           f"Produced by `{argv}`{' (quick mode)' if a.quick else ''}. "
-           "Re-run it to reproduce every table and chart below.", ""]
-    if a.note:
-        doc += [f"**Conditions:** {a.note}", ""]
-    doc += ["Load average (1 min) at the start "
-            f"{load0[0]:.2f}, at the end {load1[0]:.2f}.", "",
-            "## Machine", ""] + machine() + ["", "## Versions", ""] + versions() + [""]
-    doc += sections
-    if failed:
-        doc += ["## Failed", ""] + [f"- {f}" for f in failed] + [""]
-    out.write_text("\n".join(doc))
+        write(False)
+    write(True)
     log(f"report: {out}")
     if failed:
         sys.exit(1)
