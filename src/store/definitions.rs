@@ -102,13 +102,15 @@ impl Definitions {
             path: path.clone(),
             source,
         };
-        let mut body = Vec::new();
-        encode(self, &mut body);
-        let mut out = Vec::with_capacity(body.len() + 16);
+        // Encoded once, in place after the header: one buffer, no copy of the body.
+        let mut out = Vec::with_capacity(self.size_hint());
         out.extend_from_slice(MAGIC);
-        out.extend_from_slice(&crc32c::crc32c(&body).to_le_bytes());
-        out.extend_from_slice(&(body.len() as u32).to_le_bytes());
-        out.extend_from_slice(&body);
+        out.extend_from_slice(&[0; 8]);
+        encode(self, &mut out);
+        let len = out.len() - 16;
+        let crc = crc32c::crc32c(&out[16..]);
+        out[8..12].copy_from_slice(&crc.to_le_bytes());
+        out[12..16].copy_from_slice(&(len as u32).to_le_bytes());
         let mut f = File::create(&tmp).map_err(io)?;
         f.write_all(&out).map_err(io)?;
         f.sync_all().map_err(io)?;
@@ -120,6 +122,12 @@ impl Definitions {
 }
 
 impl Definitions {
+    /// About what the file takes, so that writing it grows no buffer.
+    fn size_hint(&self) -> usize {
+        64 + 96 * (self.exchanges.len() + self.queues.len())
+            + self.bindings.values().map(|b| 96 * b.len()).sum::<usize>()
+    }
+
     /// The file's body: what a standby starting from a snapshot receives.
     pub fn to_bytes(&self) -> Vec<u8> {
         let mut out = Vec::new();
