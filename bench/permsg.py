@@ -16,18 +16,15 @@ from __future__ import annotations
 import argparse
 import re
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
 
 import pika
 
+from procs import free_port
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+
 
 
 def main() -> None:

@@ -62,7 +62,6 @@ import resource
 import shlex
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -70,6 +69,9 @@ import threading
 import time
 from contextlib import ExitStack
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from procs import cpu_seconds, free_port, port_open, rss_kib, stop_pid, stop_process  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 RABBIT_BIN = Path("/usr/lib/rabbitmq/bin")
@@ -84,62 +86,16 @@ def log(msg: str):
 
 # ---------------------------------------------------------------- processes
 
-def rss_kib(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    return 0
 
 
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
-def port_open(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-            return True
-    except OSError:
-        return False
 
 
-def stop_process(proc: subprocess.Popen, name: str, timeout: float = 15):
-    if proc.poll() is not None:
-        return
-    proc.terminate()
-    try:
-        proc.wait(timeout)
-    except subprocess.TimeoutExpired:
-        log(f"{name} did not stop on SIGTERM within {timeout:g} s: SIGKILL")
-        proc.kill()
-        proc.wait()
 
 
-def stop_pid(pid: int, name: str, timeout: float = 15):
-    """SIGTERM, then SIGKILL, a process that is not our child (beam.smp)."""
-    try:
-        os.kill(pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return
-        time.sleep(0.1)
-    log(f"{name} did not stop on SIGTERM within {timeout:g} s: SIGKILL")
-    try:
-        os.kill(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
 
 
 def dpkg_version(pkg: str) -> str:
