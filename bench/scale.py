@@ -71,7 +71,8 @@ from contextlib import ExitStack
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from procs import cpu_seconds, free_port, port_open, rss_kib, stop_pid, stop_process  # noqa: E402
+from procs import (cpu_seconds, free_port, port_open, rss_kib, start_rabbit_node,  # noqa: E402
+                   stop_pid, stop_process)
 
 ROOT = Path(__file__).resolve().parent.parent
 RABBIT_BIN = Path("/usr/lib/rabbitmq/bin")
@@ -159,43 +160,10 @@ class RabbitMQ(Broker):
         d = work / "rabbit"
         d.mkdir(parents=True)
         amqp, dist = free_port(), free_port()
-        (d / "rabbitmq.conf").write_text(
-            f"listeners.tcp.1 = 127.0.0.1:{amqp}\nloopback_users = none\n")
-        (d / "enabled_plugins").write_text("[].\n")
         self.node = f"sb-scale-{os.getpid()}-{RabbitMQ.seq}@localhost"
-        env = {**os.environ,
-               "RABBITMQ_NODENAME": self.node, "RABBITMQ_NODE_PORT": str(amqp),
-               "RABBITMQ_DIST_PORT": str(dist),
-               "RABBITMQ_CONFIG_FILE": str(d / "rabbitmq.conf"),
-               "RABBITMQ_ENABLED_PLUGINS_FILE": str(d / "enabled_plugins"),
-               "RABBITMQ_ADVANCED_CONFIG_FILE": str(d / "advanced.config"),
-               "RABBITMQ_MNESIA_BASE": str(d / "mnesia"), "RABBITMQ_LOG_BASE": str(d / "log"),
-               "RABBITMQ_PLUGINS_EXPAND_DIR": str(d / "plugins"),
-               "RABBITMQ_PID_FILE": str(d / "pid")}
-        # epmd: a node starts one if none runs and it outlives the node; stop it
-        # afterwards only if it was not there before (`epmd -kill` refuses while
-        # any node is registered, so another user's node keeps it).
-        epmd_before = subprocess.run(["pgrep", "-x", "epmd"], capture_output=True).returncode == 0
-        if not epmd_before:
-            stack.callback(lambda: subprocess.run(["epmd", "-kill"], capture_output=True))
-        out = open(d / "out.log", "wb")
-        stack.callback(out.close)
-        wrapper = subprocess.Popen([str(RABBIT_BIN / "rabbitmq-server")], env=env,
-                                   stdout=out, stderr=subprocess.STDOUT)
-        stack.callback(stop_process, wrapper, "rabbitmq-server wrapper")
         self.pid = 0
-        stack.callback(self._shutdown, d / "pid")
-        end = time.monotonic() + 180
-        while True:
-            r = subprocess.run([str(RABBIT_BIN / "rabbitmqctl"), "-n", self.node, "-q",
-                                "await_startup", "--timeout", "30"], capture_output=True)
-            if r.returncode == 0:
-                break
-            if wrapper.poll() is not None or time.monotonic() > end:
-                print((d / "out.log").read_text(errors="replace")[-3000:], file=sys.stderr)
-                raise RuntimeError(f"RabbitMQ node {self.node} did not start")
-            time.sleep(1)
-        self.pid = int(re.sub(r"\D", "", (d / "pid").read_text()))
+        self.pid = start_rabbit_node(d, self.node, (amqp, dist), [], "[]", stack,
+                                     self._shutdown, timeout=180)
         for _ in range(100):
             if port_open(amqp):
                 break

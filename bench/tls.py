@@ -56,9 +56,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests" / "python"))
 
 import tlsutil  # noqa: E402
-from procs import cpu_seconds, free_port, port_open, stop_pid, stop_process  # noqa: E402
+from procs import (cpu_seconds, free_port, port_open, start_rabbit_node,  # noqa: E402
+                   stop_pid, stop_process)
 
-RABBIT_BIN = Path("/usr/lib/rabbitmq/bin")
+from procs import RABBIT_BIN  # noqa: E402
 # The subscriber's window of unacknowledged QoS 1 messages, the same for every
 # broker (Switchboard's default; mosquitto's is 20, RabbitMQ's mqtt.prefetch 10).
 MQTT_WINDOW = 128
@@ -138,54 +139,24 @@ class RabbitMQ(Broker):
         d.mkdir()
         amqp, amqps, dist, mq, mqs = (free_port() for _ in range(5))
         conf = [
-            f"listeners.tcp.1 = 127.0.0.1:{amqp}",
             f"listeners.ssl.1 = 127.0.0.1:{amqps}",
             f"ssl_options.cacertfile = {pki.ca_file}",
             f"ssl_options.certfile = {pki.server_cert}",
             f"ssl_options.keyfile = {pki.server_key}",
             "ssl_options.verify = verify_none",
             "ssl_options.fail_if_no_peer_cert = false",
-            "loopback_users = none",
         ]
         if mqtt:
             conf += [f"mqtt.listeners.tcp.1 = 127.0.0.1:{mq}",
                      f"mqtt.listeners.ssl.1 = 127.0.0.1:{mqs}",
                      f"mqtt.prefetch = {MQTT_WINDOW}"]
-        (d / "rabbitmq.conf").write_text("\n".join(conf) + "\n")
-        (d / "enabled_plugins").write_text("[rabbitmq_mqtt].\n" if mqtt else "[].\n")
         self.node = f"sb-tls-bench-{os.getpid()}@localhost"
-        env = {**os.environ,
-               "RABBITMQ_NODENAME": self.node, "RABBITMQ_NODE_PORT": str(amqp),
-               "RABBITMQ_DIST_PORT": str(dist),
-               "RABBITMQ_CONFIG_FILE": str(d / "rabbitmq.conf"),
-               "RABBITMQ_ENABLED_PLUGINS_FILE": str(d / "enabled_plugins"),
-               "RABBITMQ_ADVANCED_CONFIG_FILE": str(d / "advanced.config"),
-               "RABBITMQ_MNESIA_BASE": str(d / "mnesia"), "RABBITMQ_LOG_BASE": str(d / "log"),
-               "RABBITMQ_PLUGINS_EXPAND_DIR": str(d / "plugins"),
-               "RABBITMQ_PID_FILE": str(d / "pid")}
-        # epmd: a node starts one if none runs and it outlives the node; stop it
-        # afterwards only if it was not there before (`epmd -kill` refuses while
-        # any node is registered, so another user's node keeps it).
-        epmd_before = subprocess.run(["pgrep", "-x", "epmd"], capture_output=True).returncode == 0
-        if not epmd_before:
-            stack.callback(lambda: subprocess.run(["epmd", "-kill"], capture_output=True))
-        log = open(d / "out.log", "wb")
-        stack.callback(log.close)
-        wrapper = subprocess.Popen([str(RABBIT_BIN / "rabbitmq-server")], env=env,
-                                   stdout=log, stderr=subprocess.STDOUT)
-        stack.callback(stop_process, wrapper, "rabbitmq-server wrapper")
-        stack.callback(self._shutdown, d / "pid")
-        end = time.monotonic() + 120
-        while True:
-            r = subprocess.run([str(RABBIT_BIN / "rabbitmqctl"), "-n", self.node, "-q",
-                                "await_startup", "--timeout", "30"], capture_output=True)
-            if r.returncode == 0:
-                break
-            if wrapper.poll() is not None or time.monotonic() > end:
-                print((d / "out.log").read_text(errors="replace")[-3000:], file=sys.stderr)
-                raise SystemExit(f"RabbitMQ node {self.node} did not start")
-            time.sleep(1)
-        self.pid = int(re.sub(r"\D", "", (d / "pid").read_text()))
+        try:
+            self.pid = start_rabbit_node(d, self.node, (amqp, dist), conf,
+                                         "[rabbitmq_mqtt]" if mqtt else "[]", stack,
+                                         self._shutdown)
+        except RuntimeError as e:
+            raise SystemExit(str(e))
         for p in (amqp, amqps) + ((mq, mqs) if mqtt else ()):
             for _ in range(100):
                 if port_open(p):
