@@ -73,12 +73,26 @@ def rss_kib(pid: int) -> int:
 RABBIT_BIN = Path("/usr/lib/rabbitmq/bin")
 
 
+def stop_rabbit_node(node: str, pid_file: Path):
+    """rabbitmqctl shutdown, then the beam.smp of the pid file if it is still there
+    (also when the start failed half-way)."""
+    try:
+        subprocess.run([str(RABBIT_BIN / "rabbitmqctl"), "-n", node, "-q", "shutdown"],
+                       capture_output=True, timeout=60)
+    except subprocess.TimeoutExpired:
+        pass
+    if pid_file.exists():
+        pid = int("".join(c for c in pid_file.read_text() if c.isdigit()) or 0)
+        if pid:
+            stop_pid(pid, "beam.smp")
+
+
 def start_rabbit_node(d: Path, node: str, ports: tuple, conf: list, plugins: str,
-                      stack, shutdown, timeout: float = 120) -> int:
+                      stack, timeout: float = 120) -> int:
     """A private RabbitMQ node (Debian's rabbitmq-server, never the system service)
     named `node`, its files in `d`, AMQP and distribution on `ports`, `conf` more
     rabbitmq.conf lines and `plugins` an Erlang list. Everything it starts is undone
-    by `stack` (an ExitStack); `shutdown(pid_file)` runs first. Returns the pid of
+    by `stack` (an ExitStack), the node's shutdown first. Returns the pid of
     beam.smp; raises RuntimeError, after printing the node's output, if it does not
     start within `timeout` seconds."""
     amqp, dist = ports
@@ -106,7 +120,7 @@ def start_rabbit_node(d: Path, node: str, ports: tuple, conf: list, plugins: str
     wrapper = subprocess.Popen([str(RABBIT_BIN / "rabbitmq-server")], env=env,
                                stdout=out, stderr=subprocess.STDOUT)
     stack.callback(stop_process, wrapper, "rabbitmq-server wrapper")
-    stack.callback(shutdown, d / "pid")
+    stack.callback(stop_rabbit_node, node, d / "pid")
     end = time.monotonic() + timeout
     while True:
         r = subprocess.run([str(RABBIT_BIN / "rabbitmqctl"), "-n", node, "-q",

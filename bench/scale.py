@@ -57,7 +57,6 @@ import json
 import math
 import os
 import platform
-import re
 import resource
 import shlex
 import shutil
@@ -71,11 +70,10 @@ from contextlib import ExitStack
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from procs import (cpu_seconds, free_port, port_open, rss_kib, start_rabbit_node,  # noqa: E402
-                   stop_pid, stop_process)
+from procs import (RABBIT_BIN, cpu_seconds, free_port, port_open, rss_kib, start_rabbit_node,  # noqa: E402
+                   stop_process)
 
 ROOT = Path(__file__).resolve().parent.parent
-RABBIT_BIN = Path("/usr/lib/rabbitmq/bin")
 ALL_CASES = ["idle-rss", "connections", "queues", "sizes"]
 COLORS = {"switchboard": "#1f77b4", "rabbitmq": "#ff7f0e", "mosquitto": "#2ca02c"}
 DASH = {"AMQP": "", "MQTT": "6,4"}
@@ -163,25 +161,12 @@ class RabbitMQ(Broker):
         self.node = f"sb-scale-{os.getpid()}-{RabbitMQ.seq}@localhost"
         self.pid = 0
         self.pid = start_rabbit_node(d, self.node, (amqp, dist), [], "[]", stack,
-                                     self._shutdown, timeout=180)
+                                     timeout=180)
         for _ in range(100):
             if port_open(amqp):
                 break
             time.sleep(0.2)
         self.amqp = amqp
-
-    def _shutdown(self, pid_file: Path):
-        try:
-            subprocess.run([str(RABBIT_BIN / "rabbitmqctl"), "-n", self.node, "-q", "shutdown"],
-                           capture_output=True, timeout=60)
-        except subprocess.TimeoutExpired:
-            pass
-        # Also when the start failed half-way: the pid file may be there already.
-        pid = self.pid
-        if not pid and pid_file.exists():
-            pid = int(re.sub(r"\D", "", pid_file.read_text()) or 0)
-        if pid:
-            stop_pid(pid, "beam.smp")
 
 
 class Mosquitto(Broker):

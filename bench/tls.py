@@ -56,10 +56,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests" / "python"))
 
 import tlsutil  # noqa: E402
-from procs import (cpu_seconds, free_port, port_open, start_rabbit_node,  # noqa: E402
-                   stop_pid, stop_process)
+from procs import (RABBIT_BIN, cpu_seconds, free_port, port_open, start_rabbit_node,  # noqa: E402
+                   stop_process)
 
-from procs import RABBIT_BIN  # noqa: E402
 # The subscriber's window of unacknowledged QoS 1 messages, the same for every
 # broker (Switchboard's default; mosquitto's is 20, RabbitMQ's mqtt.prefetch 10).
 MQTT_WINDOW = 128
@@ -153,8 +152,7 @@ class RabbitMQ(Broker):
         self.node = f"sb-tls-bench-{os.getpid()}@localhost"
         try:
             self.pid = start_rabbit_node(d, self.node, (amqp, dist), conf,
-                                         "[rabbitmq_mqtt]" if mqtt else "[]", stack,
-                                         self._shutdown)
+                                         "[rabbitmq_mqtt]" if mqtt else "[]", stack)
         except RuntimeError as e:
             raise SystemExit(str(e))
         for p in (amqp, amqps) + ((mq, mqs) if mqtt else ()):
@@ -165,19 +163,6 @@ class RabbitMQ(Broker):
         self.cases = [("AMQP", "amqp", amqp, False), ("AMQPS", "amqp", amqps, True)]
         if mqtt:
             self.cases += [("MQTT", "mqtt", mq, False), ("MQTTS", "mqtt", mqs, True)]
-
-    def _shutdown(self, pid_file: Path):
-        try:
-            subprocess.run([str(RABBIT_BIN / "rabbitmqctl"), "-n", self.node, "-q", "shutdown"],
-                           capture_output=True, timeout=60)
-        except subprocess.TimeoutExpired:
-            pass
-        # Also when the start failed half-way: the pid file may be there already.
-        pid = self.pid
-        if not pid and pid_file.exists():
-            pid = int(re.sub(r"\D", "", pid_file.read_text()) or 0)
-        if pid:
-            stop_pid(pid, "beam.smp")
 
 
 class Mosquitto(Broker):
